@@ -1,0 +1,91 @@
+"""The event schema: every raw event the exporter emits, defined once.
+
+Each event class is a plain dataclass whose fields carry their ClickHouse type and meaning in
+``metadata``. The store's DDL, the JSON-lines sink, the README's field table and the graph
+queries all follow from these classes (see ``columns()``), so a field is added in one place.
+
+Times are wall-clock nanoseconds since the Unix epoch (``*_ns``), converted once from the
+kernel's boot clock by the probe that decodes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def col(ch_type: str, doc: str, default=None):
+    """A dataclass field with its ClickHouse type and a one-line meaning."""
+    meta = {"ch_type": ch_type, "doc": doc}
+    if default is None:
+        default = _ZERO.get(ch_type.split("(")[0], "")
+    if isinstance(default, list):
+        return field(default_factory=list, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_ZERO = {
+    "UInt8": 0,
+    "UInt16": 0,
+    "UInt32": 0,
+    "UInt64": 0,
+    "Int32": 0,
+    "Int64": 0,
+    "String": "",
+    "Array": [],
+}
+
+
+def process_key(host: str, pid: int, start_ticks: int) -> str:
+    """Identity of a process that survives pid reuse: host, pid and start time in clock ticks.
+
+    Ticks (1/100 s since boot) are what ``/proc/<pid>/stat`` reports, and the kernel derives
+    them from the same ``start_boottime`` the BPF side reads, so a scanned process and one seen
+    at fork get the same key.
+    """
+    return f"{host}:{pid}:{start_ticks}"
+
+
+@dataclass(slots=True)
+class ProcessEvent:
+    """One process lifecycle fact: an exec, an exit, an OOM kill, or a process found by scan."""
+
+    event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
+    kind: str = col("String", "exec, exec_failed, exit, oom_kill or scan.")
+    time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
+    host: str = col("String", "Host name the exporter runs on.")
+    pid: int = col("UInt32", "Process id (thread group id).")
+    ppid: int = col("UInt32", "Parent process id.")
+    process_key: str = col("String", "host:pid:start_ticks; unique across pid reuse.")
+    parent_key: str = col("String", "process_key of the parent.")
+    start_time_ns: int = col("UInt64", "Process start time, ns since the epoch.")
+    uid: int = col("UInt32", "Real user id.")
+    gid: int = col("UInt32", "Real group id.")
+    comm: str = col("String", "Kernel command name (at most 15 bytes).")
+    filename: str = col("String", "Executed file (exec) as the kernel resolved it.")
+    argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
+    argv_truncated: int = col("UInt8", "1 when an argument was cut or more than 20 were given.")
+    exit_code: int = col("Int32", "Exit status (exit); -1 when killed by a signal.", -1)
+    signal: int = col("UInt8", "Signal that killed the process, 0 if none.")
+    core_dumped: int = col("UInt8", "1 when the killing signal dumped core.")
+    outcome: str = col("String", "exit: ok, error, signal or oom. exec_failed: the errno name.")
+    lifetime_ns: int = col("UInt64", "exit: time from start to exit in ns.")
+    cgroup_id: int = col("UInt64", "cgroup v2 id (inode) of the process.")
+    container_id: str = col("String", "Container id (docker, containerd, CRI-O, podman) or ''.")
+    pod_uid: str = col("String", "Kubernetes pod UID from a kubepods cgroup path, or ''.")
+    source: str = col("String", "ebpf (seen live) or scan (found in /proc at start-up).")
+
+
+EVENT_TYPES = {"process": ProcessEvent}
+
+
+def columns(event_class) -> list[tuple[str, str, str]]:
+    """(name, ClickHouse type, meaning) of every field of an event class, in order."""
+    return [
+        (f.name, f.metadata["ch_type"], f.metadata["doc"]) for f in dataclasses.fields(event_class)
+    ]
+
+
+def as_dict(event) -> dict:
+    """An event as a plain dict (for JSON)."""
+    return dataclasses.asdict(event)

@@ -1,0 +1,62 @@
+"""The exporter's own accounting: events seen and dropped, by stage. Nothing is lost silently.
+
+Probes, the user-space queue and the sinks all report here; ``PipelineCollector`` exports it as
+``groundtruth_events_total{type}`` and ``groundtruth_events_dropped_total{stage,reason}``.
+Stages: ``kernel`` (ring buffer full; read from BPF maps by the probe's collector), ``queue``
+(user-space queue full), ``sink`` (store unreachable and spool full, or rejected rows).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from prometheus_client.core import CounterMetricFamily
+
+
+class PipelineStats:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.events = Counter()  # type -> count
+        self.dropped = Counter()  # (stage, reason) -> count
+
+    def count_events(self, event_type: str, n: int = 1) -> None:
+        with self._lock:
+            self.events[event_type] += n
+
+    def count_dropped(self, stage: str, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.dropped[(stage, reason)] += n
+
+    def snapshot(self) -> tuple[dict, dict]:
+        with self._lock:
+            return dict(self.events), dict(self.dropped)
+
+
+class PipelineCollector:
+    """Exports PipelineStats at scrape time."""
+
+    def __init__(self, stats: PipelineStats, kernel_drop_sources=()):
+        self.stats = stats
+        # Callables returning {(stage, reason): count} kept in BPF maps, one per probe.
+        self.kernel_drop_sources = list(kernel_drop_sources)
+
+    def collect(self):
+        events, dropped = self.stats.snapshot()
+        for source in self.kernel_drop_sources:
+            for key, n in source().items():
+                dropped[key] = dropped.get(key, 0) + n
+        ev = CounterMetricFamily(
+            "groundtruth_events", "Events delivered by the probes, by type.", labels=["type"]
+        )
+        for event_type, n in sorted(events.items()):
+            ev.add_metric([event_type], n)
+        dr = CounterMetricFamily(
+            "groundtruth_events_dropped",
+            "Events lost, by pipeline stage and reason.",
+            labels=["stage", "reason"],
+        )
+        for (stage, reason), n in sorted(dropped.items()):
+            dr.add_metric([stage, reason], n)
+        yield ev
+        yield dr

@@ -1,0 +1,1 @@
+"""The ``groundtruth`` command: one entry point whose subcommands reach every part."""
