@@ -1,4 +1,4 @@
-"""Start-up checks: each problem that stops the probes from loading, as one line saying what to do."""
+"""Start-up checks: each problem that stops the probes from loading, with what to do."""
 
 from __future__ import annotations
 
