@@ -1,0 +1,279 @@
+/* Process lifecycle: fork, exec (filename, argv, uid/gid), exit (code or signal), OOM kills.
+ *
+ * Tracepoints and raw tracepoints only (no kprobes on these kernels). Task fields are read at
+ * offsets from the running kernel's BTF (task.h). Counters for metrics are kept here in maps
+ * and read at scrape time; only raw events travel through the ring buffer, submitted without
+ * a wake-up: the consumer drains on a timer, which keeps fork/exec storms at full speed.
+ */
+#include "process.h"
+#include "task.h"
+
+#define EPERM 1
+#define ENOENT 2
+#define CLONE_THREAD 0x00010000
+#define RINGBUF_FLAGS BPF_RB_NO_WAKEUP
+
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* ring buffer full, by event kind */
+BPF_PERCPU_ARRAY(exec_scratch, struct exec_args, 1);
+BPF_HASH(exec_args_by_tid, u32, struct exec_args, 10240);
+BPF_HASH(oom_victims, u32, u8, 1024);
+BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
+BPF_ARRAY(counts_overflow, u64, 8);                  /* by count kind, when `counts` is full */
+
+static __always_inline void count(u64 cgroup_id, u32 kind, const char *comm)
+{
+    struct count_key key = {.cgroup_id = cgroup_id, .kind = kind};
+    if (comm)
+        __builtin_memcpy(key.comm, comm, COMM_LEN);
+    u64 *v = counts.lookup(&key);
+    if (!v) {
+        u64 zero = 0;
+        counts.insert(&key, &zero);
+        v = counts.lookup(&key);
+    }
+    if (v) {
+        __sync_fetch_and_add(v, 1);
+    } else {
+        u64 *o = counts_overflow.lookup(&kind);
+        if (o)
+            __sync_fetch_and_add(o, 1);
+    }
+}
+
+static __always_inline void count_drop(u32 kind)
+{
+    u64 *d = drops.lookup(&kind);
+    if (d)
+        (*d)++;
+}
+
+/* Fill the common head from the current task. */
+static __always_inline void fill_head(struct proc_event *e, u32 kind)
+{
+    void *task = (void *)bpf_get_current_task();
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u64 uid_gid = bpf_get_current_uid_gid();
+    e->ts_ns = bpf_ktime_get_boot_ns();
+    e->kind = kind;
+    e->pid = pid_tgid >> 32;
+    e->tid = (u32)pid_tgid;
+    e->uid = (u32)uid_gid;
+    e->gid = uid_gid >> 32;
+    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->start_ns = process_start_ns(task);
+    e->ppid = parent_tgid(task, &e->parent_start_ns);
+    e->exit_code = 0;
+    e->flags = 0;
+    bpf_get_current_comm(&e->comm, sizeof(e->comm));
+}
+
+/* ---- fork: a new process (threads are skipped) ---- */
+RAW_TRACEPOINT_PROBE(sched_process_fork)
+{
+    void *child = (void *)ctx->args[1];
+    u32 pid = task_read_u32(child, TASK_PID);
+    u32 tgid = task_read_u32(child, TASK_TGID);
+    if (pid != tgid)
+        return 0;
+    struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_drop(EV_FORK);
+        return 0;
+    }
+    fill_head(e, EV_FORK);
+    /* The head describes the forking task; the event is about the child. */
+    e->pid = tgid;
+    e->start_ns = task_read_u64(child, TASK_START_BOOTTIME);
+    e->ppid = parent_tgid(child, &e->parent_start_ns);
+    events.ringbuf_submit(e, RINGBUF_FLAGS);
+    return 0;
+}
+
+/* ---- exec: arguments are read at syscall entry, the event is sent once exec succeeded ---- */
+static __always_inline int read_exec_args(const char *filename, const char *const *argv)
+{
+    u32 zero = 0;
+    struct exec_args *a = exec_scratch.lookup(&zero);
+    if (!a)
+        return 0;
+    a->argc = 0;
+    a->flags = 0;
+    bpf_probe_read_user_str(a->filename, sizeof(a->filename), filename);
+    #pragma unroll
+    for (int i = 0; i < ARGV_MAX; i++) {
+        const char *arg = 0;
+        bpf_probe_read_user(&arg, sizeof(arg), &argv[i]);
+        if (!arg)
+            goto done;
+        int n = bpf_probe_read_user_str(a->argv[i], ARG_LEN, arg);
+        if (n == ARG_LEN) {
+            /* The buffer is full: was there more? */
+            char next = 0;
+            bpf_probe_read_user(&next, 1, arg + ARG_LEN - 1);
+            if (next)
+                a->flags |= F_ARGV_TRUNCATED;
+        }
+        a->argc = i + 1;
+    }
+    {
+        const char *more = 0;
+        bpf_probe_read_user(&more, sizeof(more), &argv[ARGV_MAX]);
+        if (more)
+            a->flags |= F_ARGV_TRUNCATED;
+    }
+done:;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    exec_args_by_tid.update(&tid, a);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+{
+    return read_exec_args(args->filename, args->argv);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+{
+    return read_exec_args(args->filename, args->argv);
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    u32 old_tid = args->old_pid;
+    struct exec_args *a = exec_args_by_tid.lookup(&old_tid);
+    struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_drop(EV_EXEC);
+    } else {
+        fill_head(&e->hdr, EV_EXEC);
+        TP_DATA_LOC_READ_STR(e->filename, filename, sizeof(e->filename));
+        if (a) {
+            e->argc = a->argc;
+            e->hdr.flags = a->flags;
+            bpf_probe_read_kernel(e->argv, sizeof(e->argv), a->argv);
+        } else {
+            e->argc = 0;
+            e->hdr.flags = F_ARGV_UNKNOWN;
+        }
+        count(e->hdr.cgroup_id, C_EXEC, e->hdr.comm);
+        events.ringbuf_submit(e, RINGBUF_FLAGS);
+    }
+    if (a)
+        exec_args_by_tid.delete(&old_tid);
+    return 0;
+}
+
+static __always_inline int exec_returned(long ret)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct exec_args *a = exec_args_by_tid.lookup(&tid);
+    if (!a)
+        return 0;  /* succeeded: sched_process_exec took it */
+    if (ret < 0) {
+        u64 cgroup_id = bpf_get_current_cgroup_id();
+        count(cgroup_id, C_EXEC_FAILED, 0);
+        /* ENOENT is the PATH search of execvp(): counted, not sent. */
+        if (ret != -ENOENT) {
+            struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
+            if (!e) {
+                count_drop(EV_EXEC_FAILED);
+            } else {
+                fill_head(&e->hdr, EV_EXEC_FAILED);
+                e->hdr.exit_code = ret;
+                e->hdr.flags = a->flags;
+                e->argc = a->argc;
+                bpf_probe_read_kernel(e->filename, sizeof(e->filename), a->filename);
+                bpf_probe_read_kernel(e->argv, sizeof(e->argv), a->argv);
+                events.ringbuf_submit(e, RINGBUF_FLAGS);
+            }
+        }
+    }
+    exec_args_by_tid.delete(&tid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_execve)
+{
+    return exec_returned(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
+{
+    return exec_returned(args->ret);
+}
+
+/* ---- exit: once per process, when its last thread exits ---- */
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    if (!args->group_dead)
+        return 0;
+    void *task = (void *)bpf_get_current_task();
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    s32 code = task_read_u32(task, TASK_EXIT_CODE);
+    u32 flags = 0;
+    if (oom_victims.lookup(&tgid)) {
+        flags |= F_OOM_KILLED;
+        oom_victims.delete(&tgid);
+    }
+    u64 cgroup_id = bpf_get_current_cgroup_id();
+    u32 outcome = C_EXIT_OK;
+    if (flags & F_OOM_KILLED)
+        outcome = C_EXIT_OOM;
+    else if (code & 0x7f)
+        outcome = C_EXIT_SIGNAL;
+    else if (code >> 8)
+        outcome = C_EXIT_ERROR;
+    count(cgroup_id, outcome, 0);
+
+    struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_drop(EV_EXIT);
+        return 0;
+    }
+    fill_head(e, EV_EXIT);
+    e->exit_code = code;
+    e->flags = flags;
+    events.ringbuf_submit(e, RINGBUF_FLAGS);
+    return 0;
+}
+
+/* ---- OOM killer: the victim is marked before it dies; its exit carries the flag ---- */
+TRACEPOINT_PROBE(oom, mark_victim)
+{
+    u32 pid = args->pid;
+    u8 one = 1;
+    oom_victims.update(&pid, &one);
+    struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_drop(EV_OOM_KILL);
+        return 0;
+    }
+    fill_head(e, EV_OOM_KILL);  /* runs in the task that triggered the OOM kill */
+    e->pid = pid;
+    e->uid = args->uid;
+    e->start_ns = 0;            /* unknown here; the victim's exit event carries it */
+    e->ppid = 0;
+    e->parent_start_ns = 0;
+    TP_DATA_LOC_READ_STR(e->comm, comm, sizeof(e->comm));
+    count(e->cgroup_id, C_OOM_KILL, 0);
+    events.ringbuf_submit(e, RINGBUF_FLAGS);
+    return 0;
+}
+
+/* ---- new cgroups on the v2 hierarchy (id 0): feeds the cgroup id -> container map ---- */
+TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
+{
+    if (args->root != 0)
+        return 0;
+    struct cgroup_event *e = events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_drop(EV_CGROUP_MKDIR);
+        return 0;
+    }
+    fill_head(&e->hdr, EV_CGROUP_MKDIR);
+    e->hdr.cgroup_id = args->id;
+    TP_DATA_LOC_READ_STR(e->path, path, sizeof(e->path));
+    events.ringbuf_submit(e, RINGBUF_FLAGS);
+    return 0;
+}

@@ -1,0 +1,83 @@
+/* Process lifecycle probe: limits and event structs. Fixed-width fields, widest first;
+ * exporter/probes/process.py decodes these layouts (keep both in step). */
+#ifndef GT_PROCESS_H
+#define GT_PROCESS_H
+
+#define ARGV_MAX 20          /* arguments captured per exec */
+#define ARG_LEN 128          /* bytes per argument, NUL included: 127 characters kept */
+#define FILENAME_LEN 256
+#define CGROUP_PATH_LEN 256
+#define COMM_LEN 16
+
+enum event_kind {
+    EV_FORK = 1,
+    EV_EXEC = 2,
+    EV_EXEC_FAILED = 3,
+    EV_EXIT = 4,
+    EV_OOM_KILL = 5,
+    EV_CGROUP_MKDIR = 6,
+    EV_KIND_MAX = 7,
+};
+
+enum event_flags {
+    F_ARGV_TRUNCATED = 1,    /* an argument was cut, or more than ARGV_MAX were given */
+    F_ARGV_UNKNOWN = 2,      /* exec began before the probe was attached */
+    F_OOM_KILLED = 4,        /* exit caused by the OOM killer */
+};
+
+/* Counter kinds kept in the `counts` map, read at scrape time. */
+enum count_kind {
+    C_EXEC = 1,
+    C_EXIT_OK = 2,
+    C_EXIT_ERROR = 3,
+    C_EXIT_SIGNAL = 4,
+    C_EXIT_OOM = 5,
+    C_OOM_KILL = 6,
+    C_EXEC_FAILED = 7,
+};
+
+/* fork, exit, oom_kill; also the head of every other event. */
+struct proc_event {
+    u64 ts_ns;               /* boot clock */
+    u64 start_ns;            /* process start, boot clock */
+    u64 parent_start_ns;
+    u64 cgroup_id;
+    u32 kind;
+    u32 pid;                 /* tgid */
+    u32 ppid;
+    u32 uid;
+    u32 gid;
+    s32 exit_code;           /* raw task exit_code (exit) or -errno (exec_failed) */
+    u32 flags;
+    u32 tid;                 /* the thread that caused the event */
+    char comm[COMM_LEN];
+};
+
+struct exec_event {
+    struct proc_event hdr;
+    u32 argc;                /* arguments captured */
+    u32 pad;
+    char filename[FILENAME_LEN];
+    char argv[ARGV_MAX][ARG_LEN];
+};
+
+struct cgroup_event {
+    struct proc_event hdr;   /* cgroup_id is the new cgroup's id */
+    char path[CGROUP_PATH_LEN];
+};
+
+/* Stored between execve entry and exec (or failure): the arguments read from user memory. */
+struct exec_args {
+    u32 argc;
+    u32 flags;
+    char filename[FILENAME_LEN];
+    char argv[ARGV_MAX][ARG_LEN];
+};
+
+struct count_key {
+    u64 cgroup_id;
+    u32 kind;
+    char comm[COMM_LEN];     /* program name for C_EXEC, empty otherwise */
+};
+
+#endif

@@ -1,0 +1,103 @@
+"""What every probe shares: loading its BPF program with BTF offsets, draining its ring buffer.
+
+A probe subclass names its C file, the kernel struct offsets it needs and its compile-time
+constants, and implements ``decode(raw: bytes)`` returning an event (or None). The runner
+calls ``drain()`` on a timer: the BPF side submits without waking anyone, so a burst costs one
+wake-up per drain instead of one per event.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.btf import offset_defines
+from exporter.pipeline_stats import PipelineStats
+
+BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+
+# task_struct members read by task.h.
+TASK_OFFSETS = {
+    "TASK_GROUP_LEADER": ("task_struct", "group_leader"),
+    "TASK_START_BOOTTIME": ("task_struct", "start_boottime"),
+    "TASK_REAL_PARENT": ("task_struct", "real_parent"),
+    "TASK_TGID": ("task_struct", "tgid"),
+    "TASK_PID": ("task_struct", "pid"),
+    "TASK_EXIT_CODE": ("task_struct", "exit_code"),
+}
+
+
+class BootClock:
+    """Converts the kernel's boot clock (bpf_ktime_get_boot_ns) to wall-clock ns."""
+
+    def __init__(self):
+        self.refresh()
+
+    def refresh(self) -> None:
+        # Re-read now and then: NTP steps the wall clock, the boot clock does not move.
+        self.offset_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+    def wall_ns(self, boot_ns: int) -> int:
+        return boot_ns + self.offset_ns
+
+
+@dataclass
+class ProbeContext:
+    """What a probe needs from the exporter around it."""
+
+    host: str
+    stats: PipelineStats = field(default_factory=PipelineStats)
+    clock: BootClock = field(default_factory=BootClock)
+    ringbuf_pages: int = 1024  # 4 MiB per probe: a few thousand exec events of headroom
+
+
+class BpfProbe:
+    name = "probe"
+    source = "probe.c"
+    offsets: dict[str, tuple[str, str]] = TASK_OFFSETS
+
+    def __init__(self, ctx: ProbeContext):
+        self.ctx = ctx
+        self.bpf = None
+        self._batch: list = []
+
+    def defines(self) -> dict[str, int]:
+        """Compile-time constants (-DNAME=value) of this probe."""
+        return {"RINGBUF_PAGES": self.ctx.ringbuf_pages}
+
+    def load(self) -> None:
+        """Compile, load and attach (bcc attaches TRACEPOINT_PROBE / RAW_TRACEPOINT_PROBE)."""
+        from bcc import BPF
+
+        cflags = [f"-I{BPF_DIR}", *offset_defines(self.offsets)]
+        cflags += [f"-D{k}={v}" for k, v in self.defines().items()]
+        self.bpf = BPF(src_file=str(BPF_DIR / self.source).encode(), cflags=cflags)
+        self.bpf["events"].open_ring_buffer(self._on_event)
+
+    def _on_event(self, _ctx, data, size) -> None:
+        event = self.decode(ctypes.string_at(data, size))
+        if event is not None:
+            self._batch.append(event)
+
+    def decode(self, raw: bytes):
+        raise NotImplementedError
+
+    def drain(self) -> list:
+        """Everything the kernel has queued, decoded."""
+        self.bpf.ring_buffer_consume()
+        batch, self._batch = self._batch, []
+        return batch
+
+    def kernel_drops(self) -> dict[tuple[str, str], int]:
+        """Events the kernel could not queue (ring buffer full), summed over CPUs."""
+        if self.bpf is None:
+            return {}
+        total = sum(sum(v) for _, v in self.bpf["drops"].items())
+        return {("kernel", f"{self.name}_ringbuf_full"): total} if total else {}
+
+    def close(self) -> None:
+        if self.bpf is not None:
+            self.bpf.cleanup()
+            self.bpf = None
