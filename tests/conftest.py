@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.fixtures.ebpf",
+    "tests.fixtures.prometheus",
 ]
