@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.ebpf",
     "tests.fixtures.prometheus",
+    "tests.fixtures.clickhouse",
 ]
