@@ -14,6 +14,7 @@ import sys
 # Modules that register subcommands, in the order --help lists them.
 PARTS = [
     "exporter.cli",
+    "alerts.cli",
 ]
 
 

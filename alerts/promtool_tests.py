@@ -1,0 +1,325 @@
+"""``promtool test rules`` cases: for every alert, series that make it fire and series that don't.
+
+The cases are written for the default thresholds (``groundtruth/mixin.yaml``): the series are
+the evidence, chosen by hand on either side of each threshold, and the expected description is
+spelled out with the value the series produce. Summaries and links only substitute labels, so
+they are rendered here from the expected labels instead of being written twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from alerts.rules import alert_name, alerts, annotations
+from groundtruth.mixin import MixinConfig
+
+HOST = {"job": "groundtruth", "instance": "host1"}
+
+
+def series(metric: str, values: str, **labels) -> dict:
+    """One input series: ``metric{job="groundtruth",instance="host1",**labels}``."""
+    all_labels = {**HOST, **labels}
+    body = ",".join(f'{k}="{v}"' for k, v in all_labels.items())
+    return {"series": f"{metric}{{{body}}}", "values": values}
+
+
+@dataclass
+class Case:
+    alert: str  # without the prefix
+    eval_time: str
+    input_series: list
+    # None: the alert must not fire. Otherwise the labels of the one firing alert (besides
+    # alertname and severity) and its description.
+    labels: dict | None = None
+    description: str = ""
+    why: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+CASES = [
+    Case(
+        "ExporterDown",
+        "6m",
+        [series("up", "0x10")],
+        HOST,
+        "Prometheus cannot scrape the groundtruth exporter on host1: no process, connection or "
+        "pipeline data comes from this host, and the alerts that depend on it are inhibited "
+        "until it is back.",
+    ),
+    Case("ExporterDown", "6m", [series("up", "1x10")], why="scraped fine"),
+    Case(
+        "ExporterAbsent",
+        "16m",
+        [{"series": 'up{job="other",instance="x"}', "values": "1x20"}],
+        {"job": "groundtruth"},
+        "Prometheus has no scrape target for the groundtruth exporter at all: every "
+        "groundtruth dashboard and alert is blind.",
+    ),
+    Case("ExporterAbsent", "16m", [series("up", "1x20")], why="the target exists"),
+    Case(
+        "EventsDropped",
+        "10m",
+        [series("groundtruth_events_dropped_total", "0+60x15", stage="sink", reason="spool_full")],
+        {**HOST, "stage": "sink", "reason": "spool_full"},
+        "host1 drops 1 events/s at stage sink (spool_full): the event store is missing events "
+        "from this host, so graphs and timelines from it are incomplete.",
+    ),
+    Case(
+        "EventsDropped",
+        "10m",
+        [series("groundtruth_events_dropped_total", "5x15", stage="sink", reason="spool_full")],
+        why="drops long ago (counter not moving)",
+    ),
+    Case(
+        "SinkBacklogGrowing",
+        "11m",
+        [series("groundtruth_sink_lag_seconds", "400x15")],
+        HOST,
+        "The oldest event not yet written to the store on host1 is 6m 40s old: the store is "
+        "down or too slow, events are spooling on disk and will be dropped when the spool is "
+        "full.",
+    ),
+    Case(
+        "SinkBacklogGrowing",
+        "11m",
+        [series("groundtruth_sink_lag_seconds", "100x15")],
+        why="lag under 5 minutes",
+    ),
+    Case(
+        "ProbeSelftestFailing",
+        "6m",
+        [series("groundtruth_probe_selftest_ok", "0x10", probe="process")],
+        {**HOST, "probe": "process"},
+        "The process probe's self-test fails on host1: its events and metrics cannot be "
+        "believed until it passes again.",
+    ),
+    Case(
+        "ProbeSelftestFailing",
+        "6m",
+        [series("groundtruth_probe_selftest_ok", "1x10", probe="process")],
+        why="self-test passes",
+    ),
+    Case(
+        "HostCpuSaturated",
+        "20m",
+        [
+            series("groundtruth_host_cpu_seconds_total", "0+57x20", mode="user"),
+            series("groundtruth_host_cpu_seconds_total", "0+3x20", mode="idle"),
+        ],
+        HOST,
+        "host1 has been 95% busy for 15m: work queues up and latency grows.",
+    ),
+    Case(
+        "HostCpuSaturated",
+        "20m",
+        [
+            series("groundtruth_host_cpu_seconds_total", "0+30x20", mode="user"),
+            series("groundtruth_host_cpu_seconds_total", "0+24x20", mode="iowait"),
+            series("groundtruth_host_cpu_seconds_total", "0+6x20", mode="idle"),
+        ],
+        why="half busy; iowait counts as idle",
+    ),
+    Case(
+        "HostMemoryPressure",
+        "11m",
+        [
+            series("groundtruth_host_memory_available_bytes", "5e8x15"),
+            series("groundtruth_host_memory_total_bytes", "1e10x15"),
+        ],
+        HOST,
+        "Only 5% of the memory of host1 is available: the kernel reclaims hard and the OOM "
+        "killer is next.",
+    ),
+    Case(
+        "HostMemoryPressure",
+        "11m",
+        [
+            series("groundtruth_host_memory_available_bytes", "5e9x15"),
+            series("groundtruth_host_memory_total_bytes", "1e10x15"),
+        ],
+        why="half the memory available",
+    ),
+    Case(
+        "ContainerNearMemoryLimit",
+        "16m",
+        [
+            series("groundtruth_container_memory_bytes", "950x20", container="web"),
+            series("groundtruth_container_memory_limit_bytes", "1000x20", container="web"),
+        ],
+        {**HOST, "container": "web"},
+        "Container web on host1 uses 95% of its memory limit: it will be OOM-killed when it "
+        "reaches it.",
+    ),
+    Case(
+        "ContainerNearMemoryLimit",
+        "16m",
+        [
+            series("groundtruth_container_memory_bytes", "500x20", container="web"),
+            series("groundtruth_container_memory_limit_bytes", "1000x20", container="web"),
+            series("groundtruth_container_memory_bytes", "500x20", container="nolimit"),
+            series("groundtruth_container_memory_limit_bytes", "0x20", container="nolimit"),
+        ],
+        why="half the limit; a container without a limit (0) is left out",
+    ),
+    Case(
+        "OomKill",
+        "15m",
+        [series("groundtruth_oom_kills_total", "0x10 1x10", container="web")],
+        {**HOST, "container": "web"},
+        "1 processes in container web (empty: not in a container) on host1 were OOM-killed "
+        "in the last 10 minutes.",
+    ),
+    Case(
+        "OomKill",
+        "15m",
+        [series("groundtruth_oom_kills_total", "1x20", container="web")],
+        why="a kill more than 10 minutes ago",
+    ),
+    Case(
+        "ExecStorm",
+        "10m",
+        [
+            series("groundtruth_process_execs_total", "0+24000x20", container="", program="sh"),
+            series("groundtruth_process_execs_total", "0+6000x20", container="", program="curl"),
+        ],
+        {**HOST, "program": "sh"},
+        "host1 runs more than 200 execs/s; most of them are sh at 400/s: a crash loop, a "
+        "runaway script or a health check spawning shells. The causal graph shows which parent.",
+    ),
+    Case(
+        "ExecStorm",
+        "10m",
+        [
+            series("groundtruth_process_execs_total", "0+9000x20", container="", program="sh"),
+            series("groundtruth_process_execs_total", "0+2400x20", container="", program="curl"),
+        ],
+        why="190 execs/s in all",
+    ),
+    Case(
+        "FailedConnectionSurge",
+        "16m",
+        [
+            series(
+                "groundtruth_tcp_connections_total",
+                "0+120x20",
+                direction="outbound",
+                outcome="ok",
+                container="web",
+                remote="10.0.0.5:5432",
+            ),
+            series(
+                "groundtruth_tcp_connections_total",
+                "0+360x20",
+                direction="outbound",
+                outcome="refused",
+                container="web",
+                remote="10.0.0.5:5432",
+            ),
+        ],
+        {**HOST, "container": "web"},
+        "75% of outbound connection attempts from container web on host1 fail (refused, "
+        "timeout, reset or error).",
+    ),
+    Case(
+        "FailedConnectionSurge",
+        "16m",
+        [
+            # web: 2/s succeed, 0.1/s refused: a low failure ratio.
+            series(
+                "groundtruth_tcp_connections_total",
+                "0+120x20",
+                direction="outbound",
+                outcome="ok",
+                container="web",
+                remote="10.0.0.5:5432",
+            ),
+            series(
+                "groundtruth_tcp_connections_total",
+                "0+6x20",
+                direction="outbound",
+                outcome="refused",
+                container="web",
+                remote="10.0.0.5:5432",
+            ),
+            # batch: two thirds fail, but only 0.2 failures/s: under the minimum rate.
+            series(
+                "groundtruth_tcp_connections_total",
+                "0+6x20",
+                direction="outbound",
+                outcome="ok",
+                container="batch",
+                remote="10.0.0.6:443",
+            ),
+            series(
+                "groundtruth_tcp_connections_total",
+                "0+12x20",
+                direction="outbound",
+                outcome="timeout",
+                container="batch",
+                remote="10.0.0.6:443",
+            ),
+        ],
+        why="low ratio in one container, low rate in the other",
+    ),
+    Case(
+        "RetransmitSurge",
+        "16m",
+        [series("groundtruth_tcp_retransmits_total", "0+6000x20")],
+        HOST,
+        "host1 retransmits 100 TCP segments/s: packet loss on the path or an overloaded peer.",
+    ),
+    Case(
+        "RetransmitSurge",
+        "16m",
+        [series("groundtruth_tcp_retransmits_total", "0+600x20")],
+        why="10 retransmits/s",
+    ),
+]
+
+
+def render_labels(template: str, labels: dict) -> str:
+    """Substitute ``{{ $labels.x }}``; anything else left in a template is an error here."""
+    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
+    if "{{" in text:
+        raise ValueError(f"only label references can be rendered here: {template!r}")
+    return text
+
+
+def test_file(cfg: MixinConfig, rule_file_name: str) -> dict:
+    """The promtool test file for the rules in ``rule_file_name`` (same directory)."""
+    by_name = {a.name: a for a in alerts(cfg)}
+    tests = []
+    for case in CASES:
+        alert = by_name[case.alert]
+        expected = []
+        if case.labels is not None:
+            labels = {**case.labels, "severity": alert.severity}
+            notes = annotations(cfg, alert)
+            expected.append(
+                {
+                    "exp_labels": labels,
+                    "exp_annotations": {
+                        "summary": render_labels(notes["summary"], labels),
+                        "description": case.description,
+                        "runbook_url": notes["runbook_url"],
+                        "dashboard_url": render_labels(notes["dashboard_url"], labels),
+                    },
+                }
+            )
+        name = f"{case.alert} {'fires' if expected else 'stays quiet: ' + case.why}"
+        tests.append(
+            {
+                "name": name,
+                "interval": "1m",
+                "input_series": case.input_series,
+                "alert_rule_test": [
+                    {
+                        "eval_time": case.eval_time,
+                        "alertname": alert_name(cfg, alert),
+                        "exp_alerts": expected,
+                    }
+                ],
+            }
+        )
+    return {"rule_files": [rule_file_name], "evaluation_interval": "1m", "tests": tests}

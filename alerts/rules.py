@@ -1,0 +1,311 @@
+"""Prometheus recording and alerting rules, built from the mixin config.
+
+Recording rules (``level:metric:operations``) carry the rates and ratios that both the alerts
+and the dashboards read, so each is computed once per evaluation. Alerts are on the data (CPU,
+memory, OOM kills, execs, connections, retransmits) and on the pipeline that produces it
+(exporter down or absent, drops, sink backlog, probe self-tests): an alert on the data is only
+as good as the pipeline, and the pipeline's alerts say when not to believe the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from groundtruth.mixin import MixinConfig
+
+INVESTIGATION_UID = "groundtruth-investigation"
+INVESTIGATION_SLUG = "groundtruth-incident-investigation"
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str  # without the prefix
+    expr: str
+    for_: str
+    severity: str
+    summary: str  # may use {{ $labels.x }} only
+    description: str  # may use $value and $labels
+    # Alerts that read exporter metrics are inhibited while that exporter is down.
+    needs_exporter: bool = True
+    # Labels the alert keeps, passed to the investigation dashboard link.
+    link_labels: tuple[str, ...] = ()
+    labels: dict = field(default_factory=dict)
+
+
+def recording_names(cfg: MixinConfig) -> dict[str, str]:
+    """Short handles -> recorded metric names (the level prefix follows the host label)."""
+    host = cfg.host_label
+    return {
+        "cpu_busy": f"{host}:groundtruth_host_cpu_busy:ratio",
+        "mem_available": f"{host}:groundtruth_host_memory_available:ratio",
+        "container_mem_limit": f"{host}_container:groundtruth_container_memory_limit_used:ratio",
+        "container_cpu": f"{host}_container:groundtruth_container_cpu_seconds:rate5m",
+        "execs": f"{host}:groundtruth_process_execs:rate5m",
+        "program_execs": f"{host}_program:groundtruth_process_execs:rate5m",
+        "outbound": f"{host}_container:groundtruth_tcp_connections_outbound:rate5m",
+        "outbound_failed": f"{host}_container:groundtruth_tcp_connections_outbound_failed:rate5m",
+        "failed_ratio": f"{host}_container:groundtruth_tcp_connections_outbound_failed:ratio",
+        "retransmits": f"{host}:groundtruth_tcp_retransmits:rate5m",
+        "dropped": f"{host}_stage_reason:groundtruth_events_dropped:rate5m",
+    }
+
+
+def recording_rules(cfg: MixinConfig) -> list[Recording]:
+    r = recording_names(cfg)
+    s = cfg.selector
+    by_host = f"job, {cfg.host_label}"
+    by_container = f"{by_host}, container"
+    cpu = "groundtruth_host_cpu_seconds_total"
+    busy = 'mode!~"idle|iowait"'
+    conns = "groundtruth_tcp_connections_total"
+    outbound, failed = 'direction="outbound"', 'outcome!="ok"'
+    return [
+        Recording(
+            r["cpu_busy"],
+            f"sum by ({by_host}) (rate({cpu}{s(busy)}[5m]))"
+            f" / sum by ({by_host}) (rate({cpu}{s()}[5m]))",
+        ),
+        Recording(
+            r["mem_available"],
+            f"groundtruth_host_memory_available_bytes{s()}"
+            f" / groundtruth_host_memory_total_bytes{s()}",
+        ),
+        Recording(
+            # Containers without a limit report 0 (or nothing): they are left out, not divided by.
+            r["container_mem_limit"],
+            f"groundtruth_container_memory_bytes{s()}"
+            f" / (groundtruth_container_memory_limit_bytes{s()} > 0)",
+        ),
+        Recording(
+            r["container_cpu"],
+            f"sum by ({by_container}) (rate(groundtruth_container_cpu_seconds_total{s()}[5m]))",
+        ),
+        Recording(
+            r["execs"],
+            f"sum by ({by_host}) (rate(groundtruth_process_execs_total{s()}[5m]))",
+        ),
+        Recording(
+            r["program_execs"],
+            f"sum by ({by_host}, program) (rate(groundtruth_process_execs_total{s()}[5m]))",
+        ),
+        Recording(
+            r["outbound"],
+            f"sum by ({by_container}) (rate({conns}{s(outbound)}[5m]))",
+        ),
+        Recording(
+            r["outbound_failed"],
+            f"sum by ({by_container}) (rate({conns}{s(outbound, failed)}[5m]))",
+        ),
+        Recording(r["failed_ratio"], f"{r['outbound_failed']} / {r['outbound']}"),
+        Recording(
+            r["retransmits"],
+            f"sum by ({by_host}) (rate(groundtruth_tcp_retransmits_total{s()}[5m]))",
+        ),
+        Recording(
+            r["dropped"],
+            f"sum by ({by_host}, stage, reason) (rate(groundtruth_events_dropped_total{s()}[5m]))",
+        ),
+    ]
+
+
+def _label(name: str) -> str:
+    return "{{ $labels." + name + " }}"
+
+
+def alerts(cfg: MixinConfig) -> list[Alert]:
+    r = recording_names(cfg)
+    t = cfg.threshold
+    s = cfg.selector
+    host = _label(cfg.host_label)
+    container = _label("container")
+    on_host = (cfg.host_label,)
+    on_container = (cfg.host_label, "container")
+    return [
+        Alert(
+            "ExporterDown",
+            f"up{s()} == 0",
+            t("exporter_down_for"),
+            "critical",
+            f"The groundtruth exporter on {host} is down.",
+            f"Prometheus cannot scrape the groundtruth exporter on {host}: no process, "
+            "connection or pipeline data comes from this host, and the alerts that depend on "
+            "it are inhibited until it is back.",
+            needs_exporter=False,
+            link_labels=on_host,
+        ),
+        Alert(
+            "ExporterAbsent",
+            f"absent(up{s()})",
+            t("exporter_absent_for"),
+            "critical",
+            "No groundtruth exporter is being scraped.",
+            "Prometheus has no scrape target for the groundtruth exporter at all: every "
+            "groundtruth dashboard and alert is blind.",
+            needs_exporter=False,
+        ),
+        Alert(
+            "EventsDropped",
+            f"{r['dropped']} > {t('events_dropped_per_second')}",
+            t("events_dropped_for"),
+            "warning",
+            f"The groundtruth exporter on {host} is dropping events.",
+            f"{host} drops {{{{ $value | humanize }}}} events/s at stage "
+            f"{_label('stage')} ({_label('reason')}): the event store is missing events "
+            "from this host, so graphs and timelines from it are incomplete.",
+            link_labels=on_host,
+        ),
+        Alert(
+            "SinkBacklogGrowing",
+            f"groundtruth_sink_lag_seconds{s()} > {t('sink_lag_seconds')}",
+            t("sink_backlog_for"),
+            "warning",
+            f"The event store is falling behind on {host}.",
+            f"The oldest event not yet written to the store on {host} is "
+            "{{ $value | humanizeDuration }} old: the store is down or too slow, events are "
+            "spooling on disk and will be dropped when the spool is full.",
+            link_labels=on_host,
+        ),
+        Alert(
+            "ProbeSelftestFailing",
+            f"groundtruth_probe_selftest_ok{s()} == 0",
+            t("probe_selftest_for"),
+            "critical",
+            f"The {_label('probe')} probe on {host} fails its self-test.",
+            f"The {_label('probe')} probe's self-test fails on {host}: its events and "
+            "metrics cannot be believed until it passes again.",
+            link_labels=on_host,
+        ),
+        Alert(
+            "HostCpuSaturated",
+            f"{r['cpu_busy']} > {t('host_cpu_saturated_ratio')}",
+            t("host_cpu_saturated_for"),
+            "warning",
+            f"CPU on {host} is saturated.",
+            f"{host} has been {{{{ $value | humanizePercentage }}}} busy for "
+            f"{t('host_cpu_saturated_for')}: work queues up and latency grows.",
+            link_labels=on_host,
+        ),
+        Alert(
+            "HostMemoryPressure",
+            f"{r['mem_available']} < {t('host_memory_available_min_ratio')}",
+            t("host_memory_pressure_for"),
+            "warning",
+            f"{host} is running out of memory.",
+            f"Only {{{{ $value | humanizePercentage }}}} of the memory of {host} is "
+            "available: the kernel reclaims hard and the OOM killer is next.",
+            link_labels=on_host,
+        ),
+        Alert(
+            "ContainerNearMemoryLimit",
+            f"{r['container_mem_limit']} > {t('container_memory_limit_ratio')}",
+            t("container_memory_limit_for"),
+            "warning",
+            f"Container {container} on {host} is near its memory limit.",
+            f"Container {container} on {host} uses {{{{ $value | humanizePercentage }}}} "
+            "of its memory limit: it will be OOM-killed when it reaches it.",
+            link_labels=on_container,
+        ),
+        Alert(
+            "OomKill",
+            f"sum by (job, {cfg.host_label}, container) "
+            f"(increase(groundtruth_oom_kills_total{s()}[10m])) > 0",
+            "0m",
+            "warning",
+            f"A process in {container} on {host} was OOM-killed.",
+            f"{{{{ $value | humanize }}}} processes in container {container} "
+            f"(empty: not in a container) on {host} were OOM-killed in the last 10 minutes.",
+            link_labels=on_container,
+        ),
+        Alert(
+            # The host's total crosses the threshold; the alert names the program doing most
+            # of it, so it reaches the team that owns that program.
+            "ExecStorm",
+            f"topk by (job, {cfg.host_label}) (1, {r['program_execs']})"
+            f" and on (job, {cfg.host_label}) {r['execs']} > {t('exec_storm_per_second')}",
+            t("exec_storm_for"),
+            "warning",
+            f"Exec storm on {host}.",
+            f"{host} runs more than {t('exec_storm_per_second')} execs/s; most of them are "
+            f"{_label('program')} at {{{{ $value | humanize }}}}/s: a crash loop, a runaway "
+            "script or a health check spawning shells. The causal graph shows which parent.",
+            link_labels=on_host,
+        ),
+        Alert(
+            "FailedConnectionSurge",
+            f"{r['failed_ratio']} > {t('failed_connect_ratio')}"
+            f" and {r['outbound_failed']} > {t('failed_connect_min_per_second')}",
+            t("failed_connect_for"),
+            "warning",
+            f"Outbound connections from {container} on {host} are failing.",
+            f"{{{{ $value | humanizePercentage }}}} of outbound connection attempts from "
+            f"container {container} on {host} fail (refused, timeout, reset or error).",
+            link_labels=on_container,
+        ),
+        Alert(
+            "RetransmitSurge",
+            f"{r['retransmits']} > {t('retransmits_per_second')}",
+            t("retransmits_for"),
+            "warning",
+            f"TCP retransmits surge on {host}.",
+            f"{host} retransmits {{{{ $value | humanize }}}} TCP segments/s: packet loss on "
+            "the path or an overloaded peer.",
+            link_labels=on_host,
+        ),
+    ]
+
+
+def alert_name(cfg: MixinConfig, alert: Alert) -> str:
+    return cfg.prefix + alert.name
+
+
+def dashboard_url(cfg: MixinConfig, alert: Alert) -> str:
+    """The investigation dashboard focused on the alert's host (and container), last hour.
+
+    Prometheus' annotation templates cannot see when the alert started, so the window is
+    relative; graphapi, which receives startsAt, can build exact-time links.
+    """
+    params = ["from=now-1h", "to=now"]
+    for label in alert.link_labels:
+        var = "host" if label == cfg.host_label else label
+        params.append(f"var-{var}={_label(label)}")
+    return f"{cfg.grafana_url}/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?" + "&".join(params)
+
+
+def annotations(cfg: MixinConfig, alert: Alert) -> dict:
+    return {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": cfg.runbook_url(alert_name(cfg, alert)),
+        "dashboard_url": dashboard_url(cfg, alert),
+    }
+
+
+def rule_file(cfg: MixinConfig) -> dict:
+    """The Prometheus rule file: one group of recording rules, one of alerts."""
+    return {
+        "groups": [
+            {
+                "name": "groundtruth.rules",
+                "rules": [{"record": x.record, "expr": x.expr} for x in recording_rules(cfg)],
+            },
+            {
+                "name": "groundtruth.alerts",
+                "rules": [
+                    {
+                        "alert": alert_name(cfg, a),
+                        "expr": a.expr,
+                        "for": a.for_,
+                        "labels": {"severity": a.severity, **a.labels},
+                        "annotations": annotations(cfg, a),
+                    }
+                    for a in alerts(cfg)
+                ],
+            },
+        ]
+    }

@@ -1,0 +1,177 @@
+"""The generated alerting artifacts: current, valid for the real tools, tested, routed."""
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from alerts import build
+from alerts.alertmanager import alertmanager_config
+from alerts.promtool_tests import CASES
+from alerts.rules import alert_name, alerts, recording_rules, rule_file
+from groundtruth.mixin import MixinConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config()
+
+
+def test_committed_artifacts_are_current(cfg):
+    for name, text in build.render(cfg).items():
+        committed = build.GENERATED_DIR / name
+        assert committed.exists(), f"{committed} missing: run `groundtruth alerts build`"
+        assert committed.read_text() == text, (
+            f"{committed} is stale: run `groundtruth alerts build`"
+        )
+
+
+def test_promtool_check_and_unit_tests_and_amtool_pass(cfg, tmp_path):
+    build.write(cfg, tmp_path)
+    results = build.check(tmp_path)
+    assert [r.command[:2] for r in results] == [
+        ["promtool", "check"],
+        ["promtool", "test"],
+        ["amtool", "check-config"],
+    ]
+    for r in results:
+        assert r.ok, f"{' '.join(r.command)}:\n{r.output}"
+
+
+def test_promtool_tests_fail_when_a_threshold_moves(tmp_path):
+    """The unit tests are evidence, not a mirror: a rule built on another threshold fails them."""
+    override = tmp_path / "o.yml"
+    override.write_text("thresholds:\n  exec_storm_per_second: 450\n")
+    build.write(load_config(), tmp_path)
+    (tmp_path / build.RULES).write_text(build.render(load_config(override))[build.RULES])
+    result = build.check(tmp_path)[1]
+    assert not result.ok
+    assert "ExecStorm fires" in result.output
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case(cfg):
+    for alert in alerts(cfg):
+        fires = [c for c in CASES if c.alert == alert.name and c.labels is not None]
+        quiet = [c for c in CASES if c.alert == alert.name and c.labels is None]
+        assert fires and quiet, alert.name
+
+
+def test_naming_annotations_and_runbook_sections(cfg):
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    sections = set(re.findall(r"^## (\S+)$", runbook, re.M))
+    for rule in rule_file(cfg)["groups"][1]["rules"]:
+        assert re.fullmatch(r"Groundtruth(?:[A-Z][a-z0-9]+)+", rule["alert"]), rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning")
+        assert rule["for"]
+        assert set(rule["annotations"]) == {
+            "summary",
+            "description",
+            "runbook_url",
+            "dashboard_url",
+        }
+        assert rule["annotations"]["runbook_url"].endswith("#" + rule["alert"].lower())
+        assert rule["alert"] in sections, f"docs/runbook.md has no section for {rule['alert']}"
+    assert sections == {alert_name(cfg, a) for a in alerts(cfg)}
+    for rec in recording_rules(cfg):
+        assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", rec.record), rec.record
+
+
+def test_override_changes_thresholds_and_owners(tmp_path):
+    override = tmp_path / "o.yml"
+    override.write_text(
+        "thresholds:\n  exec_storm_per_second: 50\n"
+        "teams:\n  payments:\n    containers: ['payments-.*']\n    programs: ['java']\n"
+    )
+    cfg = load_config(override)
+    storm = next(a for a in alerts(cfg) if a.name == "ExecStorm")
+    assert storm.expr.endswith("> 50")
+    assert cfg.threshold("host_cpu_saturated_ratio") == 0.9  # untouched defaults stay
+    assert [t.name for t in cfg.teams] == ["payments", "sre"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "thresholds:\n  exec_storm_per_secnd: 5\n",
+            "unknown key 'thresholds.exec_storm_per_secnd'",
+        ),
+        ("thresholds:\n  exec_storm_per_second: lots\n", "must be int, got str"),
+        ("thresholds:\n  exec_storm_for: 5 minutes\n", "must be a duration"),
+        ("default_team: nobody\n", "default_team 'nobody' is not under teams"),
+        ("teams:\n  x:\n    containers: ['(']\n", "bad regex"),
+        ("- a list\n", "must be a YAML mapping"),
+    ],
+)
+def test_bad_override_is_a_clear_error(tmp_path, text, message):
+    override = tmp_path / "o.yml"
+    override.write_text(text)
+    with pytest.raises(MixinConfigError, match=re.escape(message)):
+        load_config(override)
+
+
+def _routes(config: Path, *labels: str) -> str:
+    out = subprocess.run(
+        ["amtool", "config", "routes", "test", f"--config.file={config}", *labels],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_alerts_route_to_graphapi_and_the_owning_team(tmp_path):
+    override = tmp_path / "o.yml"
+    override.write_text(
+        "teams:\n  payments:\n    containers: ['payments-.*']\n    programs: ['java']\n"
+    )
+    build.write(load_config(override), tmp_path, with_tests=False)
+    am = tmp_path / build.ALERTMANAGER
+    both = "alertname=GroundtruthOomKill"
+    assert _routes(am, both, "container=payments-api", "severity=critical") == (
+        "graphapi,team-payments-critical"
+    )
+    assert _routes(am, both, "program=java", "severity=warning") == "graphapi,team-payments-warning"
+    assert _routes(am, both, "container=web", "severity=warning") == "graphapi,team-sre-warning"
+    assert _routes(am, "alertname=Other", "severity=critical") == "team-sre-critical"
+
+
+def test_graphapi_webhook_path_and_token(tmp_path):
+    token = tmp_path / "token"
+    override = tmp_path / "o.yml"
+    override.write_text(f"graphapi_url: http://127.0.0.1:8123/\ngraphapi_token_file: {token}\n")
+    receiver = alertmanager_config(load_config(override))["receivers"][0]
+    (webhook,) = receiver["webhook_configs"]
+    assert webhook["url"] == "http://127.0.0.1:8123/api/alerts/webhook"
+    assert webhook["http_config"]["authorization"]["credentials_file"] == str(token)
+
+
+def _post_alert(am_url: str, **labels) -> None:
+    reply = requests.post(f"{am_url}/api/v2/alerts", json=[{"labels": labels}], timeout=10)
+    reply.raise_for_status()
+
+
+def test_exporter_down_inhibits_its_hosts_dependent_alerts(alertmanager_factory):
+    am = alertmanager_factory(build.GENERATED_DIR / build.ALERTMANAGER)
+    common = {"job": "groundtruth", "severity": "warning"}
+    _post_alert(am.url, alertname="GroundtruthExporterDown", instance="host1", **common)
+    _post_alert(am.url, alertname="GroundtruthExecStorm", instance="host1", **common)
+    _post_alert(am.url, alertname="GroundtruthExecStorm", instance="host2", **common)
+    # Alertmanager applies inhibitions on its own schedule: poll until all three are listed.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = {
+            (a["labels"]["alertname"], a["labels"]["instance"]): a["status"]["inhibitedBy"]
+            for a in am.alerts()
+        }
+        if len(state) == 3 and state[("GroundtruthExecStorm", "host1")]:
+            break
+        time.sleep(0.2)
+    assert state[("GroundtruthExecStorm", "host1")], state
+    assert state[("GroundtruthExecStorm", "host2")] == [], state
+    assert state[("GroundtruthExporterDown", "host1")] == [], state
