@@ -89,3 +89,64 @@ def columns(event_class) -> list[tuple[str, str, str]]:
 def as_dict(event) -> dict:
     """An event as a plain dict (for JSON)."""
     return dataclasses.asdict(event)
+
+
+# ---- TCP connections (exporter/probes/tcp.py, exporter/tcp_scan.py) ----
+
+
+@dataclass(slots=True)
+class ConnectionEvent:
+    """One TCP connection fact: opened (connect/accept), ended (close), failed, or found by scan."""
+
+    event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
+    kind: str = col("String", "connect, accept, close, connect_failed or scan.")
+    time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
+    host: str = col("String", "Host name the exporter runs on.")
+    connection_id: str = col("String", "Same for every event of one connection on this host.")
+    pid: int = col("UInt32", "Owning process: connecting, accepting or first to read/write it.")
+    process_key: str = col("String", "host:pid:start_ticks of the owning process.")
+    comm: str = col("String", "Kernel command name of the owning process.")
+    cgroup_id: int = col("UInt64", "cgroup v2 id (inode) of the owning process.")
+    container_id: str = col("String", "Container id of the owning process, or ''.")
+    pod_uid: str = col("String", "Kubernetes pod UID of the owning process, or ''.")
+    direction: str = col("String", "outbound (this host connected) or inbound (accepted).")
+    family: str = col("String", "ipv4 or ipv6.")
+    local_addr: str = col("String", "Local IP address.")
+    local_port: int = col("UInt16", "Local port.")
+    remote_addr: str = col("String", "Remote IP address.")
+    remote_port: int = col("UInt16", "Remote port.")
+    outcome: str = col("String", "ok, refused, timeout, reset or error.")
+    error: str = col("String", "Socket error at failure or close (errno name), or ''.")
+    open_time_ns: int = col("UInt64", "When the handshake began, ns since the epoch (0 if unseen).")
+    establish_ns: int = col("UInt64", "Handshake duration in ns (outbound: SYN to established).")
+    duration_ns: int = col("UInt64", "close: time established in ns.")
+    bytes_sent: int = col("UInt64", "Bytes written to the connection by processes.")
+    bytes_received: int = col("UInt64", "Bytes read from the connection by processes.")
+    retransmits: int = col("UInt32", "Segments retransmitted.")
+    resets: int = col("UInt8", "RSTs seen: sent and received (0 to 2).")
+    closed_by: str = col("String", "close: local or remote (who sent the first FIN or the RST).")
+    source: str = col("String", "ebpf (seen live) or scan (open when the exporter started).")
+
+
+@dataclass(slots=True)
+class ListenEvent:
+    """A TCP listening socket opened (listen), closed, or found by scan."""
+
+    event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
+    kind: str = col("String", "listen, close or scan.")
+    time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
+    host: str = col("String", "Host name the exporter runs on.")
+    pid: int = col("UInt32", "Process that called listen() or closed the socket.")
+    process_key: str = col("String", "host:pid:start_ticks of that process.")
+    comm: str = col("String", "Kernel command name of that process.")
+    cgroup_id: int = col("UInt64", "cgroup v2 id (inode) of that process.")
+    container_id: str = col("String", "Container id of that process, or ''.")
+    pod_uid: str = col("String", "Kubernetes pod UID of that process, or ''.")
+    family: str = col("String", "ipv4 or ipv6.")
+    local_addr: str = col("String", "Address listened on ('0.0.0.0' or '::' for any).")
+    local_port: int = col("UInt16", "Port listened on.")
+    source: str = col("String", "ebpf (seen live) or scan (open when the exporter started).")
+
+
+EVENT_TYPES["tcp_connection"] = ConnectionEvent
+EVENT_TYPES["tcp_listen"] = ListenEvent

@@ -1,0 +1,401 @@
+/* TCP connections: who connected to whom, for how long, bytes each way, failures, retransmits,
+ * resets; listening sockets opened and closed.
+ *
+ * Tracepoints only (no kprobes on these kernels). Attribution is always taken in process
+ * context: outbound at CLOSE->SYN_SENT (runs in connect()), inbound at accept() and then at the
+ * first read or write (a worker forked per connection takes it over). The handshake and reset
+ * state changes run in softirq with whatever task happened to be running, so they never set an
+ * owner; they are joined to the socket's state in `conns` by the struct sock address.
+ * Byte counts come from sock_send_length / sock_recv_length, which run in the caller's context.
+ * The few kernel struct fields read (sk_err, the fd table) use offsets from the running
+ * kernel's BTF, passed as -D defines by exporter/probes/tcp.py.
+ */
+#include "tcp.h"
+#include "task.h"
+
+#define RINGBUF_FLAGS BPF_RB_NO_WAKEUP
+
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* ring buffer full, by event kind */
+BPF_PERCPU_ARRAY(conns_full, u64, 1);               /* sockets not tracked: `conns` was full */
+BPF_HASH(conns, u64, struct conn, CONNS_MAX);
+BPF_HASH(listeners, struct listen_key, struct owner, 4096);
+BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
+BPF_ARRAY(counts_overflow, u64, C_KIND_MAX);        /* by count kind, when `counts` is full */
+
+static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbound, u8 outcome,
+                                      u64 n)
+{
+    struct count_key key = {
+        .cgroup_id = cgroup_id, .kind = kind, .port = port, .inbound = inbound, .outcome = outcome};
+    u64 *v = counts.lookup(&key);
+    if (!v) {
+        u64 zero = 0;
+        counts.insert(&key, &zero);
+        v = counts.lookup(&key);
+    }
+    if (v) {
+        __sync_fetch_and_add(v, n);
+    } else {
+        u64 *o = counts_overflow.lookup(&kind);
+        if (o)
+            __sync_fetch_and_add(o, n);
+    }
+}
+
+static __always_inline void count_drop(u32 kind)
+{
+    u64 *d = drops.lookup(&kind);
+    if (d)
+        (*d)++;
+}
+
+static __always_inline void owner_from_current(struct owner *o)
+{
+    void *task = (void *)bpf_get_current_task();
+    o->pid = bpf_get_current_pid_tgid() >> 32;
+    o->start_ns = process_start_ns(task);
+    o->cgroup_id = bpf_get_current_cgroup_id();
+    bpf_get_current_comm(&o->comm, sizeof(o->comm));
+}
+
+/* Addresses as inet_sock_set_state reports them. (bcc defines a tracepoint's args struct only
+ * inside its probe, so the helpers below take this copy instead.) */
+#define ADDRS_FROM_ARGS(a, args)                                        \
+    do {                                                                \
+        (a)->family = (args)->family;                                   \
+        (a)->sport = (args)->sport;                                     \
+        (a)->dport = (args)->dport;                                     \
+        if ((args)->family == AF_INET6) {                               \
+            __builtin_memcpy((a)->saddr, (args)->saddr_v6, 16);         \
+            __builtin_memcpy((a)->daddr, (args)->daddr_v6, 16);         \
+        } else {                                                        \
+            __builtin_memcpy((a)->saddr, (args)->saddr, 4);             \
+            __builtin_memcpy((a)->daddr, (args)->daddr, 4);             \
+        }                                                               \
+    } while (0)
+
+static __always_inline int sock_error(u64 sk)
+{
+    int err = 0;
+    bpf_probe_read_kernel(&err, sizeof(err), (char *)sk + SOCK_SK_ERR);
+    return err;
+}
+
+static __always_inline u8 connect_outcome(int err)
+{
+    if (err == ECONNREFUSED)
+        return O_REFUSED;
+    if (err == ETIMEDOUT)
+        return O_TIMEOUT;
+    if (err == ECONNRESET)
+        return O_RESET;
+    return O_ERROR;
+}
+
+/* The remote-side port a connection is counted under: the listening (local) port for inbound,
+ * the remote port for outbound. */
+static __always_inline u16 label_port(struct conn *c)
+{
+    return (c->flags & F_INBOUND) ? c->addrs.sport : c->addrs.dport;
+}
+
+static __always_inline u16 duration_bucket(u64 ns)
+{
+    /* Bounds come from exporter/probes/tcp.py (DURATION_BOUNDS_S) as DURATION_BOUND_<i>. */
+    if (ns <= DURATION_BOUND_0) return 0;
+    if (ns <= DURATION_BOUND_1) return 1;
+    if (ns <= DURATION_BOUND_2) return 2;
+    if (ns <= DURATION_BOUND_3) return 3;
+    if (ns <= DURATION_BOUND_4) return 4;
+    if (ns <= DURATION_BOUND_5) return 5;
+    if (ns <= DURATION_BOUND_6) return 6;
+    if (ns <= DURATION_BOUND_7) return 7;
+    if (ns <= DURATION_BOUND_8) return 8;
+    if (ns <= DURATION_BOUND_9) return 9;
+    if (ns <= DURATION_BOUND_10) return 10;
+    if (ns <= DURATION_BOUND_11) return 11;
+    return DURATION_BUCKETS;
+}
+
+static __always_inline void emit(u32 kind, u64 sk, struct conn *c, int error)
+{
+    struct tcp_event *e = events.ringbuf_reserve(sizeof(*e));
+    if (!e) {
+        count_drop(kind);
+        return;
+    }
+    e->ts_ns = bpf_ktime_get_boot_ns();
+    e->sk = sk;
+    e->kind = kind;
+    e->error = error;
+    e->open_ns = c->open_ns;
+    e->established_ns = c->established_ns;
+    e->bytes_sent = c->bytes_sent;
+    e->bytes_received = c->bytes_received;
+    e->retransmits = c->retransmits;
+    e->flags = c->flags;
+    __builtin_memcpy(&e->owner, &c->owner, sizeof(e->owner));
+    __builtin_memcpy(&e->addrs, &c->addrs, sizeof(e->addrs));
+    events.ringbuf_submit(e, RINGBUF_FLAGS);
+}
+
+/* Count an established connection as opened, once, under its owner's cgroup at that moment. */
+static __always_inline void count_opened(struct conn *c)
+{
+    if (c->flags & F_COUNTED)
+        return;
+    c->flags |= F_COUNTED;
+    c->counted_cgroup = c->owner.cgroup_id;
+    count_add(c->counted_cgroup, C_OPENED, label_port(c), c->flags & F_INBOUND, O_OK, 1);
+}
+
+static __always_inline void track(u64 sk, struct conn *c)
+{
+    if (conns.update(&sk, c) != 0) {
+        u32 zero = 0;
+        u64 *n = conns_full.lookup(&zero);
+        if (n)
+            (*n)++;
+    }
+}
+
+/* ---- state changes ---- */
+
+static __always_inline int on_listen(u64 sk, struct addrs *a, u32 kind)
+{
+    struct conn c = {.addrs = *a};
+    struct listen_key key = {.family = c.addrs.family, .port = c.addrs.sport};
+    /* listen() and close() of a listener run in the owning process. */
+    owner_from_current(&c.owner);
+    if (kind == EV_LISTEN)
+        listeners.update(&key, &c.owner);
+    else
+        listeners.delete(&key);
+    emit(kind, sk, &c, 0);
+    return 0;
+}
+
+static __always_inline int on_connect_start(u64 sk, struct addrs *a)
+{
+    struct conn c = {};
+    c.open_ns = bpf_ktime_get_boot_ns();
+    owner_from_current(&c.owner);  /* connect() runs in the connecting process */
+    c.addrs = *a;
+    track(sk, &c);
+    return 0;
+}
+
+/* A new child socket of a listener (softirq: the current task is not its owner). */
+static __always_inline int on_inbound(u64 sk, struct addrs *a)
+{
+    struct conn c = {};
+    c.open_ns = bpf_ktime_get_boot_ns();
+    c.flags = F_INBOUND;
+    c.addrs = *a;
+    /* Until a process accepts it, it belongs to whoever listens on the port. */
+    struct listen_key key = {.family = c.addrs.family, .port = c.addrs.sport};
+    struct owner *listener = listeners.lookup(&key);
+    if (listener)
+        __builtin_memcpy(&c.owner, listener, sizeof(c.owner));
+    track(sk, &c);
+    return 0;
+}
+
+static __always_inline int on_established(u64 sk, struct addrs *a)
+{
+    struct conn *c = conns.lookup(&sk);
+    if (!c)
+        return 0;
+    c->established_ns = bpf_ktime_get_boot_ns();
+    c->addrs = *a;  /* the local port is chosen after SYN_SENT is set */
+    if (!(c->flags & F_INBOUND)) {
+        count_opened(c);
+        if (EMIT_OPEN)
+            emit(EV_CONNECT, sk, c, 0);
+    }
+    return 0;
+}
+
+static __always_inline int on_close(u64 sk, int old, struct addrs *a)
+{
+    struct conn *c = conns.lookup(&sk);
+    if (!c) {
+        if (old == TCP_SYN_SENT || old == TCP_SYN_RECV || old == TCP_CLOSE)
+            return 0;
+        /* Opened before the probe: report the end; user space knows the owner from its scan. */
+        struct conn u = {.flags = F_UNTRACKED, .addrs = *a};
+        emit(EV_CLOSE, sk, &u, sock_error(sk));
+        return 0;
+    }
+    c->addrs = *a;
+    int err = sock_error(sk);
+    u8 inbound = c->flags & F_INBOUND;
+    if (old == TCP_SYN_SENT) {
+        count_add(c->owner.cgroup_id, C_OPENED, c->addrs.dport, 0, connect_outcome(err), 1);
+        emit(EV_CONNECT_FAILED, sk, c, err);
+    } else if (c->established_ns) {
+        count_opened(c);  /* an inbound connection nobody accepted or read */
+        u64 duration = bpf_ktime_get_boot_ns() - c->established_ns;
+        u16 port = label_port(c);
+        count_add(c->counted_cgroup, C_CLOSED, port, inbound, O_OK, 1);
+        count_add(c->counted_cgroup, C_DURATION, duration_bucket(duration), inbound, O_OK, 1);
+        count_add(c->counted_cgroup, C_DURATION_SUM_US, 0, inbound, O_OK, duration / 1000);
+        emit(EV_CLOSE, sk, c, err);
+    }
+    conns.delete(&sk);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, inet_sock_set_state)
+{
+    if (args->protocol != IPPROTO_TCP)
+        return 0;
+    u64 sk = (u64)args->skaddr;
+    int old = args->oldstate, new = args->newstate;
+    struct addrs a = {};
+    ADDRS_FROM_ARGS(&a, args);
+    if (new == TCP_LISTEN)
+        return on_listen(sk, &a, EV_LISTEN);
+    if (old == TCP_LISTEN && new == TCP_CLOSE)
+        return on_listen(sk, &a, EV_LISTEN_CLOSE);
+    if (new == TCP_SYN_SENT)
+        return on_connect_start(sk, &a);
+    if (old == TCP_LISTEN && new == TCP_SYN_RECV)
+        return on_inbound(sk, &a);
+    if (new == TCP_ESTABLISHED)
+        return on_established(sk, &a);
+    if (new == TCP_CLOSE)
+        return on_close(sk, old, &a);
+    if (old == TCP_ESTABLISHED && (new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT)) {
+        struct conn *c = conns.lookup(&sk);
+        if (c)
+            c->flags |= new == TCP_FIN_WAIT1 ? F_CLOSED_LOCAL : F_CLOSED_REMOTE;
+    }
+    return 0;
+}
+
+/* ---- attribution of inbound connections: accept(), then the first read or write ---- */
+
+/* The struct sock behind a file descriptor of the current process (BTF offsets). */
+static __always_inline u64 sk_of_fd(int fd)
+{
+    void *task = (void *)bpf_get_current_task();
+    void *files = task_read_ptr(task, TASK_FILES);
+    void *fdt = task_read_ptr(files, FILES_FDT);
+    char *fd_array = task_read_ptr(fdt, FDTABLE_FD);
+    void *file = task_read_ptr(fd_array, fd * sizeof(void *));
+    void *sock = task_read_ptr(file, FILE_PRIVATE_DATA);
+    return (u64)task_read_ptr(sock, SOCKET_SK);
+}
+
+/* The current process takes over an inbound connection; announce it if it is new. */
+static __always_inline void adopt(u64 sk, struct conn *c, u32 how)
+{
+    owner_from_current(&c->owner);
+    u32 was = c->flags;
+    c->flags |= how;
+    if (was & (F_OWNER_ACCEPT | F_OWNER_IO))
+        return;
+    count_opened(c);
+    if (EMIT_OPEN)
+        emit(EV_ACCEPT, sk, c, 0);
+}
+
+static __always_inline int accepted(long fd)
+{
+    if (fd < 0)
+        return 0;
+    u64 sk = sk_of_fd(fd);
+    struct conn *c = conns.lookup(&sk);
+    if (c && (c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO))
+        adopt(sk, c, F_OWNER_ACCEPT);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_accept4)
+{
+    return accepted(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_accept)
+{
+    return accepted(args->ret);
+}
+
+/* Bytes moved by a process on a TCP socket: counted per connection and per cgroup. */
+static __always_inline int transferred(u64 sk, u16 family, u16 protocol, int ret, u32 kind)
+{
+    if (ret <= 0 || protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6))
+        return 0;
+    struct conn *c = conns.lookup(&sk);
+    if (!c) {
+        /* Opened before the probe: still this cgroup's traffic. */
+        count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
+        return 0;
+    }
+    if ((c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO)) {
+        u32 pid = bpf_get_current_pid_tgid() >> 32;
+        if (pid != c->owner.pid || !(c->flags & F_OWNER_ACCEPT))
+            adopt(sk, c, F_OWNER_IO);
+        else
+            c->flags |= F_OWNER_IO;
+    }
+    if (kind == C_BYTES_SENT)
+        __sync_fetch_and_add(&c->bytes_sent, ret);
+    else
+        __sync_fetch_and_add(&c->bytes_received, ret);
+    count_add(c->owner.cgroup_id, kind, 0, c->flags & F_INBOUND, O_OK, ret);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, sock_send_length)
+{
+    return transferred((u64)args->sk, args->family, args->protocol, args->ret, C_BYTES_SENT);
+}
+
+TRACEPOINT_PROBE(sock, sock_recv_length)
+{
+    if (args->flags & MSG_PEEK)
+        return 0;
+    return transferred((u64)args->sk, args->family, args->protocol, args->ret, C_BYTES_RECEIVED);
+}
+
+/* ---- retransmits and resets: timer and softirq context, joined on the socket ---- */
+
+static __always_inline u64 owner_cgroup(struct conn *c)
+{
+    return c ? c->owner.cgroup_id : 0;
+}
+
+TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
+{
+    u64 sk = (u64)args->skaddr;
+    struct conn *c = conns.lookup(&sk);
+    if (c)
+        __sync_fetch_and_add(&c->retransmits, 1);
+    count_add(owner_cgroup(c), C_RETRANSMITS, 0, 0, O_OK, 1);
+    return 0;
+}
+
+TRACEPOINT_PROBE(tcp, tcp_receive_reset)
+{
+    u64 sk = (u64)args->skaddr;
+    struct conn *c = conns.lookup(&sk);
+    if (c)
+        c->flags |= F_RESET_RECEIVED;
+    count_add(owner_cgroup(c), C_RESETS, 0, 0, O_OK, 1);
+    return 0;
+}
+
+/* A raw tracepoint: the formatted one has an enum field bcc cannot declare. args[0] is the
+ * socket, NULL for a reset answering a segment no socket owns (a closed port). */
+RAW_TRACEPOINT_PROBE(tcp_send_reset)
+{
+    u64 sk = ctx->args[0];
+    struct conn *c = sk ? conns.lookup(&sk) : 0;
+    if (c)
+        c->flags |= F_RESET_SENT;
+    count_add(owner_cgroup(c), C_RESETS, 0, 0, O_OK, 1);
+    return 0;
+}

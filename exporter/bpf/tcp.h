@@ -1,0 +1,130 @@
+/* TCP connection probe: limits, constants and event structs. Fixed-width fields, widest first;
+ * exporter/probes/tcp.py decodes these layouts (keep both in step). */
+#ifndef GT_TCP_H
+#define GT_TCP_H
+
+/* No kernel includes: the constants are defined by hand. */
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define MSG_PEEK 2
+#define ECONNRESET 104
+#define ETIMEDOUT 110
+#define ECONNREFUSED 111
+
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
+#define TCP_LISTEN 10
+
+#define COMM_LEN 16
+#define DURATION_BUCKETS 12   /* bounds in DURATION_BOUNDS_NS; one more bucket for +Inf */
+
+enum event_kind {
+    EV_CONNECT = 1,           /* outbound connection established */
+    EV_ACCEPT = 2,            /* inbound connection taken by a process */
+    EV_CLOSE = 3,             /* an established connection ended */
+    EV_CONNECT_FAILED = 4,    /* outbound handshake never completed */
+    EV_LISTEN = 5,
+    EV_LISTEN_CLOSE = 6,
+    EV_KIND_MAX = 7,
+};
+
+enum conn_flags {
+    F_INBOUND = 1,
+    F_OWNER_ACCEPT = 2,       /* owner is the process that accepted it */
+    F_OWNER_IO = 4,           /* owner is the first process that read or wrote it */
+    F_COUNTED = 8,            /* counted as opened (metrics) */
+    F_RESET_SENT = 16,
+    F_RESET_RECEIVED = 32,
+    F_CLOSED_LOCAL = 64,      /* this end sent the first FIN */
+    F_CLOSED_REMOTE = 128,    /* the peer sent the first FIN */
+    F_UNTRACKED = 256,        /* opened before the probe was loaded: only the close was seen */
+};
+
+/* Counter kinds kept in the `counts` map, read at scrape time. `port` is the listening port
+ * (inbound) or remote port (outbound) for connection kinds, the bucket for C_DURATION. */
+enum count_kind {
+    C_OPENED = 1,             /* connection attempts by outcome (see `outcome`) */
+    C_CLOSED = 2,             /* established connections that ended */
+    C_DURATION = 3,           /* closed connections by duration bucket */
+    C_DURATION_SUM_US = 4,
+    C_BYTES_SENT = 5,
+    C_BYTES_RECEIVED = 6,
+    C_RETRANSMITS = 7,
+    C_RESETS = 8,
+    C_KIND_MAX = 9,
+};
+
+enum outcome {
+    O_OK = 0,
+    O_REFUSED = 1,
+    O_TIMEOUT = 2,
+    O_RESET = 3,
+    O_ERROR = 4,
+};
+
+/* Who a connection belongs to: the process, and its cgroup for the container label. */
+struct owner {
+    u64 start_ns;             /* process start, boot clock: half of the process key */
+    u64 cgroup_id;
+    u32 pid;                  /* tgid */
+    u32 pad;
+    char comm[COMM_LEN];
+};
+
+struct addrs {
+    u8 saddr[16];             /* IPv4 in the first 4 bytes */
+    u8 daddr[16];
+    u16 sport;                /* host order */
+    u16 dport;
+    u16 family;
+    u16 pad;
+};
+
+/* Per-socket state, keyed by the struct sock address, deleted when the socket closes. */
+struct conn {
+    u64 open_ns;              /* SYN sent (outbound) or received (inbound), boot clock */
+    u64 established_ns;
+    u64 bytes_sent;           /* from sock_send_length: what processes wrote */
+    u64 bytes_received;
+    u64 counted_cgroup;       /* the cgroup the opening was counted under */
+    struct owner owner;
+    struct addrs addrs;
+    u32 retransmits;
+    u32 flags;
+};
+
+struct tcp_event {
+    u64 ts_ns;                /* boot clock */
+    u64 sk;                   /* correlates a connection's events; hashed before leaving */
+    u64 open_ns;
+    u64 established_ns;
+    u64 bytes_sent;
+    u64 bytes_received;
+    struct owner owner;
+    struct addrs addrs;
+    u32 kind;
+    u32 flags;
+    u32 retransmits;
+    s32 error;                /* sk_err at close or failure (errno), 0 if none */
+};
+
+struct count_key {
+    u64 cgroup_id;
+    u32 kind;
+    u16 port;
+    u8 inbound;
+    u8 outcome;
+};
+
+struct listen_key {
+    u16 family;
+    u16 port;
+};
+
+#endif

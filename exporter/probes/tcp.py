@@ -1,0 +1,283 @@
+"""The TCP connection probe: decodes bpf/tcp.c's events into ConnectionEvents and ListenEvents.
+
+Decoding only: addresses, process keys, containers, outcomes and wall-clock times are derived
+here from what the kernel sent; counting for metrics happens in the BPF maps (see
+``exporter.collectors.tcp_counts``). Connections open before the probe loaded are known from
+the start-up scan (``exporter.tcp_scan``): their close events are matched to it by address.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import itertools
+import os
+import struct
+
+from exporter.containers import NO_CONTAINER, ContainerResolver
+from exporter.events import ConnectionEvent, ListenEvent, process_key
+from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
+from exporter.process_table import ProcessTable
+
+# struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32.
+EVENT = struct.Struct("<6Q2QII16s16s16s4H3Ii")
+
+EV_CONNECT, EV_ACCEPT, EV_CLOSE, EV_CONNECT_FAILED, EV_LISTEN, EV_LISTEN_CLOSE = range(1, 7)
+KIND_NAMES = {
+    EV_CONNECT: "connect",
+    EV_ACCEPT: "accept",
+    EV_CLOSE: "close",
+    EV_CONNECT_FAILED: "connect_failed",
+    EV_LISTEN: "listen",
+    EV_LISTEN_CLOSE: "close",
+}
+F_INBOUND, F_OWNER_ACCEPT, F_OWNER_IO, F_COUNTED = 1, 2, 4, 8
+F_RESET_SENT, F_RESET_RECEIVED, F_CLOSED_LOCAL, F_CLOSED_REMOTE, F_UNTRACKED = 16, 32, 64, 128, 256
+
+AF_INET, AF_INET6 = 2, 10
+FAMILIES = {AF_INET: "ipv4", AF_INET6: "ipv6"}
+TICK_NS = 10_000_000  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
+
+# Upper bounds of the connection duration histogram; the BPF side buckets with the same list.
+DURATION_BOUNDS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600)
+
+# Kernel struct members read by tcp.c (offsets from the running kernel's BTF).
+TCP_OFFSETS = {
+    **TASK_OFFSETS,
+    "TASK_FILES": ("task_struct", "files"),
+    "FILES_FDT": ("files_struct", "fdt"),
+    "FDTABLE_FD": ("fdtable", "fd"),
+    "FILE_PRIVATE_DATA": ("file", "private_data"),
+    "SOCKET_SK": ("socket", "sk"),
+    "SOCK_SK_ERR": ("sock", "sk_err"),
+}
+
+# Socket errors that name an outcome; any other error is `error`.
+ERROR_OUTCOMES = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.ECONNRESET: "reset",
+    errno.EPIPE: "reset",
+}
+
+
+def cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def ip_address(family: int, raw: bytes) -> str:
+    """Text form of a tracepoint address (IPv4 in the first 4 bytes)."""
+    if family == AF_INET6:
+        return str(ipaddress.IPv6Address(raw[:16]))
+    return str(ipaddress.IPv4Address(raw[:4]))
+
+
+def errno_name(err: int) -> str:
+    return errno.errorcode.get(err, str(err)) if err else ""
+
+
+def close_outcome(flags: int, err: int) -> str:
+    """How an established connection ended: ok, reset, timeout or error."""
+    if flags & (F_RESET_SENT | F_RESET_RECEIVED):
+        return "reset"
+    if err:
+        return ERROR_OUTCOMES.get(err, "error")
+    return "ok"
+
+
+def closed_by(flags: int) -> str:
+    """Who ended the connection: the first FIN decides, else the RST."""
+    if flags & F_CLOSED_LOCAL:
+        return "local"
+    if flags & F_CLOSED_REMOTE:
+        return "remote"
+    if flags & F_RESET_SENT:
+        return "local"
+    if flags & F_RESET_RECEIVED:
+        return "remote"
+    return ""
+
+
+def tuple_key(family: str, laddr: str, lport: int, raddr: str, rport: int) -> tuple:
+    """Identity of a connection both the scan and a close event can compute."""
+    return (family, laddr, lport, raddr, rport)
+
+
+class TcpProbe(BpfProbe):
+    name = "tcp"
+    source = "tcp.c"
+    offsets = TCP_OFFSETS
+
+    def __init__(
+        self,
+        ctx: ProbeContext,
+        containers: ContainerResolver | None = None,
+        table: ProcessTable | None = None,
+        counts_max: int = 16384,
+        conns_max: int = 65536,
+        open_events: bool = True,
+    ):
+        super().__init__(ctx)
+        self.containers = containers or ContainerResolver()
+        # The process probe's table, when there is one: containers by pid without /proc reads.
+        self.table = table
+        self.counts_max = counts_max
+        self.conns_max = conns_max
+        self.open_events = open_events
+        self._run_id = os.urandom(4).hex()
+        self._salt = os.urandom(16)
+        self._seq = itertools.count()
+        # Connections open at start-up (from the scan), by address tuple, until they close.
+        self.scanned: dict[tuple, ConnectionEvent] = {}
+
+    def defines(self) -> dict[str, int]:
+        bounds = {f"DURATION_BOUND_{i}": int(s * 1e9) for i, s in enumerate(DURATION_BOUNDS_S)}
+        return {
+            **super().defines(),
+            "COUNTS_MAX": self.counts_max,
+            "CONNS_MAX": self.conns_max,
+            "EMIT_OPEN": int(self.open_events),
+            **bounds,
+        }
+
+    def next_event_id(self) -> str:
+        return f"{self._run_id}-{next(self._seq)}"
+
+    def key(self, pid: int, start_boot_ns: int) -> str:
+        if not pid or not start_boot_ns:
+            return ""
+        return process_key(self.ctx.host, pid, start_boot_ns // TICK_NS)
+
+    def connection_id(self, sk: int, open_ns: int) -> str:
+        """Stable per connection, without exposing kernel addresses."""
+        digest = hashlib.blake2b(struct.pack("<QQ", sk, open_ns), key=self._salt, digest_size=8)
+        return digest.hexdigest()
+
+    def container(self, pid: int, cgroup_id: int):
+        if self.table is not None:
+            found = self.table.container(pid)
+            if found != NO_CONTAINER:
+                return found
+        return self.containers.by_cgroup_id(cgroup_id) or NO_CONTAINER
+
+    def adopt_scanned(self, connections: list[ConnectionEvent], listeners: list[ListenEvent]):
+        """Remember the scan's connections (to name the owner at close) and listeners."""
+        for c in connections:
+            key = tuple_key(c.family, c.local_addr, c.local_port, c.remote_addr, c.remote_port)
+            self.scanned[key] = c
+        if self.bpf is not None:
+            self._seed_listeners(listeners)
+
+    def _seed_listeners(self, listeners: list[ListenEvent]) -> None:
+        """Listeners opened before the probe: their owner is who inbound connections belong to
+        until accepted (the BPF side learns later ones from listen())."""
+        table = self.bpf[b"listeners"]
+        for ev in listeners:
+            family = AF_INET6 if ev.family == "ipv6" else AF_INET
+            key = table.Key(family=family, port=ev.local_port)
+            start_ticks = int(ev.process_key.rsplit(":", 1)[1]) if ev.process_key else 0
+            table[key] = table.Leaf(
+                start_ns=start_ticks * TICK_NS,
+                cgroup_id=ev.cgroup_id,
+                pid=ev.pid,
+                comm=ev.comm.encode()[:15],
+            )
+
+    def scanned_open(self) -> list[ConnectionEvent]:
+        """Connections from the scan that have not closed yet."""
+        return list(self.scanned.values())
+
+    def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
+        (
+            ts,
+            sk,
+            open_ns,
+            established_ns,
+            sent,
+            received,
+            start_ns,
+            cgroup_id,
+            pid,
+            _pad,
+            comm,
+            saddr,
+            daddr,
+            sport,
+            dport,
+            family_raw,
+            _pad2,
+            kind,
+            flags,
+            retransmits,
+            err,
+        ) = EVENT.unpack_from(raw)
+        family = FAMILIES.get(family_raw, str(family_raw))
+        local_addr = ip_address(family_raw, saddr)
+        container = self.container(pid, cgroup_id)
+        wall = self.ctx.clock.wall_ns
+        common = dict(
+            event_id=self.next_event_id(),
+            kind=KIND_NAMES.get(kind, str(kind)),
+            time_ns=wall(ts),
+            host=self.ctx.host,
+            pid=pid,
+            process_key=self.key(pid, start_ns),
+            comm=cstr(comm),
+            cgroup_id=cgroup_id,
+            container_id=container.id,
+            pod_uid=container.pod_uid,
+            family=family,
+            local_addr=local_addr,
+            local_port=sport,
+            source="ebpf",
+        )
+        if kind in (EV_LISTEN, EV_LISTEN_CLOSE):
+            return ListenEvent(**common)
+        ev = ConnectionEvent(
+            **common,
+            connection_id=self.connection_id(sk, open_ns),
+            direction="inbound" if flags & F_INBOUND else "outbound",
+            remote_addr=ip_address(family_raw, daddr),
+            remote_port=dport,
+            error=errno_name(err),
+            open_time_ns=wall(open_ns) if open_ns else 0,
+            establish_ns=established_ns - open_ns if established_ns and open_ns else 0,
+            bytes_sent=sent,
+            bytes_received=received,
+            retransmits=retransmits,
+            resets=bool(flags & F_RESET_SENT) + bool(flags & F_RESET_RECEIVED),
+        )
+        if kind == EV_CONNECT_FAILED:
+            ev.outcome = ERROR_OUTCOMES.get(err, "error")
+        elif kind == EV_CLOSE:
+            ev.outcome = close_outcome(flags, err)
+            ev.closed_by = closed_by(flags)
+            ev.duration_ns = ts - established_ns if established_ns else 0
+            if flags & F_UNTRACKED:
+                self._from_scan(ev)
+        else:
+            ev.outcome = "ok"
+        return ev
+
+    def _from_scan(self, ev: ConnectionEvent) -> None:
+        """A connection older than the probe closed: its owner and direction come from the scan."""
+        key = tuple_key(ev.family, ev.local_addr, ev.local_port, ev.remote_addr, ev.remote_port)
+        scanned = self.scanned.pop(key, None)
+        if scanned is None:
+            ev.direction = ""
+            return
+        for name in ("connection_id", "pid", "process_key", "comm", "cgroup_id", "direction"):
+            setattr(ev, name, getattr(scanned, name))
+        ev.container_id, ev.pod_uid = scanned.container_id, scanned.pod_uid
+
+    def conns_untracked(self) -> int:
+        """Sockets the kernel side could not track because its table was full."""
+        return sum(sum(v) for _, v in self.bpf[b"conns_full"].items()) if self.bpf else 0
+
+    def kernel_drops(self) -> dict[tuple[str, str], int]:
+        drops = super().kernel_drops()
+        untracked = self.conns_untracked()
+        if untracked:
+            drops[("kernel", f"{self.name}_conn_table_full")] = untracked
+        return drops
