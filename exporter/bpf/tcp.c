@@ -22,6 +22,7 @@ BPF_HASH(conns, u64, struct conn, CONNS_MAX);
 BPF_HASH(listeners, struct listen_key, struct owner, 4096);
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_ARRAY(counts_overflow, u64, C_KIND_MAX);        /* by count kind, when `counts` is full */
+BPF_HASH(remote_ports, u16, u8, 1024);               /* outbound ports counted by number */
 
 static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbound, u8 outcome,
                                       u64 n)
@@ -93,11 +94,15 @@ static __always_inline u8 connect_outcome(int err)
     return O_ERROR;
 }
 
-/* The remote-side port a connection is counted under: the listening (local) port for inbound,
- * the remote port for outbound. */
+/* The port a connection is counted under: the listening (local) port for inbound; for
+ * outbound the remote port if it is a configured well-known one, else 0 (`ephemeral`), which
+ * keeps the number of counter keys bounded. */
 static __always_inline u16 label_port(struct conn *c)
 {
-    return (c->flags & F_INBOUND) ? c->addrs.sport : c->addrs.dport;
+    if (c->flags & F_INBOUND)
+        return c->addrs.sport;
+    u16 port = c->addrs.dport;
+    return remote_ports.lookup(&port) ? port : 0;
 }
 
 static __always_inline u16 duration_bucket(u64 ns)
@@ -232,7 +237,7 @@ static __always_inline int on_close(u64 sk, int old, struct addrs *a)
     int err = sock_error(sk);
     u8 inbound = c->flags & F_INBOUND;
     if (old == TCP_SYN_SENT) {
-        count_add(c->owner.cgroup_id, C_OPENED, c->addrs.dport, 0, connect_outcome(err), 1);
+        count_add(c->owner.cgroup_id, C_OPENED, label_port(c), 0, connect_outcome(err), 1);
         emit(EV_CONNECT_FAILED, sk, c, err);
     } else if (c->established_ns) {
         count_opened(c);  /* an inbound connection nobody accepted or read */

@@ -42,6 +42,15 @@ TICK_NS = 10_000_000  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
 # Upper bounds of the connection duration histogram; the BPF side buckets with the same list.
 DURATION_BOUNDS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600)
 
+# Outbound remote ports counted under their own number in metrics; others are `ephemeral`.
+WELL_KNOWN_PORTS = frozenset(
+    {
+        22, 25, 53, 80, 110, 143, 389, 443, 465, 587, 636, 993, 995, 1433, 1521, 2049, 2181,
+        2379, 3000, 3306, 4222, 5432, 5672, 6379, 6443, 8080, 8123, 8443, 9000, 9042, 9090,
+        9092, 9093, 9200, 9300, 9435, 11211, 15672, 27017,
+    }
+)  # fmt: skip
+
 # Kernel struct members read by tcp.c (offsets from the running kernel's BTF).
 TCP_OFFSETS = {
     **TASK_OFFSETS,
@@ -117,6 +126,7 @@ class TcpProbe(BpfProbe):
         counts_max: int = 16384,
         conns_max: int = 65536,
         open_events: bool = True,
+        well_known_ports=WELL_KNOWN_PORTS,
     ):
         super().__init__(ctx)
         self.containers = containers or ContainerResolver()
@@ -125,6 +135,11 @@ class TcpProbe(BpfProbe):
         self.counts_max = counts_max
         self.conns_max = conns_max
         self.open_events = open_events
+        self.well_known_ports = frozenset(well_known_ports)
+        if len(self.well_known_ports) > 1024 or not all(
+            0 < p < 65536 for p in self.well_known_ports
+        ):
+            raise ValueError("well_known_ports: at most 1024 ports, each 1-65535")
         self._run_id = os.urandom(4).hex()
         self._salt = os.urandom(16)
         self._seq = itertools.count()
@@ -140,6 +155,12 @@ class TcpProbe(BpfProbe):
             "EMIT_OPEN": int(self.open_events),
             **bounds,
         }
+
+    def load(self) -> None:
+        super().load()
+        table = self.bpf[b"remote_ports"]
+        for port in self.well_known_ports:
+            table[table.Key(port)] = table.Leaf(1)
 
     def next_event_id(self) -> str:
         return f"{self._run_id}-{next(self._seq)}"
@@ -276,8 +297,14 @@ class TcpProbe(BpfProbe):
         return sum(sum(v) for _, v in self.bpf[b"conns_full"].items()) if self.bpf else 0
 
     def kernel_drops(self) -> dict[tuple[str, str], int]:
+        """Ring buffer full; sockets not tracked (table full); counts lost (counter map full)."""
         drops = super().kernel_drops()
+        if self.bpf is None:
+            return drops
         untracked = self.conns_untracked()
         if untracked:
             drops[("kernel", f"{self.name}_conn_table_full")] = untracked
+        lost = sum(v.value for _, v in self.bpf[b"counts_overflow"].items())
+        if lost:
+            drops[("kernel", f"{self.name}_counts_full")] = lost
         return drops

@@ -1,0 +1,148 @@
+"""TCP counters kept in the TCP probe's BPF maps: connections, durations, bytes, retransmits.
+
+The kernel counts per (cgroup id, kind, port, direction, outcome); this collector turns cgroup
+ids into bounded container labels and ports into the bounded ``remote`` label at scrape time:
+the listening port for inbound connections; for outbound ones the remote port when it is in the
+probe's list of well-known ports, else ``ephemeral``. Connections found open by the start-up
+scan are added to the open-connections gauge until the probe sees them close.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from exporter.labels import BoundedLabels
+from exporter.probes.tcp import DURATION_BOUNDS_S
+
+# count_kind and outcome in bpf/tcp.h
+C_OPENED, C_CLOSED, C_DURATION, C_DURATION_SUM_US = 1, 2, 3, 4
+C_BYTES_SENT, C_BYTES_RECEIVED, C_RETRANSMITS, C_RESETS = 5, 6, 7, 8
+OUTCOMES = {0: "ok", 1: "refused", 2: "timeout", 3: "reset", 4: "error"}
+BYTE_KINDS = {C_BYTES_SENT: "sent", C_BYTES_RECEIVED: "received"}
+
+EPHEMERAL = "ephemeral"
+
+
+def direction(inbound: int) -> str:
+    return "inbound" if inbound else "outbound"
+
+
+def remote_label(bounded: BoundedLabels, inbound: int, port: int) -> str:
+    """The ``remote`` label: the port (the kernel reports 0 for an outbound port that is not
+    well-known), capped."""
+    if not inbound and port == 0:
+        return EPHEMERAL
+    return bounded(str(port))
+
+
+class TcpCountsCollector:
+    def __init__(
+        self,
+        probe,
+        container_cap: int = 200,
+        remote_cap: int = 100,
+    ):
+        self.probe = probe
+        self.containers = BoundedLabels(container_cap)
+        self.remotes = BoundedLabels(remote_cap)
+        self.errors = 0
+
+    def _container_label(self, cgroup_id: int) -> str:
+        found = self.probe.containers.by_cgroup_id(cgroup_id)
+        return self.containers(found.short_id) if found else ""
+
+    def read_counts(self) -> dict[str, Counter]:
+        """Sums by metric and labels, from the BPF map (its overflow is a kernel-stage drop)."""
+        c = {name: Counter() for name in ("conns", "closed", "buckets", "sum", "bytes")}
+        c["retransmits"], c["resets"] = Counter(), Counter()
+        for key, value in self.probe.bpf[b"counts"].items():
+            container, n, way = self._container_label(key.cgroup_id), value.value, key.inbound
+            if key.kind == C_OPENED:
+                outcome = OUTCOMES.get(key.outcome, "error")
+                remote = remote_label(self.remotes, way, key.port)
+                c["conns"][(direction(way), outcome, container, remote)] += n
+            elif key.kind == C_CLOSED:
+                c["closed"][(direction(way), container)] += n
+            elif key.kind == C_DURATION:
+                c["buckets"][(direction(way), container, key.port)] += n
+            elif key.kind == C_DURATION_SUM_US:
+                c["sum"][(direction(way), container)] += n / 1e6
+            elif key.kind in BYTE_KINDS:
+                c["bytes"][(BYTE_KINDS[key.kind], container)] += n
+            elif key.kind == C_RETRANSMITS:
+                c["retransmits"][(container,)] += n
+            elif key.kind == C_RESETS:
+                c["resets"][(container,)] += n
+        return c
+
+    def open_connections(self, c: dict[str, Counter]) -> Counter:
+        """Established minus closed, per direction and container, plus the scan's still open."""
+        gauge = Counter()
+        for (way, outcome, container, _remote), n in c["conns"].items():
+            if outcome == "ok":
+                gauge[(way, container)] += n
+        for key, n in c["closed"].items():
+            gauge[key] -= n
+        for ev in self.probe.scanned_open():
+            found = self.probe.containers.by_cgroup_id(ev.cgroup_id)
+            gauge[(ev.direction, self.containers(found.short_id) if found else "")] += 1
+        return gauge
+
+    def histogram(self, c: dict[str, Counter]) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
+            "groundtruth_tcp_connection_duration_seconds",
+            "Time established of closed TCP connections, by direction and container.",
+            labels=["direction", "container"],
+        )
+        for way, container in sorted({k[:2] for k in c["buckets"]}):
+            cumulative, buckets = 0, []
+            for i, bound in enumerate(DURATION_BOUNDS_S):
+                cumulative += c["buckets"].get((way, container, i), 0)
+                buckets.append((str(float(bound)), cumulative))
+            cumulative += c["buckets"].get((way, container, len(DURATION_BOUNDS_S)), 0)
+            buckets.append(("+Inf", cumulative))
+            family.add_metric([way, container], buckets, c["sum"].get((way, container), 0.0))
+        return family
+
+    def collect(self):
+        if self.probe.bpf is None:
+            return
+        try:
+            c = self.read_counts()
+            gauge = self.open_connections(c)
+        except Exception:  # noqa: BLE001 - a scrape never raises
+            self.errors += 1
+            return
+        counters = [
+            (
+                "groundtruth_tcp_connections",
+                "TCP connections opened (outbound attempts, inbound accepted), by outcome.",
+                ["direction", "outcome", "container", "remote"],
+                c["conns"],
+            ),
+            (
+                "groundtruth_tcp_bytes",
+                "Bytes written (sent) and read (received) on TCP connections by processes.",
+                ["direction", "container"],
+                c["bytes"],
+            ),
+            ("groundtruth_tcp_retransmits", "TCP segments retransmitted.", ["container"],
+             c["retransmits"]),
+            ("groundtruth_tcp_resets", "TCP RSTs sent and received.", ["container"], c["resets"]),
+        ]  # fmt: skip
+        for name, help_text, labels, values in counters:
+            family = CounterMetricFamily(name, help_text, labels=labels)
+            for label_values, n in sorted(values.items()):
+                family.add_metric(list(label_values), n)
+            yield family
+        yield self.histogram(c)
+        open_family = GaugeMetricFamily(
+            "groundtruth_tcp_open_connections",
+            "TCP connections open now, by direction and container.",
+            labels=["direction", "container"],
+        )
+        for label_values, n in sorted(gauge.items()):
+            open_family.add_metric(list(label_values), max(n, 0))
+        yield open_family
