@@ -19,7 +19,13 @@ BTF_KIND_VOLATILE = 9
 BTF_KIND_CONST = 10
 BTF_KIND_RESTRICT = 11
 BTF_KIND_TYPE_TAG = 18
-_MODIFIERS = {BTF_KIND_TYPEDEF, BTF_KIND_VOLATILE, BTF_KIND_CONST, BTF_KIND_RESTRICT, BTF_KIND_TYPE_TAG}
+_MODIFIERS = {
+    BTF_KIND_TYPEDEF,
+    BTF_KIND_VOLATILE,
+    BTF_KIND_CONST,
+    BTF_KIND_RESTRICT,
+    BTF_KIND_TYPE_TAG,
+}
 
 
 class BtfError(RuntimeError):
@@ -31,7 +37,11 @@ class _BtfType(ctypes.Structure):
 
 
 class _BtfMember(ctypes.Structure):
-    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+    _fields_ = [
+        ("name_off", ctypes.c_uint32),
+        ("type", ctypes.c_uint32),
+        ("offset", ctypes.c_uint32),
+    ]
 
 
 @cache
@@ -89,7 +99,7 @@ def _find_member(type_id: int, name: str) -> tuple[int, int] | None:
 
 @cache
 def member_offset(struct: str, path: str) -> int:
-    """Byte offset of ``path`` (``a`` or ``a.b``) inside ``struct <struct>`` of the running kernel."""
+    """Byte offset of ``path`` (``a`` or ``a.b``) in ``struct <struct>`` of the running kernel."""
     lib, btf = _libbpf(), _vmlinux()
     type_id = lib.btf__find_by_name_kind(btf, struct.encode(), BTF_KIND_STRUCT)
     if type_id < 0:

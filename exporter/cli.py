@@ -1,8 +1,90 @@
-"""Subcommands of the exporter: ``groundtruth run``."""
+"""``groundtruth run``: the eBPF exporter on its own (metrics, and raw events to sinks)."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
+
+from exporter.config import ConfigError, load_config
+from exporter.preflight import preflight_problems
+
+RUN_HELP = """\
+Attach the eBPF probes (process lifecycle), scan /proc for processes already running,
+self-test the probes with a canary process, then serve Prometheus metrics on --listen and
+send every raw event to the sinks. Settings come from defaults, then --config (YAML with the
+same names as the flags, underscores for dashes), then GROUNDTRUTH_<NAME> variables, then flags.
+SIGTERM or Ctrl-C drains what the kernel holds, flushes the sinks and exits.
+"""
+
+
+def add_exporter_arguments(p) -> None:
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--listen", help="metrics address HOST:PORT (default 127.0.0.1:9435)")
+    p.add_argument("--host", help="host name recorded in every event (default: hostname)")
+    p.add_argument(
+        "--sink",
+        action="append",
+        dest="sinks",
+        metavar="SPEC",
+        help="where raw events go, repeatable: jsonl:- (stdout), jsonl:PATH, "
+        "clickhouse://USER:PASS@HOST:PORT/DB, chdb:DIR",
+    )
+    p.add_argument("--container-label-cap", type=int, help="distinct container labels (200)")
+    p.add_argument("--program-label-cap", type=int, help="distinct program labels (200)")
+    p.add_argument(
+        "--no-selftest",
+        dest="selftest",
+        action="store_false",
+        default=None,
+        help="skip the start-up probe self-test",
+    )
+
+
+def config_from_args(args):
+    keys = ("listen", "host", "sinks", "container_label_cap", "program_label_cap", "selftest")
+    return load_config(args.config, overrides={k: getattr(args, k) for k in keys})
+
+
+def fail(message: str) -> int:
+    print(f"groundtruth: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_host() -> list[str]:
+    return preflight_problems()
+
+
+def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = config_from_args(args)
+    except ConfigError as e:
+        return fail(str(e))
+    problems = check_host()
+    if problems:
+        for problem in problems:
+            fail(problem)
+        return 2
+    from exporter.runner import Exporter
+    from exporter.sinks.factory import make_sink
+
+    try:
+        exporter = Exporter(config, sink=None)
+        exporter.sink = make_sink(config.sinks, exporter.stats)
+    except ConfigError as e:
+        return fail(str(e))
+    exporter.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: exporter.stop())
+    logging.info("metrics on http://%s/metrics; host %s", config.listen, config.host)
+    exporter.run()
+    return 0
+
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="run the eBPF exporter (metrics and raw events)")
-    p.set_defaults(func=lambda args: 0)
+    p = sub.add_parser(
+        "run", help="run the eBPF exporter (metrics and raw events)", description=RUN_HELP
+    )
+    add_exporter_arguments(p)
+    p.set_defaults(func=run)

@@ -62,7 +62,9 @@ class ProcessEvent:
     uid: int = col("UInt32", "Real user id.")
     gid: int = col("UInt32", "Real group id.")
     comm: str = col("String", "Kernel command name (at most 15 bytes).")
-    filename: str = col("String", "Executed file (exec) as the kernel resolved it.")
+    filename: str = col(
+        "String", "Executed file as given to execve (relative paths stay relative)."
+    )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
     argv_truncated: int = col("UInt8", "1 when an argument was cut or more than 20 were given.")
     exit_code: int = col("Int32", "Exit status (exit); -1 when killed by a signal.", -1)

@@ -13,7 +13,8 @@ BTF = Path("/sys/kernel/btf/vmlinux")
 def preflight_problems(compile_check: bool = False) -> list[str]:
     problems = []
     if os.geteuid() != 0:
-        problems.append("not running as root: run it with sudo (BPF needs CAP_BPF/CAP_SYS_ADMIN)")
+        # The other checks read root-only files: this one line is what to fix first.
+        return ["not running as root: run it with sudo (BPF needs CAP_BPF and CAP_SYS_ADMIN)"]
     try:
         import bcc  # noqa: F401
     except ImportError:
@@ -44,7 +45,7 @@ def _compile_problems() -> list[str]:
     from bcc import BPF
 
     try:
-        b = BPF(text="TRACEPOINT_PROBE(sched, sched_process_exit) { return 0; }")
+        b = BPF(text=b"TRACEPOINT_PROBE(sched, sched_process_exit) { return 0; }")
         b.cleanup()
     except Exception as e:  # noqa: BLE001 - any failure is the reason to report
         return [f"loading a test BPF program failed: {e}"]

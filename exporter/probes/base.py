@@ -74,7 +74,7 @@ class BpfProbe:
         cflags = [f"-I{BPF_DIR}", *offset_defines(self.offsets)]
         cflags += [f"-D{k}={v}" for k, v in self.defines().items()]
         self.bpf = BPF(src_file=str(BPF_DIR / self.source).encode(), cflags=cflags)
-        self.bpf["events"].open_ring_buffer(self._on_event)
+        self.bpf[b"events"].open_ring_buffer(self._on_event)
 
     def _on_event(self, _ctx, data, size) -> None:
         event = self.decode(ctypes.string_at(data, size))
@@ -94,7 +94,7 @@ class BpfProbe:
         """Events the kernel could not queue (ring buffer full), summed over CPUs."""
         if self.bpf is None:
             return {}
-        total = sum(sum(v) for _, v in self.bpf["drops"].items())
+        total = sum(sum(v) for _, v in self.bpf[b"drops"].items())
         return {("kernel", f"{self.name}_ringbuf_full"): total} if total else {}
 
     def close(self) -> None:

@@ -1,0 +1,93 @@
+"""Process counters kept in the process probe's BPF maps: execs, exits by outcome, OOM kills.
+
+The kernel counts per (cgroup id, kind, program); this collector turns cgroup ids into bounded
+container labels and program names into bounded program labels at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from prometheus_client.core import CounterMetricFamily
+
+from exporter.labels import OTHER, BoundedLabels
+
+# count_kind in bpf/process.h
+C_EXEC, C_EXIT_OK, C_EXIT_ERROR, C_EXIT_SIGNAL, C_EXIT_OOM, C_OOM_KILL, C_EXEC_FAILED = range(1, 8)
+EXIT_OUTCOMES = {C_EXIT_OK: "ok", C_EXIT_ERROR: "error", C_EXIT_SIGNAL: "signal", C_EXIT_OOM: "oom"}
+
+
+class ProcessCountsCollector:
+    def __init__(self, probe, container_cap: int = 200, program_cap: int = 200):
+        self.probe = probe
+        self.containers = BoundedLabels(container_cap)
+        self.programs = BoundedLabels(program_cap)
+        self.errors = 0
+
+    def _container_label(self, cgroup_id: int) -> str:
+        found = self.probe.containers.by_cgroup_id(cgroup_id)
+        return self.containers(found.short_id) if found else ""
+
+    def read_counts(self):
+        """Sums by metric and labels, from the BPF maps (overflow goes to `other`)."""
+        execs, exits, ooms, exec_failed = Counter(), Counter(), Counter(), Counter()
+        for key, value in self.probe.bpf[b"counts"].items():
+            container = self._container_label(key.cgroup_id)
+            n = value.value
+            if key.kind == C_EXEC:
+                program = self.programs(key.comm.decode("utf-8", "replace"))
+                execs[(container, program)] += n
+            elif key.kind in EXIT_OUTCOMES:
+                exits[(container, EXIT_OUTCOMES[key.kind])] += n
+            elif key.kind == C_OOM_KILL:
+                ooms[(container,)] += n
+            elif key.kind == C_EXEC_FAILED:
+                exec_failed[(container,)] += n
+        for kind, value in self.probe.bpf[b"counts_overflow"].items():
+            n = value.value
+            if not n:
+                continue
+            if kind.value == C_EXEC:
+                execs[(OTHER, OTHER)] += n
+            elif kind.value in EXIT_OUTCOMES:
+                exits[(OTHER, EXIT_OUTCOMES[kind.value])] += n
+            elif kind.value == C_OOM_KILL:
+                ooms[(OTHER,)] += n
+            elif kind.value == C_EXEC_FAILED:
+                exec_failed[(OTHER,)] += n
+        return execs, exits, ooms, exec_failed
+
+    def collect(self):
+        if self.probe.bpf is None:
+            return
+        try:
+            execs, exits, ooms, exec_failed = self.read_counts()
+        except Exception:  # noqa: BLE001 - a scrape never raises
+            self.errors += 1
+            return
+        families = [
+            (
+                "groundtruth_process_execs",
+                "Successful execs, by container and program.",
+                ["container", "program"],
+                execs,
+            ),
+            (
+                "groundtruth_process_exits",
+                "Process exits (last thread), by container and outcome.",
+                ["container", "outcome"],
+                exits,
+            ),
+            ("groundtruth_oom_kills", "Processes chosen by the OOM killer.", ["container"], ooms),
+            (
+                "groundtruth_process_exec_failures",
+                "Failed execve calls (PATH-search ENOENT included), by container.",
+                ["container"],
+                exec_failed,
+            ),
+        ]
+        for name, help_text, labels, values in families:
+            family = CounterMetricFamily(name, help_text, labels=labels)
+            for label_values, n in sorted(values.items()):
+                family.add_metric(list(label_values), n)
+            yield family

@@ -1,0 +1,95 @@
+"""Exporter configuration: defaults, then a YAML file, then GROUNDTRUTH_* variables, then flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, fields
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ExporterConfig:
+    listen: str = "127.0.0.1:9435"  # metrics endpoint, host:port
+    host: str = field(default_factory=socket.gethostname)  # names this host in every event
+    # Where raw events go: "jsonl:-" (stdout), "jsonl:PATH", "clickhouse://...", "chdb:DIR".
+    sinks: list[str] = field(default_factory=list)
+    container_label_cap: int = 200
+    program_label_cap: int = 200
+    drain_interval_seconds: float = 0.05
+    ringbuf_pages: int = 1024
+    selftest: bool = True
+
+    def listen_address(self) -> tuple[str, int]:
+        addr, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"listen address {self.listen!r} is not HOST:PORT")
+        return addr.strip("[]") or "0.0.0.0", int(port)
+
+    def validate(self) -> None:
+        self.listen_address()
+        for name in ("container_label_cap", "program_label_cap", "ringbuf_pages"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.ringbuf_pages & (self.ringbuf_pages - 1):
+            raise ConfigError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
+        if not 0.001 <= self.drain_interval_seconds <= 5:
+            raise ConfigError("drain_interval_seconds must be between 0.001 and 5")
+        for sink in self.sinks:
+            if not sink.startswith(("jsonl:", "clickhouse://", "chdb:")):
+                raise ConfigError(
+                    f"unknown sink {sink!r}: use jsonl:PATH, jsonl:-, clickhouse://... or chdb:DIR"
+                )
+
+
+def _coerce(name: str, current, value):
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if isinstance(current, list):
+        return value if isinstance(value, list) else [v for v in str(value).split(",") if v]
+    try:
+        return type(current)(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}: {value!r} is not a valid {type(current).__name__}") from e
+
+
+def load_config(path: str | None = None, env=None, overrides: dict | None = None):
+    """Build the config from its layers; unknown keys and bad values raise ConfigError."""
+    config = ExporterConfig()
+    names = {f.name for f in fields(ExporterConfig)}
+    layers = []
+    if path:
+        try:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping")
+        layers.append(("config file", data))
+    env = os.environ if env is None else env
+    layers.append(
+        (
+            "environment",
+            {
+                k[len("GROUNDTRUTH_") :].lower(): v
+                for k, v in env.items()
+                if k.startswith("GROUNDTRUTH_") and k[len("GROUNDTRUTH_") :].lower() in names
+            },
+        )
+    )
+    layers.append(("flags", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    for where, data in layers:
+        for key, value in data.items():
+            if key not in names:
+                raise ConfigError(f"unknown setting {key!r} in {where}")
+            setattr(config, key, _coerce(key, getattr(config, key), value))
+    config.validate()
+    return config

@@ -1,0 +1,111 @@
+"""Processes that existed before the probes were attached, read from /proc.
+
+The exporter attaches its probes first and scans second, so no process can fall between the
+two: one that starts during the scan is seen by the probes (and perhaps by the scan too, with
+the same process key). Each scanned process becomes a ``scan`` event with its parent's key, so
+ancestry is whole from the first second.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from exporter.containers import container_from_proc_cgroup
+from exporter.events import ProcessEvent, process_key
+from exporter.probes.process import ARG_LEN, ARGV_MAX, TICK_NS
+
+MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
+
+
+def parse_stat(text: str) -> tuple[str, int, int]:
+    """(comm, ppid, start ticks) from /proc/<pid>/stat; comm may hold spaces and parentheses."""
+    head, _, rest = text.rpartition(")")
+    comm = head.partition("(")[2]
+    fields = rest.split()
+    return comm, int(fields[1]), int(fields[19])
+
+
+def parse_ids(status: str) -> tuple[int, int]:
+    """Real uid and gid from /proc/<pid>/status."""
+    uid = gid = 0
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            uid = int(line.split()[1])
+        elif line.startswith("Gid:"):
+            gid = int(line.split()[1])
+            break
+    return uid, gid
+
+
+def cap_argv(args: list[str]) -> tuple[list[str], int]:
+    """Arguments cut to the probe's limits, and whether anything was cut."""
+    kept = [a[:MAX_ARG_CHARS] for a in args[:ARGV_MAX]]
+    truncated = len(args) > ARGV_MAX or any(len(a) > MAX_ARG_CHARS for a in args[:ARGV_MAX])
+    return kept, int(truncated)
+
+
+class ProcScanner:
+    def __init__(self, host: str, clock, proc: Path = Path("/proc")):
+        self.host = host
+        self.clock = clock
+        self.proc = proc
+        self.duration_seconds = 0.0
+
+    def _read(self, pid: int) -> dict | None:
+        base = self.proc / str(pid)
+        try:
+            comm, ppid, ticks = parse_stat((base / "stat").read_text())
+            uid, gid = parse_ids((base / "status").read_text())
+            cmdline = (base / "cmdline").read_bytes()
+            cgroup = (base / "cgroup").read_text()
+        except (OSError, ValueError, IndexError):
+            return None  # exited while we looked
+        try:
+            exe = os.readlink(base / "exe")
+        except OSError:
+            exe = ""  # kernel threads have none
+        args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]]
+        return dict(
+            comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup
+        )
+
+    def scan(self, next_event_id) -> list[ProcessEvent]:
+        started = time.monotonic()
+        found = {}
+        for entry in os.scandir(self.proc):
+            if entry.name.isdigit():
+                info = self._read(int(entry.name))
+                if info is not None:
+                    found[int(entry.name)] = info
+        now = time.time_ns()
+        events = []
+        for pid, p in found.items():
+            parent = found.get(p["ppid"])
+            argv, truncated = cap_argv(p["args"])
+            container = container_from_proc_cgroup(p["cgroup"])
+            events.append(
+                ProcessEvent(
+                    event_id=next_event_id(),
+                    kind="scan",
+                    time_ns=now,
+                    host=self.host,
+                    pid=pid,
+                    ppid=p["ppid"],
+                    process_key=process_key(self.host, pid, p["ticks"]),
+                    parent_key=process_key(self.host, p["ppid"], parent["ticks"]) if parent else "",
+                    start_time_ns=self.clock.wall_ns(p["ticks"] * TICK_NS),
+                    uid=p["uid"],
+                    gid=p["gid"],
+                    comm=p["comm"],
+                    filename=p["exe"],
+                    argv=argv,
+                    argv_truncated=truncated,
+                    container_id=container.id,
+                    pod_uid=container.pod_uid,
+                    source="scan",
+                )
+            )
+        self.duration_seconds = time.monotonic() - started
+        return events

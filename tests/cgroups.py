@@ -1,0 +1,57 @@
+"""Real cgroups for tests: made in cgroupfs, a child moved in before it execs, removed after."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from exporter.containers import CGROUP_ROOT, unified_mount
+
+
+def fake_container_id() -> str:
+    return secrets.token_hex(32)
+
+
+@contextlib.contextmanager
+def cgroup_dirs(*paths: Path):
+    """Create the directories (parents too); remove them, deepest first, on the way out."""
+    made = []
+    try:
+        for path in paths:
+            for part in reversed([path, *path.parents]):
+                if not part.exists():
+                    part.mkdir()
+                    made.append(part)
+        yield paths
+    finally:
+        for path in reversed(made):
+            for _ in range(50):  # processes may take a moment to leave
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def docker_scope_v2(container_id: str) -> Path:
+    """Where Docker's systemd driver puts a container on cgroup v2."""
+    return unified_mount() / "system.slice" / f"docker-{container_id}.scope"
+
+
+def docker_v1(controller: str, container_id: str) -> Path:
+    """Where Docker's cgroupfs driver puts a container in a v1 hierarchy."""
+    return CGROUP_ROOT / controller / "docker" / container_id
+
+
+def run_in(cgroups: list[Path], argv: list[str], **kw) -> subprocess.Popen:
+    """Start argv with the child already in the given cgroups when it execs."""
+
+    def enter():
+        for cg in cgroups:
+            (cg / "cgroup.procs").write_text(str(os.getpid()))
+
+    return subprocess.Popen(argv, preexec_fn=enter, **kw)

@@ -1,0 +1,52 @@
+"""10,000 distinct program names through the real probe stay under the label cap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+from tests.fixtures.exporter import RunningExporter, exporter_config
+
+pytestmark = pytest.mark.ebpf
+NAMES = 10_000
+CAP = 50
+
+
+def test_ten_thousand_program_names_stay_under_the_cap(ebpf_problems, tmp_path):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    for i in range(NAMES):
+        os.link("/bin/true", tmp_path / f"p{i}")
+    exp = RunningExporter(exporter_config(program_label_cap=CAP, selftest=False)).start()
+    try:
+        subprocess.run(
+            ["/bin/bash", "-c", f"for i in $(seq 0 {NAMES - 1}); do {tmp_path}/p$i; done"],
+            cwd=tmp_path,
+            check=True,
+        )
+        ours = f"{tmp_path}/p"
+        deadline = time.monotonic() + 20
+        seen = set()
+        while len(seen) < NAMES and time.monotonic() < deadline:
+            seen = {
+                e.pid
+                for e in exp.sink.snapshot()
+                if e.kind == "exec" and e.filename.startswith(ours)
+            }
+            time.sleep(0.1)
+        assert len(seen) == NAMES  # every exec delivered as an event
+        series = {
+            dict(labels)["program"]: v
+            for (name, labels), v in exp.scrape().items()
+            if name == "groundtruth_process_execs_total"
+        }
+        assert len(series) <= CAP + 1
+        assert "other" in series
+        # Nothing lost to the cap: our execs are all counted somewhere.
+        named_ours = sum(v for p, v in series.items() if p.startswith("p") and p[1:].isdigit())
+        assert named_ours + series["other"] >= NAMES
+    finally:
+        exp.stop()

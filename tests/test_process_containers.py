@@ -1,0 +1,88 @@
+"""Container attribution, per-container counters and resources, OOM kills: real cgroups."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
+
+pytestmark = pytest.mark.ebpf
+
+
+def wait_metric(exporter, metric, want, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while exporter.scrape().get(metric, 0) < want and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)  # and no more than that
+    return exporter.scrape().get(metric, 0)
+
+
+def test_docker_scope_on_cgroup_v2_is_attributed_and_counted(running_exporter):
+    cid = fake_container_id()
+    with cgroup_dirs(docker_scope_v2(cid)) as (scope,):
+        codes = [0, 0, 3, 4]
+        children = [run_in([scope], ["/bin/sh", "-c", f"exit {c}"]) for c in codes]
+        killed = run_in([scope], ["/bin/sleep", "30"])
+        time.sleep(0.2)
+        killed.kill()
+        for child in children + [killed]:
+            child.wait()
+        for child in children + [killed]:
+            got = running_exporter.events_of(child.pid, ("exec", "exit"))
+            assert got["exec"][0].container_id == cid
+            assert got["exit"][0].container_id == cid
+        label = ("container", cid[:12])
+
+        for outcome, want in (("ok", 2), ("error", 2), ("signal", 1)):
+            metric = ("groundtruth_process_exits_total", (label, ("outcome", outcome)))
+            assert wait_metric(running_exporter, metric, want) == want, outcome
+        execs = {
+            k[1]: v
+            for k, v in running_exporter.scrape().items()
+            if k[0] == "groundtruth_process_execs_total" and label in k[1]
+        }
+        assert sum(execs.values()) == 5
+
+
+def test_container_cpu_and_memory_from_v1_cgroups(running_exporter):
+    cid = fake_container_id()
+    limit = 256 << 20
+    mem, cpu = docker_v1("memory", cid), docker_v1("cpuacct", cid)
+    with cgroup_dirs(mem, cpu):
+        (mem / "memory.limit_in_bytes").write_text(str(limit))
+        spin = (
+            "import time, sys\nx = b'a' * (64 << 20)\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.5: pass\nprint('done', flush=True)\ntime.sleep(30)"
+        )
+        hog = run_in([mem, cpu], [sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+        try:
+            assert hog.stdout.readline() == "done\n"
+            label = (("container", cid[:12]),)
+            samples = running_exporter.scrape()
+            assert samples[("groundtruth_container_memory_limit_bytes", label)] == limit
+            assert samples[("groundtruth_container_memory_bytes", label)] >= 64 << 20
+            cpu_seconds = sum(
+                samples[("groundtruth_container_cpu_seconds_total", label + (("mode", m),))]
+                for m in ("user", "system")
+            )
+            assert cpu_seconds >= 0.45  # it used 0.5 s of CPU (cpuacct counts in 1/100 s)
+        finally:
+            hog.kill()
+            hog.wait()
+
+
+def test_oom_kill_is_tied_to_the_exit_it_causes(running_exporter):
+    cid = fake_container_id()
+    mem = docker_v1("memory", cid)
+    with cgroup_dirs(mem):
+        (mem / "memory.limit_in_bytes").write_text(str(64 << 20))
+        hog = run_in([mem], [sys.executable, "-c", "x = b'a' * (512 << 20)"])
+        assert hog.wait() == -9
+        got = running_exporter.events_of(hog.pid, ("exit", "oom_kill"))
+        exit_ = got["exit"][0]
+        assert (exit_.outcome, exit_.signal) == ("oom", 9)
+        assert got["oom_kill"][0].process_key == exit_.process_key

@@ -1,0 +1,165 @@
+"""The process probe against real processes: every value asserted is one this test caused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from exporter.proc_scan import parse_stat
+from tests.fixtures.exporter import RunningExporter, exporter_config
+
+pytestmark = pytest.mark.ebpf
+
+
+def start_ticks(pid: int) -> int:
+    return parse_stat(Path(f"/proc/{pid}/stat").read_text())[2]
+
+
+def test_exec_and_exit_are_exact(running_exporter):
+    argv = ["/bin/sh", "-c", "exit 7", "first arg", "x" * 10]
+    child = subprocess.Popen(argv)
+    ticks = start_ticks(child.pid)
+    assert child.wait() == 7
+    got = running_exporter.events_of(child.pid)
+    fork, exec_, exit_ = got["fork"][0], got["exec"][0], got["exit"][0]
+    key = f"test-host:{child.pid}:{ticks}"
+    parent_key = f"test-host:{os.getpid()}:{start_ticks(os.getpid())}"
+    for ev in (fork, exec_, exit_):
+        assert ev.process_key == key
+        assert ev.ppid == os.getpid()
+        assert ev.parent_key == parent_key
+    assert exec_.argv == argv
+    assert exec_.argv_truncated == 0
+    assert exec_.filename == "/bin/sh"
+    assert (exec_.uid, exec_.gid) == (os.getuid(), os.getgid())
+    assert (exit_.exit_code, exit_.signal, exit_.outcome) == (7, 0, "error")
+    assert exit_.lifetime_ns > 0 and exit_.start_time_ns == exec_.start_time_ns
+
+
+def test_long_and_many_arguments_are_cut_and_flagged(running_exporter):
+    argv = ["/bin/true", "a" * 300] + [str(i) for i in range(30)]
+    child = subprocess.Popen(argv)
+    child.wait()
+    exec_ = running_exporter.events_of(child.pid, ("exec",))["exec"][0]
+    assert exec_.argv == ["/bin/true", "a" * 127] + [str(i) for i in range(18)]
+    assert exec_.argv_truncated == 1
+
+
+def test_argument_of_exactly_127_bytes_is_not_flagged(running_exporter):
+    argv = ["/bin/true", "b" * 127]
+    child = subprocess.Popen(argv)
+    child.wait()
+    exec_ = running_exporter.events_of(child.pid, ("exec",))["exec"][0]
+    assert exec_.argv == argv
+    assert exec_.argv_truncated == 0
+
+
+def test_sigkill_reads_signal_9(running_exporter):
+    child = subprocess.Popen(["/bin/sleep", "30"])
+    time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -9
+    exit_ = running_exporter.events_of(child.pid, ("exit",))["exit"][0]
+    assert (exit_.exit_code, exit_.signal, exit_.outcome) == (-1, 9, "signal")
+
+
+def test_exit_from_a_non_main_thread_is_one_exit(running_exporter):
+    code = (
+        "import os, threading, time\n"
+        "def worker():\n    time.sleep(0.2)\n    os._exit(5)\n"
+        "for _ in range(3): threading.Thread(target=worker).start()\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    assert child.wait() == 5
+    got = running_exporter.events_of(child.pid, ("exec", "exit"))
+    time.sleep(0.3)  # any extra per-thread exit would have arrived by now
+    exits = [e for e in running_exporter.sink.snapshot() if e.pid == child.pid and e.kind == "exit"]
+    assert len(exits) == 1
+    assert (exits[0].exit_code, exits[0].outcome) == (5, "error")
+    assert got["exec"][0].argv[:2] == [sys.executable, "-c"]
+
+
+def test_reused_pid_gives_two_processes(running_exporter):
+    """Force the kernel to hand out the same pid twice (ns_last_pid) and compare keys."""
+    first = subprocess.Popen(["/bin/true", "first"])
+    first.wait()
+    for _ in range(20):
+        time.sleep(0.02)  # a new clock tick, so the start times differ
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(first.pid - 1))
+        second = subprocess.Popen(["/bin/true", "second"])
+        second.wait()
+        if second.pid == first.pid:
+            break
+    else:
+        pytest.fail("could not make the kernel reuse a pid")
+    execs = running_exporter.wait_for(
+        lambda e: (
+            e.pid == first.pid
+            and e.kind == "exec"
+            and len(e.argv) == 2
+            and e.argv[1] in ("first", "second")
+            and e.argv[0] == "/bin/true"
+        ),
+        what="both execs",
+    )
+    deadline = time.monotonic() + 10
+    while len({e.argv[1] for e in execs}) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        execs = [
+            e
+            for e in running_exporter.sink.snapshot()
+            if e.pid == first.pid and e.kind == "exec" and e.argv[1:] in (["first"], ["second"])
+        ]
+    by_arg = {e.argv[1]: e for e in execs}
+    assert by_arg["first"].process_key != by_arg["second"].process_key
+    assert by_arg["first"].start_time_ns < by_arg["second"].start_time_ns
+
+
+def test_counter_rises_by_exactly_the_execs_made(running_exporter, tmp_path):
+    program = f"gt{uuid.uuid4().hex[:10]}"
+    binary = tmp_path / program
+    shutil.copy("/bin/true", binary)
+    metric = ("groundtruth_process_execs_total", (("container", ""), ("program", program)))
+    before = running_exporter.scrape().get(metric, 0)
+    for _ in range(25):
+        subprocess.run([str(binary)], check=True)
+    deadline = time.monotonic() + 5
+    while running_exporter.scrape().get(metric, 0) - before < 25 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    assert running_exporter.scrape().get(metric, 0) - before == 25
+
+
+def test_process_started_before_the_exporter_has_its_parent(ebpf_problems):
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    shell = subprocess.Popen(["/bin/sh", "-c", "/bin/sleep 30 & wait"])
+    time.sleep(0.3)
+    sleeper = int(subprocess.check_output(["pgrep", "-P", str(shell.pid)]).split()[0])
+    exp = RunningExporter(exporter_config(selftest=False)).start()
+    try:
+        scanned = {e.pid: e for e in exp.sink.snapshot() if e.kind == "scan"}
+        assert scanned[sleeper].ppid == shell.pid
+        assert scanned[sleeper].parent_key == scanned[shell.pid].process_key
+        assert scanned[shell.pid].process_key == f"test-host:{shell.pid}:{start_ticks(shell.pid)}"
+        assert scanned[sleeper].argv == ["/bin/sleep", "30"]
+        assert scanned[sleeper].source == "scan"
+        # Its exit, seen live, carries the key the scan gave it.
+        os.kill(sleeper, signal.SIGKILL)
+        exit_ = exp.events_of(sleeper, ("exit",))["exit"][0]
+        assert exit_.process_key == scanned[sleeper].process_key
+        assert exit_.signal == 9
+    finally:
+        shell.kill()
+        shell.wait()
+        exp.stop()
