@@ -163,3 +163,13 @@ def test_process_started_before_the_exporter_has_its_parent(ebpf_problems):
         shell.kill()
         shell.wait()
         exp.stop()
+
+
+def test_promtool_check_metrics_is_clean_on_the_real_output(running_exporter):
+    import urllib.request
+
+    subprocess.run(["/bin/sh", "-c", "exit 1"])
+    text = urllib.request.urlopen(running_exporter.url, timeout=10).read()
+    out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    assert b"groundtruth_process_execs_total" in text

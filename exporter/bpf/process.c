@@ -142,6 +142,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     u32 old_tid = args->old_pid;
     struct exec_args *a = exec_args_by_tid.lookup(&old_tid);
+    /* Counted before the event is queued: counted execs = delivered + dropped, exactly. */
+    char comm[COMM_LEN];
+    bpf_get_current_comm(&comm, sizeof(comm));
+    count(bpf_get_current_cgroup_id(), C_EXEC, comm);
     struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_drop(EV_EXEC);
@@ -156,7 +160,6 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
             e->argc = 0;
             e->hdr.flags = F_ARGV_UNKNOWN;
         }
-        count(e->hdr.cgroup_id, C_EXEC, e->hdr.comm);
         events.ringbuf_submit(e, RINGBUF_FLAGS);
     }
     if (a)
@@ -244,6 +247,7 @@ TRACEPOINT_PROBE(oom, mark_victim)
     u32 pid = args->pid;
     u8 one = 1;
     oom_victims.update(&pid, &one);
+    count(bpf_get_current_cgroup_id(), C_OOM_KILL, 0);
     struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_drop(EV_OOM_KILL);
@@ -256,7 +260,6 @@ TRACEPOINT_PROBE(oom, mark_victim)
     e->ppid = 0;
     e->parent_start_ns = 0;
     TP_DATA_LOC_READ_STR(e->comm, comm, sizeof(e->comm));
-    count(e->cgroup_id, C_OOM_KILL, 0);
     events.ringbuf_submit(e, RINGBUF_FLAGS);
     return 0;
 }

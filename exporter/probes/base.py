@@ -90,11 +90,15 @@ class BpfProbe:
         batch, self._batch = self._batch, []
         return batch
 
-    def kernel_drops(self) -> dict[tuple[str, str], int]:
-        """Events the kernel could not queue (ring buffer full), summed over CPUs."""
+    def drops_by_kind(self) -> dict[int, int]:
+        """{event kind: events the kernel could not queue (ring buffer full)}, over all CPUs."""
         if self.bpf is None:
             return {}
-        total = sum(sum(v) for _, v in self.bpf[b"drops"].items())
+        return {k.value: sum(v) for k, v in self.bpf[b"drops"].items() if sum(v)}
+
+    def kernel_drops(self) -> dict[tuple[str, str], int]:
+        """For groundtruth_events_dropped_total: stage kernel, reason <probe>_ringbuf_full."""
+        total = sum(self.drops_by_kind().values())
         return {("kernel", f"{self.name}_ringbuf_full"): total} if total else {}
 
     def close(self) -> None:
