@@ -1,0 +1,163 @@
+"""``Store``: the event store as the rest of groundtruth sees it, on either backend.
+
+``open_store(url, data_dir)`` picks the backend: a ``clickhouse://user:password@host:port/db``
+URL means a ClickHouse server; no URL means chDB in ``data_dir``. With ``cluster`` set, DDL
+runs on every server of that cluster (from ``system.clusters``) and reads and writes go
+through the ``Distributed`` tables, which carry the plain table names: queries do not change.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+from exporter.events import columns
+from store.backends import EmbeddedBackend, ServerBackend, ident
+from store.schema import LOCAL_SUFFIX, TABLE_OF_CLASS, Features
+
+DEFAULT_DATABASE = "groundtruth"
+DEFAULT_DATA_DIR = "/var/lib/groundtruth/chdb"
+DEFAULT_PORT = 9000
+
+
+class StoreConfigError(ValueError):
+    pass
+
+
+class Store:
+    def __init__(self, backend, cluster: str | None = None):
+        if cluster is not None:
+            ident(cluster)
+            if backend.name != "clickhouse":
+                raise StoreConfigError("cluster mode needs a ClickHouse server URL, not chDB")
+        self.backend = backend
+        self.cluster = cluster
+
+    # --- the four operations, same SQL on both backends -------------------------------------
+    def execute(self, sql: str, params: dict | None = None) -> None:
+        self.backend.execute(sql, params)
+
+    def query(self, sql: str, params: dict | None = None) -> list[tuple]:
+        return self.backend.query(sql, params)
+
+    def insert(self, table: str, columns: dict[str, list]) -> None:
+        self.backend.insert(table, columns)
+
+    def insert_events(self, events: list) -> int:
+        """Columnar inserts of a mixed batch, one per event type; returns the rows written."""
+        for table, cols in columnar(events).items():
+            self.insert(table, cols)
+        return len(events)
+
+    # --- what the schema code needs ------------------------------------------------------------
+    @property
+    def database(self) -> str:
+        return self.backend.database
+
+    @cached_property
+    def features(self) -> Features:
+        return Features.for_version(self.backend.version())
+
+    def local_table(self, table: str) -> str:
+        """The table holding the rows on each server: ``<table>_local`` in cluster mode."""
+        return table + LOCAL_SUFFIX if self.cluster else table
+
+    @contextmanager
+    def nodes(self) -> Iterator[list]:
+        """A backend per server to run DDL on: each server of the cluster, or just this one."""
+        if not self.cluster:
+            yield [self.backend]
+            return
+        rows = self.query(
+            "SELECT DISTINCT host_address, port FROM system.clusters WHERE cluster = {c:String}",
+            {"c": self.cluster},
+        )
+        if not rows:
+            raise StoreConfigError(f"cluster {self.cluster!r} is not in system.clusters")
+        nodes = [self.backend.with_address(host, port) for host, port in sorted(rows)]
+        try:
+            yield nodes
+        finally:
+            for node in nodes:
+                node.close()
+
+    def describe(self) -> str:
+        where = self.backend.describe()
+        return f"{where} cluster {self.cluster}" if self.cluster else where
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def columnar(events: list) -> dict[str, dict[str, list]]:
+    """{table: {column: [values...]}} for a batch of events of any known types, in order."""
+    by_table: dict[str, list] = defaultdict(list)
+    for event in events:
+        try:
+            by_table[TABLE_OF_CLASS[type(event)]].append(event)
+        except KeyError:
+            raise TypeError(f"no table stores {type(event).__name__}") from None
+    out = {}
+    for table, rows in by_table.items():
+        names = [name for name, _, _ in columns(type(rows[0]))]
+        out[table] = {name: [getattr(r, name) for r in rows] for name in names}
+    return out
+
+
+def parse_url(url: str) -> dict:
+    """clickhouse://user:password@host:port/database -> ServerBackend arguments."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "clickhouse" or not parts.hostname:
+        raise StoreConfigError(
+            f"store URL {redact(url)!r} is not clickhouse://user:password@host:port/database"
+        )
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError as e:
+        raise StoreConfigError(f"store URL {redact(url)!r}: {e}") from None
+    database = urllib.parse.unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
+    ident(database)
+    return dict(
+        host=parts.hostname,
+        port=port,
+        user=urllib.parse.unquote(parts.username or "default"),
+        password=urllib.parse.unquote(parts.password or ""),
+        database=database,
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_store(
+    url: str | None = None,
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+    cluster: str | None = None,
+    database: str | None = None,
+) -> Store:
+    """The store at ``url`` (ClickHouse) or, without one, chDB in ``data_dir``.
+
+    Opening does not connect to a server: a server that is down fails the first operation,
+    which is what the writer retries. ``database`` overrides the URL's (chDB: the default is
+    ``groundtruth``).
+    """
+    if url:
+        args = parse_url(url)
+        if database:
+            args["database"] = database
+        # Through a Distributed table, make an insert return only once every shard has it:
+        # otherwise rows wait in a local queue the writer cannot see or retry.
+        settings = {"insert_distributed_sync": 1} if cluster else {}
+        return Store(ServerBackend(**args, settings=settings), cluster=cluster)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    return Store(EmbeddedBackend(data_dir, database or DEFAULT_DATABASE), cluster=cluster)

@@ -1,0 +1,135 @@
+"""Versioned, idempotent schema migrations (``groundtruth db migrate``).
+
+Each server records the versions applied to it in ``schema_migrations``. ``migrate`` applies
+the versions it has not seen, in order, on every server (all shards in cluster mode), and
+refuses to touch a database whose schema is newer than this code knows.
+
+Two kinds of change:
+- layout changes (sort keys, engines, new kinds of table) are numbered ``MIGRATIONS``;
+- additions that follow from the event classes (a new event type's table, a new field's column)
+  are made by ``sync_tables`` on every run, by comparing the classes with ``system.columns``.
+Running ``migrate`` again changes nothing.
+
+Cluster mode runs the DDL on each server itself rather than with ``ON CLUSTER``: ``ON CLUSTER``
+needs a ZooKeeper ensemble just to distribute DDL, and the cluster's server list is already in
+``system.clusters``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from exporter.events import columns
+from store.db import Store
+from store.schema import TABLES, add_column, create_distributed, create_table
+
+DEFAULT_RETENTION_DAYS = 7
+MIGRATIONS_TABLE = "schema_migrations"
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Store, object, int], None]  # (store, node backend, retention days)
+
+
+def _initial_layout(store: Store, node, retention_days: int) -> None:
+    """Version 1 is the layout sync_tables creates: nothing to do beyond it."""
+
+
+MIGRATIONS = [
+    Migration(
+        1,
+        "a table per event type and received_alerts, by (host, time_ns), partitioned by day",
+        _initial_layout,
+    ),
+]
+LATEST = MIGRATIONS[-1].version
+
+
+def _ensure_migrations_table(node) -> None:
+    node.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        "(version UInt32, description String, applied_at DateTime) "
+        "ENGINE = MergeTree ORDER BY version"
+    )
+
+
+def node_version(node) -> int:
+    """The highest schema version recorded on one server (0 for a new database)."""
+    return node.query(f"SELECT max(version) FROM {MIGRATIONS_TABLE}")[0][0] or 0
+
+
+def schema_version(store: Store) -> int:
+    """The schema version of the store (the lowest over a cluster's servers)."""
+    with store.nodes() as nodes:
+        return min(node_version(node) for node in nodes)
+
+
+def _existing_columns(node, table: str) -> list[str] | None:
+    rows = node.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
+        {"t": table},
+    )
+    return [name for (name,) in rows] or None
+
+
+def sync_tables(store: Store, node, retention_days: int) -> list[str]:
+    """Creates the missing tables and columns on one server; returns the statements it ran."""
+    ran = []
+
+    def run(sql: str) -> None:
+        node.execute(sql)
+        ran.append(sql)
+
+    for table, cls in TABLES.items():
+        local = store.local_table(table)
+        if _existing_columns(node, local) is None:
+            run(create_table(local, cls, store.features, retention_days))
+        if store.cluster and _existing_columns(node, table) is None:
+            run(create_distributed(table, store.cluster, store.database))
+        for target in [local, table] if store.cluster else [local]:
+            present = set(_existing_columns(node, target))
+            for name, ch_type, doc in columns(cls):
+                if name not in present:
+                    run(add_column(target, name, ch_type, doc, store.features))
+    return ran
+
+
+def migrate(store: Store, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[str]:
+    """Brings every server of the store to the latest schema; returns what it did (or [])."""
+    store.backend.ensure_database()  # the connection's own database must exist to list nodes
+    with store.nodes() as nodes:
+        for node in nodes:
+            node.ensure_database()
+            _ensure_migrations_table(node)
+        versions = [(node_version(node), node.describe()) for node in nodes]
+        newest, where = max(versions)
+        if newest > LATEST:
+            raise SchemaTooNew(
+                f"{where} has schema version {newest}; this groundtruth knows versions up to "
+                f"{LATEST}: upgrade groundtruth before writing to it"
+            )
+        done = []
+        for (current, _), node in zip(versions, nodes, strict=True):
+            for m in MIGRATIONS:
+                if m.version > current:
+                    m.apply(store, node, retention_days)
+                    _record(node, m)
+                    done.append(f"{node.describe()}: migration {m.version}: {m.description}")
+            done += sync_tables(store, node, retention_days)
+        return done
+
+
+def _record(node, m: Migration) -> None:
+    node.execute(
+        f"INSERT INTO {MIGRATIONS_TABLE} (version, description, applied_at) "
+        "SELECT {v:UInt32}, {d:String}, now()",
+        {"v": m.version, "d": m.description},
+    )

@@ -1,0 +1,123 @@
+"""The store's tables, derived from the event classes: one table per event type, plus alerts.
+
+Columns come from ``exporter.events.columns()`` (and ``ReceivedAlert``), so a field added to an
+event class becomes a column on the next ``groundtruth db migrate``. Every table is:
+
+- sorted by ``(host, time_ns)``: timelines and graphs read one host's time range;
+- partitioned by day of a derived ``time`` column, so retention drops whole partitions;
+- on servers that have them (``Features``), LowCardinality for low-variety strings, a
+  nanosecond ``DateTime64`` for ``time``, compression codecs, a bloom-filter index for lookups
+  by ``process_key`` / ``parent_key``, and a TTL. ClickHouse 18.16 (Debian) has none of these,
+  and gets plain types; the queries are the same on both.
+
+In cluster mode each server holds ``<table>_local`` and a ``Distributed`` table named
+``<table>`` over them, sharded by ``cityHash64(host)`` so one host's events stay on one shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.events import EVENT_TYPES, columns
+from store.backends import ident
+from store.received_alerts import ReceivedAlert
+
+# Table name -> the class its rows are. Event types get "<type>_events".
+TABLES: dict[str, type] = {f"{name}_events": cls for name, cls in EVENT_TYPES.items()}
+TABLES["received_alerts"] = ReceivedAlert
+TABLE_OF_CLASS = {cls: name for name, cls in TABLES.items()}
+
+# String columns with few distinct values: LowCardinality where the server has it.
+LOW_CARDINALITY = {
+    "kind", "host", "outcome", "source", "container_id", "pod_uid", "comm", "direction",
+    "state", "status", "alertname", "severity", "container", "receiver",
+}  # fmt: skip
+# Columns looked up by equality (a process and its children): bloom-filter indexed.
+LOOKUP_COLUMNS = ("process_key", "parent_key")
+LOCAL_SUFFIX = "_local"
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the server supports beyond ClickHouse 18.16, decided from its version."""
+
+    low_cardinality: bool = False  # 19.3: no longer behind an experimental setting
+    codecs: bool = False  # 19.1
+    ttl: bool = False  # 19.6
+    datetime64: bool = False  # 20.1
+    skip_index: bool = False  # 20.1: data-skipping indexes without an experimental setting
+
+    @classmethod
+    def for_version(cls, version: tuple[int, ...]) -> Features:
+        v = tuple(version[:2])
+        return cls(
+            low_cardinality=v >= (19, 3),
+            codecs=v >= (19, 1),
+            ttl=v >= (19, 6),
+            datetime64=v >= (20, 1),
+            skip_index=v >= (20, 1),
+        )
+
+
+def _literal(text: str) -> str:
+    """A quoted SQL string for our own constant text (column docs): DDL takes no parameters."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def column_type(name: str, ch_type: str, features: Features) -> str:
+    if features.low_cardinality and ch_type == "String" and name in LOW_CARDINALITY:
+        ch_type = "LowCardinality(String)"
+    if features.codecs and name.endswith("_ns"):
+        ch_type += " CODEC(Delta, ZSTD)" if name == "time_ns" else " CODEC(ZSTD)"
+    return ch_type
+
+
+def column_definition(name: str, ch_type: str, doc: str, features: Features) -> str:
+    return f"{ident(name)} {column_type(name, ch_type, features)} COMMENT {_literal(doc)}"
+
+
+def time_column(features: Features) -> str:
+    """``time``: time_ns as a date-time, computed on insert; partitions and TTL use it."""
+    if features.datetime64:
+        expr = "DateTime64(9, 'UTC') MATERIALIZED fromUnixTimestamp64Nano(toInt64(time_ns), 'UTC')"
+    else:
+        expr = "DateTime MATERIALIZED toDateTime(intDiv(time_ns, 1000000000))"
+    return f"`time` {expr} COMMENT 'time_ns as a date-time (derived).'"
+
+
+def create_table(table: str, cls: type, features: Features, retention_days: int) -> str:
+    """CREATE TABLE IF NOT EXISTS for one event class, as a MergeTree."""
+    names = [name for name, _, _ in columns(cls)]
+    parts = [column_definition(*c, features) for c in columns(cls)] + [time_column(features)]
+    if features.skip_index:
+        parts += [
+            f"INDEX {ident('idx_' + c)} {ident(c)} TYPE bloom_filter GRANULARITY 4"
+            for c in LOOKUP_COLUMNS
+            if c in names
+        ]
+    ttl = ""
+    if features.ttl:
+        ttl = f" TTL toDateTime(time) + INTERVAL {int(retention_days)} DAY"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n    "
+        + ",\n    ".join(parts)
+        + "\n) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (host, time_ns)"
+        + ttl
+    )
+
+
+def create_distributed(table: str, cluster: str, database: str) -> str:
+    """The cluster-wide table over every shard's ``<table>_local``, sharded by host."""
+    local = table + LOCAL_SUFFIX
+    for name in (cluster, database, local):
+        ident(name)  # validates: these go into the engine's string arguments
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ident(table)} AS {ident(local)} "
+        f"ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64(host))"
+    )
+
+
+def add_column(table: str, name: str, ch_type: str, doc: str, features: Features) -> str:
+    return (
+        f"ALTER TABLE {ident(table)} ADD COLUMN {column_definition(name, ch_type, doc, features)}"
+    )

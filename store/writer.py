@@ -1,0 +1,270 @@
+"""``StoreWriter``: the sink that puts events into the store, and loses none it can keep.
+
+``write(events)`` only appends to an in-memory buffer and returns: it never waits for the
+store. A background thread takes batches off the buffer (when ``batch_size`` events are
+waiting, or the oldest has waited ``max_age`` seconds) and inserts them columnar, one insert
+per table.
+
+When the store fails, batches go to a bounded on-disk ``Spool`` instead, and the thread retries
+with backoff. Once the store answers again the spool is replayed oldest first, before any newer
+batch, so events arrive in order. Before a spooled batch is inserted, the ids already in the
+store are filtered out: a batch whose insert failed after the server had stored it (or that a
+crash left in the spool after its insert) is not stored twice.
+
+Every loss is counted in ``PipelineStats`` under stage ``sink``: ``spool_full`` (oldest spooled
+events dropped to make room), ``buffer_full`` (the thread fell so far behind that even the
+spool could not be fed), ``rejected`` (the store refused the data itself; the batch is kept in
+``<spool>/rejected`` and reported in one log line).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from exporter.pipeline_stats import PipelineStats
+from store.db import Store, columnar
+from store.migrations import DEFAULT_RETENTION_DAYS, migrate
+from store.schema import TABLES
+from store.spool import Spool
+
+log = logging.getLogger("groundtruth.store")
+
+STAGE = "sink"
+
+
+@dataclass
+class WriterSettings:
+    batch_size: int = 5000
+    max_age: float = 1.0  # seconds an event may wait in memory before a flush
+    max_buffer: int = 200_000  # events in memory before the oldest are dropped
+    spool_max_bytes: int = 256 * 1024 * 1024
+    retry_min: float = 0.5  # seconds between attempts after a failure, doubling...
+    retry_max: float = 5.0  # ...up to this
+    retention_days: int = DEFAULT_RETENTION_DAYS
+
+
+def short_error(exc: BaseException) -> str:
+    """The first lines of an error, without the server's stack trace."""
+    text = str(exc).split("Stack trace")[0]
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+_DATA_ERROR_CODES = ("CANNOT_PARSE", "TYPE_MISMATCH", "INCORRECT_DATA", "Code: 6.", "Code: 53.")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether the data itself was refused (retrying cannot help), not the store unreachable."""
+    if isinstance(exc, TypeError | ValueError | OverflowError) and not isinstance(exc, OSError):
+        return True
+    return any(code in str(exc) for code in _DATA_ERROR_CODES)
+
+
+class StoreWriter:
+    """A Sink (``exporter.sinks``) writing to a ``Store``; the thread starts at construction."""
+
+    def __init__(
+        self,
+        store: Store,
+        spool_dir,
+        stats: PipelineStats,
+        settings: WriterSettings | None = None,
+    ):
+        self.store = store
+        self.stats = stats
+        self.settings = settings or WriterSettings()
+        self.spool = Spool(spool_dir, self.settings.spool_max_bytes, self._dropped("spool_full"))
+        self.errors = 0  # failed attempts to write, for groundtruth_sink_errors_total
+        self.replayed = 0  # spooled events written (or found already stored) after an outage
+        self._buffer: deque = deque()  # (arrival time, event)
+        self._cv = threading.Condition()
+        self._closing = False
+        self._ready = False  # schema checked on this store
+        self._failing = False
+        self._retry_at = 0.0
+        self._backoff = self.settings.retry_min
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    # --- the Sink interface ---------------------------------------------------------------
+    def write(self, events: list) -> None:
+        if not events:
+            return
+        now = time.time()
+        with self._cv:
+            self._buffer.extend((now, e) for e in events)
+            overflow = len(self._buffer) - self.settings.max_buffer
+            for _ in range(max(overflow, 0)):
+                self._buffer.popleft()
+            if len(self._buffer) >= self.settings.batch_size:
+                self._cv.notify()
+        if overflow > 0:
+            self.stats.count_dropped(STAGE, "buffer_full", overflow)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flushes what is buffered (to the store, or else to the spool) and stops the thread."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+        self._thread.join(timeout)
+
+    # --- figures for the metrics ----------------------------------------------------------
+    @property
+    def sink_name(self) -> str:
+        return self.store.backend.name
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest event not yet in the store (0 when all are written)."""
+        oldest = [t for t in (self.spool.oldest_received(), self._oldest_buffered()) if t]
+        return max(0.0, time.time() - min(oldest)) if oldest else 0.0
+
+    def _oldest_buffered(self) -> float | None:
+        with self._cv:
+            return self._buffer[0][0] if self._buffer else None
+
+    def _dropped(self, reason: str):
+        return lambda n: self.stats.count_dropped(STAGE, reason, n)
+
+    # --- the thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        self._attempt(lambda: None)  # start-up: say at once when the store is unusable
+        while True:
+            batch, closing = self._next_batch()
+            if batch:
+                self._write_batch(batch)
+            self._replay()
+            if closing and not self._buffer:
+                return
+
+    def _next_batch(self) -> tuple[list, bool]:
+        """Waits for a full batch, an old enough event, a due retry, or close()."""
+        s = self.settings
+        with self._cv:
+            while not self._closing:
+                if len(self._buffer) >= s.batch_size:
+                    break
+                now = time.time()
+                deadlines = [self._buffer[0][0] + s.max_age] if self._buffer else []
+                if len(self.spool) and self._failing:
+                    deadlines.append(self._retry_at - time.monotonic() + now)
+                wait = min(deadlines) - now if deadlines else s.max_age
+                if wait <= 0:
+                    break
+                self._cv.wait(wait)
+            n = min(len(self._buffer), s.batch_size)
+            batch = [self._buffer.popleft() for _ in range(n)]
+            return batch, self._closing
+
+    def _write_batch(self, batch: list) -> None:
+        received = batch[0][0]
+        tables = columnar([e for _, e in batch])
+        if len(self.spool) or not self._retry_due():
+            for table, cols in tables.items():  # keep order: behind what is already spooled
+                self.spool.append(table, cols, received)
+            return
+        for i, (table, cols) in enumerate(tables.items()):
+            if not self._attempt(lambda t=table, c=cols: self.store.insert(t, c)):
+                for later_table, later_cols in list(tables.items())[i:]:
+                    self.spool.append(later_table, later_cols, received)
+                return
+
+    def _replay(self) -> None:
+        while len(self.spool) and self._retry_due():
+            segment, table, cols = self.spool.peek()
+            if table not in TABLES:
+                self.spool.set_aside()
+                log.error("spool segment %s names unknown table %r: set aside", segment, table)
+                continue
+            if not self._attempt(lambda t=table, c=cols: self._insert_new(t, c)):
+                if self._rejected:
+                    self.spool.set_aside()
+                    self.stats.count_dropped(STAGE, "rejected", segment.rows)
+                return
+            self.spool.pop()
+            self.replayed += segment.rows
+            self._spool_waiting_batches()
+
+    def _spool_waiting_batches(self) -> None:
+        """During a long replay, moves full batches from memory to the spool (it keeps order)."""
+        with self._cv:
+            if len(self._buffer) < self.settings.batch_size:
+                return
+        batch, _ = self._next_batch()
+        if batch:
+            self._write_batch(batch)
+
+    def _insert_new(self, table: str, cols: dict[str, list]) -> None:
+        """Inserts the rows whose event_id is not in the store yet."""
+        ids = cols["event_id"]
+        times = cols["time_ns"]
+        stored = {
+            event_id
+            for (event_id,) in self.store.query(
+                f"SELECT event_id FROM `{table}` WHERE has({{hosts:Array(String)}}, host) "
+                "AND time_ns >= {lo:UInt64} AND time_ns <= {hi:UInt64} "
+                "AND has({ids:Array(String)}, event_id)",
+                {
+                    "hosts": sorted(set(cols["host"])),
+                    "lo": min(times),
+                    "hi": max(times),
+                    "ids": ids,
+                },
+            )
+        }
+        if stored:
+            keep = [i for i, event_id in enumerate(ids) if event_id not in stored]
+            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
+        if cols["event_id"]:
+            self.store.insert(table, cols)
+
+    # --- failures, retries and the one log line -------------------------------------------
+    def _retry_due(self) -> bool:
+        return not self._failing or time.monotonic() >= self._retry_at
+
+    def _attempt(self, action) -> bool:
+        """Runs action against the store (checking the schema first); False if it failed."""
+        self._rejected = False
+        try:
+            if not self._ready:
+                migrate(self.store, self.settings.retention_days)
+                self._ready = True
+            action()
+        except Exception as exc:  # noqa: BLE001 - any failure: spool, count, retry later
+            self._fail(exc)
+            return False
+        if self._failing:
+            log.warning(
+                "event store %s is back; replaying %d spooled events",
+                self.store.describe(),
+                self.spool.events,
+            )
+        self._failing = False
+        self._backoff = self.settings.retry_min
+        return True
+
+    def _fail(self, exc: Exception) -> None:
+        self.errors += 1
+        if self._ready and is_data_error(exc) and self._store_answers():
+            self._rejected = True
+            log.error("event store %s refused a batch: %s", self.store.describe(), short_error(exc))
+            return
+        if not self._failing:
+            log.error(
+                "event store %s is unavailable (%s); spooling events to %s and retrying",
+                self.store.describe(),
+                short_error(exc),
+                self.spool.directory,
+            )
+        self._failing = True
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self.settings.retry_max)
+
+    def _store_answers(self) -> bool:
+        try:
+            return self.store.query("SELECT 1") == [(1,)]
+        except Exception:  # noqa: BLE001 - not answering is the answer
+            return False

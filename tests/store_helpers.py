@@ -1,0 +1,62 @@
+"""Shared by the store tests: events built by hand, and a store on either backend."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from exporter.events import ProcessEvent, process_key
+from store.db import open_store
+
+# Events are recent: servers with TTL drop rows older than the retention as they are inserted.
+BASE_NS = time.time_ns() - 3600 * 10**9
+_run = itertools.count()
+
+
+def make_events(n: int, host: str = "host-a", start_ns: int | None = None, tag: str = "") -> list:
+    """n distinct exec events with every field set to something checkable."""
+    run = f"{tag or 'r'}{next(_run)}"
+    t0 = start_ns if start_ns is not None else BASE_NS
+    events = []
+    for i in range(n):
+        pid = 1000 + i % 30000
+        events.append(
+            ProcessEvent(
+                event_id=f"{run}-{i}",
+                kind="exec",
+                time_ns=t0 + i * 1000,
+                host=host,
+                pid=pid,
+                ppid=1,
+                process_key=process_key(host, pid, 500 + i),
+                parent_key=process_key(host, 1, 1),
+                start_time_ns=t0 + i * 1000 - 5,
+                uid=1000,
+                gid=100,
+                comm="worker",
+                filename="/usr/bin/worker",
+                argv=["/usr/bin/worker", f"--n={i}", 'it\'s \\ "quoted"\n'],
+                argv_truncated=i % 2,
+                exit_code=-1,
+                signal=0,
+                core_dumped=0,
+                outcome="",
+                lifetime_ns=0,
+                cgroup_id=2**63 + i,
+                container_id="c0ffee" if i % 3 else "",
+                pod_uid="",
+                source="ebpf",
+            )
+        )
+    return events
+
+
+def stored_ids(store, table: str = "process_events") -> list[str]:
+    return [event_id for (event_id,) in store.query(f"SELECT event_id FROM {table}")]
+
+
+def open_test_store(backend: str, clickhouse_url: str | None, chdb_database) -> object:
+    if backend == "clickhouse":
+        return open_store(clickhouse_url)
+    data_dir, database = chdb_database
+    return open_store(None, data_dir=data_dir, database=database)
