@@ -135,7 +135,7 @@ class ListenEvent:
     """A TCP listening socket opened (listen), closed, or found by scan."""
 
     event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
-    kind: str = col("String", "listen, close or scan.")
+    kind: str = col("String", "listen, listen_close or scan.")
     time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
     host: str = col("String", "Host name the exporter runs on.")
     pid: int = col("UInt32", "Process that called listen() or closed the socket.")

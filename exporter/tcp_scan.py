@@ -18,7 +18,6 @@ from pathlib import Path
 from exporter.containers import CGROUP_ROOT, container_from_proc_cgroup, unified_mount
 from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.proc_scan import parse_stat
-from exporter.probes.tcp import TICK_NS
 
 TCP_LISTEN = 0x0A
 # States of a connection that is still a connection to someone (not TIME_WAIT, not a request).
@@ -130,7 +129,9 @@ class TcpScanner:
 
     def scan(self, next_event_id) -> tuple[list[ConnectionEvent], list[ListenEvent]]:
         started = time.monotonic()
-        rows = [r for r in self.sockets() if r.inode and (r.state in CONNECTED or r.state == 10)]
+        rows = [
+            r for r in self.sockets() if r.inode and (r.state in CONNECTED or r.state == TCP_LISTEN)
+        ]
         owners = self.owners({r.inode for r in rows})
         processes = {pid: self.process(pid) for pid in set(owners.values())}
         listening = {(r.family, r.local_port) for r in rows if r.state == TCP_LISTEN}
@@ -165,6 +166,3 @@ class TcpScanner:
             )
         self.duration_seconds = time.monotonic() - started
         return connections, listeners
-
-
-__all__ = ["TcpScanner", "parse_address", "parse_table", "SocketRow", "TICK_NS"]

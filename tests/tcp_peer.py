@@ -1,0 +1,99 @@
+"""Client and server processes for the TCP probe tests: real sockets, exact byte counts.
+
+server FAMILY SEND RECV CONNS [fork]   prints its port, then for each connection: reads RECV
+                                       bytes, writes SEND, waits for the peer to close.
+                                       With `fork`, a worker per connection does that and the
+                                       server prints "<worker pid> <peer port>" for each.
+client FAMILY PORT SEND RECV CONNS [hold]
+                                       per connection: writes SEND, reads RECV, closes, and
+                                       prints its local port ("refused" if refused). With
+                                       `hold`: connects once, prints the port and keeps the
+                                       connection open until stdin closes.
+After its work each process prints "done" and waits for a line on stdin before exiting, so
+the test can read /proc/<pid>/stat while it lives.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+HOSTS = {"ipv4": ("127.0.0.1", socket.AF_INET), "ipv6": ("::1", socket.AF_INET6)}
+
+
+def say(*words) -> None:
+    print(*words, flush=True)
+
+
+def read_exactly(sock: socket.socket, n: int) -> None:
+    while n:
+        chunk = sock.recv(min(n, 65536))
+        if not chunk:
+            raise SystemExit(f"peer closed with {n} bytes still expected")
+        n -= len(chunk)
+
+
+def serve_one(conn: socket.socket, send: int, recv: int) -> None:
+    read_exactly(conn, recv)
+    conn.sendall(b"s" * send)
+    conn.recv(1)  # EOF: the client closes first
+    conn.close()
+
+
+def server(family: str, send: int, recv: int, conns: int, fork: bool = False) -> None:
+    host, af = HOSTS[family]
+    listener = socket.socket(af, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen(16)
+    say(listener.getsockname()[1])
+    for _ in range(conns):
+        conn, peer = listener.accept()
+        if not fork:
+            serve_one(conn, send, recv)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            serve_one(conn, send, recv)
+            os._exit(0)
+        conn.close()
+        say(pid, peer[1])
+        os.waitpid(pid, 0)
+    listener.close()
+
+
+def client(family: str, port: int, send: int, recv: int, conns: int, hold: bool = False) -> None:
+    host, af = HOSTS[family]
+    for _ in range(conns):
+        sock = socket.socket(af, socket.SOCK_STREAM)
+        try:
+            sock.connect((host, port))
+        except ConnectionRefusedError:
+            say("refused")
+            continue
+        local_port = sock.getsockname()[1]
+        if hold:
+            say(local_port)
+            sys.stdin.readline()
+        sock.sendall(b"c" * send)
+        read_exactly(sock, recv)
+        sock.close()
+        say(local_port)
+
+
+def main(argv: list[str]) -> None:
+    role, family, *nums = argv[:6]
+    flag = argv[6:] if role == "client" else argv[5:]
+    if role == "server":
+        send, recv, conns = map(int, nums[:3])
+        server(family, send, recv, conns, fork="fork" in flag)
+    else:
+        port, send, recv, conns = map(int, nums[:4])
+        client(family, port, send, recv, conns, hold="hold" in flag)
+    say("done")
+    sys.stdin.readline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

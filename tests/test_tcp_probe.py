@@ -1,0 +1,272 @@
+"""The TCP probe against real sockets: separate client and server processes on loopback.
+
+Every assertion is about what the test itself did: its processes' pids, the ports they used,
+the bytes they moved. Metrics are read for a fresh container cgroup the test's processes run
+in, so other activity on the host cannot move them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collectors.tcp_counts import TcpCountsCollector
+from exporter.events import process_key
+from exporter.probes.base import BootClock, ProbeContext
+from exporter.probes.tcp import TcpProbe
+from exporter.proc_scan import parse_stat
+from exporter.tcp_scan import TcpScanner
+from exporter.tcp_selftest import run_tcp_selftest
+from tests.cgroups import cgroup_dirs, docker_scope_v2, fake_container_id, run_in
+from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+HOST = "test-host"
+PEER = [sys.executable, str(Path(__file__).with_name("tcp_peer.py"))]
+SENT, RECEIVED = 123_456, 7_890  # client -> server, server -> client
+
+
+class Probe:
+    """A loaded TcpProbe and every event it delivered so far."""
+
+    def __init__(self):
+        self.probe = TcpProbe(ProbeContext(host=HOST))
+        self.probe.load()
+        self.events: list = []
+
+    def wait(self, predicate, n: int = 1, timeout: float = 10.0) -> list:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.events += self.probe.drain()
+            found = [e for e in self.events if predicate(e)]
+            if len(found) >= n or time.monotonic() > deadline:
+                assert len(found) == n, f"expected {n} matching events, got {found}"
+                return found
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def tcp(ebpf_problems):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    p = Probe()
+    yield p
+    p.probe.close()
+
+
+class Peer:
+    """One tcp_peer.py process: its pid, the lines it printed, and its process key."""
+
+    def __init__(self, *args, cgroups=()):
+        argv = PEER + [str(a) for a in args]
+        kw = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = run_in(list(cgroups), argv, **kw) if cgroups else subprocess.Popen(argv, **kw)
+        self.pid = self.proc.pid
+
+    def line(self) -> str:
+        text = self.proc.stdout.readline().strip()
+        assert text, f"peer {self.pid} ended early (exit {self.proc.poll()})"
+        return text
+
+    def until_done(self) -> list[str]:
+        """Lines printed before "done"; the process is still alive afterwards."""
+        lines = []
+        while (text := self.line()) != "done":
+            lines.append(text)
+        return lines
+
+    def key(self) -> str:
+        _comm, _ppid, ticks = parse_stat(Path(f"/proc/{self.pid}/stat").read_text())
+        return process_key(HOST, self.pid, ticks)
+
+    def finish(self) -> None:
+        self.proc.stdin.close()
+        assert self.proc.wait(10) == 0
+
+
+def exchange(family: str, cgroups=()):
+    """A server and a client process exchange SENT and RECEIVED bytes over one connection."""
+    server = Peer("server", family, RECEIVED, SENT, 1, cgroups=cgroups)
+    port = int(server.line())
+    client = Peer("client", family, port, SENT, RECEIVED, 1, cgroups=cgroups)
+    (client_port,) = map(int, client.until_done())
+    server.until_done()
+    keys = server.key(), client.key()
+    server.finish()
+    client.finish()
+    return server, client, port, client_port, keys
+
+
+@pytest.mark.parametrize("family,addr", [("ipv4", "127.0.0.1"), ("ipv6", "::1")])
+def test_both_ends_attributed_with_exact_bytes(tcp, family, addr):
+    server, client, port, client_port, (server_key, client_key) = exchange(family)
+
+    def ours(e):
+        return getattr(e, "remote_port", None) in (port, client_port) and e.local_port in (
+            port,
+            client_port,
+        )
+
+    (out,) = tcp.wait(lambda e: ours(e) and e.kind == "close" and e.direction == "outbound")
+    (inb,) = tcp.wait(lambda e: ours(e) and e.kind == "close" and e.direction == "inbound")
+    assert (out.pid, out.process_key, inb.pid, inb.process_key) == (
+        client.pid,
+        client_key,
+        server.pid,
+        server_key,
+    )
+    assert (out.bytes_sent, out.bytes_received) == (SENT, RECEIVED)
+    assert (inb.bytes_sent, inb.bytes_received) == (RECEIVED, SENT)
+    assert (out.family, out.local_addr, out.remote_addr) == (family, addr, addr)
+    assert (out.local_port, out.remote_port, inb.local_port, inb.remote_port) == (
+        client_port,
+        port,
+        port,
+        client_port,
+    )
+    assert (out.outcome, out.closed_by, inb.outcome, inb.closed_by) == (
+        "ok",
+        "local",
+        "ok",
+        "remote",
+    )
+    assert out.duration_ns > 0 and inb.duration_ns > 0
+    # The opening events name the same processes and connections.
+    (connect,) = tcp.wait(lambda e: ours(e) and e.kind == "connect")
+    (accept,) = tcp.wait(lambda e: ours(e) and e.kind == "accept")
+    assert (connect.pid, connect.connection_id) == (client.pid, out.connection_id)
+    assert (accept.pid, accept.connection_id) == (server.pid, inb.connection_id)
+    (listen,) = tcp.wait(lambda e: e.kind == "listen" and e.local_port == port)
+    assert (listen.pid, listen.process_key, listen.local_addr) == (server.pid, server_key, addr)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connect_to_closed_port_is_refused(tcp):
+    port = closed_port()
+    client = Peer("client", "ipv4", port, 1, 1, 1)
+    assert client.until_done() == ["refused"]
+    client.finish()
+    (ev,) = tcp.wait(lambda e: getattr(e, "remote_port", 0) == port and e.pid == client.pid)
+    assert (ev.kind, ev.direction, ev.outcome, ev.error) == (
+        "connect_failed",
+        "outbound",
+        "refused",
+        "ECONNREFUSED",
+    )
+    assert ev.resets == 1 and ev.local_port > 0
+
+
+def test_forked_worker_owns_each_accepted_connection(tcp):
+    server = Peer("server", "ipv4", 10, 20, 3, "fork")
+    port = int(server.line())
+    client = Peer("client", "ipv4", port, 20, 10, 3)
+    client_ports = [int(p) for p in client.until_done()]
+    workers = dict(reversed(list(map(int, server.line().split()))) for _ in range(3))
+    server.until_done()
+    server.finish()
+    client.finish()
+    assert sorted(workers) == sorted(client_ports) and server.pid not in workers.values()
+    closes = tcp.wait(
+        lambda e: e.kind == "close" and e.direction == "inbound" and e.local_port == port, n=3
+    )
+    assert {e.remote_port: e.pid for e in closes} == workers
+    assert all((e.bytes_received, e.bytes_sent) == (20, 10) for e in closes)
+    # The parent accepted them: that is what the accept events say.
+    accepts = tcp.wait(lambda e: e.kind == "accept" and e.local_port == port, n=3)
+    assert {e.pid for e in accepts} == {server.pid}
+
+
+def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    server = Peer("server", "ipv4", 5, 7, 1)
+    port = int(server.line())
+    client = Peer("client", "ipv4", port, 7, 5, 1, "hold")
+    client_port = int(client.line())
+    late = Probe()  # loaded after the connection was made
+    try:
+        ids = itertools.count()
+        conns, listeners = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
+        late.probe.adopt_scanned(conns, listeners)
+        by_port = {(c.local_port, c.remote_port): c for c in conns}
+        out, inb = by_port[(client_port, port)], by_port[(port, client_port)]
+        assert (out.pid, out.direction, out.process_key) == (client.pid, "outbound", client.key())
+        assert (inb.pid, inb.direction, inb.process_key) == (server.pid, "inbound", server.key())
+        listening = [(x.pid, x.kind) for x in listeners if x.local_port == port]
+        assert listening == [(server.pid, "scan")]
+        client.proc.stdin.write("\n")
+        client.proc.stdin.flush()
+        assert client.until_done() == [str(client_port)]
+        server.until_done()
+        # The probe saw only the end; the owner comes from the scan.
+        (end,) = late.wait(
+            lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (client_port, port)
+        )
+        assert (end.pid, end.direction, end.connection_id) == (
+            client.pid,
+            "outbound",
+            out.connection_id,
+        )
+    finally:
+        server.finish()
+        client.finish()
+        late.probe.close()
+
+
+def scrape(collector) -> dict:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    samples = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_metrics_count_exactly_what_the_test_did(tcp):
+    cid = fake_container_id()
+    with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
+        tcp.probe.containers.rescan()
+        _server, _client, port, _cp, _keys = exchange("ipv4", cgroups=[cgroup])
+        refused = Peer("client", "ipv4", closed_port(), 1, 1, 1, cgroups=[cgroup])
+        assert refused.until_done() == ["refused"]
+        refused.finish()
+        tcp.wait(lambda e: e.kind == "close" and getattr(e, "remote_port", 0) == port)
+        tcp.wait(lambda e: e.kind == "connect_failed" and e.pid == refused.pid)
+        got = scrape(TcpCountsCollector(tcp.probe))
+    c = cid[:12]
+
+    def value(name, **labels):
+        return got.get((name, tuple(sorted({"container": c, **labels}.items()))), 0)
+
+    conns = "groundtruth_tcp_connections_total"
+    assert value(conns, direction="outbound", outcome="ok", remote="ephemeral") == 1
+    assert value(conns, direction="inbound", outcome="ok", remote=str(port)) == 1
+    assert value(conns, direction="outbound", outcome="refused", remote="ephemeral") == 1
+    assert value("groundtruth_tcp_bytes_total", direction="sent") == SENT + RECEIVED
+    assert value("groundtruth_tcp_bytes_total", direction="received") == SENT + RECEIVED
+    assert value("groundtruth_tcp_resets_total") == 1  # the refusal's RST, received
+    assert value("groundtruth_tcp_retransmits_total") == 0
+    for direction in ("outbound", "inbound"):
+        count = "groundtruth_tcp_connection_duration_seconds_count"
+        assert value(count, direction=direction) == 1
+        assert value("groundtruth_tcp_open_connections", direction=direction) == 0
+
+
+def test_selftest_canary_passes(tcp):
+    _comm, _ppid, ticks = parse_stat(Path(f"/proc/{os.getpid()}/stat").read_text())
+    own = process_key(HOST, os.getpid(), ticks)
+    delivered = []
+    assert run_tcp_selftest(tcp.probe, delivered.extend, own_key=own) == {}
+    tcp.events += delivered
