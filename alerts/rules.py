@@ -271,9 +271,8 @@ def dashboard_url(cfg: MixinConfig, alert: Alert) -> str:
     relative; graphapi, which receives startsAt, can build exact-time links.
     """
     params = ["from=now-1h", "to=now"]
-    for label in alert.link_labels:
-        var = "host" if label == cfg.host_label else label
-        params.append(f"var-{var}={_label(label)}")
+    # The dashboard's variables are named after the labels they filter on.
+    params += [f"var-{label}={_label(label)}" for label in alert.link_labels]
     return f"{cfg.grafana_url}/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?" + "&".join(params)
 
 

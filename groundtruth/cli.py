@@ -15,6 +15,7 @@ import sys
 PARTS = [
     "exporter.cli",
     "alerts.cli",
+    "dashboards.cli",
 ]
 
 

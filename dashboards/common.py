@@ -1,0 +1,239 @@
+"""Building blocks every groundtruth dashboard shares: data sources, variables, panels, links.
+
+Panels here take their unit and description as required arguments: a panel without them does
+not build. Thresholds come from the mixin config, so a threshold line on a dashboard is the
+alert's threshold.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import (
+    REFRESH_ON_TIME_RANGE_CHANGE,
+    Annotations,
+    Dashboard,
+    DashboardLink,
+    GridPos,
+    Stat,
+    Target,
+    Template,
+    Templating,
+    Time,
+    TimeSeries,
+)
+
+from alerts.rules import INVESTIGATION_SLUG, INVESTIGATION_UID
+from groundtruth.mixin import MixinConfig
+
+# Grafana unit ids.
+PERCENT = "percentunit"
+BYTES = "bytes"
+SECONDS = "s"
+PER_SECOND = "cps"  # counts per second
+CORES = "short"  # CPU seconds per second: cores busy
+COUNT = "short"
+BOOL = "bool_on_off"
+NONE = "none"
+
+PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
+CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "${clickhouse}"}
+INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "${graphapi}"}
+
+TAG = "groundtruth"
+GRAFANA_SCHEMA_VERSION = 39  # Grafana 10.x: the JSON below is already in its current form
+ALL = "__all__"  # the "All" value of single-valued ClickHouse-side filters
+
+
+def datasource_variable(name: str, label: str, plugin: str, default_uid: str) -> Template:
+    return Template(
+        name=name,
+        label=label,
+        type="datasource",
+        query=plugin,
+        default=default_uid,
+        refresh=REFRESH_ON_TIME_RANGE_CHANGE,
+    )
+
+
+def prometheus_variable(cfg: MixinConfig) -> Template:
+    return datasource_variable(
+        "datasource", "Prometheus", "prometheus", cfg.datasources["prometheus"]
+    )
+
+
+def label_variable(
+    name: str,
+    label: str,
+    query: str,
+    multi: bool = True,
+    all_value: str | None = ".+",
+) -> Template:
+    """A Prometheus label's values; ``all_value=None``: no "All" option."""
+    return Template(
+        name=name,
+        label=label,
+        query=f"label_values({query}, {name})",
+        dataSource=PROMETHEUS,
+        multi=multi,
+        includeAll=all_value is not None,
+        allValue=all_value,
+        default="$__all" if all_value is not None else None,
+        refresh=REFRESH_ON_TIME_RANGE_CHANGE,
+    )
+
+
+def job_variable(cfg: MixinConfig) -> Template:
+    # Offers only the jobs the mixin's exporter selector admits.
+    return label_variable("job", "Job", f"groundtruth_exporter_build_info{cfg.selector()}")
+
+
+def host_variable(cfg: MixinConfig, multi: bool = True) -> Template:
+    return label_variable(
+        cfg.host_label,
+        "Host",
+        'groundtruth_exporter_build_info{job=~"$job"}',
+        multi=multi,
+        all_value=".+" if multi else None,
+    )
+
+
+def container_variable(cfg: MixinConfig, multi: bool = True, all_value: str = ".*") -> Template:
+    # ".*" keeps container="" (processes outside any container) in "All".
+    return label_variable(
+        "container",
+        "Container",
+        f"groundtruth_container_memory_bytes{{{host_matchers(cfg)}}}",
+        multi=multi,
+        all_value=all_value,
+    )
+
+
+def host_matchers(cfg: MixinConfig) -> str:
+    """The job and host matchers every Prometheus panel query carries."""
+    return f'job=~"$job",{cfg.host_label}=~"${cfg.host_label}"'
+
+
+def sel(cfg: MixinConfig, *extra: str) -> str:
+    """``{job=~"$job",instance=~"$instance",...}``."""
+    return "{" + ",".join([host_matchers(cfg), *extra]) + "}"
+
+
+def legend(*labels: str) -> str:
+    """A legend naming the series by these labels: ``{{instance}} {{program}}``."""
+    return " ".join("{{" + label + "}}" for label in labels)
+
+
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Target:
+    return Target(expr=expr, legendFormat=legend, refId=ref, datasource=PROMETHEUS, instant=instant)
+
+
+def steps(*levels: tuple[str, float]) -> list[dict]:
+    """Threshold steps: green below the first level, then each colour from its value on."""
+    return [{"color": "green", "value": None}] + [{"color": c, "value": v} for c, v in levels]
+
+
+def graph_link(cfg: MixinConfig, with_container: bool = False) -> dict:
+    """A data link: the causal graph of the clicked series' host (and container), same time."""
+    params = f"var-{cfg.host_label}=${{__field.labels.{cfg.host_label}}}"
+    if with_container:
+        params += "&var-container=${__field.labels.container}"
+    return {
+        "title": "Causal graph of this host at this time",
+        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?{params}&${{__url_time_range}}",
+    }
+
+
+def timeseries(
+    title: str,
+    description: str,
+    targets: list[Target],
+    unit: str,
+    grid: tuple[int, int, int, int],
+    thresholds: list[dict] | None = None,
+    links: list[dict] | None = None,
+    stacked: bool = False,
+) -> TimeSeries:
+    x, y, w, h = grid
+    extra = {"fieldConfig": {"defaults": {"links": links}}} if links else None
+    return TimeSeries(
+        title=title,
+        description=description,
+        dataSource=PROMETHEUS,
+        targets=targets,
+        unit=unit,
+        gridPos=GridPos(h=h, w=w, x=x, y=y),
+        thresholds=thresholds or steps(),
+        thresholdsStyleMode="line" if thresholds else "off",
+        stacking={"mode": "normal", "group": "A"} if stacked else {},
+        fillOpacity=20 if stacked else 0,
+        editable=False,
+        legendDisplayMode="table",
+        legendCalcs=["lastNotNull", "max"],
+        tooltipMode="multi",
+        extraJson=extra,
+    )
+
+
+def stat(
+    title: str,
+    description: str,
+    targets: list[Target],
+    unit: str,
+    grid: tuple[int, int, int, int],
+    thresholds: list[dict] | None = None,
+    mappings: list | None = None,
+) -> Stat:
+    x, y, w, h = grid
+    return Stat(
+        title=title,
+        description=description,
+        dataSource=PROMETHEUS,
+        targets=targets,
+        format=unit,
+        gridPos=GridPos(h=h, w=w, x=x, y=y),
+        thresholds=thresholds or steps(),
+        reduceCalc="lastNotNull",
+        colorMode="background",
+        graphMode="none",
+        mappings=mappings or [],
+        editable=False,
+    )
+
+
+def dashboard_links() -> list[DashboardLink]:
+    """Every groundtruth dashboard links to the others, keeping time range and variables."""
+    return [
+        DashboardLink(
+            title="groundtruth",
+            type="dashboards",
+            tags=[TAG],
+            asDropdown=True,
+            includeVars=True,
+            keepTime=True,
+        )
+    ]
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list,
+    variables: list[Template],
+    annotations: list[dict] = (),
+) -> Dashboard:
+    return Dashboard(
+        uid=uid,
+        title=title,
+        description=description,
+        tags=[TAG],
+        panels=panels,
+        templating=Templating(list=variables),
+        annotations=Annotations(list=list(annotations)),
+        links=dashboard_links(),
+        editable=False,
+        graphTooltip=1,
+        time=Time("now-1h", "now"),
+        refresh="30s",
+        schemaVersion=GRAFANA_SCHEMA_VERSION,
+        timezone="browser",
+    ).auto_panel_ids()

@@ -1,0 +1,213 @@
+"""Incident investigation: the causal graph of one host's window, its raw events, its alerts.
+
+Alerts link here with the host, container and time set; every other dashboard's data links
+too. The graph comes from graphapi through the Infinity data source, the event tables straight
+from ClickHouse (SQL in ``dashboards/sql.py``), the alert markers from Prometheus.
+"""
+
+from __future__ import annotations
+
+from grafanalib.core import GridPos, Table, Template
+
+from alerts.rules import INVESTIGATION_SLUG, INVESTIGATION_UID
+from dashboards import sql
+from dashboards.common import (
+    ALL,
+    CLICKHOUSE,
+    INFINITY,
+    NONE,
+    PER_SECOND,
+    PROMETHEUS,
+    container_variable,
+    dashboard,
+    datasource_variable,
+    host_variable,
+    job_variable,
+    prometheus_variable,
+    sel,
+    target,
+    timeseries,
+)
+from dashboards.nodegraph import NodeGraph, infinity_graph_target
+from groundtruth.mixin import MixinConfig
+
+UID = INVESTIGATION_UID
+TABLE_FORMAT = 1  # grafana-clickhouse-datasource's "table" result format
+
+
+def clickhouse_target(rawsql: str, ref: str = "A") -> dict:
+    return {
+        "refId": ref,
+        "datasource": CLICKHOUSE,
+        "editorType": "sql",
+        "queryType": "table",
+        "format": TABLE_FORMAT,
+        "rawSql": rawsql,
+    }
+
+
+def focus_link(cfg: MixinConfig) -> dict:
+    """Clicking a process key re-focuses the graph on that process, same host and time."""
+    h = cfg.host_label
+    return {
+        "matcher": {"id": "byName", "options": "process_key"},
+        "properties": [
+            {
+                "id": "links",
+                "value": [
+                    {
+                        "title": "Focus the causal graph on this process",
+                        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?var-{h}=${{{h}}}"
+                        "&var-focus=${__value.raw}&${__url_time_range}",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def unit_override(column: str, unit: str) -> dict:
+    return {
+        "matcher": {"id": "byName", "options": column},
+        "properties": [{"id": "unit", "value": unit}],
+    }
+
+
+def events_table(
+    title: str, description: str, rawsql: str, grid, overrides: list[dict] = ()
+) -> Table:
+    x, y, w, h = grid
+    return Table(
+        title=title,
+        description=description,
+        dataSource=CLICKHOUSE,
+        targets=[clickhouse_target(rawsql)],
+        unit=NONE,
+        gridPos=GridPos(h=h, w=w, x=x, y=y),
+        filterable=True,
+        overrides=list(overrides),
+        editable=False,
+    )
+
+
+def alert_annotation(cfg: MixinConfig) -> dict:
+    return {
+        "name": "groundtruth alerts",
+        "datasource": PROMETHEUS,
+        "enable": True,
+        "iconColor": "red",
+        "expr": "ALERTS" + sel(cfg, 'alertstate="firing"', f'alertname=~"{cfg.prefix}.*"'),
+        "step": "30s",
+        "titleFormat": "{{alertname}}",
+        "textFormat": "{{severity}} {{container}}",
+        "tagKeys": "severity,container",
+        "useValueForTime": False,
+    }
+
+
+def build(cfg: MixinConfig):
+    h = cfg.host_label
+    s = sel(cfg)
+    rate = "[$__rate_interval]"
+    ds = cfg.datasources
+    return dashboard(
+        uid=UID,
+        title="groundtruth / Incident investigation",
+        description="What ran on a host in a time window, what started it, whom it talked to.",
+        variables=[
+            prometheus_variable(cfg),
+            datasource_variable(
+                "clickhouse", "ClickHouse", "grafana-clickhouse-datasource", ds["clickhouse"]
+            ),
+            datasource_variable(
+                "graphapi", "graphapi", "yesoreyeram-infinity-datasource", ds["infinity"]
+            ),
+            job_variable(cfg),
+            host_variable(cfg, multi=False),
+            container_variable(cfg, multi=False, all_value=ALL),
+            Template(name="focus", label="Focus", type="textbox", query="", default=""),
+            Template(
+                name="limit", label="Max nodes", type="custom", query="200,500,1000", default="500"
+            ),
+        ],
+        annotations=[alert_annotation(cfg)],
+        panels=[
+            NodeGraph(
+                title="Causal graph",
+                description="Processes (by exec), their parents and children, and the "
+                "connections they made or accepted, in the time window on the selected host. "
+                "Set Focus to a process key, host:pid or remote address:port for its chain of "
+                "ancestors, its descendants and their connections. Failed, signalled and "
+                "OOM-killed processes are coloured; click a node to re-focus on it.",
+                dataSource=INFINITY,
+                targets=[
+                    infinity_graph_target("nodes", h),
+                    infinity_graph_target("edges", h),
+                ],
+                gridPos=GridPos(h=16, w=24, x=0, y=0),
+                editable=False,
+            ),
+            timeseries(
+                "Execs per second by program",
+                "Successful execs per second on this host, the 10 busiest programs.",
+                [
+                    target(
+                        f"topk(10, sum by (program) "
+                        f"(rate(groundtruth_process_execs_total{s}{rate})))",
+                        "{{program}}",
+                    )
+                ],
+                PER_SECOND,
+                (0, 16, 12, 8),
+            ),
+            timeseries(
+                "Exits by outcome",
+                "Processes exiting per second on this host: ok, error, signal, oom.",
+                [
+                    target(
+                        f"sum by (outcome) (rate(groundtruth_process_exits_total{s}{rate}))",
+                        "{{outcome}}",
+                    )
+                ],
+                PER_SECOND,
+                (12, 16, 12, 8),
+                stacked=True,
+            ),
+            events_table(
+                "Programs started",
+                "Every exec on this host (and container) in the window, newest first, from "
+                "the event store: full command line, parent, user. Click a process key to "
+                "focus the graph on it.",
+                sql.PROCESS_EXECS,
+                (0, 24, 24, 10),
+                [focus_link(cfg)],
+            ),
+            events_table(
+                "Failed, killed and OOM-killed processes",
+                "Execs that failed, exits with a non-zero status or a signal, and OOM kills, "
+                "newest first.",
+                sql.PROCESS_FAILURES,
+                (0, 34, 24, 8),
+                [focus_link(cfg), unit_override("lifetime_seconds", "s")],
+            ),
+            events_table(
+                "Connections",
+                "TCP connections made (outbound) and accepted (inbound) on this host in the "
+                "window, newest first: the process, both ends, outcome, bytes and duration.",
+                sql.CONNECTIONS,
+                (0, 42, 24, 10),
+                [
+                    focus_link(cfg),
+                    unit_override("duration_seconds", "s"),
+                    unit_override("bytes_sent", "bytes"),
+                    unit_override("bytes_received", "bytes"),
+                ],
+            ),
+            events_table(
+                "Alerts received",
+                "Alerts Alertmanager delivered to graphapi for this host in the window.",
+                sql.RECEIVED_ALERTS,
+                (0, 52, 24, 6),
+            ),
+        ],
+    )

@@ -1,0 +1,200 @@
+"""The generated dashboards: current, lint-clean, one source of thresholds, reviewable diffs."""
+
+import copy
+import json
+
+import pytest
+
+from alerts.rules import alerts
+from dashboards import build, diff, lint
+from dashboards.nodegraph import GRAPH_PATH
+from groundtruth.mixin import load_config
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """File name -> JSON of the dashboards as built from the defaults."""
+    return {name: json.loads(text) for name, text in build.render(load_config()).items()}
+
+
+def panel(dash, title, type_="timeseries"):
+    return next(p for p in dash["panels"] if p["title"] == title and p["type"] == type_)
+
+
+def test_committed_dashboards_are_current():
+    for name, text in build.render(load_config()).items():
+        committed = build.GENERATED_DIR / name
+        assert committed.exists(), f"{committed} missing: run `groundtruth dashboards build`"
+        assert committed.read_text() == text, (
+            f"{committed} is stale: run `groundtruth dashboards build`"
+        )
+
+
+def test_generated_dashboards_are_lint_clean(generated):
+    assert [str(p) for p in lint.lint(generated)] == []
+
+
+def test_every_dashboard_is_tagged_uneditable_and_linked(generated):
+    uids = {d["uid"] for d in generated.values()}
+    assert len(uids) == len(generated) == 4
+    for dash in generated.values():
+        assert dash["tags"] == ["groundtruth"]
+        assert dash["editable"] is False
+        assert dash["links"][0]["tags"] == ["groundtruth"]
+        assert dash["links"][0]["keepTime"] and dash["links"][0]["includeVars"]
+
+
+MUTATIONS = [
+    ("panel-title-description-rule", lambda p: p.update(description="")),
+    ("panel-units-rule", lambda p: p["fieldConfig"]["defaults"].update(unit="")),
+    ("panel-units-rule", lambda p: p["fieldConfig"]["defaults"].update(unit="percnt")),
+    ("uneditable-dashboard-rule", lambda p: p.update(editable=True)),
+    ("panel-no-targets-rule", lambda p: p.update(targets=[])),
+    ("panel-no-targets-rule", lambda p: p["targets"][0].update(expr="  ")),
+    ("panel-datasource-rule", lambda p: p.update(datasource={"type": "prometheus", "uid": "x"})),
+    (
+        "target-rate-interval-rule",
+        lambda p: p["targets"][0].update(
+            expr=p["targets"][0]["expr"].replace("$__rate_interval", "5m")
+        ),
+    ),
+    (
+        "target-job-rule",
+        lambda p: p["targets"][0].update(expr=p["targets"][0]["expr"].replace('job=~"$job",', "")),
+    ),
+    (
+        "target-instance-rule",
+        lambda p: p["targets"][0].update(
+            expr=p["targets"][0]["expr"].replace(',instance=~"$instance"', "")
+        ),
+    ),
+    (
+        "target-counter-agg-rule",
+        lambda p: p["targets"][0].update(
+            expr='sum(groundtruth_tcp_retransmits_total{job=~"$job",instance=~"$instance"})'
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "rule, mutate", MUTATIONS, ids=[f"{r}-{i}" for i, (r, _) in enumerate(MUTATIONS)]
+)
+def test_lint_catches_each_rule_on_a_real_dashboard(generated, rule, mutate):
+    dash = copy.deepcopy(generated["host.json"])
+    mutate(panel(dash, "TCP retransmits"))
+    problems = lint.lint_dashboard(dash)
+    assert [p.rule for p in problems] == [rule], [str(p) for p in problems]
+    assert problems[0].panel == "TCP retransmits"
+
+
+@pytest.mark.parametrize(
+    "rule, mutate",
+    [
+        ("uneditable-dashboard-rule", lambda d: d.update(editable=True)),
+        ("template-job-rule", lambda d: d["templating"]["list"].pop(1)),
+        ("template-instance-rule", lambda d: d["templating"]["list"].pop(2)),
+        ("template-datasource-rule", lambda d: d["templating"]["list"].pop(0)),
+        (
+            "template-on-time-change-reload-rule",
+            lambda d: d["templating"]["list"][1].update(refresh=1),
+        ),
+        (
+            "template-label-promql-rule",
+            lambda d: d["templating"]["list"][1].update(query="label_values(up{job=~)"),
+        ),
+    ],
+)
+def test_lint_catches_dashboard_level_rules(generated, rule, mutate):
+    dash = copy.deepcopy(generated["host.json"])
+    mutate(dash)
+    assert rule in {p.rule for p in lint.lint_dashboard(dash)}
+
+
+def test_one_threshold_changes_the_alert_and_the_dashboard(tmp_path):
+    override = tmp_path / "o.yml"
+    override.write_text("thresholds:\n  retransmits_per_second: 75\n")
+    cfg = load_config(override)
+    dash = json.loads(build.render(cfg)["host.json"])
+    steps = panel(dash, "TCP retransmits")["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1] == {"color": "red", "value": 75}
+    (rule,) = [a for a in alerts(cfg) if a.name == "RetransmitSurge"]
+    assert rule.expr.endswith("> 75")
+
+
+def test_diff_of_identical_dashboards_says_so(generated):
+    assert diff.diff(generated, copy.deepcopy(generated)) == "No changes."
+
+
+def test_diff_summarises_threshold_unit_query_move_add_remove(generated, tmp_path):
+    override = tmp_path / "o.yml"
+    override.write_text("thresholds:\n  exec_storm_per_second: 300\n")
+    new = {name: json.loads(text) for name, text in build.render(load_config(override)).items()}
+    host = new["host.json"]
+    panel(host, "TCP traffic")["fieldConfig"]["defaults"]["unit"] = "bps"
+    panel(host, "Open connections")["gridPos"].update(x=0, y=60)
+    target = panel(host, "Exits by outcome")["targets"][0]
+    target["expr"] = target["expr"].replace("sum by", "max by")
+    host["panels"] = [p for p in host["panels"] if p["title"] != "Memory by container"]
+    new_panel = copy.deepcopy(panel(host, "TCP retransmits"))
+    new_panel["title"] = "TCP resets"
+    host["panels"].append(new_panel)
+    del new["investigation.json"]
+
+    text = diff.diff(generated, new)
+    print(text)
+    assert "## investigation.json: dashboard removed" in text
+    assert (
+        "~ panel Execs per second [stat]:\n"
+        "    thresholds green@None, red@200 -> green@None, red@300" in text
+    )
+    assert "~ panel TCP traffic [timeseries]:\n    unit Bps -> bps" in text
+    assert "~ panel Open connections [timeseries]:\n    moved (8,28) 8x8 -> (0,60) 8x8" in text
+    assert "    query A changed:\n        - sum by (instance, outcome)" in text
+    assert "        + max by (instance, outcome)" in text
+    assert "- panel Memory by container [timeseries] (was at (12,36) 12x8)" in text
+    assert "+ panel TCP resets [timeseries] at (12,20) 12x8" in text
+    # Dashboards that did not change are not mentioned.
+    assert "containers.json" not in text and "exporter-health.json" not in text
+
+
+def test_node_graph_panel_reads_graphapi_through_infinity(generated):
+    dash = generated["investigation.json"]
+    graph = panel(dash, "Causal graph", "nodeGraph")
+    formats = {t["refId"]: t["format"] for t in graph["targets"]}
+    assert formats == {"nodes": "node-graph-nodes", "edges": "node-graph-edges"}
+    for t in graph["targets"]:
+        assert t["datasource"] == {"type": "yesoreyeram-infinity-datasource", "uid": "${graphapi}"}
+        assert t["url"] == GRAPH_PATH == "/api/graph"
+        assert t["root_selector"] == t["refId"]
+        params = {p["key"]: p["value"] for p in t["url_options"]["params"]}
+        assert params == {
+            "from": "${__from}",
+            "to": "${__to}",
+            "host": "${instance}",
+            "container": "${container}",
+            "focus": "${focus}",
+            "limit": "${limit}",
+        }
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["container"]["allValue"] == "__all__"
+
+
+def test_alert_links_and_data_links_land_on_the_investigation_variables(generated):
+    inv = generated["investigation.json"]
+    names = {v["name"] for v in inv["templating"]["list"]}
+    cfg = load_config()
+    from alerts.rules import dashboard_url
+
+    for alert in alerts(cfg):
+        url = dashboard_url(cfg, alert)
+        assert f"/d/{inv['uid']}/" in url
+        for var in [
+            part.split("=")[0][4:]
+            for part in url.split("?")[1].split("&")
+            if part.startswith("var-")
+        ]:
+            assert var in names, (alert.name, var)
+    link = panel(generated["host.json"], "TCP retransmits")["fieldConfig"]["defaults"]["links"][0]
+    assert link["url"].startswith(f"/d/{inv['uid']}/")
+    assert "var-instance=${__field.labels.instance}" in link["url"]
