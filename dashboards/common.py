@@ -41,6 +41,7 @@ INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "${graphapi}"}
 TAG = "groundtruth"
 GRAFANA_SCHEMA_VERSION = 39  # Grafana 10.x: the JSON below is already in its current form
 ALL = "__all__"  # the "All" value of single-valued ClickHouse-side filters
+GRAPH_LINK_WINDOW_MS = 30 * 60 * 1000  # a data link opens the graph 15 minutes either side
 
 
 def datasource_variable(name: str, label: str, plugin: str, default_uid: str) -> Template:
@@ -132,13 +133,15 @@ def steps(*levels: tuple[str, float]) -> list[dict]:
 
 
 def graph_link(cfg: MixinConfig, with_container: bool = False) -> dict:
-    """A data link: the causal graph of the clicked series' host (and container), same time."""
+    """A data link: the causal graph of the clicked series' host (and container), centred on
+    the clicked time (Grafana's ``time`` and ``time.window`` URL parameters, in ms)."""
     params = f"var-{cfg.host_label}=${{__field.labels.{cfg.host_label}}}"
     if with_container:
         params += "&var-container=${__field.labels.container}"
     return {
-        "title": "Causal graph of this host at this time",
-        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?{params}&${{__url_time_range}}",
+        "title": "Causal graph of this host around this time",
+        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?{params}"
+        f"&time=${{__value.time}}&time.window={GRAPH_LINK_WINDOW_MS}",
     }
 
 

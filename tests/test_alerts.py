@@ -175,3 +175,18 @@ def test_exporter_down_inhibits_its_hosts_dependent_alerts(alertmanager_factory)
     assert state[("GroundtruthExecStorm", "host1")], state
     assert state[("GroundtruthExecStorm", "host2")] == [], state
     assert state[("GroundtruthExporterDown", "host1")] == [], state
+
+
+def test_cli_build_then_test(tmp_path, capsys):
+    from groundtruth.cli import main
+
+    assert main(["alerts", "build", "--out", str(tmp_path)]) == 0
+    assert main(["alerts", "test", "--dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        f"ok: promtool check rules {build.RULES}",
+        f"ok: promtool test rules {build.RULE_TESTS}",
+        f"ok: amtool check-config {build.ALERTMANAGER}",
+    ]
+    (tmp_path / build.ALERTMANAGER).write_text("route: {receiver: nowhere}\n")
+    assert main(["alerts", "test", "--dir", str(tmp_path)]) == 1
+    assert "FAILED: amtool check-config" in capsys.readouterr().out

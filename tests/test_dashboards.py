@@ -198,3 +198,40 @@ def test_alert_links_and_data_links_land_on_the_investigation_variables(generate
     link = panel(generated["host.json"], "TCP retransmits")["fieldConfig"]["defaults"]["links"][0]
     assert link["url"].startswith(f"/d/{inv['uid']}/")
     assert "var-instance=${__field.labels.instance}" in link["url"]
+
+
+def test_cli_build_lint_and_diff(tmp_path, capsys):
+    from groundtruth.cli import main
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    assert main(["dashboards", "build", "--out", str(old)]) == 0
+    override = tmp_path / "o.yml"
+    override.write_text("thresholds:\n  sink_lag_seconds: 600\n")
+    assert main(["dashboards", "build", "--config", str(override), "--out", str(new)]) == 0
+    assert main(["dashboards", "lint", str(old), str(new)]) == 0
+    capsys.readouterr()
+    assert main(["dashboards", "diff", str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## exporter-health.json (groundtruth / Exporter health)\n")
+    assert out.count("thresholds green@None, red@300 -> green@None, red@600") == 2
+
+    broken = json.loads((old / "host.json").read_text())
+    broken["panels"][0]["description"] = ""
+    (new / "host.json").write_text(json.dumps(broken))
+    assert main(["dashboards", "lint", str(new)]) == 1
+    assert "[panel-title-description-rule]" in capsys.readouterr().out
+
+    (new / "bad.json").write_text("{not json")
+    assert main(["dashboards", "diff", str(old), str(new)]) == 2
+    assert "cannot read dashboard" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_bad_config_with_its_reason(tmp_path, capsys):
+    from groundtruth.cli import main
+
+    override = tmp_path / "o.yml"
+    override.write_text("thresholds:\n  nope: 1\n")
+    assert main(["dashboards", "build", "--config", str(override), "--out", str(tmp_path)]) == 2
+    assert main(["alerts", "build", "--config", str(override), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("unknown key 'thresholds.nope'") == 2
+    assert list(tmp_path.iterdir()) == [override]
