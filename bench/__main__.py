@@ -22,7 +22,8 @@ def machine() -> str:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.node()}: {os.cpu_count()} x {cpu}, {mem_gib:.0f} GiB, kernel {platform.release()}"
+    kernel = platform.release()
+    return f"{platform.node()}: {os.cpu_count()} x {cpu}, {mem_gib:.0f} GiB, kernel {kernel}"
 
 
 def fmt(x) -> str:
@@ -52,7 +53,8 @@ def main(argv: list[str]) -> int:
     out = [
         "# Benchmark results",
         "",
-        f"Machine: {machine()}. Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Machine: {machine()}.",
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
     ]
     failed = False

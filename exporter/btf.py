@@ -13,6 +13,7 @@ import ctypes.util
 from functools import cache
 
 BTF_KIND_STRUCT = 4
+BTF_KIND_ENUM = 6
 BTF_KIND_UNION = 5
 BTF_KIND_TYPEDEF = 8
 BTF_KIND_VOLATILE = 9
@@ -42,6 +43,10 @@ class _BtfMember(ctypes.Structure):
         ("type", ctypes.c_uint32),
         ("offset", ctypes.c_uint32),
     ]
+
+
+class _BtfEnum(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("val", ctypes.c_int32)]
 
 
 @cache
@@ -114,6 +119,21 @@ def member_offset(struct: str, path: str) -> int:
     if bits % 8:
         raise BtfError(f"{struct}.{path} is a bitfield")
     return bits // 8
+
+
+@cache
+def enum_value(enum: str, name: str) -> int:
+    """Value of enumerator ``name`` of ``enum <enum>`` in the running kernel."""
+    lib, btf = _libbpf(), _vmlinux()
+    type_id = lib.btf__find_by_name_kind(btf, enum.encode(), BTF_KIND_ENUM)
+    if type_id < 0:
+        raise BtfError(f"enum {enum} is not in the kernel's BTF")
+    t = lib.btf__type_by_id(btf, type_id)
+    base = ctypes.cast(t, ctypes.c_void_p).value + ctypes.sizeof(_BtfType)
+    for entry in (_BtfEnum * (t.contents.info & 0xFFFF)).from_address(base):
+        if lib.btf__name_by_offset(btf, entry.name_off).decode() == name:
+            return entry.val
+    raise BtfError(f"enum {enum} has no enumerator {name!r} in the kernel's BTF")
 
 
 def offset_defines(fields: dict[str, tuple[str, str]]) -> list[str]:

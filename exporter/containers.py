@@ -79,51 +79,69 @@ def unified_mount(root: Path = CGROUP_ROOT) -> Path:
     return root / "unified"
 
 
-class ContainerResolver:
-    """cgroup v2 id -> Container, plus the /proc fallback for v1-only containers."""
+def memcg_v1_hierarchy(proc_cgroups: Path = Path("/proc/cgroups")) -> int:
+    """Hierarchy id of the v1 memory controller, 0 when memory is on cgroup v2 (or absent)."""
+    try:
+        for line in proc_cgroups.read_text().splitlines():
+            fields = line.split()
+            if fields and fields[0] == "memory":
+                return int(fields[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
-    def __init__(self, cgroup_root: Path = CGROUP_ROOT, proc: Path = Path("/proc")):
+
+class ContainerResolver:
+    """cgroup ids (v2, and v1 memory on hybrid hosts) -> Container.
+
+    The probe reports both ids with every event (the v1 one read in the kernel through BTF
+    offsets), so attribution needs no per-event /proc read and works for processes that are
+    already gone.
+    """
+
+    def __init__(self, cgroup_root: Path = CGROUP_ROOT, v1_hierarchy: int | None = None):
         self.unified = unified_mount(cgroup_root)
-        self.proc = proc
+        self.v1_hierarchy = memcg_v1_hierarchy() if v1_hierarchy is None else v1_hierarchy
+        self.v1_memory = cgroup_root / "memory" if self.v1_hierarchy else None
         self._by_id: dict[int, Container] = {}
-        # Hybrid hosts (controllers in v1): runtimes may place containers in v1 only.
-        self.read_proc = not (cgroup_root / "cgroup.controllers").exists()
+        self._by_v1_id: dict[int, Container] = {}
         self.rescan()
 
     def rescan(self) -> None:
-        """Walk the v2 hierarchy: each directory's inode is its cgroup id."""
-        if not self.unified.is_dir():
+        """Walk the hierarchies: each directory's inode is its cgroup id."""
+        self._walk(self.unified, self._by_id)
+        if self.v1_memory is not None:
+            self._walk(self.v1_memory, self._by_v1_id)
+
+    @staticmethod
+    def _walk(root: Path, into: dict[int, Container]) -> None:
+        if not root.is_dir():
             return
-        for dirpath, _dirs, _files in os.walk(self.unified):
+        for dirpath, _dirs, _files in os.walk(root):
             try:
                 inode = os.stat(dirpath).st_ino
             except OSError:
                 continue
-            self.learn(inode, "/" + os.path.relpath(dirpath, self.unified).lstrip("."))
+            into[inode] = container_from_path("/" + os.path.relpath(dirpath, root).lstrip("."))
 
-    def learn(self, cgroup_id: int, path: str) -> Container:
+    def learn(self, cgroup_id: int, path: str, v1: bool = False) -> Container:
+        """A new cgroup, from the probe's cgroup_mkdir event."""
         container = container_from_path(path)
-        self._by_id[cgroup_id] = container
+        (self._by_v1_id if v1 else self._by_id)[cgroup_id] = container
         return container
 
-    def by_cgroup_id(self, cgroup_id: int) -> Container | None:
-        """The container of a v2 cgroup id; None when the id is not known."""
-        return self._by_id.get(cgroup_id)
+    def by_cgroup_id(self, cgroup_id: int, v1_cgroup_id: int = 0) -> Container | None:
+        """The container of a v2 cgroup id, else of a v1 memory cgroup id; None if unknown."""
+        found = self._by_id.get(cgroup_id)
+        if found in (None, NO_CONTAINER) and v1_cgroup_id:
+            return self._by_v1_id.get(v1_cgroup_id, found)
+        return found
 
-    def by_pid(self, pid: int) -> Container | None:
-        """The container named in /proc/<pid>/cgroup; None when the process is gone."""
-        try:
-            text = (self.proc / str(pid) / "cgroup").read_text()
-        except OSError:
-            return None
-        return container_from_proc_cgroup(text)
-
-    def resolve(self, cgroup_id: int, pid: int) -> Container | None:
-        """Best knowledge for a live process: its v2 cgroup, then (hybrid hosts) /proc."""
-        found = self.by_cgroup_id(cgroup_id)
+    def resolve(self, cgroup_id: int, v1_cgroup_id: int = 0) -> Container:
+        """Like by_cgroup_id, rescanning once for an id never seen (created before we looked)."""
+        found = self.by_cgroup_id(cgroup_id, v1_cgroup_id)
         if found is None:
             self.rescan()
-            found = self._by_id.setdefault(cgroup_id, NO_CONTAINER)
-        if found == NO_CONTAINER and self.read_proc:
-            return self.by_pid(pid)
-        return found
+            self._by_id.setdefault(cgroup_id, NO_CONTAINER)
+            found = self.by_cgroup_id(cgroup_id, v1_cgroup_id)
+        return found or NO_CONTAINER

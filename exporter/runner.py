@@ -18,6 +18,7 @@ from exporter.collectors.cgroups import ContainerResourcesCollector
 from exporter.collectors.exporter_health import ExporterHealthCollector
 from exporter.collectors.host import HostResourcesCollector
 from exporter.collectors.process_counts import ProcessCountsCollector
+from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
 from exporter.pipeline_stats import PipelineCollector, PipelineStats
 from exporter.probes.base import ProbeContext
@@ -52,6 +53,7 @@ class Exporter:
     def start(self, serve: bool = True) -> None:
         for probe in self.probes:
             probe.load()
+        release_compiler_memory()
         scanner = ProcScanner(self.config.host, self.ctx.clock)
         scanned = scanner.scan(self.process_probe.next_event_id)
         self.scan_duration_seconds = scanner.duration_seconds

@@ -9,7 +9,6 @@ by the scan too). Each open connection becomes a ``scan`` ConnectionEvent, each 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from exporter.containers import CGROUP_ROOT, container_from_proc_cgroup, unified_mount
 from exporter.events import ConnectionEvent, ListenEvent, process_key
+from exporter.probes.tcp import AF_INET, AF_INET6, ip_address
 from exporter.proc_scan import parse_stat
 
 TCP_LISTEN = 0x0A
@@ -43,8 +43,8 @@ def parse_address(text: str) -> tuple[str, int]:
     hex_addr, hex_port = text.split(":")
     raw = bytes.fromhex(hex_addr)
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    ip = ipaddress.IPv4Address(words) if len(raw) == 4 else ipaddress.IPv6Address(words)
-    return str(ip), int(hex_port, 16)
+    family = AF_INET if len(raw) == 4 else AF_INET6
+    return ip_address(family, words), int(hex_port, 16)
 
 
 def parse_table(text: str, family: str) -> list[SocketRow]:

@@ -82,7 +82,12 @@ def test_oom_kill_is_tied_to_the_exit_it_causes(running_exporter):
         (mem / "memory.limit_in_bytes").write_text(str(64 << 20))
         hog = run_in([mem], [sys.executable, "-c", "x = b'a' * (512 << 20)"])
         assert hog.wait() == -9
-        got = running_exporter.events_of(hog.pid, ("exit", "oom_kill"))
+        got = running_exporter.events_of(hog.pid, ("exec", "exit", "oom_kill"))
         exit_ = got["exit"][0]
         assert (exit_.outcome, exit_.signal) == ("oom", 9)
         assert got["oom_kill"][0].process_key == exit_.process_key
+        # A container that exists only in the v1 memory hierarchy (hybrid host): attributed
+        # from the v1 cgroup id the kernel reported, not from a /proc read.
+        assert got["exec"][0].container_id == exit_.container_id == cid
+        label = (("container", cid[:12]), ("outcome", "oom"))
+        assert wait_metric(running_exporter, ("groundtruth_process_exits_total", label), 1) == 1

@@ -21,9 +21,11 @@ BPF_HASH(oom_victims, u32, u8, 1024);
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_ARRAY(counts_overflow, u64, 8);                  /* by count kind, when `counts` is full */
 
-static __always_inline void count(u64 cgroup_id, u32 kind, const char *comm)
+static __always_inline void count(u32 kind, const char *comm)
 {
-    struct count_key key = {.cgroup_id = cgroup_id, .kind = kind};
+    struct count_key key = {.kind = kind};
+    key.cgroup_id = bpf_get_current_cgroup_id();
+    key.v1_cgroup_id = task_v1_memcg_id((void *)bpf_get_current_task());
     if (comm)
         __builtin_memcpy(key.comm, comm, COMM_LEN);
     u64 *v = counts.lookup(&key);
@@ -61,6 +63,7 @@ static __always_inline void fill_head(struct proc_event *e, u32 kind)
     e->uid = (u32)uid_gid;
     e->gid = uid_gid >> 32;
     e->cgroup_id = bpf_get_current_cgroup_id();
+    e->v1_cgroup_id = task_v1_memcg_id(task);
     e->start_ns = process_start_ns(task);
     e->ppid = parent_tgid(task, &e->parent_start_ns);
     e->exit_code = 0;
@@ -145,7 +148,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     /* Counted before the event is queued: counted execs = delivered + dropped, exactly. */
     char comm[COMM_LEN];
     bpf_get_current_comm(&comm, sizeof(comm));
-    count(bpf_get_current_cgroup_id(), C_EXEC, comm);
+    count(C_EXEC, comm);
     struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_drop(EV_EXEC);
@@ -174,8 +177,7 @@ static __always_inline int exec_returned(long ret)
     if (!a)
         return 0;  /* succeeded: sched_process_exec took it */
     if (ret < 0) {
-        u64 cgroup_id = bpf_get_current_cgroup_id();
-        count(cgroup_id, C_EXEC_FAILED, 0);
+        count(C_EXEC_FAILED, 0);
         /* ENOENT is the PATH search of execvp(): counted, not sent. */
         if (ret != -ENOENT) {
             struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
@@ -219,7 +221,6 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         flags |= F_OOM_KILLED;
         oom_victims.delete(&tgid);
     }
-    u64 cgroup_id = bpf_get_current_cgroup_id();
     u32 outcome = C_EXIT_OK;
     if (flags & F_OOM_KILLED)
         outcome = C_EXIT_OOM;
@@ -227,7 +228,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         outcome = C_EXIT_SIGNAL;
     else if (code >> 8)
         outcome = C_EXIT_ERROR;
-    count(cgroup_id, outcome, 0);
+    count(outcome, 0);
 
     struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
@@ -247,7 +248,7 @@ TRACEPOINT_PROBE(oom, mark_victim)
     u32 pid = args->pid;
     u8 one = 1;
     oom_victims.update(&pid, &one);
-    count(bpf_get_current_cgroup_id(), C_OOM_KILL, 0);
+    count(C_OOM_KILL, 0);
     struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_drop(EV_OOM_KILL);
@@ -264,10 +265,10 @@ TRACEPOINT_PROBE(oom, mark_victim)
     return 0;
 }
 
-/* ---- new cgroups on the v2 hierarchy (id 0): feeds the cgroup id -> container map ---- */
+/* ---- new cgroups (v2, and the v1 memory hierarchy): feed the cgroup id -> container map ---- */
 TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
 {
-    if (args->root != 0)
+    if (args->root != 0 && args->root != MEMCG_V1_HIERARCHY)
         return 0;
     struct cgroup_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
@@ -276,6 +277,7 @@ TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
     }
     fill_head(&e->hdr, EV_CGROUP_MKDIR);
     e->hdr.cgroup_id = args->id;
+    e->hdr.flags = args->root ? F_CGROUP_V1 : 0;
     TP_DATA_LOC_READ_STR(e->path, path, sizeof(e->path));
     events.ringbuf_submit(e, RINGBUF_FLAGS);
     return 0;

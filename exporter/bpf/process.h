@@ -23,6 +23,7 @@ enum event_flags {
     F_ARGV_TRUNCATED = 1,    /* an argument was cut, or more than ARGV_MAX were given */
     F_ARGV_UNKNOWN = 2,      /* exec began before the probe was attached */
     F_OOM_KILLED = 4,        /* exit caused by the OOM killer */
+    F_CGROUP_V1 = 8,         /* cgroup_mkdir in the v1 memory hierarchy */
 };
 
 /* Counter kinds kept in the `counts` map, read at scrape time. */
@@ -41,7 +42,8 @@ struct proc_event {
     u64 ts_ns;               /* boot clock */
     u64 start_ns;            /* process start, boot clock */
     u64 parent_start_ns;
-    u64 cgroup_id;
+    u64 cgroup_id;           /* cgroup v2 id */
+    u64 v1_cgroup_id;        /* v1 memory cgroup id on hybrid hosts, else 0 */
     u32 kind;
     u32 pid;                 /* tgid */
     u32 ppid;
@@ -62,7 +64,7 @@ struct exec_event {
 };
 
 struct cgroup_event {
-    struct proc_event hdr;   /* cgroup_id is the new cgroup's id */
+    struct proc_event hdr;   /* cgroup_id is the new cgroup's id, in the hierarchy of flags */
     char path[CGROUP_PATH_LEN];
 };
 
@@ -76,6 +78,7 @@ struct exec_args {
 
 struct count_key {
     u64 cgroup_id;
+    u64 v1_cgroup_id;
     u32 kind;
     char comm[COMM_LEN];     /* program name for C_EXEC, empty otherwise */
 };

@@ -43,4 +43,19 @@ static __always_inline u32 parent_tgid(void *task, u64 *parent_start_ns)
     return task_read_u32(parent, TASK_TGID);
 }
 
+/* Id (kernfs inode) of the task's cgroup in the v1 memory hierarchy, on hybrid hosts where
+ * runtimes may put containers in v1 hierarchies only; 0 where there is none. */
+static __always_inline u64 task_v1_memcg_id(void *task)
+{
+#ifdef MEMCG_V1
+    void *css_set = task_read_ptr(task, TASK_CGROUPS);
+    void *css = task_read_ptr(css_set, CSS_SET_SUBSYS + MEMORY_CGRP_ID * sizeof(void *));
+    void *cgrp = task_read_ptr(css, CSS_CGROUP);
+    void *kn = task_read_ptr(cgrp, CGROUP_KN);
+    return task_read_u64(kn, KERNFS_NODE_ID);
+#else
+    return 0;
+#endif
+}
+
 #endif

@@ -18,6 +18,7 @@
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* ring buffer full, by event kind */
 BPF_PERCPU_ARRAY(conns_full, u64, 1);               /* sockets not tracked: `conns` was full */
+BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connection ids */
 BPF_HASH(conns, u64, struct conn, CONNS_MAX);
 BPF_HASH(listeners, struct listen_key, struct owner, 4096);
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
@@ -123,7 +124,7 @@ static __always_inline u16 duration_bucket(u64 ns)
     return DURATION_BUCKETS;
 }
 
-static __always_inline void emit(u32 kind, u64 sk, struct conn *c, int error)
+static __always_inline void emit(u32 kind, struct conn *c, int error)
 {
     struct tcp_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
@@ -131,7 +132,7 @@ static __always_inline void emit(u32 kind, u64 sk, struct conn *c, int error)
         return;
     }
     e->ts_ns = bpf_ktime_get_boot_ns();
-    e->sk = sk;
+    e->conn_id = c->id;
     e->kind = kind;
     e->error = error;
     e->open_ns = c->open_ns;
@@ -157,8 +158,11 @@ static __always_inline void count_opened(struct conn *c)
 
 static __always_inline void track(u64 sk, struct conn *c)
 {
+    u32 zero = 0;
+    u64 *seq = conn_seq.lookup(&zero);
+    if (seq)
+        c->id = ((u64)bpf_get_smp_processor_id() << 48) | ++*seq;
     if (conns.update(&sk, c) != 0) {
-        u32 zero = 0;
         u64 *n = conns_full.lookup(&zero);
         if (n)
             (*n)++;
@@ -167,7 +171,7 @@ static __always_inline void track(u64 sk, struct conn *c)
 
 /* ---- state changes ---- */
 
-static __always_inline int on_listen(u64 sk, struct addrs *a, u32 kind)
+static __always_inline int on_listen(struct addrs *a, u32 kind)
 {
     struct conn c = {.addrs = *a};
     struct listen_key key = {.family = c.addrs.family, .port = c.addrs.sport};
@@ -177,7 +181,7 @@ static __always_inline int on_listen(u64 sk, struct addrs *a, u32 kind)
         listeners.update(&key, &c.owner);
     else
         listeners.delete(&key);
-    emit(kind, sk, &c, 0);
+    emit(kind, &c, 0);
     return 0;
 }
 
@@ -217,7 +221,7 @@ static __always_inline int on_established(u64 sk, struct addrs *a)
     if (!(c->flags & F_INBOUND)) {
         count_opened(c);
         if (EMIT_OPEN)
-            emit(EV_CONNECT, sk, c, 0);
+            emit(EV_CONNECT, c, 0);
     }
     return 0;
 }
@@ -230,7 +234,7 @@ static __always_inline int on_close(u64 sk, int old, struct addrs *a)
             return 0;
         /* Opened before the probe: report the end; user space knows the owner from its scan. */
         struct conn u = {.flags = F_UNTRACKED, .addrs = *a};
-        emit(EV_CLOSE, sk, &u, sock_error(sk));
+        emit(EV_CLOSE, &u, sock_error(sk));
         return 0;
     }
     c->addrs = *a;
@@ -238,7 +242,7 @@ static __always_inline int on_close(u64 sk, int old, struct addrs *a)
     u8 inbound = c->flags & F_INBOUND;
     if (old == TCP_SYN_SENT) {
         count_add(c->owner.cgroup_id, C_OPENED, label_port(c), 0, connect_outcome(err), 1);
-        emit(EV_CONNECT_FAILED, sk, c, err);
+        emit(EV_CONNECT_FAILED, c, err);
     } else if (c->established_ns) {
         count_opened(c);  /* an inbound connection nobody accepted or read */
         u64 duration = bpf_ktime_get_boot_ns() - c->established_ns;
@@ -246,7 +250,7 @@ static __always_inline int on_close(u64 sk, int old, struct addrs *a)
         count_add(c->counted_cgroup, C_CLOSED, port, inbound, O_OK, 1);
         count_add(c->counted_cgroup, C_DURATION, duration_bucket(duration), inbound, O_OK, 1);
         count_add(c->counted_cgroup, C_DURATION_SUM_US, 0, inbound, O_OK, duration / 1000);
-        emit(EV_CLOSE, sk, c, err);
+        emit(EV_CLOSE, c, err);
     }
     conns.delete(&sk);
     return 0;
@@ -261,9 +265,9 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
     struct addrs a = {};
     ADDRS_FROM_ARGS(&a, args);
     if (new == TCP_LISTEN)
-        return on_listen(sk, &a, EV_LISTEN);
+        return on_listen(&a, EV_LISTEN);
     if (old == TCP_LISTEN && new == TCP_CLOSE)
-        return on_listen(sk, &a, EV_LISTEN_CLOSE);
+        return on_listen(&a, EV_LISTEN_CLOSE);
     if (new == TCP_SYN_SENT)
         return on_connect_start(sk, &a);
     if (old == TCP_LISTEN && new == TCP_SYN_RECV)
@@ -295,7 +299,7 @@ static __always_inline u64 sk_of_fd(int fd)
 }
 
 /* The current process takes over an inbound connection; announce it if it is new. */
-static __always_inline void adopt(u64 sk, struct conn *c, u32 how)
+static __always_inline void adopt(struct conn *c, u32 how)
 {
     owner_from_current(&c->owner);
     u32 was = c->flags;
@@ -304,7 +308,7 @@ static __always_inline void adopt(u64 sk, struct conn *c, u32 how)
         return;
     count_opened(c);
     if (EMIT_OPEN)
-        emit(EV_ACCEPT, sk, c, 0);
+        emit(EV_ACCEPT, c, 0);
 }
 
 static __always_inline int accepted(long fd)
@@ -314,7 +318,7 @@ static __always_inline int accepted(long fd)
     u64 sk = sk_of_fd(fd);
     struct conn *c = conns.lookup(&sk);
     if (c && (c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO))
-        adopt(sk, c, F_OWNER_ACCEPT);
+        adopt(c, F_OWNER_ACCEPT);
     return 0;
 }
 
@@ -342,7 +346,7 @@ static __always_inline int transferred(u64 sk, u16 family, u16 protocol, int ret
     if ((c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO)) {
         u32 pid = bpf_get_current_pid_tgid() >> 32;
         if (pid != c->owner.pid || !(c->flags & F_OWNER_ACCEPT))
-            adopt(sk, c, F_OWNER_IO);
+            adopt(c, F_OWNER_IO);
         else
             c->flags |= F_OWNER_IO;
     }

@@ -88,6 +88,7 @@ struct addrs {
 
 /* Per-socket state, keyed by the struct sock address, deleted when the socket closes. */
 struct conn {
+    u64 id;                   /* (cpu << 48) | per-CPU sequence: names the connection outside */
     u64 open_ns;              /* SYN sent (outbound) or received (inbound), boot clock */
     u64 established_ns;
     u64 bytes_sent;           /* from sock_send_length: what processes wrote */
@@ -101,7 +102,7 @@ struct conn {
 
 struct tcp_event {
     u64 ts_ns;                /* boot clock */
-    u64 sk;                   /* correlates a connection's events; hashed before leaving */
+    u64 conn_id;              /* struct conn.id; 0 for sockets older than the probe */
     u64 open_ns;
     u64 established_ns;
     u64 bytes_sent;

@@ -24,15 +24,15 @@ class ProcessCountsCollector:
         self.programs = BoundedLabels(program_cap)
         self.errors = 0
 
-    def _container_label(self, cgroup_id: int) -> str:
-        found = self.probe.containers.by_cgroup_id(cgroup_id)
-        return self.containers(found.short_id) if found else ""
+    def _container_label(self, cgroup_id: int, v1_cgroup_id: int) -> str:
+        found = self.probe.containers.by_cgroup_id(cgroup_id, v1_cgroup_id)
+        return self.containers(found.short_id) if found and found.id else ""
 
     def read_counts(self):
         """Sums by metric and labels, from the BPF maps (overflow goes to `other`)."""
         execs, exits, ooms, exec_failed = Counter(), Counter(), Counter(), Counter()
         for key, value in self.probe.bpf[b"counts"].items():
-            container = self._container_label(key.cgroup_id)
+            container = self._container_label(key.cgroup_id, key.v1_cgroup_id)
             n = value.value
             if key.kind == C_EXEC:
                 program = self.programs(key.comm.decode("utf-8", "replace"))

@@ -11,19 +11,20 @@ import itertools
 import os
 import struct
 
-from exporter.containers import NO_CONTAINER, Container, ContainerResolver
-from exporter.events import ProcessEvent, process_key
-from exporter.probes.base import BpfProbe, ProbeContext
+from exporter.btf import enum_value
+from exporter.containers import Container, ContainerResolver
+from exporter.events import ProcessEvent
+from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
 
 # Layouts of bpf/process.h.
-HEAD = struct.Struct("<4Q5IiII16s")  # struct proc_event
+HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event
 EXEC_TAIL = struct.Struct("<II256s")  # argc, pad, filename (argv follows)
 ARGV_MAX, ARG_LEN, CGROUP_PATH_LEN = 20, 128, 256
 EXEC_ARGV_AT = HEAD.size + EXEC_TAIL.size
 
 EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR = range(1, 7)
-F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED = 1, 2, 4
+F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
 KIND_NAMES = {
     EV_FORK: "fork",
     EV_EXEC: "exec",
@@ -32,7 +33,16 @@ KIND_NAMES = {
     EV_OOM_KILL: "oom_kill",
 }
 
-TICK_NS = 10_000_000  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
+TICK_NS = 10_000_000
+
+# The path from a task to its v1 memory cgroup's id (task_v1_memcg_id in bpf/task.h).
+CGROUP_OFFSETS = {
+    "TASK_CGROUPS": ("task_struct", "cgroups"),
+    "CSS_SET_SUBSYS": ("css_set", "subsys"),
+    "CSS_CGROUP": ("cgroup_subsys_state", "cgroup"),
+    "CGROUP_KN": ("cgroup", "kn"),
+    "KERNFS_NODE_ID": ("kernfs_node", "id"),
+}  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
 
 
 def cstr(raw: bytes) -> str:
@@ -62,6 +72,7 @@ def errno_name(negative_errno: int) -> str:
 class ProcessProbe(BpfProbe):
     name = "process"
     source = "process.c"
+    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS}
 
     def __init__(
         self,
@@ -80,15 +91,17 @@ class ProcessProbe(BpfProbe):
         self._seq = itertools.count()
 
     def defines(self) -> dict[str, int]:
-        return {**super().defines(), "COUNTS_MAX": self.counts_max}
+        defines = {**super().defines(), "COUNTS_MAX": self.counts_max}
+        hierarchy = self.containers.v1_hierarchy
+        defines["MEMCG_V1_HIERARCHY"] = hierarchy or -1
+        if hierarchy:
+            defines["MEMCG_V1"] = 1
+            defines["MEMORY_CGRP_ID"] = enum_value("cgroup_subsys_id", "memory_cgrp_id")
+        return defines
 
     def next_event_id(self) -> str:
+        """Unique per event: this run's random id and a sequence (decode() inlines it)."""
         return f"{self._run_id}-{next(self._seq)}"
-
-    def key(self, pid: int, start_boot_ns: int) -> str:
-        if not pid:
-            return ""
-        return process_key(self.ctx.host, pid, start_boot_ns // TICK_NS)
 
     def adopt_scanned(self, events: list[ProcessEvent]) -> None:
         """Add processes found by the start-up scan, unless an event already told us more."""
@@ -97,36 +110,51 @@ class ProcessProbe(BpfProbe):
                 self.table.add(ev.pid, ev.process_key, Container(ev.container_id, "", ev.pod_uid))
 
     def decode(self, raw: bytes) -> ProcessEvent | None:
-        (ts, start, pstart, cgroup_id, kind, pid, ppid, uid, gid, code, flags, _tid, comm) = (
-            HEAD.unpack_from(raw)
-        )
+        # The hot path: one call per event, so lookups are hoisted and keys built inline.
+        (
+            ts,
+            start,
+            pstart,
+            cgroup_id,
+            v1_id,
+            kind,
+            pid,
+            ppid,
+            uid,
+            gid,
+            code,
+            flags,
+            _tid,
+            comm,
+        ) = HEAD.unpack_from(raw)
         if kind == EV_CGROUP_MKDIR:
-            self.containers.learn(cgroup_id, cstr(raw[HEAD.size : HEAD.size + CGROUP_PATH_LEN]))
+            path = cstr(raw[HEAD.size : HEAD.size + CGROUP_PATH_LEN])
+            self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
             return None
-        wall = self.ctx.clock.wall_ns
+        host, offset = self.ctx.host, self.ctx.clock.offset_ns
         ev = ProcessEvent(
-            event_id=self.next_event_id(),
-            kind=KIND_NAMES.get(kind, str(kind)),
-            time_ns=wall(ts),
-            host=self.ctx.host,
-            pid=pid,
-            ppid=ppid,
-            process_key=self.key(pid, start) if start else self.table.key(pid),
-            parent_key=self.key(ppid, pstart),
-            start_time_ns=wall(start) if start else 0,
-            uid=uid,
-            gid=gid,
-            comm=cstr(comm),
+            f"{self._run_id}-{next(self._seq)}",
+            KIND_NAMES.get(kind, str(kind)),
+            ts + offset,
+            host,
+            pid,
+            ppid,
+            f"{host}:{pid}:{start // TICK_NS}" if start else self.table.key(pid),
+            f"{host}:{ppid}:{pstart // TICK_NS}" if ppid else "",
+            start + offset if start else 0,
+            uid,
+            gid,
+            comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
             cgroup_id=cgroup_id,
             source="ebpf",
         )
-        if kind in (EV_EXEC, EV_EXEC_FAILED):
+        if kind == EV_EXEC or kind == EV_EXEC_FAILED:
             self._decode_exec(raw, ev, flags, code)
         elif kind == EV_EXIT:
             ev.exit_code, ev.signal, ev.core_dumped = decode_exit_status(code)
             ev.outcome = exit_outcome(ev.exit_code, ev.signal, bool(flags & F_OOM_KILLED))
             ev.lifetime_ns = ts - start if start else 0
-        self._attribute(ev, kind)
+        self._attribute(ev, kind, v1_id)
         for name in self.untrusted:
             setattr(ev, name, ProcessEvent.__dataclass_fields__[name].default)
         return ev
@@ -140,26 +168,20 @@ class ProcessProbe(BpfProbe):
         if ev.kind == "exec_failed":
             ev.outcome = errno_name(code)
 
-    def _attribute(self, ev: ProcessEvent, kind: int) -> None:
+    def _attribute(self, ev: ProcessEvent, kind: int, v1_cgroup_id: int) -> None:
         """Container of the event's process, and the process table kept in step."""
-        if kind == EV_FORK:
-            # Runs in the parent: the child is where its parent is, until it moves.
-            container = self.table.container(ev.ppid)
-            if container == NO_CONTAINER:
-                container = self.containers.by_cgroup_id(ev.cgroup_id) or NO_CONTAINER
-            self.table.add(ev.pid, ev.process_key, container)
-        elif kind == EV_EXEC:
-            container = self.containers.resolve(ev.cgroup_id, ev.pid)
-            if container is None:  # already gone: it ran where its parent did
-                container = self.table.container(ev.ppid)
-            self.table.add(ev.pid, ev.process_key, container)
-        elif kind == EV_OOM_KILL:
+        if kind == EV_OOM_KILL:
+            # Sent from the task that ran into the limit: the victim is known by its pid.
             container = self.table.container(ev.pid)
             ev.process_key = self.table.key(ev.pid)
+        elif kind == EV_FORK:
+            # Sent from the parent; the child starts in its parent's cgroups.
+            container = self.containers.resolve(ev.cgroup_id, v1_cgroup_id)
+            self.table.add(ev.pid, ev.process_key, container)
         else:
-            container = self.table.container(ev.pid)
-            if container == NO_CONTAINER:
-                container = self.containers.by_cgroup_id(ev.cgroup_id) or NO_CONTAINER
-            if kind == EV_EXIT:
+            container = self.containers.resolve(ev.cgroup_id, v1_cgroup_id)
+            if kind == EV_EXEC:
+                self.table.add(ev.pid, ev.process_key, container)
+            elif kind == EV_EXIT:
                 self.table.remove(ev.pid, ev.process_key)
         ev.container_id, ev.pod_uid = container.id, container.pod_uid

@@ -9,18 +9,19 @@ the start-up scan (``exporter.tcp_scan``): their close events are matched to it 
 from __future__ import annotations
 
 import errno
-import hashlib
-import ipaddress
 import itertools
 import os
+import socket
 import struct
+from functools import lru_cache
 
 from exporter.containers import NO_CONTAINER, ContainerResolver
 from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
 
-# struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32.
+# struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
+# order of ConnectionEvent and ListenEvent is relied on by decode() (positional, for speed).
 EVENT = struct.Struct("<6Q2QII16s16s16s4H3Ii")
 
 EV_CONNECT, EV_ACCEPT, EV_CLOSE, EV_CONNECT_FAILED, EV_LISTEN, EV_LISTEN_CLOSE = range(1, 7)
@@ -37,6 +38,7 @@ F_RESET_SENT, F_RESET_RECEIVED, F_CLOSED_LOCAL, F_CLOSED_REMOTE, F_UNTRACKED = 1
 
 AF_INET, AF_INET6 = 2, 10
 FAMILIES = {AF_INET: "ipv4", AF_INET6: "ipv6"}
+OWNER_CACHE_MAX = 4096
 TICK_NS = 10_000_000  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
 
 # Upper bounds of the connection duration histogram; the BPF side buckets with the same list.
@@ -75,11 +77,12 @@ def cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+@lru_cache(maxsize=4096)
 def ip_address(family: int, raw: bytes) -> str:
-    """Text form of a tracepoint address (IPv4 in the first 4 bytes)."""
+    """Text form of a tracepoint address (IPv4 in the first 4 bytes), as inet_ntop writes it."""
     if family == AF_INET6:
-        return str(ipaddress.IPv6Address(raw[:16]))
-    return str(ipaddress.IPv4Address(raw[:4]))
+        return socket.inet_ntop(socket.AF_INET6, raw[:16])
+    return socket.inet_ntop(socket.AF_INET, raw[:4])
 
 
 def errno_name(err: int) -> str:
@@ -141,7 +144,7 @@ class TcpProbe(BpfProbe):
         ):
             raise ValueError("well_known_ports: at most 1024 ports, each 1-65535")
         self._run_id = os.urandom(4).hex()
-        self._salt = os.urandom(16)
+        self._owners: dict[tuple, tuple] = {}
         self._seq = itertools.count()
         # Connections open at start-up (from the scan), by address tuple, until they close.
         self.scanned: dict[tuple, ConnectionEvent] = {}
@@ -169,11 +172,6 @@ class TcpProbe(BpfProbe):
         if not pid or not start_boot_ns:
             return ""
         return process_key(self.ctx.host, pid, start_boot_ns // TICK_NS)
-
-    def connection_id(self, sk: int, open_ns: int) -> str:
-        """Stable per connection, without exposing kernel addresses."""
-        digest = hashlib.blake2b(struct.pack("<QQ", sk, open_ns), key=self._salt, digest_size=8)
-        return digest.hexdigest()
 
     def container(self, pid: int, cgroup_id: int):
         if self.table is not None:
@@ -209,76 +207,51 @@ class TcpProbe(BpfProbe):
         """Connections from the scan that have not closed yet."""
         return list(self.scanned.values())
 
+    def owner(self, pid: int, start_ns: int, cgroup_id: int, comm: bytes) -> tuple:
+        """(process key, comm, container id, pod uid) of an event's owner, cached: a busy
+        process owns many connections."""
+        key = (pid, start_ns, cgroup_id)
+        found = self._owners.get(key)
+        if found is None:
+            if len(self._owners) >= OWNER_CACHE_MAX:
+                self._owners.clear()  # also forgets containers learned too late
+            container = self.container(pid, cgroup_id)
+            found = (self.key(pid, start_ns), cstr(comm), container.id, container.pod_uid)
+            self._owners[key] = found
+        return found
+
     def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
-        (
-            ts,
-            sk,
-            open_ns,
-            established_ns,
-            sent,
-            received,
-            start_ns,
-            cgroup_id,
-            pid,
-            _pad,
-            comm,
-            saddr,
-            daddr,
-            sport,
-            dport,
-            family_raw,
-            _pad2,
-            kind,
-            flags,
-            retransmits,
-            err,
-        ) = EVENT.unpack_from(raw)
-        family = FAMILIES.get(family_raw, str(family_raw))
-        local_addr = ip_address(family_raw, saddr)
-        container = self.container(pid, cgroup_id)
-        wall = self.ctx.clock.wall_ns
-        common = dict(
-            event_id=self.next_event_id(),
-            kind=KIND_NAMES.get(kind, str(kind)),
-            time_ns=wall(ts),
-            host=self.ctx.host,
-            pid=pid,
-            process_key=self.key(pid, start_ns),
-            comm=cstr(comm),
-            cgroup_id=cgroup_id,
-            container_id=container.id,
-            pod_uid=container.pod_uid,
-            family=family,
-            local_addr=local_addr,
-            local_port=sport,
-            source="ebpf",
-        )
-        if kind in (EV_LISTEN, EV_LISTEN_CLOSE):
-            return ListenEvent(**common)
-        ev = ConnectionEvent(
-            **common,
-            connection_id=self.connection_id(sk, open_ns),
-            direction="inbound" if flags & F_INBOUND else "outbound",
-            remote_addr=ip_address(family_raw, daddr),
-            remote_port=dport,
-            error=errno_name(err),
-            open_time_ns=wall(open_ns) if open_ns else 0,
-            establish_ns=established_ns - open_ns if established_ns and open_ns else 0,
-            bytes_sent=sent,
-            bytes_received=received,
-            retransmits=retransmits,
-            resets=bool(flags & F_RESET_SENT) + bool(flags & F_RESET_RECEIVED),
-        )
+        (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
+         comm, saddr, daddr, sport, dport, family_raw, _, kind, flags, retransmits, err,
+         ) = EVENT.unpack_from(raw)  # fmt: skip
+        pkey, comm_text, container_id, pod_uid = self.owner(pid, start_ns, cgroup_id, comm)
+        wall_offset = self.ctx.clock.offset_ns
+        if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
+            return ListenEvent(
+                self.next_event_id(), KIND_NAMES[kind], ts + wall_offset, self.ctx.host, pid,
+                pkey, comm_text, cgroup_id, container_id, pod_uid, FAMILIES.get(family_raw, ""),
+                ip_address(family_raw, saddr), sport, "ebpf",
+            )  # fmt: skip
         if kind == EV_CONNECT_FAILED:
-            ev.outcome = ERROR_OUTCOMES.get(err, "error")
+            outcome, closer = ERROR_OUTCOMES.get(err, "error"), ""
         elif kind == EV_CLOSE:
-            ev.outcome = close_outcome(flags, err)
-            ev.closed_by = closed_by(flags)
-            ev.duration_ns = ts - established_ns if established_ns else 0
-            if flags & F_UNTRACKED:
-                self._from_scan(ev)
+            outcome, closer = close_outcome(flags, err), closed_by(flags)
         else:
-            ev.outcome = "ok"
+            outcome, closer = "ok", ""
+        ev = ConnectionEvent(
+            self.next_event_id(), KIND_NAMES.get(kind, str(kind)), ts + wall_offset,
+            self.ctx.host, f"{self._run_id}-{conn_id:x}" if conn_id else "", pid, pkey,
+            comm_text, cgroup_id, container_id, pod_uid,
+            "inbound" if flags & F_INBOUND else "outbound", FAMILIES.get(family_raw, ""),
+            ip_address(family_raw, saddr), sport, ip_address(family_raw, daddr), dport,
+            outcome, errno_name(err), open_ns + wall_offset if open_ns else 0,
+            established_ns - open_ns if established_ns and open_ns else 0,
+            ts - established_ns if kind == EV_CLOSE and established_ns else 0,
+            sent, received, retransmits,
+            bool(flags & F_RESET_SENT) + bool(flags & F_RESET_RECEIVED), closer, "ebpf",
+        )  # fmt: skip
+        if flags & F_UNTRACKED:
+            self._from_scan(ev)
         return ev
 
     def _from_scan(self, ev: ConnectionEvent) -> None:

@@ -1,0 +1,172 @@
+"""Process probe: exec storm speed and losses, CPU per event against a counting-only floor,
+resident memory with 100,000 tracked processes."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.result import Result
+from exporter.config import ExporterConfig
+from exporter.probes.base import ProbeContext
+from exporter.probes.process import EV_FORK, HEAD, ProcessProbe
+from exporter.runner import Exporter
+from exporter.sinks.memory import MemorySink
+
+STORM_EXECS = 3000
+ROUNDS = 3
+
+
+def storm_seconds(storm: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(storm, check=True)
+    return time.perf_counter() - started
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class CountingOnlyProbe(ProcessProbe):
+    """The floor: the same BPF program and ring buffer, a consumer that only counts."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.seen = 0
+
+    def _on_event(self, _ctx, _data, _size) -> None:
+        self.seen += 1
+
+
+def drain_in_thread(drain, stop: threading.Event, interval: float = 0.05):
+    def loop():
+        while not stop.wait(interval):
+            drain()
+        drain()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return t
+
+
+def measure_with(probe_drain, storm: list[str]) -> tuple[float, float]:
+    """(storm seconds, CPU seconds of this process) while a drain loop runs."""
+    stop = threading.Event()
+    thread = drain_in_thread(probe_drain, stop)
+    cpu0 = time.process_time()
+    seconds = storm_seconds(storm)
+    stop.set()
+    thread.join()
+    return seconds, time.process_time() - cpu0
+
+
+def run() -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        # A binary of our own, so the storm's execs are told apart from the machine's.
+        true = Path(tmp) / "gt-storm-true"
+        shutil.copy("/bin/true", true)
+        storm = ["/bin/bash", "-c", f"for i in $(seq {STORM_EXECS}); do {true}; done"]
+        return storm_results(storm, str(true)) + [memory_with_tracked_processes(100_000)]
+
+
+def storm_results(storm: list[str], binary: str) -> list[Result]:
+    storm_seconds(storm)  # warm the page cache
+    base, full, floor = [], [], []
+    full_cpu = floor_cpu = 0.0
+    full_events = floor_events = storm_execs = drops = 0
+    for _ in range(ROUNDS):
+        # Nothing attached: the machine's own speed.
+        base.append(storm_seconds(storm))
+        # The full path: probe -> decode -> identity, containers, process table -> sink.
+        sink = MemorySink()
+        exporter = Exporter(ExporterConfig(host="bench", selftest=False), sink)
+        exporter.start(serve=False)
+        try:
+            secs, cpu = measure_with(exporter.drain_once, storm)
+        finally:
+            exporter.shutdown()
+        full.append(secs)
+        full_cpu += cpu
+        full_events += len(sink.events)
+        storm_execs += sum(1 for e in sink.events if e.kind == "exec" and e.filename == binary)
+        drops += sum(exporter.process_probe.drops_by_kind().values())
+        # The floor: the same program and ring buffer, a consumer that only counts.
+        floor_probe = CountingOnlyProbe(ProbeContext(host="bench"))
+        floor_probe.load()
+        try:
+            secs, cpu = measure_with(floor_probe.drain, storm)
+        finally:
+            floor_probe.close()
+        floor.append(secs)
+        floor_cpu += cpu
+        floor_events += floor_probe.seen
+
+    rate = STORM_EXECS / statistics.median(full)
+    base_rate = STORM_EXECS / statistics.median(base)
+    per_event = full_cpu / full_events * 1e6
+    floor_per_event = floor_cpu / floor_events * 1e6
+    return [
+        Result(
+            "exec storm with the exporter (bash loop of a copy of /bin/true)",
+            rate,
+            "execs/s",
+            "without the exporter",
+            base_rate,
+            ">= 0.95x",
+            rate / base_rate >= 0.95,
+            f"median of {ROUNDS} x {STORM_EXECS}",
+        ),
+        Result(
+            "storm execs delivered as events",
+            storm_execs,
+            "events",
+            "execs made",
+            ROUNDS * STORM_EXECS,
+            "= 1.00x, 0 dropped",
+            storm_execs == ROUNDS * STORM_EXECS and drops == 0,
+            f"{drops} dropped",
+        ),
+        Result(
+            "exporter CPU per event, full path (decode, identity, containers, sink)",
+            per_event,
+            "us",
+            "counting-only ring buffer consumer",
+            floor_per_event,
+            "<= 3x",
+            per_event <= 3 * floor_per_event,
+            f"{full_events} events",
+        ),
+    ]
+
+
+def memory_with_tracked_processes(n: int) -> Result:
+    """RSS of a loaded exporter after n processes went through decode into its table."""
+    exporter = Exporter(ExporterConfig(host="bench", selftest=False), MemorySink())
+    exporter.start(serve=False)
+    try:
+        loaded = rss_bytes()
+        probe = exporter.process_probe
+        for pid in range(1_000_000, 1_000_000 + n):
+            raw = HEAD.pack(1, pid * 1000, 1, 1, 0, EV_FORK, pid, 1, 0, 0, 0, 0, pid, b"bench")
+            probe.decode(raw)  # fork events: the process table keeps them until exit
+        tracked = len(exporter.table)
+        rss = rss_bytes()
+    finally:
+        exporter.shutdown()
+    return Result(
+        f"exporter resident memory with {tracked:,} tracked processes",
+        rss / 2**20,
+        "MiB",
+        "the same exporter before",
+        loaded / 2**20,
+        "<= 150 MiB",
+        rss <= 150 * 2**20,
+    )
