@@ -32,6 +32,7 @@ INCIDENT_ONLY = {
     "groundtruth_sink_errors_total": "counted from the first failed write",
     "groundtruth_sink_replayed_events_total": "counted from the first replay after an outage",
     "ALERTS": "only while an alert is pending or firing",
+    "groundtruth_tcp_retransmits": "counted from the first retransmitted segment",
     "outbound_failed": "only once an outbound connection has failed",
     "container_memory_limit_used": "only for containers that have a memory limit",
 }
@@ -114,19 +115,22 @@ def evaluation_errors(prometheus_url: str, expressions: list[Expression]) -> lis
     return errors
 
 
-def incident_only_reason(expr: str) -> str | None:
-    for marker, reason in INCIDENT_ONLY.items():
+def empty_reason(expr: str, expected_empty: dict[str, str]) -> str | None:
+    """Why ``expr`` may be empty: the reason of the first marker it contains, else None."""
+    for marker, reason in expected_empty.items():
         if marker in expr:
             return reason
     return None
 
 
 def expressions_without_data(
-    prometheus_url: str, expressions: list[Expression]
+    prometheus_url: str,
+    expressions: list[Expression],
+    expected_empty: dict[str, str] = INCIDENT_ONLY,
 ) -> tuple[list[Expression], list[tuple[Expression, str]]]:
-    """(empty and unexplained, empty because incident-only with the reason).
+    """(empty and unexplained, empty with the reason from ``expected_empty``).
 
-    Call with a Prometheus that has scraped a live exporter for a few minutes: the first list
+    Call with a Prometheus that has scraped a live exporter for a few seconds: the first list
     must be empty. Alert expressions are skipped: an alert that is not firing is empty.
     """
     unexplained, explained = [], []
@@ -136,7 +140,7 @@ def expressions_without_data(
         reply = query(prometheus_url, e.promql)
         if reply.get("status") == "success" and reply["data"]["result"]:
             continue
-        reason = incident_only_reason(e.promql)
+        reason = empty_reason(e.promql, expected_empty)
         if reason:
             explained.append((e, reason))
         else:

@@ -1,0 +1,101 @@
+"""The dashboards and rules on live data: the real exporter, scraped by a real Prometheus.
+
+Conditions the panels show are provoked here (a container with a memory limit that uses CPU
+and memory, execs in it, a failing exit, an OOM kill); then every panel and recording-rule
+expression must return data, except those listed with the reason they are empty.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from alerts import build as alerts_build
+from dashboards import verify
+from groundtruth.mixin import load_config
+from tests.cgroups import cgroup_dirs, docker_v1, fake_container_id, run_in
+
+pytestmark = pytest.mark.ebpf
+
+HOST = "test-host"  # the exporter fixture's host name; instance is relabelled to it
+
+# Empty here for a reason that is not an incident. Each entry must still match some empty
+# expression: once the reason is gone, the test says to remove it.
+NOT_HERE = {
+    "groundtruth_sink_": "the test exporter writes to a MemorySink: no store sink metrics",
+    "groundtruth_tcp_": "the TCP probe is not in exporter/runner.py's probes yet",
+    "tcp_connections": "the TCP probe is not in exporter/runner.py's probes yet",
+}
+
+
+def provoke_container_activity():
+    """A fake Docker container (v1 memory + cpuacct cgroups, 128 MiB limit) that uses CPU and
+    memory, runs a failing command, and has a process OOM-killed. Returns when all is done,
+    leaving one process running in it until the caller stops it."""
+    cid = fake_container_id()
+    mem, cpu = docker_v1("memory", cid), docker_v1("cpuacct", cid)
+    dirs = cgroup_dirs(mem, cpu)
+    dirs.__enter__()
+    (mem / "memory.limit_in_bytes").write_text(str(128 << 20))
+    busy = (
+        "import time\nx = b'a' * (32 << 20)\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\nprint('ok', flush=True)\ntime.sleep(120)"
+    )
+    resident = run_in([mem, cpu], [sys.executable, "-c", busy], stdout=subprocess.PIPE, text=True)
+    assert resident.stdout.readline() == "ok\n"
+    assert run_in([mem, cpu], ["/bin/sh", "-c", "exit 3"]).wait() == 3
+    hog = run_in([mem, cpu], [sys.executable, "-c", "x = b'a' * (512 << 20)"])
+    assert hog.wait() == -9  # the OOM killer
+
+    def stop():
+        resident.kill()
+        resident.wait()
+        dirs.__exit__(None, None, None)
+
+    return stop
+
+
+@pytest.fixture
+def scraped(running_exporter, prometheus_factory):
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "groundtruth",
+                "static_configs": [{"targets": [running_exporter.config.listen]}],
+                "relabel_configs": [{"target_label": "instance", "replacement": HOST}],
+            }
+        ],
+    }
+    rules = alerts_build.GENERATED_DIR / alerts_build.RULES
+    return prometheus_factory(config, [rules])
+
+
+def test_every_panel_and_recording_rule_returns_live_data(scraped):
+    stop = provoke_container_activity()
+    try:
+        expressions = verify.all_expressions(load_config())
+        expected_empty = {**verify.INCIDENT_ONLY, **NOT_HERE}
+        # Rates need two scrapes after the provoked events: poll until it settles.
+        deadline = time.monotonic() + 60
+        while True:
+            missing, explained = verify.expressions_without_data(
+                scraped.url, expressions, expected_empty
+            )
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        stop()
+    assert [f"{e.where}: {e.promql}" for e in missing] == []
+    reasons = {reason for _, reason in explained}
+    for marker, reason in NOT_HERE.items():
+        assert reason in reasons, f"{marker!r} has data now: remove it from NOT_HERE"
+    # Provoked, so not excused: the OOM kill and the container's memory limit.
+    excused = " ".join(e.promql for e, _ in explained)
+    assert "groundtruth_oom_kills_total" not in excused
+    assert "container_memory_limit_used" not in excused
+    assert verify.evaluation_errors(scraped.url, expressions) == []
