@@ -24,6 +24,18 @@ def series(metric: str, values: str, **labels) -> dict:
     return {"series": f"{metric}{{{body}}}", "values": values}
 
 
+def outbound(values: str, outcome: str, container: str, remote: str) -> dict:
+    """Outbound connection attempts of one container to one remote, by outcome."""
+    return series(
+        "groundtruth_tcp_connections_total",
+        values,
+        direction="outbound",
+        outcome=outcome,
+        container=container,
+        remote=remote,
+    )
+
+
 @dataclass
 class Case:
     alert: str  # without the prefix
@@ -200,22 +212,8 @@ CASES = [
         "FailedConnectionSurge",
         "16m",
         [
-            series(
-                "groundtruth_tcp_connections_total",
-                "0+120x20",
-                direction="outbound",
-                outcome="ok",
-                container="web",
-                remote="10.0.0.5:5432",
-            ),
-            series(
-                "groundtruth_tcp_connections_total",
-                "0+360x20",
-                direction="outbound",
-                outcome="refused",
-                container="web",
-                remote="10.0.0.5:5432",
-            ),
+            outbound("0+120x20", "ok", "web", "10.0.0.5:5432"),
+            outbound("0+360x20", "refused", "web", "10.0.0.5:5432"),
         ],
         {**HOST, "container": "web"},
         "75% of outbound connection attempts from container web on host1 fail (refused, "
@@ -226,39 +224,11 @@ CASES = [
         "16m",
         [
             # web: 2/s succeed, 0.1/s refused: a low failure ratio.
-            series(
-                "groundtruth_tcp_connections_total",
-                "0+120x20",
-                direction="outbound",
-                outcome="ok",
-                container="web",
-                remote="10.0.0.5:5432",
-            ),
-            series(
-                "groundtruth_tcp_connections_total",
-                "0+6x20",
-                direction="outbound",
-                outcome="refused",
-                container="web",
-                remote="10.0.0.5:5432",
-            ),
+            outbound("0+120x20", "ok", "web", "10.0.0.5:5432"),
+            outbound("0+6x20", "refused", "web", "10.0.0.5:5432"),
             # batch: two thirds fail, but only 0.2 failures/s: under the minimum rate.
-            series(
-                "groundtruth_tcp_connections_total",
-                "0+6x20",
-                direction="outbound",
-                outcome="ok",
-                container="batch",
-                remote="10.0.0.6:443",
-            ),
-            series(
-                "groundtruth_tcp_connections_total",
-                "0+12x20",
-                direction="outbound",
-                outcome="timeout",
-                container="batch",
-                remote="10.0.0.6:443",
-            ),
+            outbound("0+6x20", "ok", "batch", "10.0.0.6:443"),
+            outbound("0+12x20", "timeout", "batch", "10.0.0.6:443"),
         ],
         why="low ratio in one container, low rate in the other",
     ),

@@ -169,9 +169,10 @@ def build(cfg: MixinConfig):
                 PER_SECOND,
                 (0, 20, 8, 8),
             ),
-            timeseries(
-                "Scan duration",
-                "How long the exporter's periodic /proc scan takes.",
+            stat(
+                "Start-up scan",
+                "How long the exporter's start-up /proc scan took: it finds the processes "
+                "that were running before the probes were attached.",
                 [target(f"groundtruth_exporter_scan_duration_seconds{s}", legend(h))],
                 SECONDS,
                 (8, 20, 8, 8),
