@@ -1,7 +1,40 @@
 """Fixtures shared by the whole suite live in tests/fixtures/, one module per component."""
 
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.ebpf",
+    "tests.fixtures.exporter",
     "tests.fixtures.prometheus",
     "tests.fixtures.clickhouse",
 ]
+
+
+def _children(pid: int) -> list[str]:
+    """Processes whose parent is pid: (pid, command) lines."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(f"{stat.parent.name} ({comm})")
+    return found
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Tests leave no process running: every server a fixture started has been stopped."""
+    deadline = time.monotonic() + 10
+    while (left := _children(os.getpid())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        session.exitstatus = 1
+        print(f"\nERROR: processes left running by the tests: {', '.join(left)}", file=sys.stderr)
