@@ -20,6 +20,7 @@ spool could not be fed), ``rejected`` (the store refused the data itself; the ba
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections import deque
@@ -59,7 +60,7 @@ _DATA_ERROR_CODES = ("CANNOT_PARSE", "TYPE_MISMATCH", "INCORRECT_DATA", "Code: 6
 
 def is_data_error(exc: BaseException) -> bool:
     """Whether the data itself was refused (retrying cannot help), not the store unreachable."""
-    if isinstance(exc, TypeError | ValueError | OverflowError) and not isinstance(exc, OSError):
+    if isinstance(exc, TypeError | ValueError | OverflowError | struct.error):
         return True
     return any(code in str(exc) for code in _DATA_ERROR_CODES)
 
@@ -96,21 +97,26 @@ class StoreWriter:
             return
         now = time.time()
         with self._cv:
+            was_empty = not self._buffer
             self._buffer.extend((now, e) for e in events)
             overflow = len(self._buffer) - self.settings.max_buffer
             for _ in range(max(overflow, 0)):
                 self._buffer.popleft()
-            if len(self._buffer) >= self.settings.batch_size:
+            # Wake the thread when a batch is full, or to start the age clock of a new one.
+            if was_empty or len(self._buffer) >= self.settings.batch_size:
                 self._cv.notify()
         if overflow > 0:
             self.stats.count_dropped(STAGE, "buffer_full", overflow)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flushes what is buffered (to the store, or else to the spool) and stops the thread."""
+        """Flushes what is buffered (to the store, or else to the spool), stops the thread and
+        closes the store (the writer owns it)."""
         with self._cv:
             self._closing = True
             self._cv.notify()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.store.close()
 
     # --- figures for the metrics ----------------------------------------------------------
     @property
@@ -141,18 +147,21 @@ class StoreWriter:
                 return
 
     def _next_batch(self) -> tuple[list, bool]:
-        """Waits for a full batch, an old enough event, a due retry, or close()."""
+        """Waits for a full batch, an old enough event, spool work that is due, or close()."""
         s = self.settings
         with self._cv:
             while not self._closing:
                 if len(self._buffer) >= s.batch_size:
                     break
-                now = time.time()
-                deadlines = [self._buffer[0][0] + s.max_age] if self._buffer else []
-                if len(self.spool) and self._failing:
-                    deadlines.append(self._retry_at - time.monotonic() + now)
-                wait = min(deadlines) - now if deadlines else s.max_age
-                if wait <= 0:
+                if len(self.spool) and self._retry_due():
+                    break
+                waits = []
+                if self._buffer:
+                    waits.append(self._buffer[0][0] + s.max_age - time.time())
+                if len(self.spool):
+                    waits.append(self._retry_at - time.monotonic())
+                wait = min(waits) if waits else None  # None: until write() notifies
+                if wait is not None and wait <= 0:
                     break
                 self._cv.wait(wait)
             n = min(len(self._buffer), s.batch_size)

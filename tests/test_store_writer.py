@@ -1,0 +1,244 @@
+"""The writer loses nothing it can keep: outages, small spools, redelivery, bad credentials.
+
+Every test runs on the real ClickHouse server (18.16) and on chDB. An outage is real on both:
+the server is killed with SIGKILL and restarted; chDB's table is detached and attached back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.pipeline_stats import PipelineStats
+from store.db import columnar, open_store
+from store.metrics import SinkCollector
+from store.migrations import migrate
+from store.spool import Spool
+from store.writer import StoreWriter, WriterSettings
+from tests.fixtures.clickhouse import WRITER_USER, fresh_database_name
+from tests.store_helpers import make_events, open_test_store, stored_ids
+
+FAST = dict(batch_size=200, max_age=0.2, retry_min=0.2, retry_max=1.0)
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Outage:
+    """A real failure of the store and its recovery, for either backend."""
+
+    def __init__(self, backend: str, server=None, store=None):
+        self.backend, self.server, self.store = backend, server, store
+
+    def begin(self) -> None:
+        if self.server:
+            self.server.kill()
+        else:
+            self.store.execute("DETACH TABLE process_events")
+
+    def end(self) -> None:
+        if self.server:
+            self.server.start()
+        else:
+            self.store.execute("ATTACH TABLE process_events")
+
+
+@pytest.fixture(params=["clickhouse", "chdb"])
+def target(request, clickhouse_factory, chdb_database):
+    """(store URL or None, a reader Store, Outage, outage seconds) on a store the test owns."""
+    if request.param == "clickhouse":
+        server = clickhouse_factory()
+        url = server.url(fresh_database_name())
+        reader = open_store(url)
+        migrate(reader)
+        yield dict(
+            open=lambda: open_store(url), reader=reader, outage=Outage("ch", server), secs=10
+        )
+    else:
+        reader = open_test_store("chdb", None, chdb_database)
+        migrate(reader)
+        opener = lambda: open_test_store("chdb", None, chdb_database)  # noqa: E731
+        yield dict(open=opener, reader=reader, outage=Outage("chdb", store=reader), secs=3)
+    reader.close()
+
+
+class Producer:
+    """Writes batches of fresh events to the sink from its own thread, like the exporter."""
+
+    def __init__(self, sink, per_batch: int = 50, every: float = 0.05):
+        self.sink, self.per_batch, self.every = sink, per_batch, every
+        self.generated: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            events = make_events(self.per_batch)
+            self.generated += events
+            self.sink.write(events)
+            time.sleep(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def ids(self) -> list[str]:
+        return [e.event_id for e in self.generated]
+
+
+def run_outage(
+    target, tmp_path, seconds: float, **settings
+) -> tuple[list, StoreWriter, PipelineStats]:
+    stats = PipelineStats()
+    writer = StoreWriter(
+        target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST, **settings)
+    )
+    seen_spooled = []
+    with Producer(writer) as producer:
+        wait_until(lambda: len(producer.generated) >= 500, what="events before the outage")
+        target["outage"].begin()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            seen_spooled.append(writer.spool.events)
+            time.sleep(0.2)
+        target["outage"].end()
+        wait_until(lambda: writer.spool.events == 0 and writer.replayed > 0, what="replay")
+    writer.close()
+    assert max(seen_spooled) > 0  # the outage was real: events waited on disk
+    return producer.ids(), writer, stats
+
+
+def test_an_outage_loses_nothing_and_duplicates_nothing(target, tmp_path):
+    generated, writer, stats = run_outage(target, tmp_path, target["secs"])
+    stored = stored_ids(target["reader"])
+    assert len(stored) == len(set(stored))  # zero duplicates
+    assert sorted(stored) == sorted(generated)
+    assert stats.snapshot()[1] == {}  # nothing dropped anywhere
+    assert writer.errors > 0 and writer.replayed > 0
+
+
+def test_a_spool_smaller_than_the_outage_drops_exactly_what_it_counts(target, tmp_path):
+    generated, writer, stats = run_outage(target, tmp_path, 3, spool_max_bytes=300_000)
+    stored = stored_ids(target["reader"])
+    dropped = stats.snapshot()[1].get(("sink", "spool_full"), 0)
+    missing = [i for i in generated if i not in set(stored)]
+    assert dropped > 0
+    assert len(missing) == dropped and len(stored) == len(set(stored))
+    # The oldest spooled events went: the missing ones are one unbroken run of the sequence.
+    first = generated.index(missing[0])
+    assert generated[first : first + len(missing)] == missing
+
+
+def test_every_field_arrives_exactly(target, tmp_path):
+    events = make_events(1234)
+    writer = StoreWriter(
+        target["open"](), tmp_path / "spool", PipelineStats(), WriterSettings(**FAST)
+    )
+    writer.write(events)
+    writer.close()
+    names = list(columnar(events[:1])["process_events"])
+    rows = target["reader"].query(f"SELECT {', '.join(names)} FROM process_events ORDER BY time_ns")
+    assert [dict(zip(names, row, strict=True)) for row in rows] == [
+        {n: getattr(e, n) for n in names} for e in events
+    ]
+
+
+def test_a_batch_already_stored_is_not_stored_again_on_replay(target, tmp_path):
+    """A writer that crashed after its insert but before clearing its spool."""
+    events = make_events(300)
+    target["reader"].insert_events(events[:200])  # the insert that was acknowledged too late
+    spool = Spool(tmp_path / "spool", 10**8, on_drop=lambda n: None)
+    for table, cols in columnar(events).items():
+        spool.append(table, cols)
+    writer = StoreWriter(
+        target["open"](), tmp_path / "spool", PipelineStats(), WriterSettings(**FAST)
+    )
+    wait_until(lambda: writer.spool.events == 0, what="replay")
+    writer.close()
+    stored = stored_ids(target["reader"])
+    assert sorted(stored) == sorted(e.event_id for e in events)
+    assert writer.replayed == 300
+
+
+def test_rejected_data_is_kept_aside_and_counted(target, tmp_path):
+    good, bad = make_events(10), make_events(3)
+    for e in bad:
+        e.pid = "not a number"
+    stats = PipelineStats()
+    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
+    writer.write(bad)
+    writer.close()
+    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
+    writer.write(good)
+    writer.close()
+    assert stats.snapshot()[1] == {("sink", "rejected"): 3}
+    assert sorted(stored_ids(target["reader"])) == sorted(e.event_id for e in good)
+    assert len(list((tmp_path / "spool" / "rejected").iterdir())) == 1
+
+
+def test_bad_credentials_one_error_line_then_events_wait_on_disk(
+    clickhouse_server, tmp_path, caplog
+):
+    database = fresh_database_name()
+    bad_url = clickhouse_server.url(database, password="wrong-password")
+    stats = PipelineStats()
+    caplog.set_level(logging.ERROR, logger="groundtruth.store")
+    writer = StoreWriter(open_store(bad_url), tmp_path / "spool", stats, WriterSettings(**FAST))
+    events = make_events(500)
+    writer.write(events)
+    wait_until(lambda: writer.errors >= 3, what="retries")
+    registry = CollectorRegistry()
+    registry.register(SinkCollector(writer))
+    text = generate_latest(registry).decode()  # a scrape works while the store does not
+    writer.close()
+    errors = [r.getMessage() for r in caplog.records]
+    assert len(errors) == 1, errors
+    assert WRITER_USER in errors[0] and "wrong-password" not in errors[0]
+    assert "password" in errors[0].lower() or "authentication" in errors[0].lower()
+    assert 'groundtruth_sink_errors_total{sink="clickhouse"}' in text
+    assert writer.spool.events == 500 and stats.snapshot()[1] == {}
+    # The right credentials later: everything that waited arrives.
+    good = open_store(clickhouse_server.url(database))
+    writer = StoreWriter(good, tmp_path / "spool", stats, WriterSettings(**FAST))
+    wait_until(lambda: writer.spool.events == 0, what="replay")
+    writer.close()
+    reader = open_store(clickhouse_server.url(database))
+    assert sorted(stored_ids(reader)) == sorted(e.event_id for e in events)
+    reader.close()
+
+
+def test_metrics_report_the_spool(target, tmp_path):
+    stats = PipelineStats()
+    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
+    target["outage"].begin()
+    try:
+        writer.write(make_events(100))
+        wait_until(lambda: writer.spool.events == 100, what="spooling")
+        registry = CollectorRegistry()
+        registry.register(SinkCollector(writer))
+        values = {
+            name: registry.get_sample_value(name)
+            for name in ("groundtruth_sink_spool_events", "groundtruth_sink_spool_bytes")
+        }
+        assert values["groundtruth_sink_spool_events"] == 100
+        assert values["groundtruth_sink_spool_bytes"] == writer.spool.bytes > 0
+        assert registry.get_sample_value("groundtruth_sink_lag_seconds") > 0
+    finally:
+        target["outage"].end()
+    wait_until(lambda: writer.spool.events == 0, what="replay")
+    writer.close()
+    assert registry.get_sample_value("groundtruth_sink_replayed_events_total") == 100
+    assert registry.get_sample_value("groundtruth_sink_lag_seconds") == 0
