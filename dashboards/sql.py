@@ -9,7 +9,8 @@ the plugin's ``$__timeFilter``, so the same SQL runs on ClickHouse 18.16, curren
 chDB; ``time`` is the store's derived date-time column, for display. ``expand()`` does what
 Grafana does, for tests.
 
-The container filter takes the sentinel ``__all__`` (the dashboards' "All") as "no filter".
+The container filter takes the sentinel ``__all__`` (the dashboards' "All") as "no filter", and
+a container's short id (the metrics' ``container`` label) or its full id.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import re
 
 WINDOW = "time_ns >= toUInt64($__from) * 1000000 AND time_ns < toUInt64($__to) * 1000000"
 ON_HOST = "host = ${instance:singlequote}"
-IN_CONTAINER = "(${container:singlequote} = '__all__' OR container_id = ${container:singlequote})"
+# The container variable holds the metrics' container label: the id's first 12 characters
+# ('' for processes outside containers), so ids compare by that prefix.
+IN_CONTAINER = (
+    "(${container:singlequote} = '__all__' "
+    "OR substring(container_id, 1, 12) = substring(${container:singlequote}, 1, 12))"
+)
 
 PROCESS_EXECS = f"""\
 SELECT

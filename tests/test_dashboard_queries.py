@@ -150,7 +150,8 @@ def alert(event_id, time_ns, host="host-a"):
 
 EVENTS = [
     process("exec-in", IN_NS, "exec"),
-    process("exec-in-other-container", IN_NS + 1, "exec", container="c2"),
+    process("exec-in-other-container", IN_NS + 1, "exec", container="c2" * 32),
+    process("exec-on-the-host", IN_NS + 5, "exec", container=""),
     process("exec-before", OUT_NS, "exec"),
     process("exec-other-host", IN_NS, "exec", host="host-b"),
     process("exit-ok", IN_NS + 2, "exit", outcome="ok"),
@@ -165,7 +166,7 @@ EVENTS = [
 
 # query -> (column naming the event, the events it must return)
 EXPECTED = {
-    "process_execs": ("comm", {"exec-in", "exec-in-other-container"}),
+    "process_execs": ("comm", {"exec-in", "exec-in-other-container", "exec-on-the-host"}),
     "process_failures": ("comm", {"oom", "exit-error"}),
     "connections": ("comm", {"conn-in"}),
     "received_alerts": ("alertname", {"alert-in"}),
@@ -206,8 +207,12 @@ def test_every_sql_query_returns_exactly_the_events_in_its_window(store, name):
     assert len(rows) == len(expected) and times == sorted(times, reverse=True)
 
 
-def test_container_filter_narrows_the_process_table(store):
-    assert names(store, "process_execs", "comm", container="c2") == {"exec-in-other-container"}
+def test_container_filter_takes_the_short_or_the_full_id(store):
+    # The dashboards' container variable holds the metrics' label: the id's first 12 chars.
+    short, full = "c2" * 6, "c2" * 32
+    for value in (short, full):
+        assert names(store, "process_execs", "comm", value) == {"exec-in-other-container"}
+    assert names(store, "process_execs", "comm", container="") == {"exec-on-the-host"}
 
 
 def test_quotes_in_variables_cannot_break_out_of_the_sql(store):

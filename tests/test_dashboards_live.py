@@ -14,9 +14,12 @@ import time
 import pytest
 
 from alerts import build as alerts_build
-from dashboards import verify
+from dashboards import sql, verify
+from exporter.events import ProcessEvent
 from groundtruth.mixin import load_config
+from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_v1, fake_container_id, run_in
+from tests.store_helpers import open_test_store
 
 pytestmark = pytest.mark.ebpf
 
@@ -33,8 +36,10 @@ NOT_HERE = {
 
 def provoke_container_activity():
     """A fake Docker container (v1 memory + cpuacct cgroups, 128 MiB limit) that uses CPU and
-    memory, runs a failing command, and has a process OOM-killed. Returns when all is done,
-    leaving one process running in it until the caller stops it."""
+    memory, runs a failing command, and has a process OOM-killed.
+
+    Returns (container id, {role: pid}, stop): one process keeps running in the container
+    until ``stop()``."""
     cid = fake_container_id()
     mem, cpu = docker_v1("memory", cid), docker_v1("cpuacct", cid)
     dirs = cgroup_dirs(mem, cpu)
@@ -46,7 +51,8 @@ def provoke_container_activity():
     )
     resident = run_in([mem, cpu], [sys.executable, "-c", busy], stdout=subprocess.PIPE, text=True)
     assert resident.stdout.readline() == "ok\n"
-    assert run_in([mem, cpu], ["/bin/sh", "-c", "exit 3"]).wait() == 3
+    failing = run_in([mem, cpu], ["/bin/sh", "-c", "exit 3"])
+    assert failing.wait() == 3
     hog = run_in([mem, cpu], [sys.executable, "-c", "x = b'a' * (512 << 20)"])
     assert hog.wait() == -9  # the OOM killer
 
@@ -55,7 +61,7 @@ def provoke_container_activity():
         resident.wait()
         dirs.__exit__(None, None, None)
 
-    return stop
+    return cid, {"resident": resident.pid, "failing": failing.pid, "hog": hog.pid}, stop
 
 
 @pytest.fixture
@@ -75,7 +81,7 @@ def scraped(running_exporter, prometheus_factory):
 
 
 def test_every_panel_and_recording_rule_returns_live_data(scraped):
-    stop = provoke_container_activity()
+    _, _, stop = provoke_container_activity()
     try:
         expressions = verify.all_expressions(load_config())
         expected_empty = {**verify.INCIDENT_ONLY, **NOT_HERE}
@@ -99,3 +105,37 @@ def test_every_panel_and_recording_rule_returns_live_data(scraped):
     assert "groundtruth_oom_kills_total" not in excused
     assert "container_memory_limit_used" not in excused
     assert verify.evaluation_errors(scraped.url, expressions) == []
+
+
+def test_event_tables_show_the_provoked_processes(running_exporter, chdb_database):
+    """The investigation dashboard's SQL on the real exporter's events, in the real store."""
+    window = (time.time_ns() // 10**6 - 60_000, time.time_ns() // 10**6 + 600_000)
+    cid, pids, stop = provoke_container_activity()
+    try:
+        for role, kinds in (("failing", ("exec", "exit")), ("hog", ("exec", "exit", "oom_kill"))):
+            running_exporter.events_of(pids[role], kinds)
+    finally:
+        stop()
+    running_exporter.events_of(pids["resident"], ("exec", "exit"))
+    store = open_test_store("chdb", None, chdb_database)
+    try:
+        migrate(store)
+        store.insert_events(
+            [e for e in running_exporter.sink.snapshot() if isinstance(e, ProcessEvent)]
+        )
+        # As the dashboard asks: host and the container label's value (the short id).
+        variables = {"instance": HOST, "container": cid[:12]}
+
+        def rows(name: str, columns: str) -> set:
+            query = sql.expand(sql.QUERIES[name][1], *window, variables)
+            return set(store.query(f"SELECT {columns} FROM ({query})"))
+
+        assert {pid for (pid,) in rows("process_execs", "pid")} == set(pids.values())
+        assert rows("process_failures", "pid, kind, outcome") == {
+            (pids["failing"], "exit", "error"),
+            (pids["hog"], "exit", "oom"),
+            (pids["hog"], "oom_kill", ""),
+            (pids["resident"], "exit", "signal"),  # stop() killed it
+        }
+    finally:
+        store.close()
