@@ -93,7 +93,7 @@ def sync_tables(store: Store, node, retention_days: int) -> list[str]:
         if _existing_columns(node, local) is None:
             run(create_table(local, cls, store.features, retention_days))
         if store.cluster and _existing_columns(node, table) is None:
-            run(create_distributed(table, store.cluster, store.database))
+            run(create_distributed(table, cls, store.features, store.cluster, store.database))
         for target in [local, table] if store.cluster else [local]:
             present = set(_existing_columns(node, target))
             for name, ch_type, doc in columns(cls):

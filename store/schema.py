@@ -76,12 +76,16 @@ def column_definition(name: str, ch_type: str, doc: str, features: Features) -> 
     return f"{ident(name)} {column_type(name, ch_type, features)} COMMENT {_literal(doc)}"
 
 
-def time_column(features: Features) -> str:
-    """``time``: time_ns as a date-time, computed on insert; partitions and TTL use it."""
+def time_column(features: Features, kind: str = "MATERIALIZED") -> str:
+    """``time``: time_ns as a date-time, computed on insert; partitions and TTL use it.
+
+    A Distributed table declares it ALIAS instead: ClickHouse 18.16 forwards MATERIALIZED
+    columns to the shards on insert, which then refuse them.
+    """
     if features.datetime64:
-        expr = "DateTime64(9, 'UTC') MATERIALIZED fromUnixTimestamp64Nano(toInt64(time_ns), 'UTC')"
+        expr = f"DateTime64(9, 'UTC') {kind} fromUnixTimestamp64Nano(toInt64(time_ns), 'UTC')"
     else:
-        expr = "DateTime MATERIALIZED toDateTime(intDiv(time_ns, 1000000000))"
+        expr = f"DateTime {kind} toDateTime(intDiv(time_ns, 1000000000))"
     return f"`time` {expr} COMMENT 'time_ns as a date-time (derived).'"
 
 
@@ -106,14 +110,19 @@ def create_table(table: str, cls: type, features: Features, retention_days: int)
     )
 
 
-def create_distributed(table: str, cluster: str, database: str) -> str:
+def create_distributed(
+    table: str, cls: type, features: Features, cluster: str, database: str
+) -> str:
     """The cluster-wide table over every shard's ``<table>_local``, sharded by host."""
     local = table + LOCAL_SUFFIX
     for name in (cluster, database, local):
         ident(name)  # validates: these go into the engine's string arguments
+    parts = [column_definition(*c, features) for c in columns(cls)]
+    parts.append(time_column(features, kind="ALIAS"))
     return (
-        f"CREATE TABLE IF NOT EXISTS {ident(table)} AS {ident(local)} "
-        f"ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64(host))"
+        f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n    "
+        + ",\n    ".join(parts)
+        + f"\n) ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64(host))"
     )
 
 

@@ -1,0 +1,48 @@
+"""Cluster mode on a real two-shard cluster: events of a host land on one shard, reads see all."""
+
+from exporter.pipeline_stats import PipelineStats
+from store.db import open_store
+from store.migrations import LATEST, migrate, schema_version
+from store.retention import drop_expired
+from store.writer import StoreWriter, WriterSettings
+from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
+from tests.store_helpers import make_events, stored_ids
+
+
+def shard_ids(shard, database: str) -> list[str]:
+    client = shard.client(database=database)
+    rows = client.execute("SELECT event_id FROM process_events_local")
+    client.disconnect()
+    return [event_id for (event_id,) in rows]
+
+
+def test_events_of_each_host_land_on_one_shard_and_reads_see_both(clickhouse_cluster, tmp_path):
+    database = fresh_database_name()
+    urls = [shard.url(database) for shard in clickhouse_cluster]
+    store = open_store(urls[0], cluster=CLUSTER_NAME)
+    migrate(store)
+    assert migrate(store) == []  # idempotent on every shard
+    # Hosts whose cityHash64 falls on different shards (checked, not assumed).
+    hosts = [f"host-{i}" for i in range(16)]
+    shard_of = dict(
+        store.query(
+            "SELECT h, cityHash64(h) % 2 FROM system.one ARRAY JOIN {hs:Array(String)} AS h",
+            {"hs": hosts},
+        )
+    )
+    a = next(h for h in hosts if shard_of[h] == 0)
+    b = next(h for h in hosts if shard_of[h] == 1)
+    events_a, events_b = make_events(300, host=a), make_events(200, host=b)
+
+    writer = StoreWriter(store, tmp_path / "spool", PipelineStats(), WriterSettings(max_age=0.1))
+    writer.write(events_a + events_b)
+    writer.close()
+
+    on_shards = [sorted(shard_ids(shard, database)) for shard in clickhouse_cluster]
+    assert on_shards == [sorted(e.event_id for e in events_a), sorted(e.event_id for e in events_b)]
+    for url in urls:  # any server answers for the whole cluster
+        reader = open_store(url, cluster=CLUSTER_NAME)
+        assert sorted(stored_ids(reader)) == sorted(e.event_id for e in events_a + events_b)
+        assert schema_version(reader) == LATEST
+        assert drop_expired(reader, retention_days=7) == []
+        reader.close()
