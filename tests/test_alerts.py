@@ -190,3 +190,46 @@ def test_cli_build_then_test(tmp_path, capsys):
     (tmp_path / build.ALERTMANAGER).write_text("route: {receiver: nowhere}\n")
     assert main(["alerts", "test", "--dir", str(tmp_path)]) == 1
     assert "FAILED: amtool check-config" in capsys.readouterr().out
+
+
+def test_prometheus_fires_into_alertmanager_with_the_generated_configs(
+    tmp_path, prometheus_factory, alertmanager_factory
+):
+    """The generated rules and Alertmanager config, wired as deployed: an exporter that cannot
+    be scraped fires ExporterDown, which reaches Alertmanager routed to graphapi and the team."""
+    from tests.fixtures.service import free_port
+
+    override = tmp_path / "o.yml"
+    override.write_text(
+        f"graphapi_url: http://127.0.0.1:{free_port()}\nthresholds:\n  exporter_down_for: 0s\n"
+    )
+    out = tmp_path / "built"
+    build.write(load_config(override), out, with_tests=False)
+    am = alertmanager_factory(out / build.ALERTMANAGER)
+    nothing_listens = f"127.0.0.1:{free_port()}"
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [am.url.removeprefix("http://")]}]}]
+        },
+        "scrape_configs": [
+            {"job_name": "groundtruth", "static_configs": [{"targets": [nothing_listens]}]}
+        ],
+    }
+    prometheus_factory(config, [out / build.RULES])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        received = [a for a in am.alerts() if a["labels"]["alertname"] == "GroundtruthExporterDown"]
+        if received:
+            break
+        time.sleep(0.2)
+    (alert,) = received
+    assert alert["labels"] == {
+        "alertname": "GroundtruthExporterDown",
+        "instance": nothing_listens,
+        "job": "groundtruth",
+        "severity": "critical",
+    }
+    assert alert["annotations"]["runbook_url"].endswith("#groundtruthexporterdown")
+    assert f"var-instance={nothing_listens}" in alert["annotations"]["dashboard_url"]
+    assert sorted(r["name"] for r in alert["receivers"]) == ["graphapi", "team-sre-critical"]
