@@ -98,10 +98,11 @@ def as_dict(event) -> dict:
 
 @dataclass(slots=True)
 class ConnectionEvent:
-    """One TCP connection fact: opened (connect/accept), ended (close), failed, or found by scan."""
+    """One TCP connection fact: still open after a few seconds (open), ended (close), failed to
+    connect (connect_failed), or open when the exporter started (scan)."""
 
     event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
-    kind: str = col("String", "connect, accept, close, connect_failed or scan.")
+    kind: str = col("String", "open, close, connect_failed or scan.")
     time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
     host: str = col("String", "Host name the exporter runs on.")
     connection_id: str = col("String", "Same for every event of one connection on this host.")
@@ -122,8 +123,8 @@ class ConnectionEvent:
     open_time_ns: int = col("UInt64", "When the handshake began, ns since the epoch (0 if unseen).")
     establish_ns: int = col("UInt64", "Handshake duration in ns (outbound: SYN to established).")
     duration_ns: int = col("UInt64", "close: time established in ns.")
-    bytes_sent: int = col("UInt64", "Bytes written to the connection by processes.")
-    bytes_received: int = col("UInt64", "Bytes read from the connection by processes.")
+    bytes_sent: int = col("UInt64", "Bytes written to the connection by processes (so far).")
+    bytes_received: int = col("UInt64", "Bytes read from the connection by processes (so far).")
     retransmits: int = col("UInt32", "Segments retransmitted.")
     resets: int = col("UInt8", "RSTs seen: sent and received (0 to 2).")
     closed_by: str = col("String", "close: local or remote (who sent the first FIN or the RST).")

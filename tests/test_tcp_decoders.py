@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv6Address
+import dataclasses
 
 import pytest
 
 from exporter.collectors.tcp_counts import remote_label
+from exporter.containers import Container
 from exporter.labels import BoundedLabels
+from exporter.probes.base import ProbeContext
 from exporter.probes.tcp import (
+    AF_INET,
+    EV_CLOSE,
+    EV_LISTEN,
+    EVENT,
     F_CLOSED_LOCAL,
     F_CLOSED_REMOTE,
     F_RESET_RECEIVED,
     F_RESET_SENT,
+    TICK_NS,
+    TcpProbe,
     close_outcome,
     closed_by,
     ip_address,
@@ -26,8 +34,7 @@ from exporter.tcp_scan import parse_address, parse_table
         ("0100007F:1F90", ("127.0.0.1", 8080)),
         ("00000000:0016", ("0.0.0.0", 22)),
         ("00000000000000000000000001000000:01BB", ("::1", 443)),
-        # Both the scan and the probe print v4-mapped addresses as ipaddress does.
-        ("0000000000000000FFFF00000100007F:0050", (str(IPv6Address("::ffff:127.0.0.1")), 80)),
+        ("0000000000000000FFFF00000100007F:0050", ("::ffff:127.0.0.1", 80)),
         ("B80D0120000000000000000001000000:0035", ("2001:db8::1", 53)),
     ],
 )
@@ -81,3 +88,39 @@ def test_remote_label_is_bounded(inbound, port, expected):
     bounded = BoundedLabels(2)
     bounded("8080"), bounded("443")  # the cap is reached: new ports become `other`
     assert remote_label(bounded, inbound, port) == expected
+
+
+def packed_event(kind: int, flags: int, err: int = 0) -> bytes:
+    loopback = bytes([127, 0, 0, 1]) + bytes(12)
+    return EVENT.pack(
+        2_000, 0x2A, 1_000, 1_500, 11, 22, 3 * TICK_NS, 77, 4242, 0, b"curl",
+        loopback, loopback, 50_000, 443, AF_INET, 0, kind, flags, 5, err,
+    )  # fmt: skip
+
+
+def test_decode_puts_every_value_in_its_field():
+    probe = TcpProbe(ProbeContext(host="h"), containers=KnownCgroups())
+    probe.ctx.clock.offset_ns = 10
+    ev = probe.decode(packed_event(EV_CLOSE, F_CLOSED_LOCAL | F_RESET_RECEIVED, 104))
+    assert dataclasses.asdict(ev) == dict(
+        event_id=ev.event_id, kind="close", time_ns=2_010, host="h",
+        connection_id=f"{probe._run_id}-2a", pid=4242, process_key="h:4242:3", comm="curl",
+        cgroup_id=77, container_id="c" * 64, pod_uid="", direction="outbound", family="ipv4",
+        local_addr="127.0.0.1", local_port=50_000, remote_addr="127.0.0.1", remote_port=443,
+        outcome="reset", error="ECONNRESET", open_time_ns=1_010, establish_ns=500,
+        duration_ns=500, bytes_sent=11, bytes_received=22, retransmits=5, resets=1,
+        closed_by="local", source="ebpf",
+    )  # fmt: skip
+    listen = probe.decode(packed_event(EV_LISTEN, 0))
+    assert dataclasses.asdict(listen) == dict(
+        event_id=listen.event_id, kind="listen", time_ns=2_010, host="h", pid=4242,
+        process_key="h:4242:3", comm="curl", cgroup_id=77, container_id="c" * 64, pod_uid="",
+        family="ipv4", local_addr="127.0.0.1", local_port=50_000, source="ebpf",
+    )  # fmt: skip
+
+
+class KnownCgroups:
+    """A resolver that knows one cgroup: 77 is a container."""
+
+    def by_cgroup_id(self, cgroup_id):
+        return Container("c" * 64, "docker") if cgroup_id == 77 else None

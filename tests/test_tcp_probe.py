@@ -32,13 +32,14 @@ from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 HOST = "test-host"
 PEER = [sys.executable, str(Path(__file__).with_name("tcp_peer.py"))]
 SENT, RECEIVED = 123_456, 7_890  # client -> server, server -> client
+OPEN_AFTER = 0.3  # seconds before an open connection is announced
 
 
 class Probe:
     """A loaded TcpProbe and every event it delivered so far."""
 
     def __init__(self):
-        self.probe = TcpProbe(ProbeContext(host=HOST))
+        self.probe = TcpProbe(ProbeContext(host=HOST), open_after_seconds=OPEN_AFTER)
         self.probe.load()
         self.events: list = []
 
@@ -138,11 +139,7 @@ def test_both_ends_attributed_with_exact_bytes(tcp, family, addr):
         "remote",
     )
     assert out.duration_ns > 0 and inb.duration_ns > 0
-    # The opening events name the same processes and connections.
-    (connect,) = tcp.wait(lambda e: ours(e) and e.kind == "connect")
-    (accept,) = tcp.wait(lambda e: ours(e) and e.kind == "accept")
-    assert (connect.pid, connect.connection_id) == (client.pid, out.connection_id)
-    assert (accept.pid, accept.connection_id) == (server.pid, inb.connection_id)
+    assert out.connection_id != inb.connection_id
     (listen,) = tcp.wait(lambda e: e.kind == "listen" and e.local_port == port)
     assert (listen.pid, listen.process_key, listen.local_addr) == (server.pid, server_key, addr)
 
@@ -183,9 +180,37 @@ def test_forked_worker_owns_each_accepted_connection(tcp):
     )
     assert {e.remote_port: e.pid for e in closes} == workers
     assert all((e.bytes_received, e.bytes_sent) == (20, 10) for e in closes)
-    # The parent accepted them: that is what the accept events say.
-    accepts = tcp.wait(lambda e: e.kind == "accept" and e.local_port == port, n=3)
-    assert {e.pid for e in accepts} == {server.pid}
+
+
+def test_long_lived_connection_is_announced_while_open(tcp):
+    server = Peer("server", "ipv6", 3, 4, 1)
+    port = int(server.line())
+    client = Peer("client", "ipv6", port, 4, 3, 1, "hold")
+    try:
+        client_port = int(client.line())
+        # Still open: the probe announces both ends once they are older than open_after.
+        opened = tcp.wait(
+            lambda e: e.kind == "open" and {e.local_port, e.remote_port} == {port, client_port},
+            n=2,
+        )
+        ends = {e.direction: (e.pid, e.local_port, e.remote_port) for e in opened}
+        assert ends == {
+            "outbound": (client.pid, client_port, port),
+            "inbound": (server.pid, port, client_port),
+        }
+        client.proc.stdin.write("\n")
+        client.proc.stdin.flush()
+        client.until_done()
+        server.until_done()
+        closes = tcp.wait(
+            lambda e: e.kind == "close" and {e.local_port, e.remote_port} == {port, client_port},
+            n=2,
+        )
+        ids = {e.direction: e.connection_id for e in opened}
+        assert {e.direction: e.connection_id for e in closes} == ids
+    finally:
+        server.finish()
+        client.finish()
 
 
 def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):

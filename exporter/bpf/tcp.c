@@ -218,11 +218,8 @@ static __always_inline int on_established(u64 sk, struct addrs *a)
         return 0;
     c->established_ns = bpf_ktime_get_boot_ns();
     c->addrs = *a;  /* the local port is chosen after SYN_SENT is set */
-    if (!(c->flags & F_INBOUND)) {
+    if (!(c->flags & F_INBOUND))
         count_opened(c);
-        if (EMIT_OPEN)
-            emit(EV_CONNECT, c, 0);
-    }
     return 0;
 }
 
@@ -298,17 +295,12 @@ static __always_inline u64 sk_of_fd(int fd)
     return (u64)task_read_ptr(sock, SOCKET_SK);
 }
 
-/* The current process takes over an inbound connection; announce it if it is new. */
+/* The current process takes over an inbound connection; count it if it is new. */
 static __always_inline void adopt(struct conn *c, u32 how)
 {
     owner_from_current(&c->owner);
-    u32 was = c->flags;
     c->flags |= how;
-    if (was & (F_OWNER_ACCEPT | F_OWNER_IO))
-        return;
     count_opened(c);
-    if (EMIT_OPEN)
-        emit(EV_ACCEPT, c, 0);
 }
 
 static __always_inline int accepted(long fd)

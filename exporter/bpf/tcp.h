@@ -24,14 +24,15 @@
 #define COMM_LEN 16
 #define DURATION_BUCKETS 12   /* bounds in DURATION_BOUNDS_NS; one more bucket for +Inf */
 
+/* Only ends and failures travel as events: a connection that lives long enough is announced
+ * by user space, which reads `conns` now and then (exporter/probes/tcp.py). Short-lived ones,
+ * the bulk, cost one event per end. */
 enum event_kind {
-    EV_CONNECT = 1,           /* outbound connection established */
-    EV_ACCEPT = 2,            /* inbound connection taken by a process */
-    EV_CLOSE = 3,             /* an established connection ended */
-    EV_CONNECT_FAILED = 4,    /* outbound handshake never completed */
-    EV_LISTEN = 5,
-    EV_LISTEN_CLOSE = 6,
-    EV_KIND_MAX = 7,
+    EV_CLOSE = 1,             /* an established connection ended */
+    EV_CONNECT_FAILED = 2,    /* outbound handshake never completed */
+    EV_LISTEN = 3,
+    EV_LISTEN_CLOSE = 4,
+    EV_KIND_MAX = 5,
 };
 
 enum conn_flags {

@@ -13,6 +13,7 @@ import itertools
 import os
 import socket
 import struct
+import time
 from functools import lru_cache
 
 from exporter.containers import NO_CONTAINER, ContainerResolver
@@ -24,10 +25,10 @@ from exporter.process_table import ProcessTable
 # order of ConnectionEvent and ListenEvent is relied on by decode() (positional, for speed).
 EVENT = struct.Struct("<6Q2QII16s16s16s4H3Ii")
 
-EV_CONNECT, EV_ACCEPT, EV_CLOSE, EV_CONNECT_FAILED, EV_LISTEN, EV_LISTEN_CLOSE = range(1, 7)
+EV_CLOSE, EV_CONNECT_FAILED, EV_LISTEN, EV_LISTEN_CLOSE = range(1, 5)
+EV_OPEN = 0  # not sent by the kernel: announced by TcpProbe.sweep_open()
 KIND_NAMES = {
-    EV_CONNECT: "connect",
-    EV_ACCEPT: "accept",
+    EV_OPEN: "open",
     EV_CLOSE: "close",
     EV_CONNECT_FAILED: "connect_failed",
     EV_LISTEN: "listen",
@@ -128,7 +129,7 @@ class TcpProbe(BpfProbe):
         table: ProcessTable | None = None,
         counts_max: int = 16384,
         conns_max: int = 65536,
-        open_events: bool = True,
+        open_after_seconds: float = 5.0,
         well_known_ports=WELL_KNOWN_PORTS,
     ):
         super().__init__(ctx)
@@ -137,7 +138,10 @@ class TcpProbe(BpfProbe):
         self.table = table
         self.counts_max = counts_max
         self.conns_max = conns_max
-        self.open_events = open_events
+        # Connections still open after this long are announced with an `open` event.
+        self.open_after_seconds = open_after_seconds
+        self._next_sweep = 0.0
+        self._announced: set[int] = set()
         self.well_known_ports = frozenset(well_known_ports)
         if len(self.well_known_ports) > 1024 or not all(
             0 < p < 65536 for p in self.well_known_ports
@@ -155,7 +159,6 @@ class TcpProbe(BpfProbe):
             **super().defines(),
             "COUNTS_MAX": self.counts_max,
             "CONNS_MAX": self.conns_max,
-            "EMIT_OPEN": int(self.open_events),
             **bounds,
         }
 
@@ -211,7 +214,7 @@ class TcpProbe(BpfProbe):
         """(process key, comm, container id, pod uid) of an event's owner, cached: a busy
         process owns many connections."""
         key = (pid, start_ns, cgroup_id)
-        found = self._owners.get(key)
+        found = self._owners.get(key)  # comm: the kernel's bytes
         if found is None:
             if len(self._owners) >= OWNER_CACHE_MAX:
                 self._owners.clear()  # also forgets containers learned too late
@@ -222,16 +225,42 @@ class TcpProbe(BpfProbe):
 
     def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
         (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
-         comm, saddr, daddr, sport, dport, family_raw, _, kind, flags, retransmits, err,
+         comm, saddr, daddr, sport, dport, family, _, kind, flags, retransmits, err,
          ) = EVENT.unpack_from(raw)  # fmt: skip
-        pkey, comm_text, container_id, pod_uid = self.owner(pid, start_ns, cgroup_id, comm)
-        wall_offset = self.ctx.clock.offset_ns
+        owner = self.owner(pid, start_ns, cgroup_id, comm)
         if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
+            pkey, comm_text, container_id, pod_uid = owner
             return ListenEvent(
-                self.next_event_id(), KIND_NAMES[kind], ts + wall_offset, self.ctx.host, pid,
-                pkey, comm_text, cgroup_id, container_id, pod_uid, FAMILIES.get(family_raw, ""),
-                ip_address(family_raw, saddr), sport, "ebpf",
+                self.next_event_id(), KIND_NAMES[kind], ts + self.ctx.clock.offset_ns,
+                self.ctx.host, pid, pkey, comm_text, cgroup_id, container_id, pod_uid,
+                FAMILIES.get(family, ""), ip_address(family, saddr), sport, "ebpf",
             )  # fmt: skip
+        return self.connection(
+            kind, ts, conn_id, open_ns, established_ns, sent, received, pid, owner, cgroup_id,
+            (family, saddr, daddr, sport, dport), flags, retransmits, err,
+        )  # fmt: skip
+
+    def connection(
+        self,
+        kind,
+        ts,
+        conn_id,
+        open_ns,
+        established_ns,
+        sent,
+        received,
+        pid,
+        owner,
+        cgroup_id,
+        addrs,
+        flags,
+        retransmits,
+        err,
+    ) -> ConnectionEvent:
+        """A ConnectionEvent from what the kernel knows of a connection (times: boot clock)."""
+        family, saddr, daddr, sport, dport = addrs
+        pkey, comm, container_id, pod_uid = owner
+        offset = self.ctx.clock.offset_ns
         if kind == EV_CONNECT_FAILED:
             outcome, closer = ERROR_OUTCOMES.get(err, "error"), ""
         elif kind == EV_CLOSE:
@@ -239,12 +268,12 @@ class TcpProbe(BpfProbe):
         else:
             outcome, closer = "ok", ""
         ev = ConnectionEvent(
-            self.next_event_id(), KIND_NAMES.get(kind, str(kind)), ts + wall_offset,
-            self.ctx.host, f"{self._run_id}-{conn_id:x}" if conn_id else "", pid, pkey,
-            comm_text, cgroup_id, container_id, pod_uid,
-            "inbound" if flags & F_INBOUND else "outbound", FAMILIES.get(family_raw, ""),
-            ip_address(family_raw, saddr), sport, ip_address(family_raw, daddr), dport,
-            outcome, errno_name(err), open_ns + wall_offset if open_ns else 0,
+            self.next_event_id(), KIND_NAMES.get(kind, str(kind)), ts + offset, self.ctx.host,
+            f"{self._run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm, cgroup_id,
+            container_id, pod_uid, "inbound" if flags & F_INBOUND else "outbound",
+            FAMILIES.get(family, ""), ip_address(family, saddr), sport,
+            ip_address(family, daddr), dport, outcome, errno_name(err),
+            open_ns + offset if open_ns else 0,
             established_ns - open_ns if established_ns and open_ns else 0,
             ts - established_ns if kind == EV_CLOSE and established_ns else 0,
             sent, received, retransmits,
@@ -253,6 +282,51 @@ class TcpProbe(BpfProbe):
         if flags & F_UNTRACKED:
             self._from_scan(ev)
         return ev
+
+    def drain(self) -> list:
+        batch = super().drain()
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.open_after_seconds / 2
+            batch += self.sweep_open()
+        return batch
+
+    def sweep_open(self) -> list[ConnectionEvent]:
+        """`open` events for connections established at least ``open_after_seconds`` ago and
+        not announced yet, read from the kernel's connection table. Short-lived connections,
+        the bulk, never get one: their close event says everything."""
+        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        oldest = now - int(self.open_after_seconds * 1e9)
+        live, events = set(), []
+        for _sk, c in self.bpf[b"conns"].items():
+            if not c.established_ns or c.established_ns > oldest:
+                continue
+            live.add(c.id)
+            if c.id in self._announced:
+                continue
+            o, a = c.owner, c.addrs
+            owner = self.owner(o.pid, o.start_ns, o.cgroup_id, o.comm)
+            addrs = (a.family, bytes(a.saddr), bytes(a.daddr), a.sport, a.dport)
+            events.append(
+                self.connection(
+                    EV_OPEN,
+                    now,
+                    c.id,
+                    c.open_ns,
+                    c.established_ns,
+                    c.bytes_sent,
+                    c.bytes_received,
+                    o.pid,
+                    owner,
+                    o.cgroup_id,
+                    addrs,
+                    c.flags,
+                    c.retransmits,
+                    0,
+                )  # fmt: skip
+            )
+        self._announced = live
+        return events
 
     def _from_scan(self, ev: ConnectionEvent) -> None:
         """A connection older than the probe closed: its owner and direction come from the scan."""
