@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from exporter.pipeline_stats import PipelineStats
 from store.db import Store, columnar
 from store.migrations import DEFAULT_RETENTION_DAYS, migrate
+from store.retention import drop_expired
 from store.schema import TABLES
 from store.spool import Spool
 
@@ -46,6 +47,7 @@ class WriterSettings:
     retry_min: float = 0.5  # seconds between attempts after a failure, doubling...
     retry_max: float = 5.0  # ...up to this
     retention_days: int = DEFAULT_RETENTION_DAYS
+    retention_every: float = 3600.0  # seconds between drops of expired day partitions
 
 
 def short_error(exc: BaseException) -> str:
@@ -88,6 +90,7 @@ class StoreWriter:
         self._failing = False
         self._retry_at = 0.0
         self._backoff = self.settings.retry_min
+        self._retention_at = 0.0  # monotonic time of the next retention pass
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -145,6 +148,7 @@ class StoreWriter:
             self._replay()
             if closing and not self._buffer:
                 return
+            self._apply_retention()
 
     def _next_batch(self) -> tuple[list, bool]:
         """Waits for a full batch, an old enough event, spool work that is due, or close()."""
@@ -229,6 +233,17 @@ class StoreWriter:
             cols = {name: [values[i] for i in keep] for name, values in cols.items()}
         if cols["event_id"]:
             self.store.insert(table, cols)
+
+    def _apply_retention(self) -> None:
+        """Drops expired day partitions now and then (the only retention ClickHouse 18.16 has)."""
+        if self._failing or time.monotonic() < self._retention_at:
+            return
+        self._retention_at = time.monotonic() + self.settings.retention_every
+        try:
+            for dropped in drop_expired(self.store, self.settings.retention_days):
+                log.info("retention: dropped %s", dropped)
+        except Exception as exc:  # noqa: BLE001 - retried at the next pass; writing goes on
+            log.warning("retention pass failed: %s", short_error(exc))
 
     # --- failures, retries and the one log line -------------------------------------------
     def _retry_due(self) -> bool:

@@ -242,3 +242,16 @@ def test_metrics_report_the_spool(target, tmp_path):
     writer.close()
     assert registry.get_sample_value("groundtruth_sink_replayed_events_total") == 100
     assert registry.get_sample_value("groundtruth_sink_lag_seconds") == 0
+
+
+def test_the_writer_applies_retention(target, tmp_path):
+    now = time.time_ns()
+    old = make_events(5, start_ns=now - 9 * 86400 * 10**9)
+    target["reader"].insert_events(old)
+    new = make_events(5, start_ns=now)
+    writer = StoreWriter(
+        target["open"](), tmp_path / "spool", PipelineStats(), WriterSettings(**FAST)
+    )
+    writer.write(new)
+    writer.close()
+    assert sorted(stored_ids(target["reader"])) == sorted(e.event_id for e in new)

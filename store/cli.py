@@ -1,0 +1,120 @@
+"""``groundtruth db``: create or upgrade the store's schema, apply retention, show its version.
+
+The store options (``add_store_arguments``) are shared with the commands that write events,
+so ``groundtruth run`` and ``groundtruth db migrate`` point at a store the same way:
+``--store-url clickhouse://user:password@host:9000/groundtruth`` (or $GROUNDTRUTH_STORE_URL) for
+a ClickHouse server, or nothing for chDB in ``--data-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from store.db import DEFAULT_DATA_DIR, StoreConfigError, open_store
+from store.migrations import DEFAULT_RETENTION_DAYS, LATEST, SchemaTooNew, migrate, schema_version
+from store.retention import drop_expired
+from store.writer import StoreWriter, WriterSettings, short_error
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("event store")
+    g.add_argument(
+        "--store-url",
+        default=os.environ.get("GROUNDTRUTH_STORE_URL"),
+        help="clickhouse://user:password@host:port/database (default $GROUNDTRUTH_STORE_URL; "
+        "none: embedded chDB in --data-dir)",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=os.environ.get("GROUNDTRUTH_DATA_DIR", DEFAULT_DATA_DIR),
+        help="chDB data directory when there is no --store-url (default %(default)s)",
+    )
+    g.add_argument(
+        "--cluster",
+        default=None,
+        help="ClickHouse cluster name (remote_servers): local tables on every server, "
+        "Distributed tables sharded by host",
+    )
+    g.add_argument(
+        "--retention-days",
+        type=int,
+        default=DEFAULT_RETENTION_DAYS,
+        help="days of events kept (default %(default)s)",
+    )
+
+
+def open_store_from_args(args):
+    return open_store(args.store_url, data_dir=args.data_dir, cluster=args.cluster)
+
+
+def writer_from_args(args, stats, spool_dir: str | Path | None = None) -> StoreWriter:
+    """The exporter's store sink, as configured on the command line.
+
+    The spool lives beside the chDB data, or under /var/lib/groundtruth for a server.
+    """
+    spool = spool_dir or Path(args.data_dir).parent / "spool"
+    settings = WriterSettings(retention_days=args.retention_days)
+    return StoreWriter(open_store_from_args(args), spool, stats, settings)
+
+
+def _migrate(args) -> int:
+    store = open_store_from_args(args)
+    try:
+        done = migrate(store, args.retention_days)
+        for line in done:
+            print(line.splitlines()[0])
+        print(f"{store.describe()}: schema version {LATEST}" + ("" if done else ", up to date"))
+        return 0
+    finally:
+        store.close()
+
+
+def _retention(args) -> int:
+    store = open_store_from_args(args)
+    try:
+        for line in drop_expired(store, args.retention_days):
+            print(f"dropped {line}")
+        return 0
+    finally:
+        store.close()
+
+
+def _version(args) -> int:
+    store = open_store_from_args(args)
+    try:
+        print(f"{store.describe()}: schema version {schema_version(store)} (this code: {LATEST})")
+        print(f"server {'.'.join(map(str, store.backend.version()))}: {store.features}")
+        return 0
+    finally:
+        store.close()
+
+
+def _guarded(command):
+    """Store errors as one line on stderr and exit status 1, not a traceback."""
+
+    def run(args) -> int:
+        try:
+            return command(args)
+        except (StoreConfigError, SchemaTooNew, ValueError) as e:
+            print(f"groundtruth db: {e}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - a driver's or chDB's error, said in one line
+            print(f"groundtruth db: {short_error(e)}", file=sys.stderr)
+        return 1
+
+    return run
+
+
+def register(sub) -> None:
+    db = sub.add_parser("db", help="the event store: migrate the schema, apply retention")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    for name, func, help_text in [
+        ("migrate", _migrate, "create or upgrade the schema (idempotent)"),
+        ("retention", _retention, "drop day partitions older than --retention-days"),
+        ("version", _version, "show the schema version and the server's features"),
+    ]:
+        p = db_sub.add_parser(name, help=help_text)
+        add_store_arguments(p)
+        p.set_defaults(func=_guarded(func))
