@@ -141,6 +141,7 @@ class StoreWriter:
     # --- the thread -----------------------------------------------------------------------
     def _run(self) -> None:
         self._attempt(lambda: None)  # start-up: say at once when the store is unusable
+        self._apply_retention()
         while True:
             batch, closing = self._next_batch()
             if batch:
