@@ -189,6 +189,21 @@ CASES = [
         why="a kill more than 10 minutes ago",
     ),
     Case(
+        "OomKill",
+        "6m",
+        [series("groundtruth_oom_kills_total", "_x4 1x10", container="db")],
+        {**HOST, "container": "db"},
+        "1 processes in container db (empty: not in a container) on host1 were OOM-killed in "
+        "the last 10 minutes.",
+        why="the container's first kill: its counter appears at 1",
+    ),
+    Case(
+        "OomKill",
+        "16m",
+        [series("groundtruth_oom_kills_total", "_x4 1x15", container="db")],
+        why="a first kill more than 10 minutes ago",
+    ),
+    Case(
         "ExecStorm",
         "10m",
         [
@@ -277,7 +292,9 @@ def test_file(cfg: MixinConfig, rule_file_name: str) -> dict:
                     },
                 }
             )
-        name = f"{case.alert} {'fires' if expected else 'stays quiet: ' + case.why}"
+        name = f"{case.alert} {'fires' if expected else 'stays quiet'}"
+        if case.why:
+            name += f": {case.why}"
         tests.append(
             {
                 "name": name,

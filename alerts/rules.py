@@ -126,6 +126,8 @@ def alerts(cfg: MixinConfig) -> list[Alert]:
     container = _label("container")
     on_host = (cfg.host_label,)
     on_container = (cfg.host_label, "container")
+    by_container = f"job, {cfg.host_label}, container"
+    ooms = f"groundtruth_oom_kills_total{s()}"
     return [
         Alert(
             "ExporterDown",
@@ -212,9 +214,11 @@ def alerts(cfg: MixinConfig) -> list[Alert]:
             link_labels=on_container,
         ),
         Alert(
+            # A container's counter appears with its first kill (value 1), which increase()
+            # cannot see: a series that did not exist 10 minutes ago counts in full.
             "OomKill",
-            f"sum by (job, {cfg.host_label}, container) "
-            f"(increase(groundtruth_oom_kills_total{s()}[10m])) > 0",
+            f"sum by ({by_container}) (increase({ooms}[10m])) > 0"
+            f" or sum by ({by_container}) ({ooms} unless {ooms} offset 10m) > 0",
             "0m",
             "warning",
             f"A process in {container} on {host} was OOM-killed.",

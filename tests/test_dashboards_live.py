@@ -81,7 +81,7 @@ def scraped(running_exporter, prometheus_factory):
 
 
 def test_every_panel_and_recording_rule_returns_live_data(scraped):
-    _, _, stop = provoke_container_activity()
+    cid, _, stop = provoke_container_activity()
     try:
         expressions = verify.all_expressions(load_config())
         expected_empty = {**verify.INCIDENT_ONLY, **NOT_HERE}
@@ -105,6 +105,17 @@ def test_every_panel_and_recording_rule_returns_live_data(scraped):
     assert "groundtruth_oom_kills_total" not in excused
     assert "container_memory_limit_used" not in excused
     assert verify.evaluation_errors(scraped.url, expressions) == []
+    # And the OOM kill fired its alert, for this container on this host.
+    # Other OOM kills on this machine (the exporter sees the whole host) may fire too.
+    deadline = time.monotonic() + 30
+    while True:
+        firing = scraped.query('ALERTS{alertname="GroundtruthOomKill",alertstate="firing"}')
+        hosts_containers = [(r["metric"]["instance"], r["metric"]["container"])
+                            for r in firing["data"]["result"]]  # fmt: skip
+        if (HOST, cid[:12]) in hosts_containers or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert (HOST, cid[:12]) in hosts_containers
 
 
 def test_event_tables_show_the_provoked_processes(running_exporter, chdb_database):
