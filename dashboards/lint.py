@@ -115,6 +115,12 @@ def lint_dashboard(dash: dict) -> list[Problem]:
         if panel.get("type") == "row":
             continue
         problems += _lint_panel(name, panel, host)
+    for ann in dash.get("annotations", {}).get("list", []):
+        if (ann.get("datasource") or {}).get("type") == "prometheus":
+            where = f"annotation {ann.get('name')}"
+            if not _is_variable(ann["datasource"].get("uid")):
+                report(where, "panel-datasource-rule", "data source is not a template variable")
+            problems += [Problem(name, where, r, m) for r, m in lint_promql(ann["expr"], host)]
     return problems
 
 

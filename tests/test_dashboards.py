@@ -111,6 +111,16 @@ def test_lint_catches_dashboard_level_rules(generated, rule, mutate):
     assert rule in {p.rule for p in lint.lint_dashboard(dash)}
 
 
+def test_lint_reads_prometheus_annotations(generated):
+    dash = copy.deepcopy(generated["investigation.json"])
+    (ann,) = dash["annotations"]["list"]
+    ann["expr"] = ann["expr"].replace('job=~"$job",', "")
+    problems = lint.lint_dashboard(dash)
+    assert [(p.panel, p.rule) for p in problems] == [
+        ("annotation groundtruth alerts", "target-job-rule")
+    ]
+
+
 def test_one_threshold_changes_the_alert_and_the_dashboard(tmp_path):
     override = tmp_path / "o.yml"
     override.write_text("thresholds:\n  retransmits_per_second: 75\n")
