@@ -245,3 +245,22 @@ def test_cli_rejects_a_bad_config_with_its_reason(tmp_path, capsys):
     assert main(["alerts", "build", "--config", str(override), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("unknown key 'thresholds.nope'") == 2
     assert list(tmp_path.iterdir()) == [override]
+
+
+def test_diff_reports_variables_and_title(generated):
+    new = copy.deepcopy(generated)
+    dash = new["containers.json"]
+    dash["title"] = "groundtruth / Containers v2"
+    variables = dash["templating"]["list"]
+    variables[:] = [v for v in variables if v["name"] != "container"]
+    variables.append({"name": "pod", "type": "query", "query": "label_values(up, pod)"})
+    variables[1]["query"] = "label_values(up, job)"
+    text = diff.diff(generated, new)
+    assert text.splitlines()[:5] == [
+        "## containers.json (groundtruth / Containers v2)",
+        "title 'groundtruth / Containers' -> 'groundtruth / Containers v2'",
+        "variable $pod added",
+        "variable $container removed",
+        'variable $job query: label_values(groundtruth_exporter_build_info{job="groundtruth"}, job)'
+        " -> label_values(up, job)",
+    ]
