@@ -34,10 +34,15 @@ def build(cfg: MixinConfig):
     s = sel(cfg)
     link = [graph_link(cfg)]
     rate = "[$__rate_interval]"
+    # Shown twice (a stat for now, a graph for the window): one query and threshold each.
+    cpu_busy = [target(f"{r['cpu_busy']}{s}", legend(h))]
+    cpu_saturated = steps(("red", t("host_cpu_saturated_ratio")))
+    mem_available = [target(f"{r['mem_available']}{s}", legend(h))]
     low_memory = [
         {"color": "red", "value": None},
         {"color": "green", "value": t("host_memory_available_min_ratio")},
     ]
+    exec_storm = steps(("red", t("exec_storm_per_second")))
     return dashboard(
         uid=UID,
         title="groundtruth / Host",
@@ -48,15 +53,15 @@ def build(cfg: MixinConfig):
                 "CPU busy",
                 "Share of all CPU time that is neither idle nor iowait, over 5 minutes. "
                 "Red at the HostCpuSaturated alert threshold.",
-                [target(f"{r['cpu_busy']}{s}", legend(h))],
+                cpu_busy,
                 PERCENT,
                 (0, 0, 6, 4),
-                steps(("red", t("host_cpu_saturated_ratio"))),
+                cpu_saturated,
             ),
             stat(
                 "Memory available",
                 "MemAvailable / MemTotal. Red under the HostMemoryPressure alert threshold.",
-                [target(f"{r['mem_available']}{s}", legend(h))],
+                mem_available,
                 PERCENT,
                 (6, 0, 6, 4),
                 low_memory,
@@ -68,7 +73,7 @@ def build(cfg: MixinConfig):
                 [target(f"{r['execs']}{s}", legend(h))],
                 PER_SECOND,
                 (12, 0, 6, 4),
-                steps(("red", t("exec_storm_per_second"))),
+                exec_storm,
             ),
             stat(
                 "OOM kills in range",
@@ -82,16 +87,16 @@ def build(cfg: MixinConfig):
                 "CPU busy",
                 "Share of all CPU time that is neither idle nor iowait (5-minute rate, "
                 "recorded). The line is the HostCpuSaturated alert threshold.",
-                [target(f"{r['cpu_busy']}{s}", legend(h))],
+                cpu_busy,
                 PERCENT,
                 (0, 4, 12, 8),
-                steps(("red", t("host_cpu_saturated_ratio"))),
+                cpu_saturated,
                 link,
             ),
             timeseries(
                 "Memory available",
                 "MemAvailable / MemTotal. The line is the HostMemoryPressure alert threshold.",
-                [target(f"{r['mem_available']}{s}", legend(h))],
+                mem_available,
                 PERCENT,
                 (12, 4, 12, 8),
                 low_memory,
@@ -110,7 +115,7 @@ def build(cfg: MixinConfig):
                 ],
                 PER_SECOND,
                 (0, 12, 12, 8),
-                steps(("red", t("exec_storm_per_second"))),
+                exec_storm,
                 link,
             ),
             timeseries(
