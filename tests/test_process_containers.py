@@ -91,3 +91,25 @@ def test_oom_kill_is_tied_to_the_exit_it_causes(running_exporter):
         assert got["exec"][0].container_id == exit_.container_id == cid
         label = (("container", cid[:12]), ("outcome", "oom"))
         assert wait_metric(running_exporter, ("groundtruth_process_exits_total", label), 1) == 1
+
+
+def test_container_cpu_from_cgroup_v2(running_exporter):
+    cid = fake_container_id()
+    spin = (
+        "import time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.3: pass\nprint('done', flush=True)\ntime.sleep(30)"
+    )
+    with cgroup_dirs(docker_scope_v2(cid)) as (scope,):
+        hog = run_in([scope], [sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+        try:
+            assert hog.stdout.readline() == "done\n"
+            samples = running_exporter.scrape()
+            label = (("container", cid[:12]),)
+            cpu_seconds = sum(
+                samples[("groundtruth_container_cpu_seconds_total", label + (("mode", m),))]
+                for m in ("user", "system")
+            )
+            assert cpu_seconds >= 0.29  # it used 0.3 s of CPU (cpu.stat counts in us)
+        finally:
+            hog.kill()
+            hog.wait()

@@ -173,3 +173,29 @@ def test_promtool_check_metrics_is_clean_on_the_real_output(running_exporter):
     out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
     assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
     assert b"groundtruth_process_execs_total" in text
+
+
+def test_a_failed_selftest_blanks_the_untrusted_field(ebpf_problems):
+    """A wrong struct offset (as a kernel change could cause) must not become wrong data."""
+    from exporter.probes.process import ProcessProbe
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+
+    class WrongExitCodeOffset(ProcessProbe):
+        offsets = {**ProcessProbe.offsets, "TASK_EXIT_CODE": ("task_struct", "pid")}
+
+    exp = RunningExporter(exporter_config())
+    exp.exporter.process_probe.__class__ = WrongExitCodeOffset
+    exp.start()
+    try:
+        samples = exp.scrape()
+        assert samples[("groundtruth_probe_selftest_ok", (("probe", "process"),))] == 0
+        child = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
+        child.wait()
+        got = exp.events_of(child.pid, ("exec", "exit"))
+        exit_ = got["exit"][0]
+        assert (exit_.exit_code, exit_.signal, exit_.outcome) == (-1, 0, "")  # blanked
+        assert got["exec"][0].argv == ["/bin/sh", "-c", "exit 3"]  # the rest still flows
+    finally:
+        exp.stop()
