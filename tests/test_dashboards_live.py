@@ -1,8 +1,9 @@
 """The dashboards and rules on live data: the real exporter, scraped by a real Prometheus.
 
 Conditions the panels show are provoked here (a container with a memory limit that uses CPU
-and memory, execs in it, a failing exit, an OOM kill); then every panel and recording-rule
-expression must return data, except those listed with the reason they are empty.
+and memory, execs in it, a failing exit, an OOM kill, an exec storm that overflows a small ring
+buffer); then every panel and recording-rule expression must return data, except those listed
+with the reason they are empty.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from exporter.events import ProcessEvent
 from groundtruth.mixin import load_config
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_v1, fake_container_id, run_in
+from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+from tests.fixtures.exporter import RunningExporter, exporter_config
 from tests.store_helpers import open_test_store
 
 pytestmark = pytest.mark.ebpf
@@ -65,13 +68,23 @@ def provoke_container_activity():
 
 
 @pytest.fixture
-def scraped(running_exporter, prometheus_factory):
+def lossy_exporter(ebpf_problems):
+    """An exporter whose ring buffer holds one event and is drained once a second: an exec
+    storm overflows it, so the drop counters have data."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    exp = RunningExporter(exporter_config(ringbuf_pages=1, drain_interval_seconds=1.0)).start()
+    yield exp
+    exp.stop()
+
+
+@pytest.fixture
+def scraped(lossy_exporter, prometheus_factory):
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {
                 "job_name": "groundtruth",
-                "static_configs": [{"targets": [running_exporter.config.listen]}],
+                "static_configs": [{"targets": [lossy_exporter.config.listen]}],
                 "relabel_configs": [{"target_label": "instance", "replacement": HOST}],
             }
         ],
@@ -82,6 +95,7 @@ def scraped(running_exporter, prometheus_factory):
 
 def test_every_panel_and_recording_rule_returns_live_data(scraped):
     cid, _, stop = provoke_container_activity()
+    subprocess.run(["/bin/sh", "-c", "for i in $(seq 300); do /bin/true; done"], check=True)
     try:
         expressions = verify.all_expressions(load_config())
         expected_empty = {**verify.INCIDENT_ONLY, **NOT_HERE}
@@ -103,6 +117,7 @@ def test_every_panel_and_recording_rule_returns_live_data(scraped):
     # Provoked, so not excused: the OOM kill and the container's memory limit.
     excused = " ".join(e.promql for e, _ in explained)
     assert "groundtruth_oom_kills_total" not in excused
+    assert "groundtruth_events_dropped" not in excused
     assert "container_memory_limit_used" not in excused
     assert verify.evaluation_errors(scraped.url, expressions) == []
     # And the OOM kill fired its alert, for this container on this host.
