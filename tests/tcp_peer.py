@@ -41,15 +41,33 @@ def serve_one(conn: socket.socket, send: int, recv: int) -> None:
     conn.close()
 
 
-def server(family: str, send: int, recv: int, conns: int, fork: bool = False) -> None:
+def prefork(listener: socket.socket, workers: int) -> None:
+    """Workers that each accept one connection and close it unused: only accept() names them."""
+    pids = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            conn, peer = listener.accept()
+            say(os.getpid(), peer[1])
+            conn.close()
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+
+
+def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> None:
     host, af = HOSTS[family]
     listener = socket.socket(af, socket.SOCK_STREAM)
     listener.bind((host, 0))
     listener.listen(16)
     say(listener.getsockname()[1])
+    if mode == "prefork":
+        prefork(listener, conns)
+        return
     for _ in range(conns):
         conn, peer = listener.accept()
-        if not fork:
+        if mode != "fork":
             serve_one(conn, send, recv)
             continue
         pid = os.fork()
@@ -76,7 +94,8 @@ def client(family: str, port: int, send: int, recv: int, conns: int, hold: bool 
         if hold:
             say(local_port)
             sys.stdin.readline()
-        sock.sendall(b"c" * send)
+        if send:
+            sock.sendall(b"c" * send)
         read_exactly(sock, recv)
         sock.close()
         say(local_port)
@@ -87,7 +106,7 @@ def main(argv: list[str]) -> None:
     flag = argv[6:] if role == "client" else argv[5:]
     if role == "server":
         send, recv, conns = map(int, nums[:3])
-        server(family, send, recv, conns, fork="fork" in flag)
+        server(family, send, recv, conns, *flag)
     else:
         port, send, recv, conns = map(int, nums[:4])
         client(family, port, send, recv, conns, hold="hold" in flag)

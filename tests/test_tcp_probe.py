@@ -182,6 +182,23 @@ def test_forked_worker_owns_each_accepted_connection(tcp):
     assert all((e.bytes_received, e.bytes_sent) == (20, 10) for e in closes)
 
 
+def test_preforked_worker_that_accepted_owns_the_connection(tcp):
+    # No byte is read or written: accept() alone names the worker, not the listener's owner.
+    server = Peer("server", "ipv4", 0, 0, 2, "prefork")
+    port = int(server.line())
+    client = Peer("client", "ipv4", port, 0, 0, 2)
+    client.until_done()
+    workers = dict(reversed(list(map(int, server.line().split()))) for _ in range(2))
+    server.until_done()
+    server.finish()
+    client.finish()
+    closes = tcp.wait(
+        lambda e: e.kind == "close" and e.direction == "inbound" and e.local_port == port, n=2
+    )
+    assert {e.remote_port: e.pid for e in closes} == workers
+    assert server.pid not in workers.values()
+
+
 def test_long_lived_connection_is_announced_while_open(tcp):
     server = Peer("server", "ipv6", 3, 4, 1)
     port = int(server.line())

@@ -21,8 +21,10 @@ BPF_PERCPU_ARRAY(conns_full, u64, 1);               /* sockets not tracked: `con
 BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connection ids */
 BPF_HASH(conns, u64, struct conn, CONNS_MAX);
 BPF_HASH(listeners, struct listen_key, struct owner, 4096);
-BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
-BPF_ARRAY(counts_overflow, u64, C_KIND_MAX);        /* by count kind, when `counts` is full */
+/* Per-CPU counters: every connection updates the same few keys, and shared ones would bounce
+ * between CPUs on each update. The collector sums them over CPUs at scrape time. */
+BPF_PERCPU_HASH(counts, struct count_key, u64, COUNTS_MAX);
+BPF_PERCPU_ARRAY(counts_overflow, u64, C_KIND_MAX); /* by count kind, when `counts` is full */
 BPF_HASH(remote_ports, u16, u8, 1024);               /* outbound ports counted by number */
 
 static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbound, u8 outcome,
@@ -37,11 +39,11 @@ static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbo
         v = counts.lookup(&key);
     }
     if (v) {
-        __sync_fetch_and_add(v, n);
+        *v += n;
     } else {
         u64 *o = counts_overflow.lookup(&kind);
         if (o)
-            __sync_fetch_and_add(o, n);
+            *o += n;
     }
 }
 
@@ -259,6 +261,16 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
         return 0;
     u64 sk = (u64)args->skaddr;
     int old = args->oldstate, new = args->newstate;
+    if (old == TCP_ESTABLISHED && (new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT)) {
+        struct conn *c = conns.lookup(&sk);
+        if (c)
+            c->flags |= new == TCP_FIN_WAIT1 ? F_CLOSED_LOCAL : F_CLOSED_REMOTE;
+        return 0;
+    }
+    /* The other steps of an orderly close (FIN_WAIT2, LAST_ACK, ...) need nothing. */
+    if (new != TCP_LISTEN && new != TCP_SYN_SENT && new != TCP_SYN_RECV &&
+        new != TCP_ESTABLISHED && new != TCP_CLOSE)
+        return 0;
     struct addrs a = {};
     ADDRS_FROM_ARGS(&a, args);
     if (new == TCP_LISTEN)
@@ -273,11 +285,6 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
         return on_established(sk, &a);
     if (new == TCP_CLOSE)
         return on_close(sk, old, &a);
-    if (old == TCP_ESTABLISHED && (new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT)) {
-        struct conn *c = conns.lookup(&sk);
-        if (c)
-            c->flags |= new == TCP_FIN_WAIT1 ? F_CLOSED_LOCAL : F_CLOSED_REMOTE;
-    }
     return 0;
 }
 

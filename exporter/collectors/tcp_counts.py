@@ -58,7 +58,7 @@ class TcpCountsCollector:
         c = {name: Counter() for name in ("conns", "closed", "buckets", "sum", "bytes")}
         c["retransmits"], c["resets"] = Counter(), Counter()
         for key, value in self.probe.bpf[b"counts"].items():
-            container, n, way = self._container_label(key.cgroup_id), value.value, key.inbound
+            container, n, way = self._container_label(key.cgroup_id), sum(value), key.inbound
             if key.kind == C_OPENED:
                 outcome = OUTCOMES.get(key.outcome, "error")
                 remote = remote_label(self.remotes, way, key.port)

@@ -112,6 +112,28 @@ def closed_by(flags: int) -> str:
     return ""
 
 
+# Decoding is the exporter's per-event cost: the few distinct combinations of flags and
+# addresses are computed once.
+@lru_cache(maxsize=1024)
+def end_labels(kind: int, flags: int, err: int) -> tuple[str, str, str, int, str]:
+    """(direction, outcome, error name, resets, closed_by) of a connection event."""
+    if kind == EV_CONNECT_FAILED:
+        outcome, closer = ERROR_OUTCOMES.get(err, "error"), ""
+    elif kind == EV_CLOSE:
+        outcome, closer = close_outcome(flags, err), closed_by(flags)
+    else:
+        outcome, closer = "ok", ""
+    resets = bool(flags & F_RESET_SENT) + bool(flags & F_RESET_RECEIVED)
+    direction = "inbound" if flags & F_INBOUND else "outbound"
+    return direction, outcome, errno_name(err), resets, closer
+
+
+@lru_cache(maxsize=4096)
+def addresses(family: int, saddr: bytes, daddr: bytes) -> tuple[str, str, str]:
+    """(family name, local address, remote address)."""
+    return FAMILIES.get(family, ""), ip_address(family, saddr), ip_address(family, daddr)
+
+
 def tuple_key(family: str, laddr: str, lport: int, raddr: str, rport: int) -> tuple:
     """Identity of a connection both the scan and a close event can compute."""
     return (family, laddr, lport, raddr, rport)
@@ -261,23 +283,16 @@ class TcpProbe(BpfProbe):
         family, saddr, daddr, sport, dport = addrs
         pkey, comm, container_id, pod_uid = owner
         offset = self.ctx.clock.offset_ns
-        if kind == EV_CONNECT_FAILED:
-            outcome, closer = ERROR_OUTCOMES.get(err, "error"), ""
-        elif kind == EV_CLOSE:
-            outcome, closer = close_outcome(flags, err), closed_by(flags)
-        else:
-            outcome, closer = "ok", ""
+        direction, outcome, error, resets, closer = end_labels(kind, flags, err)
+        family_name, local_addr, remote_addr = addresses(family, saddr, daddr)
         ev = ConnectionEvent(
             self.next_event_id(), KIND_NAMES.get(kind, str(kind)), ts + offset, self.ctx.host,
             f"{self._run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm, cgroup_id,
-            container_id, pod_uid, "inbound" if flags & F_INBOUND else "outbound",
-            FAMILIES.get(family, ""), ip_address(family, saddr), sport,
-            ip_address(family, daddr), dport, outcome, errno_name(err),
-            open_ns + offset if open_ns else 0,
+            container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
+            dport, outcome, error, open_ns + offset if open_ns else 0,
             established_ns - open_ns if established_ns and open_ns else 0,
             ts - established_ns if kind == EV_CLOSE and established_ns else 0,
-            sent, received, retransmits,
-            bool(flags & F_RESET_SENT) + bool(flags & F_RESET_RECEIVED), closer, "ebpf",
+            sent, received, retransmits, resets, closer, "ebpf",
         )  # fmt: skip
         if flags & F_UNTRACKED:
             self._from_scan(ev)
@@ -351,7 +366,24 @@ class TcpProbe(BpfProbe):
         untracked = self.conns_untracked()
         if untracked:
             drops[("kernel", f"{self.name}_conn_table_full")] = untracked
-        lost = sum(v.value for _, v in self.bpf[b"counts_overflow"].items())
+        lost = sum(sum(v) for _, v in self.bpf[b"counts_overflow"].items())
         if lost:
             drops[("kernel", f"{self.name}_counts_full")] = lost
+        missed = self.recursion_misses()
+        if missed:
+            drops[("kernel", f"{self.name}_recursion_misses")] = missed
         return drops
+
+    def recursion_misses(self) -> int:
+        """Program runs the kernel skipped because another BPF program was running on that CPU
+        (a softirq state change arriving during a syscall's program): events possibly lost."""
+        total = 0
+        for fn in self.bpf.funcs.values():
+            try:
+                with open(f"/proc/self/fdinfo/{fn.fd}") as f:
+                    for line in f:
+                        if line.startswith("recursion_misses:"):
+                            total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
