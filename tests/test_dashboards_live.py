@@ -1,4 +1,5 @@
-"""The dashboards and rules on live data: the real exporter, scraped by a real Prometheus.
+"""The dashboards and rules on live data: the real exporter scraped by a real Prometheus, and
+the investigation SQL on the real probes' events in the real store.
 
 Conditions the panels show are provoked here (a container with a memory limit that uses CPU
 and memory, execs in it, a failing exit, an OOM kill, an exec storm that overflows a small ring
@@ -8,6 +9,7 @@ with the reason they are empty.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +18,9 @@ import pytest
 
 from alerts import build as alerts_build
 from dashboards import sql, verify
-from exporter.events import ProcessEvent
+from exporter.events import ConnectionEvent, ProcessEvent
+from exporter.probes.base import ProbeContext
+from exporter.probes.tcp import TcpProbe
 from groundtruth.mixin import load_config
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_v1, fake_container_id, run_in
@@ -165,3 +169,60 @@ def test_event_tables_show_the_provoked_processes(running_exporter, chdb_databas
         }
     finally:
         store.close()
+
+
+def test_connection_table_shows_real_connections(ebpf_problems, chdb_database):
+    """The investigation dashboard's connection SQL on the TCP probe's events, in the store:
+    one connection that moved 100 bytes and one that was refused, from a client process."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    probe = TcpProbe(ProbeContext(host=HOST))
+    probe.load()
+    window = (time.time_ns() // 10**6 - 60_000, time.time_ns() // 10**6 + 600_000)
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed = socket.create_server(("127.0.0.1", 0))
+    port, refused_port = listener.getsockname()[1], closed.getsockname()[1]
+    closed.close()
+    client_code = (
+        "import socket, sys\n"
+        f"s = socket.create_connection(('127.0.0.1', {port})); s.sendall(b'x' * 100); s.close()\n"
+        f"try: socket.create_connection(('127.0.0.1', {refused_port}))\n"
+        "except ConnectionRefusedError: pass\n"
+    )
+    events = []
+    try:
+        client = subprocess.Popen([sys.executable, "-c", client_code])
+        conn, _ = listener.accept()
+        while conn.recv(4096):
+            pass
+        conn.close()
+        assert client.wait() == 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            events += [e for e in probe.drain() if isinstance(e, ConnectionEvent)]
+            kinds = {(e.kind, e.direction) for e in events if port in (e.local_port, e.remote_port)}
+            if {("close", "outbound"), ("close", "inbound")} <= kinds and any(
+                e.kind == "connect_failed" and e.pid == client.pid for e in events
+            ):
+                break
+            time.sleep(0.05)
+    finally:
+        listener.close()
+        probe.close()
+    store = open_test_store("chdb", None, chdb_database)
+    try:
+        migrate(store)
+        store.insert_events(events)
+        query = sql.expand(sql.CONNECTIONS, *window, {"instance": HOST, "container": "__all__"})
+        rows = set(
+            store.query(
+                "SELECT kind, direction, outcome, pid, bytes_sent, bytes_received "
+                f"FROM ({query}) WHERE remote IN ('127.0.0.1:{port}', '127.0.0.1:{refused_port}') "
+                "AND kind IN ('close', 'connect_failed')"
+            )
+        )
+    finally:
+        store.close()
+    assert rows == {
+        ("close", "outbound", "ok", client.pid, 100, 0),
+        ("connect_failed", "outbound", "refused", client.pid, 0, 0),
+    }
