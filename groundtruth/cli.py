@@ -16,6 +16,7 @@ PARTS = [
     "exporter.cli",
     "alerts.cli",
     "dashboards.cli",
+    "groundtruth.compose",
     "store.cli",
 ]
 
