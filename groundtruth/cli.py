@@ -18,6 +18,7 @@ PARTS = [
     "dashboards.cli",
     "groundtruth.compose",
     "store.cli",
+    "incident.cli",
 ]
 
 
