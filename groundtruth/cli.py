@@ -16,6 +16,7 @@ PARTS = [
     "exporter.cli",
     "alerts.cli",
     "dashboards.cli",
+    "graphapi.cli",
     "groundtruth.compose",
     "store.cli",
     "incident.cli",

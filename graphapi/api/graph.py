@@ -1,0 +1,27 @@
+"""``GET /api/graph``: the causal graph as ``{"nodes": [...], "edges": [...], "meta": {...}}``.
+
+The Infinity data source reads it twice (formats ``node-graph-nodes`` and ``node-graph-edges``,
+root selectors ``nodes`` and ``edges``), as the investigation dashboard does.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from graphapi.causal import GraphRequest, build_graph
+from graphapi.request_args import focus_arg, limit_arg, scope_arg, window_arg
+from graphapi.storage import get_store
+
+bp = Blueprint("graph", __name__)
+
+
+def graph_from_request() -> dict:
+    """The graph for this request's window, scope, focus and limit."""
+    req = GraphRequest(window_arg(), scope_arg(), focus_arg(), limit_arg())
+    return build_graph(get_store(), req, current_app.config)
+
+
+@bp.get("/api/graph")
+def graph():
+    """The causal graph of a window, optionally focused."""
+    return jsonify(graph_from_request())

@@ -1,0 +1,98 @@
+"""Rows for table panels: the processes of a window, one process's detail, an event timeline."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import NotFound
+
+from graphapi import queries as Q
+from graphapi.causal import host_of
+from graphapi.nodegraph_fields import exit_text, iso, process_state
+from graphapi.request_args import limit_arg, scope_arg, text_arg, window_arg
+from graphapi.storage import get_store
+
+bp = Blueprint("processes", __name__)
+
+
+def _where(window, scope, lookback_ns: int = 0) -> Q.Where:
+    from_ns = max(0, window.from_ns - lookback_ns)
+    where = Q.Where().add(Q.WINDOW, from_ns=from_ns, to_ns=window.to_ns)
+    if scope.hosts:
+        where.add(Q.IN_HOSTS, hosts=list(scope.hosts))
+    if scope.container:
+        where.add(Q.IN_CONTAINER, container=scope.container)
+    return where
+
+
+def _table_row(d: dict) -> dict:
+    return {
+        "process_key": d["process_key"],
+        "host": d["host"],
+        "pid": d["pid"],
+        "parent_key": d["parent_key"],
+        "program": d["program"],
+        "command_line": " ".join(d["argv"] or []),
+        "start": iso(d["start_ns"] or d["first_ns"]),
+        "end": iso(d["end_ns"]),
+        "state": process_state(d),
+        "exit": exit_text(d),
+        "container_id": d["container_id"],
+    }
+
+
+@bp.get("/api/processes")
+def processes():
+    """Processes with events in the window and scope (one row each)."""
+    window, scope, limit = window_arg(), scope_arg(), limit_arg()
+    where = _where(window, scope)
+    rows = get_store().query(
+        Q.process_details(where.sql() + " AND process_key != ''"),
+        {**where.params, "details_max": limit},
+    )
+    return jsonify([_table_row(dict(zip(Q.DETAIL_COLUMNS, r, strict=True))) for r in rows])
+
+
+@bp.get("/api/processes/<path:key>")
+def process(key: str):
+    """One process: its summary, its events, and its children in the window."""
+    key = text_arg("process key", key)
+    window = window_arg()
+    lookback = int(current_app.config["ANCESTRY_LOOKBACK_SECONDS"] * 1e9)
+    where = _where(window, scope_arg({"host": host_of(key)}), lookback)
+    where.add("process_key = {key:String}", key=key)
+    store = get_store()
+    summary = store.query(Q.process_details(where.sql()), {**where.params, "details_max": 1})
+    if not summary:
+        raise NotFound(description=f"no events of process {key!r} are stored for this window")
+    events = store.query(
+        Q.process_events_of(where.sql()), {**where.params, "rows_max": limit_arg()}
+    )
+    kids = _where(window, scope_arg({"host": host_of(key)}))
+    kids.add("parent_key = {key:String} AND process_key != ''", key=key)
+    children = store.query(
+        Q.process_details(kids.sql()), {**kids.params, "details_max": limit_arg()}
+    )
+    return jsonify(
+        {
+            "process": _table_row(dict(zip(Q.DETAIL_COLUMNS, summary[0], strict=True))),
+            "events": [
+                {**dict(zip(Q.PROCESS_EVENT_COLUMNS, r, strict=True)), "time": iso(r[0])}
+                for r in events
+            ],
+            "children": [_table_row(dict(zip(Q.DETAIL_COLUMNS, r, strict=True))) for r in children],
+        }
+    )
+
+
+@bp.get("/api/timeline")
+def timeline():
+    """Process and connection events of the window and scope, in time order."""
+    window, scope, limit = window_arg(), scope_arg(), limit_arg()
+    where = _where(window, scope)
+    key = text_arg("process_key", request.args.get("process_key"))
+    if key:
+        where.add("process_key = {key:String}", key=key)
+    rows = get_store().query(Q.timeline(where.sql()), {**where.params, "rows_max": limit})
+    return jsonify(
+        [{**dict(zip(Q.TIMELINE_COLUMNS, r, strict=True)), "time": iso(r[0])} for r in rows]
+    )

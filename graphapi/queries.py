@@ -1,0 +1,294 @@
+"""Every SQL statement graphapi runs, written once for ClickHouse 18.16 and chDB alike.
+
+Values only ever enter through ``{name:Type}`` placeholders (``store.params``). What varies in
+the text is chosen from the constant fragments below by ``Where``; the only numbers formatted
+into the text are graphapi's own configured integers (aggregate-function parameters cannot be
+placeholders on chDB).
+
+Dialect notes, each learnt on ClickHouse 18.16: ``x IN {a:Array(String)}`` is a type error there,
+so sets are ``x IN (SELECT arrayJoin({a:Array(String)}))`` and callers never pass an empty array
+(18.16 types ``[]`` as ``Array(Nothing)``); chDB wants every joined subquery aliased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def in_set(column: str, name: str) -> str:
+    """``column`` is one of the strings of the Array(String) parameter ``name`` (non-empty)."""
+    return f"{column} IN (SELECT arrayJoin({{{name}:Array(String)}}))"
+
+
+WINDOW = "time_ns >= {from_ns:UInt64} AND time_ns < {to_ns:UInt64}"
+SINCE_LOOKBACK = "time_ns >= {since_ns:UInt64} AND time_ns < {to_ns:UInt64}"
+IN_HOSTS = in_set("host", "hosts")
+IN_CONTAINER = "container_id = {container:String}"
+IN_KEYS = in_set("process_key", "keys")
+
+
+@dataclass
+class Where:
+    """A WHERE clause assembled from the fragments above, and the parameters it uses."""
+
+    parts: list[str] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    def add(self, fragment: str, **params) -> Where:
+        self.parts.append(fragment)
+        self.params.update(params)
+        return self
+
+    def sql(self) -> str:
+        return " AND ".join(self.parts) if self.parts else "1"
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+# A process failed when its exec failed, it exited non-zero or by a signal, or was OOM-killed.
+FAILED = "(kind IN ('exec_failed', 'oom_kill') OR (kind = 'exit' AND outcome != 'ok'))"
+
+
+# One row per process: its first parent (at fork), its program (comm after the last exec).
+def per_process(where: str) -> str:
+    return f"""
+    SELECT process_key, argMin(parent_key, time_ns) AS parent_key,
+           argMax(comm, time_ns) AS program, max({FAILED}) AS failed, min(time_ns) AS first_ns
+    FROM process_events
+    WHERE {where} AND process_key != ''
+    GROUP BY process_key"""
+
+
+def process_groups(where: str, sample: int) -> str:
+    """Processes grouped by (parent, program): how many, a sample of keys, failures first.
+
+    This is the collapse of siblings, done by the server: Python sees one row per group.
+    """
+    return f"""
+SELECT parent_key, program, count() AS n, groupArray({int(sample)})(process_key) AS keys,
+       max(failed) AS any_failed, min(first_ns) AS first_ns
+FROM ({per_process(where)})
+GROUP BY parent_key, program
+ORDER BY any_failed DESC, first_ns ASC
+LIMIT {{groups_max:UInt32}}"""
+
+
+def process_details(where: str) -> str:
+    """Everything a process node shows, one row per process key."""
+    return f"""
+SELECT process_key, any(host) AS host, argMax(pid, time_ns) AS pid,
+       argMin(parent_key, time_ns) AS parent_key, argMax(comm, time_ns) AS program,
+       argMaxIf(filename, time_ns, kind = 'exec') AS filename,
+       argMaxIf(argv, time_ns, kind = 'exec') AS argv, countIf(kind = 'exec') AS execs,
+       argMax(uid, time_ns) AS uid, max(start_time_ns) AS start_ns,
+       maxIf(time_ns, kind = 'exit') AS end_ns,
+       argMaxIf(exit_code, time_ns, kind = 'exit') AS exit_code,
+       argMaxIf(signal, time_ns, kind = 'exit') AS signal,
+       argMaxIf(outcome, time_ns, kind IN ('exit', 'exec_failed')) AS outcome,
+       max(kind = 'oom_kill') AS oom_killed, max(kind = 'exec_failed') AS exec_failed,
+       argMax(container_id, time_ns) AS container_id, min(time_ns) AS first_ns
+FROM process_events
+WHERE {where}
+GROUP BY process_key
+LIMIT {{details_max:UInt32}}"""
+
+
+DETAIL_COLUMNS = (
+    "process_key host pid parent_key program filename argv execs uid start_ns end_ns "
+    "exit_code signal outcome oom_killed exec_failed container_id first_ns"
+).split()
+
+
+def parents_of(where: str) -> str:
+    """The first parent of each process in a set (one step of the walk up to the root)."""
+    return f"""
+SELECT process_key, argMin(parent_key, time_ns) AS parent_key
+FROM process_events
+WHERE {where}
+GROUP BY process_key"""
+
+
+def children_of(where: str) -> str:
+    """Processes whose parent is in a set (one level of the walk down)."""
+    return f"""
+SELECT DISTINCT process_key
+FROM process_events
+WHERE {where} AND {in_set("parent_key", "parents")} AND process_key != ''
+LIMIT {{children_max:UInt32}}"""
+
+
+def processes_by_pid(where: str) -> str:
+    """Processes with one pid on one host, newest first (a pid is reused: there may be several)."""
+    return f"""
+SELECT process_key, max(time_ns) AS last_ns
+FROM process_events
+WHERE {where} AND host = {{host:String}} AND pid = {{pid:UInt32}} AND process_key != ''
+GROUP BY process_key
+ORDER BY last_ns DESC
+LIMIT 8"""
+
+
+# ---- connections --------------------------------------------------------------------------
+
+# The client side first, whichever end recorded it: both ends of one connection agree on it.
+CANONICAL = (
+    "if(direction = 'outbound', "
+    "concat(local_addr, ':', toString(local_port), '>', remote_addr, ':', toString(remote_port)), "
+    "concat(remote_addr, ':', toString(remote_port), '>', local_addr, ':', toString(local_port)))"
+)
+
+
+def _connections(where: str) -> str:
+    """One row per connection of the chosen processes, with its canonical 4-tuple."""
+    return f"""
+    SELECT process_key, connection_id, any(direction) AS direction,
+           any(local_addr) AS laddr, any(local_port) AS lport,
+           any(remote_addr) AS raddr, any(remote_port) AS rport,
+           argMax(outcome, time_ns) AS outcome, max(bytes_sent) AS sent,
+           max(bytes_received) AS received, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
+           any({CANONICAL}) AS ck
+    FROM tcp_connection_events
+    WHERE {where} AND {in_set("process_key", "conn_keys")}
+    GROUP BY process_key, connection_id"""
+
+
+def connection_edges(where: str, mapping_where: str) -> str:
+    """Connections of the graph's processes, per (node, direction, other end).
+
+    ``node`` is the process, or its collapsed group (``group_members`` maps a process key to
+    its group's node id). The other end is the process on the far side when that side was
+    recorded too (any host: the same canonical 4-tuple, first seen within ``match_ns`` of each
+    other): the cross-host edge. Otherwise it is the remote address (and port, outbound).
+    """
+    conns = _connections(where)
+    return f"""
+SELECT node, direction, peer, if(peer = '', raddr, '') AS addr,
+       if(peer = '' AND direction = 'outbound', rport, 0) AS port, lport_in AS service_port,
+       count() AS conns, countIf(outcome != 'ok') AS failed, sum(sent) AS sent,
+       sum(received) AS received, min(first_ns) AS first_ns, max(last_ns) AS last_ns
+FROM (
+  SELECT node, direction, raddr, rport, if(direction = 'inbound', lport, 0) AS lport_in,
+         outcome, sent, received, first_ns, last_ns,
+         if(abs(toInt64(first_ns) - toInt64(if(direction = 'outbound', server_ns, client_ns)))
+              <= {{match_ns:UInt64}},
+            if(direction = 'outbound', server_key, client_key), '') AS peer
+  FROM (
+    SELECT *, transform(process_key, {{member_keys:Array(String)}},
+                        {{member_nodes:Array(String)}}, process_key) AS node
+    FROM ({conns}) AS c
+  ) AS x
+  ANY LEFT JOIN (
+    SELECT ck, anyIf(process_key, direction = 'inbound') AS server_key,
+           anyIf(process_key, direction = 'outbound') AS client_key,
+           minIf(time_ns, direction = 'inbound') AS server_ns,
+           minIf(time_ns, direction = 'outbound') AS client_ns
+    FROM tcp_connection_events
+    WHERE {mapping_where} AND {CANONICAL} IN (SELECT ck FROM ({conns}) AS c2)
+    GROUP BY ck
+  ) AS p USING ck
+)
+GROUP BY node, direction, peer, addr, port, service_port
+ORDER BY conns DESC
+LIMIT {{edges_max:UInt32}}"""
+
+
+EDGE_COLUMNS = (
+    "node direction peer addr port service_port conns failed sent received first_ns last_ns"
+).split()
+
+
+def listening(where: str) -> str:
+    """Listening sockets the chosen processes opened (and whether they closed them)."""
+    return f"""
+SELECT process_key, local_addr, local_port, countIf(kind != 'listen_close') AS opened,
+       maxIf(time_ns, kind = 'listen_close') AS closed_ns, min(time_ns) AS first_ns
+FROM tcp_listen_events
+WHERE {where}
+GROUP BY process_key, local_addr, local_port
+LIMIT {{services_max:UInt32}}"""
+
+
+def processes_at_endpoint(where: str) -> str:
+    """Processes that connected to, accepted on, or listened on one address:port (port 0: any)."""
+    return f"""
+SELECT process_key FROM (
+  SELECT process_key FROM tcp_connection_events
+  WHERE {where} AND ((remote_addr = {{addr:String}}
+                      AND ({{port:UInt16}} = 0 OR remote_port = {{port:UInt16}}))
+                  OR (local_addr = {{addr:String}} AND local_port = {{port:UInt16}}))
+  UNION ALL
+  SELECT process_key FROM tcp_listen_events
+  WHERE {where} AND {{port:UInt16}} != 0 AND local_port = {{port:UInt16}}
+    AND local_addr IN ({{addr:String}}, '0.0.0.0', '::')
+)
+WHERE process_key != ''
+GROUP BY process_key
+LIMIT 32"""
+
+
+# ---- alerts -------------------------------------------------------------------------------
+
+ALERT_ACTIVE = (
+    "starts_at_ns < {to_ns:UInt64} AND (ends_at_ns = 0 OR ends_at_ns >= {from_ns:UInt64})"
+)
+
+
+def alerts(where: str) -> str:
+    """Alerts active at some point of the window, one row per fingerprint."""
+    return f"""
+SELECT fingerprint, argMax(status, time_ns) AS status, any(alertname) AS alertname,
+       any(severity) AS severity, any(host) AS host, any(container) AS container,
+       min(starts_at_ns) AS starts_ns, max(ends_at_ns) AS ends_ns,
+       argMax(annotations, time_ns) AS annotations
+FROM received_alerts
+WHERE {where}
+GROUP BY fingerprint
+ORDER BY starts_ns
+LIMIT {{alerts_max:UInt32}}"""
+
+
+ALERT_COLUMNS = "fingerprint status alertname severity host container starts_ns ends_ns annotations"
+ALERT_COLUMNS = ALERT_COLUMNS.split()
+
+ALERT_BY_FINGERPRINT = """
+SELECT any(host), any(container), min(starts_at_ns), max(ends_at_ns), count()
+FROM received_alerts
+WHERE fingerprint = {fingerprint:String}"""
+
+STORED_ALERT_IDS = f"SELECT event_id FROM received_alerts WHERE {in_set('event_id', 'ids')}"
+
+# ---- tables for panels --------------------------------------------------------------------
+
+
+def timeline(where: str) -> str:
+    """Process and connection events in time order, as rows for a table panel."""
+    return f"""
+SELECT time_ns, 'process' AS type, kind, host, pid, process_key, comm,
+       arrayStringConcat(argv, ' ') AS detail, outcome, container_id
+FROM process_events WHERE {where}
+UNION ALL
+SELECT time_ns, 'connection' AS type, kind, host, pid, process_key, comm,
+       concat(direction, ' ', local_addr, ':', toString(local_port), ' -> ',
+              remote_addr, ':', toString(remote_port)) AS detail, outcome, container_id
+FROM tcp_connection_events WHERE {where}
+ORDER BY time_ns
+LIMIT {{rows_max:UInt32}}"""
+
+
+TIMELINE_COLUMNS = "time_ns type kind host pid process_key comm detail outcome container_id".split()
+
+
+def process_events_of(where: str) -> str:
+    """Every stored event of one process, in order."""
+    return f"""
+SELECT time_ns, kind, pid, ppid, comm, filename, argv, exit_code, signal, outcome,
+       container_id, source
+FROM process_events
+WHERE {where}
+ORDER BY time_ns
+LIMIT {{rows_max:UInt32}}"""
+
+
+PROCESS_EVENT_COLUMNS = (
+    "time_ns kind pid ppid comm filename argv exit_code signal outcome container_id source"
+).split()
