@@ -1,0 +1,223 @@
+"""Every query the incident commands run, in one place: parameterized and bounded.
+
+Values travel only as ``{name:Type}`` parameters (``store.params``); the only text built here is
+from fixed fragments and ``int()`` limits. Every query names the host (the tables' sort key
+starts with it) and a time range or a set of keys, and ends in a LIMIT. The same SQL runs on
+ClickHouse 18.16 and chDB, so it sticks to functions both have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Timeline: the process facts worth a line (forks and start-up scans are not events).
+TIMELINE_PROCESS_KINDS = ("exec", "exec_failed", "exit", "oom_kill")
+# Everything that tells us about a process's identity, parent, command and end.
+FACT_KINDS = ("fork", "exec", "scan", "exit", "oom_kill")
+
+
+def _in(kinds: tuple[str, ...]) -> str:
+    # Constant kind names of our own, never user input.
+    return "(" + ", ".join(f"'{k}'" for k in kinds) + ")"
+
+
+@dataclass
+class Filters:
+    """Optional conditions of a timeline query; each adds SQL text and its parameters."""
+
+    container: str = ""
+    program: str = ""
+    uid: int | None = None
+    remote_addr: str = ""
+    remote_port: int = 0
+    conditions: list[str] = field(default_factory=list)
+
+    def process_sql(self, params: dict) -> str:
+        parts = []
+        if self.container:
+            parts.append("startsWith(container_id, {container:String})")
+            params["container"] = self.container
+        if self.program:
+            parts.append(
+                "(comm = {program:String} OR comm = {comm15:String} OR filename = {program:String}"
+                " OR endsWith(filename, {slash_program:String}))"
+            )
+            params.update(
+                program=self.program, comm15=self.program[:15], slash_program="/" + self.program
+            )
+        if self.uid is not None:
+            parts.append("uid = {uid:UInt32}")
+            params["uid"] = self.uid
+        return "".join(" AND " + p for p in parts)
+
+    def connection_sql(self, params: dict) -> str:
+        parts = []
+        if self.container:
+            parts.append("startsWith(container_id, {container:String})")
+            params["container"] = self.container
+        if self.program:
+            parts.append("(comm = {program:String} OR comm = {comm15:String})")
+            params.update(program=self.program, comm15=self.program[:15])
+        if self.uid is not None:
+            # Connections carry no uid: keep those of processes that ran as the user.
+            parts.append(
+                "process_key IN (SELECT process_key FROM process_events WHERE host = {host:String}"
+                " AND uid = {uid:UInt32} AND time_ns < {hi:UInt64} AND kind IN "
+                + _in(FACT_KINDS)
+                + ")"
+            )
+            params["uid"] = self.uid
+        if self.remote_addr:
+            parts.append("remote_addr = {remote_addr:String}")
+            params["remote_addr"] = self.remote_addr
+        if self.remote_port:
+            parts.append("remote_port = {remote_port:UInt16}")
+            params["remote_port"] = self.remote_port
+        return "".join(" AND " + p for p in parts)
+
+    @property
+    def excludes_processes(self) -> bool:
+        """A remote address is about connections only: process lines cannot match it."""
+        return bool(self.remote_addr or self.remote_port)
+
+
+WINDOW = "host = {host:String} AND time_ns >= {lo:UInt64} AND time_ns < {hi:UInt64}"
+
+PROCESS_COLUMNS = (
+    "time_ns, host, kind, pid, ppid, uid, comm, filename, argv, exit_code, signal, core_dumped,"
+    " outcome, lifetime_ns, container_id, process_key, parent_key"
+)
+CONNECTION_COLUMNS = (
+    "time_ns, host, kind, pid, comm, container_id, process_key, direction, local_addr,"
+    " local_port, remote_addr, remote_port, outcome, error, duration_ns, bytes_sent,"
+    " bytes_received, retransmits, closed_by"
+)
+ALERT_COLUMNS = (
+    "time_ns, host, container, event_id, fingerprint, status, alertname, severity, labels,"
+    " annotations, starts_at_ns, ends_at_ns"
+)
+FACT_COLUMNS = (
+    "process_key, kind, time_ns, pid, ppid, parent_key, start_time_ns, uid, comm, filename,"
+    " argv, exit_code, signal, outcome, container_id, host"
+)
+
+
+def process_timeline(filters: Filters, limit: int) -> tuple[str, dict]:
+    params: dict = {}
+    sql = (
+        f"SELECT {PROCESS_COLUMNS} FROM process_events WHERE {WINDOW}"
+        f" AND kind IN {_in(TIMELINE_PROCESS_KINDS)}{filters.process_sql(params)}"
+        f" ORDER BY time_ns LIMIT {int(limit)}"
+    )
+    return sql, params
+
+
+def connection_timeline(filters: Filters, limit: int) -> tuple[str, dict]:
+    params: dict = {}
+    sql = (
+        f"SELECT {CONNECTION_COLUMNS} FROM tcp_connection_events WHERE {WINDOW}"
+        f" AND kind != 'scan'{filters.connection_sql(params)}"
+        f" ORDER BY time_ns LIMIT {int(limit)}"
+    )
+    return sql, params
+
+
+# Alerts name a host by a "host" label or by the scrape's instance ("host:port"); alerts with
+# neither (e.g. about the whole pipeline) belong to every host.
+ALERT_ON_HOST = "(host = {host:String} OR startsWith(host, {host_colon:String}) OR host = '')"
+
+
+def _alerts_sql(where: str, limit: int) -> str:
+    return (
+        f"SELECT {ALERT_COLUMNS} FROM received_alerts WHERE {where}"
+        f" ORDER BY time_ns LIMIT {int(limit)}"
+    )
+
+
+def alerts_for_host(container: str, limit: int) -> tuple[str, dict]:
+    params: dict = {}
+    where = ALERT_ON_HOST + " AND time_ns >= {lo:UInt64} AND time_ns < {hi:UInt64}"
+    if container:
+        where += " AND (container = '' OR startsWith(container, {container:String}))"
+        params["container"] = container
+    return _alerts_sql(where, limit), params
+
+
+def alerts_in_window(host: str, fingerprint: str, limit: int) -> tuple[str, dict]:
+    """Alerts whose status changed in the window, optionally of one host or one fingerprint."""
+    params: dict = {}
+    where = "time_ns >= {lo:UInt64} AND time_ns < {hi:UInt64}"
+    if host:
+        where += " AND " + ALERT_ON_HOST
+        params.update(host=host, host_colon=host + ":")
+    if fingerprint:
+        where += " AND fingerprint = {fingerprint:String}"
+        params["fingerprint"] = fingerprint
+    return _alerts_sql(where, limit), params
+
+
+def host_seen(table: str) -> str:
+    """One row if the host has anything in ``table`` (a constant table name of ours)."""
+    return f"SELECT 1 FROM {table} WHERE host = {{host:String}} LIMIT 1"
+
+
+def known_hosts(table: str, limit: int = 20) -> str:
+    return f"SELECT host FROM {table} GROUP BY host ORDER BY host LIMIT {int(limit)}"
+
+
+def hosts_in_window(table: str, limit: int = 50) -> str:
+    return (
+        f"SELECT host FROM {table} WHERE time_ns >= {{lo:UInt64}} AND time_ns < {{hi:UInt64}}"
+        f" GROUP BY host ORDER BY host LIMIT {int(limit)}"
+    )
+
+
+# --- processes by identity ----------------------------------------------------------------
+
+PROCESS_FACTS = (
+    f"SELECT {FACT_COLUMNS} FROM process_events WHERE host = {{host:String}}"
+    f" AND has({{keys:Array(String)}}, process_key) AND kind IN {_in(FACT_KINDS)}"
+    " ORDER BY time_ns LIMIT 20000"
+)
+
+KEYS_OF_PID = (
+    "SELECT process_key FROM process_events WHERE host = {host:String} AND pid = {pid:UInt32}"
+    f" AND process_key != '' AND kind IN {_in(FACT_KINDS)}"
+    " GROUP BY process_key ORDER BY min(time_ns) LIMIT 200"
+)
+
+CHILD_KEYS = (
+    # The parent at creation (fork, or /proc at start-up), not after a reparent to init.
+    "SELECT process_key FROM process_events WHERE host = {host:String}"
+    " AND has({parents:Array(String)}, parent_key) AND kind IN ('fork', 'scan')"
+    " AND process_key != '' GROUP BY process_key ORDER BY min(time_ns) LIMIT 2000"
+)
+
+# --- postmortem ----------------------------------------------------------------------------
+
+FAILED_PROCESSES = (
+    f"SELECT {PROCESS_COLUMNS} FROM process_events WHERE {WINDOW}"
+    " AND (kind IN ('exec_failed', 'oom_kill') OR (kind = 'exit' AND outcome != 'ok'))"
+    " ORDER BY time_ns LIMIT 500"
+)
+
+OUTBOUND_DESTINATIONS = (
+    "SELECT remote_addr, remote_port, min(time_ns), uniqExact(connection_id),"
+    " groupUniqArray(comm), groupUniqArray(outcome) FROM tcp_connection_events WHERE "
+    + WINDOW
+    + " AND direction = 'outbound' AND kind IN ('open', 'close', 'connect_failed')"
+    " GROUP BY remote_addr, remote_port ORDER BY min(time_ns) LIMIT 500"
+)
+
+BASELINE_DESTINATIONS = (
+    "SELECT remote_addr, remote_port FROM tcp_connection_events WHERE " + WINDOW + " AND direction"
+    " = 'outbound' AND kind IN ('open', 'close', 'connect_failed', 'scan')"
+    " GROUP BY remote_addr, remote_port LIMIT 100000"
+)
+
+CONTAINERS_IN_WINDOW = (
+    "SELECT container_id, count(), groupUniqArray(comm) FROM process_events WHERE "
+    + WINDOW
+    + " AND kind IN ('exec', 'exec_failed', 'exit', 'oom_kill')"
+    " GROUP BY container_id ORDER BY count() DESC LIMIT 100"
+)
