@@ -68,6 +68,7 @@ def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> Non
     for _ in range(conns):
         conn, peer = listener.accept()
         if mode != "fork":
+            say("accepted", peer[1])
             serve_one(conn, send, recv)
             continue
         pid = os.fork()

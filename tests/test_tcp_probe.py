@@ -65,8 +65,8 @@ def tcp(ebpf_problems):
 class Peer:
     """One tcp_peer.py process: its pid, the lines it printed, and its process key."""
 
-    def __init__(self, *args, cgroups=()):
-        argv = PEER + [str(a) for a in args]
+    def __init__(self, *args, cgroups=(), netns: str = ""):
+        argv = (["ip", "netns", "exec", netns] if netns else []) + PEER + [str(a) for a in args]
         kw = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.proc = run_in(list(cgroups), argv, **kw) if cgroups else subprocess.Popen(argv, **kw)
         self.pid = self.proc.pid
@@ -306,9 +306,84 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
         assert value("groundtruth_tcp_open_connections", direction=direction) == 0
 
 
+def test_open_connections_gauge_follows_a_held_connection(tcp):
+    cid = fake_container_id()
+    with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
+        tcp.probe.containers.rescan()
+        server = Peer("server", "ipv4", 1, 1, 1, cgroups=[cgroup])
+        port = int(server.line())
+        client = Peer("client", "ipv4", port, 1, 1, 1, "hold", cgroups=[cgroup])
+        client_port = int(client.line())
+        assert server.line() == f"accepted {client_port}"
+        while_open = scrape(TcpCountsCollector(tcp.probe))
+        client.proc.stdin.write("\n")
+        client.proc.stdin.flush()
+        client.until_done()
+        server.until_done()
+        server.finish()
+        client.finish()
+        tcp.wait(
+            lambda e: e.kind == "close" and e.local_port == port and e.remote_port == client_port
+        )
+        tcp.wait(
+            lambda e: e.kind == "close" and e.local_port == client_port and e.remote_port == port
+        )
+        after = scrape(TcpCountsCollector(tcp.probe))
+    for direction in ("outbound", "inbound"):
+        key = (
+            "groundtruth_tcp_open_connections",
+            (("container", cid[:12]), ("direction", direction)),
+        )
+        assert (while_open[key], after[key]) == (1, 0)
+
+
 def test_selftest_canary_passes(tcp):
     _comm, _ppid, ticks = parse_stat(Path(f"/proc/{os.getpid()}/stat").read_text())
     own = process_key(HOST, os.getpid(), ticks)
     delivered = []
     assert run_tcp_selftest(tcp.probe, delivered.extend, own_key=own) == {}
     tcp.events += delivered
+
+
+@pytest.fixture
+def netns():
+    """A private network namespace whose loopback the test may take down (exec keeps the pid)."""
+    name = f"gt-tcp-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_retransmits_joined_to_their_connection_and_counted(tcp, netns):
+    cid = fake_container_id()
+    with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
+        tcp.probe.containers.rescan()
+        server = Peer("server", "ipv4", 5, 1000, 1, cgroups=[cgroup], netns=netns)
+        port = int(server.line())
+        client = Peer("client", "ipv4", port, 1000, 5, 1, "hold", cgroups=[cgroup], netns=netns)
+        client_port = int(client.line())
+        # With loopback down the client's data cannot leave; the RTO timer resends it once
+        # loopback is back.
+        loopback = ["ip", "netns", "exec", netns, "ip", "link", "set", "lo"]
+        subprocess.run([*loopback, "down"], check=True)
+        client.proc.stdin.write("\n")
+        client.proc.stdin.flush()
+        time.sleep(0.5)
+        subprocess.run([*loopback, "up"], check=True)
+        assert client.until_done() == [str(client_port)]
+        server.until_done()
+        server.finish()
+        client.finish()
+        closes = tcp.wait(
+            lambda e: e.kind == "close" and {e.local_port, e.remote_port} == {port, client_port},
+            n=2,
+        )
+        got = scrape(TcpCountsCollector(tcp.probe))
+    ends = {e.direction: e for e in closes}
+    assert ends["outbound"].retransmits >= 1 and ends["outbound"].bytes_sent == 1000
+    assert ends["inbound"].bytes_received == 1000
+    key = ("groundtruth_tcp_retransmits_total", (("container", cid[:12]),))
+    assert got[key] == ends["outbound"].retransmits + ends["inbound"].retransmits
