@@ -192,35 +192,67 @@ def test_every_repo_file_mounted_exists(services):
             assert source.exists(), f"{name} mounts {source}, which is not in the repo"
 
 
-def test_store_url_and_token_reach_the_services_that_need_them(services):
+def store_url() -> str:
     env = read_env()
-    url = (
+    return (
         f"clickhouse://{compose.CLICKHOUSE_USER}:{env['CLICKHOUSE_PASSWORD']}@"
         f"{compose.CLICKHOUSE.hostport}/{compose.CLICKHOUSE_DATABASE}"
     )
-    for name in PROJECT_SERVICES:
-        assert services[name]["environment"]["GROUNDTRUTH_STORE_URL"] == url
+
+
+def parse_as_started(service: dict, monkeypatch):
+    """The service's command parsed by the real ``groundtruth`` CLI, in the service's env."""
+    from groundtruth.cli import build_parser
+
+    for name in [n for n in os.environ if n.startswith("GROUNDTRUTH_")]:
+        monkeypatch.delenv(name)
+    for name, value in service.get("environment", {}).items():
+        monkeypatch.setenv(name, value)
+    return build_parser().parse_args(service["command"])
+
+
+def secret_path(service: dict, name: str) -> str:
+    (target,) = [s["target"] for s in service.get("secrets", []) if s["source"] == name]
+    return target
+
+
+def test_clickhouse_is_created_with_the_stores_user_and_database(services):
     clickhouse = services["clickhouse"]["environment"]
     assert clickhouse["CLICKHOUSE_USER"] == compose.CLICKHOUSE_USER
     assert clickhouse["CLICKHOUSE_DB"] == compose.CLICKHOUSE_DATABASE
-    assert clickhouse["CLICKHOUSE_PASSWORD"] == env["CLICKHOUSE_PASSWORD"]
-    assert (
-        services["graphapi"]["environment"]["GROUNDTRUTH_GRAPHAPI_TOKEN"] == env["GRAPHAPI_TOKEN"]
-    )
-    assert services["exporter"]["environment"]["GROUNDTRUTH_HOST"] == env["GROUNDTRUTH_HOST"]
+    assert clickhouse["CLICKHOUSE_PASSWORD"] == read_env()["CLICKHOUSE_PASSWORD"]
+
+
+def test_graphapi_starts_on_the_store_with_the_token_beyond_loopback(services, monkeypatch):
+    graphapi = services["graphapi"]
+    args = parse_as_started(graphapi, monkeypatch)
+    assert args.func.__module__ == "graphapi.cli"
+    assert args.store == store_url()
+    assert args.listen == f"0.0.0.0:{compose.GRAPHAPI.port}"
+    # The token is the compose secret Alertmanager also sends, made from GRAPHAPI_TOKEN.
+    assert args.token_file == secret_path(graphapi, "graphapi_token")
+    assert secret_path(services["alertmanager"], "graphapi_token") == compose.GRAPHAPI_TOKEN_FILE
+
+
+def test_exporter_starts_with_the_hosts_name_listening_for_prometheus(services, monkeypatch):
+    from exporter.cli import config_from_args
+
+    args = parse_as_started(services["exporter"], monkeypatch)
+    assert args.func.__module__ == "exporter.cli"
+    config = config_from_args(args)
+    assert config.listen == f"0.0.0.0:{compose.EXPORTER.port}"
+    assert config.host == read_env()["GROUNDTRUTH_HOST"]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="`groundtruth run` takes no store yet (store.cli.add_store_arguments)"
+)
+def test_exporter_writes_to_the_clickhouse_service(services, monkeypatch):
+    args = parse_as_started(services["exporter"], monkeypatch)
+    assert args.store_url == store_url()
 
 
 # --- the addresses in the generated files are the compose services ----------------------------
-
-
-def listen_port(service: dict) -> int:
-    """The port a groundtruth service listens on, from its --listen flag or GROUNDTRUTH_LISTEN."""
-    command = service.get("command") or []
-    if "--listen" in command:
-        listen = command[command.index("--listen") + 1]
-    else:
-        listen = service["environment"]["GROUNDTRUTH_LISTEN"]
-    return int(listen.rpartition(":")[2])
 
 
 @pytest.mark.parametrize(
@@ -228,10 +260,8 @@ def listen_port(service: dict) -> int:
     [compose.EXPORTER, compose.GRAPHAPI, compose.PROMETHEUS, compose.ALERTMANAGER],
     ids=lambda a: a.service,
 )
-def test_each_address_is_a_service_listening_on_that_port(services, address):
+def test_each_address_is_a_service_publishing_and_checking_that_port(services, address):
     service = services[address.service]
-    if address.service in PROJECT_SERVICES:
-        assert listen_port(service) == address.port
     assert [p["target"] for p in service["ports"]] == [address.port]
     assert f":{address.port}/" in " ".join(service["healthcheck"]["test"])  # checks that port
 
@@ -292,23 +322,19 @@ def test_amtool_accepts_the_alertmanager_config():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alertmanager_delivers_to_graphapi_with_its_token(services):
+def test_alertmanager_delivers_to_graphapi_with_its_token(stack, services):
     alertmanager = deploy_yaml(compose.ALERTMANAGER_YML)
     receivers = {r["name"]: r for r in alertmanager["receivers"]}
     (webhook,) = receivers["graphapi"]["webhook_configs"]
     assert webhook["url"] == f"{compose.GRAPHAPI.url}/api/alerts/webhook"
     # The token file is the compose secret, made from the same variable graphapi checks.
     token_file = webhook["http_config"]["authorization"]["credentials_file"]
-    secrets = {s["target"]: s["source"] for s in services["alertmanager"]["secrets"]}
-    assert token_file in secrets
+    assert token_file == secret_path(services["alertmanager"], "graphapi_token")
+    # The same variable Grafana's graphapi data source sends.
+    assert stack["secrets"]["graphapi_token"]["environment"] == "GRAPHAPI_TOKEN"
     assert mount_source(services["alertmanager"], "/etc/alertmanager/alertmanager.yml") == (
         compose.DEPLOY_DIR / compose.ALERTMANAGER_YML
     )
-
-
-def test_alertmanager_token_secret_is_graphapis_token(stack):
-    assert stack["secrets"]["graphapi_token"]["environment"] == "GRAPHAPI_TOKEN"
-    assert "${GRAPHAPI_TOKEN:?" in COMPOSE_FILE.read_text().split("GROUNDTRUTH_GRAPHAPI_TOKEN:")[1]
 
 
 def test_deploy_files_are_generated_from_the_current_config(cfg):
