@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.floor import counting_only
 from bench.result import Result
 from exporter.probes.base import ProbeContext
 from exporter.probes.tcp import TcpProbe
@@ -22,15 +23,7 @@ SECONDS = 2
 SERVER = [sys.executable, str(Path(__file__).with_name("tiny_http.py"))]
 
 
-class CountingOnlyProbe(TcpProbe):
-    """The floor: the same BPF program and ring buffer, a consumer that only counts."""
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.seen = 0
-
-    def _on_event(self, _ctx, _data, _size) -> None:
-        self.seen += 1
+CountingOnlyProbe = counting_only(TcpProbe)
 
 
 def wrk(port: int) -> float:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from exporter.containers import NO_CONTAINER, ContainerResolver
 from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
+from exporter.probes.process import TICK_NS, cstr
 from exporter.process_table import ProcessTable
 
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
@@ -40,7 +41,6 @@ F_RESET_SENT, F_RESET_RECEIVED, F_CLOSED_LOCAL, F_CLOSED_REMOTE, F_UNTRACKED = 1
 AF_INET, AF_INET6 = 2, 10
 FAMILIES = {AF_INET: "ipv4", AF_INET6: "ipv6"}
 OWNER_CACHE_MAX = 4096
-TICK_NS = 10_000_000  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
 
 # Upper bounds of the connection duration histogram; the BPF side buckets with the same list.
 DURATION_BOUNDS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600)
@@ -72,10 +72,6 @@ ERROR_OUTCOMES = {
     errno.ECONNRESET: "reset",
     errno.EPIPE: "reset",
 }
-
-
-def cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 @lru_cache(maxsize=4096)
