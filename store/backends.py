@@ -17,10 +17,15 @@ may share one.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 
 from store import params as P
+
+# clickhouse-driver logs every failed connect with a traceback; the writer reports outages in
+# one line of its own instead.
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 
 from exporter.events import columns
@@ -104,7 +105,8 @@ def columnar(events: list) -> dict[str, dict[str, list]]:
     out = {}
     for table, rows in by_table.items():
         names = [name for name, _, _ in columns(type(rows[0]))]
-        out[table] = {name: [getattr(r, name) for r in rows] for name in names}
+        # map() with a C-level getter per column: the fastest way measured here.
+        out[table] = {name: list(map(attrgetter(name), rows)) for name in names}
     return out
 
 

@@ -67,6 +67,43 @@ def is_data_error(exc: BaseException) -> bool:
     return any(code in str(exc) for code in _DATA_ERROR_CODES)
 
 
+class _Buffer:
+    """Events in memory, kept as the batches write() received (no per-event work there)."""
+
+    def __init__(self):
+        self._chunks: deque = deque()  # [arrival time, events], oldest first
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, events: list, now: float, limit: int) -> int:
+        """Appends events; drops the oldest beyond ``limit`` and returns how many."""
+        self._chunks.append([now, list(events)])
+        self.count += len(events)
+        overflow = max(self.count - limit, 0)
+        if overflow:
+            self.take(overflow)
+        return overflow
+
+    def take(self, n: int) -> tuple[float | None, list]:
+        """Removes up to n of the oldest events: (arrival time of the first, events)."""
+        received, out = self.oldest(), []
+        while self._chunks and len(out) < n:
+            chunk = self._chunks[0]
+            want = n - len(out)
+            out += chunk[1][:want]
+            if want >= len(chunk[1]):
+                self._chunks.popleft()
+            else:
+                chunk[1] = chunk[1][want:]
+        self.count -= len(out)
+        return received, out
+
+    def oldest(self) -> float | None:
+        return self._chunks[0][0] if self._chunks else None
+
+
 class StoreWriter:
     """A Sink (``exporter.sinks``) writing to a ``Store``; the thread starts at construction."""
 
@@ -83,7 +120,7 @@ class StoreWriter:
         self.spool = Spool(spool_dir, self.settings.spool_max_bytes, self._dropped("spool_full"))
         self.errors = 0  # failed attempts to write, for groundtruth_sink_errors_total
         self.replayed = 0  # spooled events written (or found already stored) after an outage
-        self._buffer: deque = deque()  # (arrival time, event)
+        self._buffer = _Buffer()
         self._cv = threading.Condition()
         self._closing = False
         self._ready = False  # schema checked on this store
@@ -101,10 +138,7 @@ class StoreWriter:
         now = time.time()
         with self._cv:
             was_empty = not self._buffer
-            self._buffer.extend((now, e) for e in events)
-            overflow = len(self._buffer) - self.settings.max_buffer
-            for _ in range(max(overflow, 0)):
-                self._buffer.popleft()
+            overflow = self._buffer.add(events, now, self.settings.max_buffer)
             # Wake the thread when a batch is full, or to start the age clock of a new one.
             if was_empty or len(self._buffer) >= self.settings.batch_size:
                 self._cv.notify()
@@ -133,7 +167,7 @@ class StoreWriter:
 
     def _oldest_buffered(self) -> float | None:
         with self._cv:
-            return self._buffer[0][0] if self._buffer else None
+            return self._buffer.oldest()
 
     def _dropped(self, reason: str):
         return lambda n: self.stats.count_dropped(STAGE, reason, n)
@@ -143,15 +177,15 @@ class StoreWriter:
         self._attempt(lambda: None)  # start-up: say at once when the store is unusable
         self._apply_retention()
         while True:
-            batch, closing = self._next_batch()
+            (received, batch), closing = self._next_batch()
             if batch:
-                self._write_batch(batch)
+                self._write_batch(received, batch)
             self._replay()
             if closing and not self._buffer:
                 return
             self._apply_retention()
 
-    def _next_batch(self) -> tuple[list, bool]:
+    def _next_batch(self) -> tuple[tuple[float | None, list], bool]:
         """Waits for a full batch, an old enough event, spool work that is due, or close()."""
         s = self.settings
         with self._cv:
@@ -162,20 +196,17 @@ class StoreWriter:
                     break
                 waits = []
                 if self._buffer:
-                    waits.append(self._buffer[0][0] + s.max_age - time.time())
+                    waits.append(self._buffer.oldest() + s.max_age - time.time())
                 if len(self.spool):
                     waits.append(self._retry_at - time.monotonic())
                 wait = min(waits) if waits else None  # None: until write() notifies
                 if wait is not None and wait <= 0:
                     break
                 self._cv.wait(wait)
-            n = min(len(self._buffer), s.batch_size)
-            batch = [self._buffer.popleft() for _ in range(n)]
-            return batch, self._closing
+            return self._buffer.take(s.batch_size), self._closing
 
-    def _write_batch(self, batch: list) -> None:
-        received = batch[0][0]
-        tables = columnar([e for _, e in batch])
+    def _write_batch(self, received: float, batch: list) -> None:
+        tables = columnar(batch)
         if len(self.spool) or not self._retry_due():
             for table, cols in tables.items():  # keep order: behind what is already spooled
                 self.spool.append(table, cols, received)
@@ -207,32 +238,30 @@ class StoreWriter:
         with self._cv:
             if len(self._buffer) < self.settings.batch_size:
                 return
-        batch, _ = self._next_batch()
+        (received, batch), _ = self._next_batch()
         if batch:
-            self._write_batch(batch)
+            self._write_batch(received, batch)
 
     def _insert_new(self, table: str, cols: dict[str, list]) -> None:
-        """Inserts the rows whose event_id is not in the store yet."""
-        ids = cols["event_id"]
-        times = cols["time_ns"]
+        """Inserts the rows whose event_id is not in the store yet.
+
+        The ids already stored are read for the batch's hosts and time range (the sort key):
+        a set difference here, because ClickHouse 18.16 has no IN over an array parameter and
+        has() over thousands of ids is slow.
+        """
+        ids, times = cols["event_id"], cols["time_ns"]
         stored = {
             event_id
             for (event_id,) in self.store.query(
                 f"SELECT event_id FROM `{table}` WHERE has({{hosts:Array(String)}}, host) "
-                "AND time_ns >= {lo:UInt64} AND time_ns <= {hi:UInt64} "
-                "AND has({ids:Array(String)}, event_id)",
-                {
-                    "hosts": sorted(set(cols["host"])),
-                    "lo": min(times),
-                    "hi": max(times),
-                    "ids": ids,
-                },
+                "AND time_ns >= {lo:UInt64} AND time_ns <= {hi:UInt64}",
+                {"hosts": sorted(set(cols["host"])), "lo": min(times), "hi": max(times)},
             )
         }
-        if stored:
-            keep = [i for i, event_id in enumerate(ids) if event_id not in stored]
+        keep = [i for i, event_id in enumerate(ids) if event_id not in stored]
+        if len(keep) < len(ids):
             cols = {name: [values[i] for i in keep] for name, values in cols.items()}
-        if cols["event_id"]:
+        if keep:
             self.store.insert(table, cols)
 
     def _apply_retention(self) -> None:

@@ -1,0 +1,141 @@
+"""Event store: the writer's rows/s into a real ClickHouse 18.16 server against a raw
+clickhouse-driver columnar insert of the same rows in the same batches; replay of an on-disk
+spool after an outage against live writing; the writer on embedded chDB against a raw chDB
+columnar insert."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.result import Result
+from exporter.pipeline_stats import PipelineStats
+from store.db import columnar, open_store
+from store.migrations import migrate
+from store.writer import StoreWriter, WriterSettings
+from tests.fixtures.clickhouse import ClickHouseServer, fresh_database_name
+from tests.fixtures.service import free_port
+from tests.store_helpers import make_events
+
+ROWS = 200_000
+ROUNDS = 3
+BATCH = WriterSettings().batch_size
+
+
+def _batches(cols: dict[str, list], size: int):
+    n = len(cols["event_id"])
+    for i in range(0, n, size):
+        yield {k: v[i : i + size] for k, v in cols.items()}
+
+
+def _writer_seconds(open_target, events, spool_dir: Path) -> float:
+    """From the first write() until close() returned with every event stored."""
+    writer = StoreWriter(open_target(), spool_dir, PipelineStats(), WriterSettings())
+    started = time.perf_counter()
+    for i in range(0, len(events), 1000):  # the exporter hands over drained batches like this
+        writer.write(events[i : i + 1000])
+    writer.close(timeout=600)
+    seconds = time.perf_counter() - started
+    if writer.spool.events or writer.errors:
+        raise RuntimeError(f"writer spooled {writer.spool.events} events, {writer.errors} errors")
+    return seconds
+
+
+def _raw_seconds(backend, table: str, cols: dict[str, list]) -> float:
+    started = time.perf_counter()
+    for batch in _batches(cols, BATCH):
+        backend.insert(table, batch)
+    return time.perf_counter() - started
+
+
+def _median_rate(seconds: list[float]) -> float:
+    return ROWS / statistics.median(seconds)
+
+
+def _compare(open_target, work: Path) -> tuple[float, float]:
+    """(writer rows/s, raw rows/s), each the median of ROUNDS into fresh tables."""
+    writer_s, raw_s = [], []
+    for r in range(ROUNDS):
+        events = make_events(ROWS, host=f"bench-{r}")
+        cols = columnar(events)["process_events"]
+        store = open_target()
+        migrate(store)
+        store.execute("TRUNCATE TABLE process_events")
+        raw_s.append(_raw_seconds(store.backend, "process_events", cols))
+        store.execute("TRUNCATE TABLE process_events")
+        writer_s.append(_writer_seconds(open_target, events, work / f"spool-{r}"))
+        stored = store.query("SELECT count() FROM process_events")[0][0]
+        store.close()
+        if stored != ROWS:
+            raise RuntimeError(f"stored {stored} of {ROWS} rows")
+    return _median_rate(writer_s), _median_rate(raw_s)
+
+
+def _replay_rate(url: str, work: Path) -> float:
+    """Events/s replayed from a spool filled while the store was unreachable."""
+    dead = f"clickhouse://default@127.0.0.1:{free_port()}/nowhere"
+    events = make_events(ROWS, host="bench-replay")
+    down = StoreWriter(open_store(dead), work / "replay", PipelineStats(), WriterSettings())
+    down.write(events)
+    down.close()
+    started = time.perf_counter()
+    up = StoreWriter(open_store(url), work / "replay", PipelineStats(), WriterSettings())
+    while up.spool.events:
+        time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    up.close()
+    if up.replayed != ROWS:
+        raise RuntimeError(f"replayed {up.replayed} of {ROWS}")
+    return ROWS / seconds
+
+
+def run() -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = ClickHouseServer(work / "clickhouse").start()
+        try:
+            url = server.url(fresh_database_name())
+            writer, raw = _compare(lambda: open_store(url), work)
+            results.append(
+                Result(
+                    f"StoreWriter into ClickHouse 18.16 ({ROWS:,} exec events, median of {ROUNDS})",
+                    writer,
+                    "rows/s",
+                    peer=f"raw clickhouse-driver columnar insert, {BATCH}-row batches",
+                    peer_value=raw,
+                    goal=">= 0.8x",
+                    met=writer / raw >= 0.8,
+                )
+            )
+            replay = _replay_rate(url, work)
+            results.append(
+                Result(
+                    "spool replay after an outage (dedupe query + insert per batch)",
+                    replay,
+                    "rows/s",
+                    peer="live writing, same run",
+                    peer_value=writer,
+                    goal=">= 0.5x",
+                    met=replay / writer >= 0.5,
+                )
+            )
+        finally:
+            server.stop()
+        chdb_dir = work / "chdb"
+        database = fresh_database_name()
+        writer, raw = _compare(lambda: open_store(None, data_dir=chdb_dir, database=database), work)
+        results.append(
+            Result(
+                f"StoreWriter into embedded chDB ({ROWS:,} exec events, median of {ROUNDS})",
+                writer,
+                "rows/s",
+                peer=f"raw chDB JSONColumns insert, {BATCH}-row batches",
+                peer_value=raw,
+                goal=">= 0.8x",
+                met=writer / raw >= 0.8,
+            )
+        )
+    return results
