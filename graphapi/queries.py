@@ -52,7 +52,7 @@ FAILED = "(kind IN ('exec_failed', 'oom_kill') OR (kind = 'exit' AND outcome != 
 # One row per process: its first parent (at fork), its program (comm after the last exec).
 def per_process(where: str) -> str:
     return f"""
-    SELECT process_key, argMin(parent_key, time_ns) AS parent_key,
+    SELECT process_key, argMin(parent_key, time_ns) AS parent,
            argMax(comm, time_ns) AS program, max({FAILED}) AS failed, min(time_ns) AS first_ns
     FROM process_events
     WHERE {where} AND process_key != ''
@@ -65,10 +65,10 @@ def process_groups(where: str, sample: int) -> str:
     This is the collapse of siblings, done by the server: Python sees one row per group.
     """
     return f"""
-SELECT parent_key, program, count() AS n, groupArray({int(sample)})(process_key) AS keys,
+SELECT parent, program, count() AS n, groupArray({int(sample)})(process_key) AS keys,
        max(failed) AS any_failed, min(first_ns) AS first_ns
 FROM ({per_process(where)})
-GROUP BY parent_key, program
+GROUP BY parent, program
 ORDER BY any_failed DESC, first_ns ASC
 LIMIT {{groups_max:UInt32}}"""
 
@@ -76,8 +76,8 @@ LIMIT {{groups_max:UInt32}}"""
 def process_details(where: str) -> str:
     """Everything a process node shows, one row per process key."""
     return f"""
-SELECT process_key, any(host) AS host, argMax(pid, time_ns) AS pid,
-       argMin(parent_key, time_ns) AS parent_key, argMax(comm, time_ns) AS program,
+SELECT process_key, any(host) AS p_host, argMax(pid, time_ns) AS p_pid,
+       argMin(parent_key, time_ns) AS p_parent, argMax(comm, time_ns) AS program,
        argMaxIf(filename, time_ns, kind = 'exec') AS filename,
        argMaxIf(argv, time_ns, kind = 'exec') AS argv, countIf(kind = 'exec') AS execs,
        argMax(uid, time_ns) AS uid, max(start_time_ns) AS start_ns,
@@ -86,7 +86,7 @@ SELECT process_key, any(host) AS host, argMax(pid, time_ns) AS pid,
        argMaxIf(signal, time_ns, kind = 'exit') AS signal,
        argMaxIf(outcome, time_ns, kind IN ('exit', 'exec_failed')) AS outcome,
        max(kind = 'oom_kill') AS oom_killed, max(kind = 'exec_failed') AS exec_failed,
-       argMax(container_id, time_ns) AS container_id, min(time_ns) AS first_ns
+       argMax(container_id, time_ns) AS p_container, min(time_ns) AS first_ns
 FROM process_events
 WHERE {where}
 GROUP BY process_key
@@ -102,7 +102,7 @@ DETAIL_COLUMNS = (
 def parents_of(where: str) -> str:
     """The first parent of each process in a set (one step of the walk up to the root)."""
     return f"""
-SELECT process_key, argMin(parent_key, time_ns) AS parent_key
+SELECT process_key, argMin(parent_key, time_ns) AS parent
 FROM process_events
 WHERE {where}
 GROUP BY process_key"""
@@ -141,7 +141,7 @@ CANONICAL = (
 def _connections(where: str) -> str:
     """One row per connection of the chosen processes, with its canonical 4-tuple."""
     return f"""
-    SELECT process_key, connection_id, any(direction) AS direction,
+    SELECT process_key, connection_id, any(direction) AS dir,
            any(local_addr) AS laddr, any(local_port) AS lport,
            any(remote_addr) AS raddr, any(remote_port) AS rport,
            argMax(outcome, time_ns) AS outcome, max(bytes_sent) AS sent,
@@ -162,32 +162,32 @@ def connection_edges(where: str, mapping_where: str) -> str:
     """
     conns = _connections(where)
     return f"""
-SELECT node, direction, peer, if(peer = '', raddr, '') AS addr,
-       if(peer = '' AND direction = 'outbound', rport, 0) AS port, lport_in AS service_port,
+SELECT node, dir, peer, if(peer = '', raddr, '') AS addr,
+       if(peer = '' AND dir = 'outbound', rport, 0) AS port, lport_in AS service_port,
        count() AS conns, countIf(outcome != 'ok') AS failed, sum(sent) AS sent,
        sum(received) AS received, min(first_ns) AS first_ns, max(last_ns) AS last_ns
 FROM (
-  SELECT node, direction, raddr, rport, if(direction = 'inbound', lport, 0) AS lport_in,
+  SELECT node, dir, raddr, rport, if(dir = 'inbound', lport, 0) AS lport_in,
          outcome, sent, received, first_ns, last_ns,
-         if(abs(toInt64(first_ns) - toInt64(if(direction = 'outbound', server_ns, client_ns)))
+         if(abs(toInt64(first_ns) - toInt64(if(dir = 'outbound', server_ns, client_ns)))
               <= {{match_ns:UInt64}},
-            if(direction = 'outbound', server_key, client_key), '') AS peer
+            if(dir = 'outbound', server_key, client_key), '') AS peer
   FROM (
     SELECT *, transform(process_key, {{member_keys:Array(String)}},
                         {{member_nodes:Array(String)}}, process_key) AS node
     FROM ({conns}) AS c
   ) AS x
   ANY LEFT JOIN (
-    SELECT ck, anyIf(process_key, direction = 'inbound') AS server_key,
+    SELECT {CANONICAL} AS ck, anyIf(process_key, direction = 'inbound') AS server_key,
            anyIf(process_key, direction = 'outbound') AS client_key,
            minIf(time_ns, direction = 'inbound') AS server_ns,
            minIf(time_ns, direction = 'outbound') AS client_ns
     FROM tcp_connection_events
-    WHERE {mapping_where} AND {CANONICAL} IN (SELECT ck FROM ({conns}) AS c2)
+    WHERE {mapping_where} AND ck IN (SELECT ck FROM ({conns}) AS c2)
     GROUP BY ck
   ) AS p USING ck
 )
-GROUP BY node, direction, peer, addr, port, service_port
+GROUP BY node, dir, peer, addr, port, service_port
 ORDER BY conns DESC
 LIMIT {{edges_max:UInt32}}"""
 
@@ -236,14 +236,14 @@ ALERT_ACTIVE = (
 def alerts(where: str) -> str:
     """Alerts active at some point of the window, one row per fingerprint."""
     return f"""
-SELECT fingerprint, argMax(status, time_ns) AS status, any(alertname) AS alertname,
-       any(severity) AS severity, any(host) AS host, any(container) AS container,
-       min(starts_at_ns) AS starts_ns, max(ends_at_ns) AS ends_ns,
-       argMax(annotations, time_ns) AS annotations
+SELECT fingerprint, argMax(status, time_ns) AS a_status, any(alertname) AS a_name,
+       any(severity) AS a_severity, any(host) AS a_host, any(container) AS a_container,
+       min(starts_at_ns) AS a_starts_ns, max(ends_at_ns) AS a_ends_ns,
+       argMax(annotations, time_ns) AS a_annotations
 FROM received_alerts
 WHERE {where}
 GROUP BY fingerprint
-ORDER BY starts_ns
+ORDER BY a_starts_ns
 LIMIT {{alerts_max:UInt32}}"""
 
 
@@ -262,16 +262,19 @@ STORED_ALERT_IDS = f"SELECT event_id FROM received_alerts WHERE {in_set('event_i
 
 def timeline(where: str) -> str:
     """Process and connection events in time order, as rows for a table panel."""
+    # The union is wrapped: on 18.16 an ORDER BY after UNION ALL sorts only the last SELECT.
     return f"""
-SELECT time_ns, 'process' AS type, kind, host, pid, process_key, comm,
-       arrayStringConcat(argv, ' ') AS detail, outcome, container_id
-FROM process_events WHERE {where}
-UNION ALL
-SELECT time_ns, 'connection' AS type, kind, host, pid, process_key, comm,
-       concat(direction, ' ', local_addr, ':', toString(local_port), ' -> ',
-              remote_addr, ':', toString(remote_port)) AS detail, outcome, container_id
-FROM tcp_connection_events WHERE {where}
-ORDER BY time_ns
+SELECT * FROM (
+  SELECT time_ns, 'process' AS type, kind, host, pid, process_key, comm,
+         arrayStringConcat(argv, ' ') AS detail, outcome, container_id
+  FROM process_events WHERE {where}
+  UNION ALL
+  SELECT time_ns, 'connection' AS type, kind, host, pid, process_key, comm,
+         concat(direction, ' ', local_addr, ':', toString(local_port), ' -> ',
+                remote_addr, ':', toString(remote_port)) AS detail, outcome, container_id
+  FROM tcp_connection_events WHERE {where}
+)
+ORDER BY time_ns, type DESC
 LIMIT {{rows_max:UInt32}}"""
 
 
