@@ -117,7 +117,7 @@ def alert_payload(fingerprint: str = "a1b2c3d4e5f60718", host: str = B) -> dict:
     starts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((T0 + 6 * S) // S)) + ".5Z"
     return {
         "version": "4",
-        "groupKey": "{}:{instance=\"%s\"}" % host,
+        "groupKey": '{}:{instance="' + host + '"}',
         "status": "firing",
         "receiver": "graphapi",
         "groupLabels": {"instance": host},
