@@ -343,8 +343,8 @@ class TcpProbe(BpfProbe):
         """A connection older than the probe closed: its owner and direction come from the scan."""
         key = tuple_key(ev.family, ev.local_addr, ev.local_port, ev.remote_addr, ev.remote_port)
         scanned = self.scanned.pop(key, None)
-        if scanned is None:
-            ev.direction = ""
+        if scanned is None:  # not in the scan either (the kernel's table was full)
+            ev.direction, ev.connection_id = "", f"untracked-{ev.event_id}"
             return
         for name in ("connection_id", "pid", "process_key", "comm", "cgroup_id", "direction"):
             setattr(ev, name, getattr(scanned, name))
