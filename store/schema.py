@@ -30,10 +30,11 @@ TABLE_OF_CLASS = {cls: name for name, cls in TABLES.items()}
 # String columns with few distinct values: LowCardinality where the server has it.
 LOW_CARDINALITY = {
     "kind", "host", "outcome", "source", "container_id", "pod_uid", "comm", "direction",
-    "state", "status", "alertname", "severity", "container", "receiver",
+    "state", "status", "alertname", "severity", "container", "receiver", "family", "closed_by",
+    "error",
 }  # fmt: skip
-# Columns looked up by equality (a process and its children): bloom-filter indexed.
-LOOKUP_COLUMNS = ("process_key", "parent_key")
+# Columns looked up by equality (a process, its children, a connection): bloom-filter indexed.
+LOOKUP_COLUMNS = ("process_key", "parent_key", "connection_id")
 LOCAL_SUFFIX = "_local"
 
 
