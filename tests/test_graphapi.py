@@ -174,6 +174,7 @@ def test_malformed_webhook_is_a_400(client, payload, problem):
     "args, status, says",
     [
         ({"from": "yesterday"}, 400, "neither epoch"),
+        ({"to": "99999999999999999999"}, 400, "out of range"),
         ({"from": E.WINDOW["to"], "to": E.WINDOW["from"]}, 400, "inverted"),
         ({"from": "0", "to": E.WINDOW["to"]}, 400, "at most"),
         ({"limit": "ten"}, 400, "whole number"),
