@@ -93,7 +93,7 @@ def time_arg(name: str, value: str) -> int:
             ns = parse_time_ns(value)
         except (ValueError, OverflowError):
             raise bad(f"{name}={value!r} is neither epoch ms nor an RFC 3339 time") from None
-    if not MIN_NS < ns < MAX_NS:
+    if not MIN_NS <= ns < MAX_NS:
         raise bad(f"{name}={value!r} is out of range")
     return ns
 
