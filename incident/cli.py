@@ -78,7 +78,9 @@ def timeline_request(args, zone, now_ns: int) -> TimelineRequest:
         remote_port=port,
     )
     window = window_from_args(args, zone, now_ns)
-    return TimelineRequest(args.host, window, filters, args.limit, alerts=not args.no_alerts)
+    # An alert is about a host or container, never a program, user or remote address.
+    alerts = not (args.no_alerts or filters.program or filters.uid is not None or addr or port)
+    return TimelineRequest(args.host, window, filters, args.limit, alerts=alerts)
 
 
 def run_timeline(args, out=None) -> int:
@@ -216,7 +218,11 @@ def register(sub) -> None:
     p.add_argument("--program", help="only this program (command name or executable)")
     p.add_argument("--user", help="only processes of this user (uid, or name on this machine)")
     p.add_argument("--remote", help="only connections to/from ADDR, ADDR:PORT, [V6]:PORT, :PORT")
-    p.add_argument("--no-alerts", action="store_true", help="leave received alerts out")
+    p.add_argument(
+        "--no-alerts",
+        action="store_true",
+        help="leave received alerts out (so do --program, --user and --remote)",
+    )
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--limit", type=int, default=5000, help="rows per source (default 5000)")
     p.set_defaults(func=guarded("timeline", run_timeline))
@@ -237,4 +243,4 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("table", "jsonl"), default="table")
     p.set_defaults(func=guarded("ancestry", run_ancestry))
 
-    add_postmortem_parser(sub, _common, _window_arguments, guarded)
+    add_postmortem_parser(sub, _common, guarded)

@@ -102,22 +102,33 @@ FACT_COLUMNS = (
 )
 
 
-def process_timeline(filters: Filters, limit: int) -> tuple[str, dict]:
+def _order(limit: int, center_ns: int | None, params: dict) -> str:
+    """The first ``limit`` rows in time, or, around an instant, the ``limit`` nearest to it."""
+    if center_ns is None:
+        return f" ORDER BY time_ns LIMIT {int(limit)}"
+    params["center"] = center_ns
+    return f" ORDER BY abs(toInt64(time_ns) - {{center:Int64}}) LIMIT {int(limit)}"
+
+
+def process_timeline(
+    filters: Filters, limit: int, center_ns: int | None = None
+) -> tuple[str, dict]:
     params: dict = {}
     sql = (
         f"SELECT {PROCESS_COLUMNS} FROM process_events WHERE {WINDOW}"
         f" AND kind IN {_in(TIMELINE_PROCESS_KINDS)}{filters.process_sql(params)}"
-        f" ORDER BY time_ns LIMIT {int(limit)}"
+        + _order(limit, center_ns, params)
     )
     return sql, params
 
 
-def connection_timeline(filters: Filters, limit: int) -> tuple[str, dict]:
+def connection_timeline(
+    filters: Filters, limit: int, center_ns: int | None = None
+) -> tuple[str, dict]:
     params: dict = {}
     sql = (
         f"SELECT {CONNECTION_COLUMNS} FROM tcp_connection_events WHERE {WINDOW}"
-        f" AND kind != 'scan'{filters.connection_sql(params)}"
-        f" ORDER BY time_ns LIMIT {int(limit)}"
+        f" AND kind != 'scan'{filters.connection_sql(params)}" + _order(limit, center_ns, params)
     )
     return sql, params
 

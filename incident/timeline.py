@@ -46,6 +46,10 @@ class Entry:
     def sort_key(self) -> tuple:
         return (self.time_ns, _SOURCE_ORDER[self.source])
 
+    def identity(self) -> tuple:
+        """Equal for the same event read twice (e.g. by two overlapping queries)."""
+        return (self.time_ns, self.source, self.kind, self.pid, self.process_key, self.detail)
+
 
 @dataclass
 class TimelineRequest:
@@ -54,6 +58,7 @@ class TimelineRequest:
     filters: Q.Filters = field(default_factory=Q.Filters)
     limit: int = 5000  # per source
     alerts: bool = True
+    center_ns: int | None = None  # when set: the ``limit`` events nearest this instant
 
 
 @dataclass
@@ -78,11 +83,11 @@ def build_timeline(reader: Reader, req: TimelineRequest) -> Timeline:
     entries: list[Entry] = []
     truncated = []
     if not req.filters.excludes_processes:
-        sql, params = Q.process_timeline(req.filters, req.limit)
+        sql, params = Q.process_timeline(req.filters, req.limit, req.center_ns)
         rows = reader.rows(sql, {**base, **params})
         truncated += ["process events"] if len(rows) >= req.limit else []
         entries += process_entries(rows, _commands_of_exits(reader, req.host, rows))
-    sql, params = Q.connection_timeline(req.filters, req.limit)
+    sql, params = Q.connection_timeline(req.filters, req.limit, req.center_ns)
     rows = reader.rows(sql, {**base, **params})
     truncated += ["connections"] if len(rows) >= req.limit else []
     entries += [connection_entry(r) for r in rows]
@@ -205,7 +210,10 @@ def alert_entries(rows: list[tuple]) -> list[Entry]:
             "starts_at_ns": starts,
             "ends_at_ns": ends,
         }
-        out.append(Entry(t, host, "alert", "alert", 0, "", container, "", detail, fields))
+        fields["container_id"] = container
+        out.append(
+            Entry(t, host, "alert", "alert", 0, "", short_container(container), "", detail, fields)
+        )
     return out
 
 

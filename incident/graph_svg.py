@@ -1,0 +1,108 @@
+"""The postmortem's causal graph: graphapi builds it, graphviz draws it.
+
+The graph is graphapi's own (``graphapi.causal.build_graph``: the same nodes and edges Grafana's
+Node Graph panel shows), so the report and the dashboard never disagree. This module only
+writes those nodes and edges as DOT, keeping graphapi's colours, and runs ``dot -Tsvg``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from werkzeug.exceptions import HTTPException
+
+import graphapi
+from graphapi.causal import GraphRequest, build_graph
+from graphapi.request_args import ALERT_FOCUS, Focus, Scope
+from graphapi.request_args import Window as GraphWindow
+from incident.errors import IncidentError
+
+DOT_TIMEOUT_SECONDS = 60
+SHAPES = {
+    "process": "box",
+    "group": "box3d",
+    "alert": "octagon",
+    "host": "house",
+    "container": "component",
+    "endpoint": "ellipse",
+    "peer": "ellipse",
+    "service": "cds",
+    "more": "note",
+}
+
+
+def causal_graph(store, hosts: list[str], start_ns: int, end_ns: int, alert: str, limit: int):
+    """graphapi's graph of the window: focused on the alert when one is given."""
+    req = GraphRequest(
+        window=GraphWindow(start_ns, end_ns),
+        scope=Scope(hosts=tuple(hosts)),
+        focus=Focus(ALERT_FOCUS, alert) if alert else None,
+        limit=limit,
+    )
+    try:
+        return build_graph(store, req, dict(graphapi.DEFAULTS))
+    except HTTPException as e:  # graphapi says what it could not find as a 404
+        raise IncidentError(f"causal graph: {e.description}", exit_code=1) from None
+
+
+def _quote(text) -> str:
+    """A DOT double-quoted string (escapes backslash and quote; newlines become \\n)."""
+    text = str(text).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("\r", "").replace("\n", "\\n") + '"'
+
+
+def _cut(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def to_dot(graph: dict, title: str) -> str:
+    lines = [
+        "digraph causal {",
+        f"  label={_quote(title)}; labelloc=t; rankdir=LR; fontname=Helvetica;",
+        '  node [style="filled,rounded" fontname=Helvetica fontsize=10 fontcolor=black];',
+        "  edge [fontname=Helvetica fontsize=8];",
+    ]
+    for n in graph["nodes"]:
+        label = [n["title"], n.get("subtitle", "")]
+        if n.get("detail__kind") == "process":
+            label += [_cut(n.get("detail__argv", "")), n.get("detail__exit", "")]
+        attrs = {
+            "label": "\n".join(part for part in label if part),
+            "shape": SHAPES.get(n.get("detail__kind"), "box"),
+            "fillcolor": n.get("color") or "#cccccc",
+            "tooltip": n.get("detail__argv") or n["id"],
+        }
+        if n.get("highlighted"):
+            attrs["penwidth"] = "3"
+        lines.append(f"  {_quote(n['id'])} [{_attrs(attrs)}];")
+    for e in graph["edges"]:
+        attrs = {"label": e.get("mainstat", ""), "color": e.get("color") or "#888888"}
+        if e.get("strokeDasharray"):
+            attrs["style"] = "dashed"
+        lines.append(f"  {_quote(e['source'])} -> {_quote(e['target'])} [{_attrs(attrs)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _attrs(attrs: dict) -> str:
+    return " ".join(f"{k}={_quote(v)}" for k, v in attrs.items())
+
+
+def render_svg(dot_text: str) -> bytes:
+    """SVG from graphviz; an IncidentError when it is missing or fails."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise IncidentError("graphviz is not installed (`dot` not found): no SVG drawn")
+    try:
+        done = subprocess.run(
+            [dot, "-Tsvg"],
+            input=dot_text.encode(),
+            capture_output=True,
+            timeout=DOT_TIMEOUT_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        raise IncidentError(f"graphviz took over {DOT_TIMEOUT_SECONDS}s: no SVG drawn") from None
+    if done.returncode != 0:
+        raise IncidentError("graphviz failed: " + done.stderr.decode(errors="replace")[:300])
+    return done.stdout
