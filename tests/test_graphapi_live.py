@@ -1,4 +1,4 @@
-"""graphapi on what the real exporter saw (real eBPF process and TCP probes, events written to chDB).
+"""graphapi on what the real exporter saw: real eBPF process and TCP probes, events in chDB.
 
 The test starts a shell that runs a client, which connects to a local server that forks a worker
 for the connection. Every pid and process key asserted is one the test spawned and read from
