@@ -1,16 +1,21 @@
 """TCP probe: short-lived loopback HTTP connections (wrk, `Connection: close`, one connection per
-request) against a small local server: requests/s with the probe loaded and drained against
-without it, every connection accounted for, and CPU per event against a counting-only floor."""
+request) against a small local server, with the probe loaded and drained against without it.
+Requests/s is what the goal names, but on a shared 2-core machine it moves with whatever else
+runs; CPU per request of everything involved (wrk, the server, the kernel work done on their
+behalf, the probe's consumer) is the steadier measure of the same cost. Also: every connection
+accounted for, and consumer CPU per event against a counting-only floor."""
 
 from __future__ import annotations
 
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.floor import counting_only
@@ -22,8 +27,20 @@ ROUNDS = 5
 SECONDS = 2
 SERVER = [sys.executable, str(Path(__file__).with_name("tiny_http.py"))]
 
-
 CountingOnlyProbe = counting_only(TcpProbe)
+
+
+@dataclass
+class Run:
+    rate: float  # requests/s (wrk)
+    port: int
+    accepted: int  # connections the server accepted
+    consumer_cpu: float  # CPU s of this process (the probe's consumer)
+    total_cpu: float  # CPU s of wrk, the server and this process
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        return self.total_cpu / self.accepted * 1e6
 
 
 def wrk(port: int) -> float:
@@ -39,25 +56,27 @@ def wrk(port: int) -> float:
     return float(found.group(1))
 
 
-def serve_and_load(drain=None, tally=None) -> tuple[float, int, int, float]:
-    """(requests/s, server port, connections the server accepted, CPU s of this process) of
-    one wrk run against a fresh server, with `drain` called every 50 ms meanwhile; `tally`
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def serve_and_load(drain=None, tally=None) -> Run:
+    """One wrk run against a fresh server, with `drain` called every 50 ms meanwhile; `tally`
     learns the server's port."""
     server = subprocess.Popen(SERVER, stdout=subprocess.PIPE, text=True)
     stop = threading.Event()
-    thread = None
-    if drain is not None:
 
-        def loop():
-            while not stop.wait(0.05):
-                drain()
+    def loop():
+        while not stop.wait(0.05):
+            drain()
 
-        thread = threading.Thread(target=loop, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True) if drain else None
     try:
         port = int(server.stdout.readline())
         if tally is not None:
             tally.port = port
-        cpu0 = time.process_time()
+        own0, children0 = time.process_time(), children_cpu()
         if thread:
             thread.start()
         rate = wrk(port)
@@ -70,7 +89,8 @@ def serve_and_load(drain=None, tally=None) -> tuple[float, int, int, float]:
         if thread:
             thread.join()
             drain()
-    return rate, port, accepted, time.process_time() - cpu0
+    own = time.process_time() - own0
+    return Run(rate, port, accepted, own, own + children_cpu() - children0)
 
 
 class CloseTally:
@@ -87,81 +107,81 @@ class CloseTally:
             if e.kind == "close" and self.port in (e.local_port, e.remote_port):
                 self.ends[e.direction] += 1
 
+    def accounted(self) -> int:
+        """Connections whose both ends were reported (-1 when the ends disagree)."""
+        inbound, outbound = self.ends["inbound"], self.ends["outbound"]
+        return inbound if inbound == outbound else -1
 
-def with_probe(probe) -> tuple[float, float, int, int, int]:
-    """(requests/s, CPU s, events drained, connections accepted, connections accounted for)."""
+
+def with_probe(probe) -> tuple[Run, CloseTally]:
     probe.load()
     tally = CloseTally()
     try:
-        rate, port, accepted, cpu = serve_and_load(lambda: tally.write(probe.drain()), tally)
+        run = serve_and_load(lambda: tally.write(probe.drain()), tally)
         drops = sum(probe.kernel_drops().values())
     finally:
         probe.close()
     if drops:
         raise RuntimeError(f"{drops} events dropped in the kernel")
-    both = min(tally.ends["inbound"], tally.ends["outbound"])
-    accounted = both if tally.ends["inbound"] == tally.ends["outbound"] else -1
-    return rate, cpu, tally.events, accepted, accounted
+    return run, tally
+
+
+def with_floor() -> tuple[Run, int]:
+    floor = CountingOnlyProbe(ProbeContext(host="bench"))
+    floor.load()
+    try:
+        return serve_and_load(floor.drain), floor.seen
+    finally:
+        floor.close()
+
+
+def median(runs: list[Run], figure) -> float:
+    return statistics.median(figure(r) for r in runs)
 
 
 def run() -> list[Result]:
     serve_and_load()  # warm up
-    base, full, floor_rates = [], [], []
-    cpu = floor_cpu = 0.0
-    events = floor_events = accepted = accounted = 0
+    base, full, floor = [], [], []
+    events = floor_events = accounted = 0
     # Interleaved rounds: the machine is shared, so each figure sees the same background load.
     for _ in range(ROUNDS):
-        base.append(serve_and_load()[0])
-        rate, c, n, acc, ok = with_probe(TcpProbe(ProbeContext(host="bench")))
-        full.append(rate)
-        cpu, events, accepted, accounted = cpu + c, events + n, accepted + acc, accounted + ok
-        floor = CountingOnlyProbe(ProbeContext(host="bench"))
-        floor.load()
-        try:
-            floor_rate, _port, _acc, c = serve_and_load(floor.drain)
-        finally:
-            floor.close()
-        floor_rates.append(floor_rate)
-        floor_cpu, floor_events = floor_cpu + c, floor_events + floor.seen
-    rate, base_rate = statistics.median(full), statistics.median(base)
-    per_event, floor_per_event = cpu / events * 1e6, floor_cpu / floor_events * 1e6
-    floor_rate = statistics.median(floor_rates)
+        base.append(serve_and_load())
+        r, tally = with_probe(TcpProbe(ProbeContext(host="bench")))
+        full.append(r)
+        events, accounted = events + tally.events, accounted + tally.accounted()
+        r, seen = with_floor()
+        floor.append(r)
+        floor_events += seen
+    rate, base_rate = median(full, lambda r: r.rate), median(base, lambda r: r.rate)
+    cpu, base_cpu = (median(runs, lambda r: r.cpu_per_request_us) for runs in (full, base))
+    floor_cpu = median(floor, lambda r: r.cpu_per_request_us)
+    accepted = sum(r.accepted for r in full)
+    per_event = sum(r.consumer_cpu for r in full) / events * 1e6
+    floor_per_event = sum(r.consumer_cpu for r in floor) / floor_events * 1e6
+    rounds = f"median of {ROUNDS} x {SECONDS} s wrk runs"
     return [
         Result(
             "loopback HTTP, new connection per request, with the TCP probe",
-            rate,
-            "req/s",
-            "without the probe",
-            base_rate,
-            ">= 0.95x",
-            rate >= 0.95 * base_rate,
-            f"median of {ROUNDS} x {SECONDS} s wrk runs",
+            rate, "req/s", "without the probe", base_rate, ">= 0.95x",
+            rate >= 0.95 * base_rate, rounds,
         ),
         Result(
-            "the same with a counting-only consumer (the kernel side's cost alone)",
-            floor_rate,
-            "req/s",
-            "without the probe",
-            base_rate,
-            note=f"median of {ROUNDS}",
+            "CPU per request, everything involved, with the TCP probe",
+            cpu, "us", "without the probe", base_cpu, "<= 1.05x (= 0.95x throughput)",
+            cpu <= base_cpu / 0.95, rounds,
         ),
         Result(
-            "connections accounted for (close events, both ends)",
-            accounted,
-            "connections",
-            "connections accepted by the server",
-            accepted,
-            "= 1.00x",
-            accounted == accepted,
+            "CPU per request with a counting-only consumer (the kernel side's share)",
+            floor_cpu, "us", "without the probe", base_cpu, note=rounds,
         ),
         Result(
-            "probe CPU per event, full path (drain and decode)",
-            per_event,
-            "us",
-            "counting-only ring buffer consumer",
-            floor_per_event,
-            "<= 3x",
-            per_event <= 3 * floor_per_event,
-            f"{events} events",
+            "connections accounted for (close events of both ends)",
+            accounted, "connections", "connections accepted by the server", accepted,
+            "= 1.00x", accounted == accepted,
         ),
-    ]
+        Result(
+            "consumer CPU per event, full path (drain and decode)",
+            per_event, "us", "counting-only ring buffer consumer", floor_per_event, "<= 3x",
+            per_event <= 3 * floor_per_event, f"{events} events",
+        ),
+    ]  # fmt: skip
