@@ -37,6 +37,7 @@ def parse_remote(text: str | None) -> tuple[str, int]:
         addr, port = m.group(1), m.group(2) or "0"
     elif text.count(":") == 1:
         addr, port = text.split(":")
+        port = port or "0"
     else:
         addr, port = text, "0"  # IPv4 without a port, or a bare IPv6 address
     if not port.isdigit() or int(port) > 65535:
