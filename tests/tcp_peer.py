@@ -56,7 +56,7 @@ def prefork(listener: socket.socket, workers: int) -> None:
         os.waitpid(pid, 0)
 
 
-def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> None:
+def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> socket.socket:
     host, af = HOSTS[family]
     listener = socket.socket(af, socket.SOCK_STREAM)
     listener.bind((host, 0))
@@ -64,7 +64,7 @@ def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> Non
     say(listener.getsockname()[1])
     if mode == "prefork":
         prefork(listener, conns)
-        return
+        return listener
     for _ in range(conns):
         conn, peer = listener.accept()
         if mode != "fork":
@@ -79,7 +79,8 @@ def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> Non
         conn.close()
         say(pid, peer[1])
         os.waitpid(pid, 0)
-    listener.close()
+    # Kept open until the process exits: connections nobody accepted end then.
+    return listener
 
 
 def client(family: str, port: int, send: int, recv: int, conns: int, hold: bool = False) -> None:
@@ -107,7 +108,7 @@ def main(argv: list[str]) -> None:
     flag = argv[6:] if role == "client" else argv[5:]
     if role == "server":
         send, recv, conns = map(int, nums[:3])
-        server(family, send, recv, conns, *flag)
+        listener = server(family, send, recv, conns, *flag)  # noqa: F841 - open until exit
     else:
         port, send, recv, conns = map(int, nums[:4])
         client(family, port, send, recv, conns, hold="hold" in flag)

@@ -266,6 +266,28 @@ def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
         late.probe.close()
 
 
+def test_listener_from_the_scan_owns_connections_nobody_accepted(ebpf_problems):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    server = Peer("server", "ipv4", 0, 0, 0)  # listens, never accepts
+    port = int(server.line())
+    server.until_done()
+    late = Probe()  # loaded after listen(): only the scan knows who listens
+    try:
+        ids = itertools.count()
+        late.probe.adopt_scanned(*TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids))))
+        client = Peer("client", "ipv4", port, 0, 0, 1)
+        (client_port,) = map(int, client.until_done())
+        client.finish()
+        server_key = server.key()
+        server.finish()  # the listener closes, and the connection waiting in its queue with it
+        (end,) = late.wait(
+            lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (port, client_port)
+        )
+        assert (end.direction, end.pid, end.process_key) == ("inbound", server.pid, server_key)
+    finally:
+        late.probe.close()
+
+
 def scrape(collector) -> dict:
     registry = CollectorRegistry()
     registry.register(collector)
