@@ -263,7 +263,11 @@ class GraphBuilder:
                 g.add_process(self.details.get(key), key)
         g.spawn_edges(self.details, plan)
 
-        process_keys = [k for k in g.nodes if k in self.details] + list(plan.member_of)
+        # Connections of the focus, its descendants (or everything shown, without a focus);
+        # not of the ancestors: a shell's parent's traffic is not part of the trace.
+        ancestors = set(plan.pinned) - set(plan.seeds)
+        process_keys = [k for k in g.nodes if k in self.details and k not in ancestors]
+        process_keys += list(plan.member_of)
         self.connections(g, plan, process_keys[: self.cfg["MAX_CONNECTION_KEYS"]])
         self.services(g, [k for k in g.nodes if k in self.details])
         self.alerts(g, plan)

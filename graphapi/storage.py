@@ -5,7 +5,8 @@ embedded chDB store is served (one process may open a data directory once). Othe
 ``STORE_URL`` (``clickhouse://...``) is opened per request and closed at teardown.
 
 Every call goes through ``Gateway``, which turns a store failure into ``StoreUnavailable`` (503)
-and can record the statements a request ran (the benchmark replays them as raw SQL).
+and appends the statements run to config ``STATEMENT_LOG`` when that is a list (the
+benchmark replays them as raw SQL).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def get_store() -> Gateway:
             g.owned_store = store
         else:
             raise StoreUnavailable(description="no event store is configured")
-        g.store = Gateway(store, g.get("statement_log"))
+        g.store = Gateway(store, cfg.get("STATEMENT_LOG"))
     return g.store
 
 
