@@ -246,3 +246,23 @@ def test_refuses_to_listen_beyond_loopback_without_a_token():
         check_listen(create_app(), "0.0.0.0")
     check_listen(create_app(), "127.0.0.1")
     check_listen(create_app({"TOKEN": "x"}), "0.0.0.0")
+
+
+def test_the_investigation_dashboards_query_is_answered(client):
+    """The Infinity targets of dashboards/nodegraph.py, with values as Grafana sends them."""
+    from dashboards.nodegraph import GRAPH_PATH, graph_params, infinity_graph_target
+
+    grafana = {
+        "${__from}": E.WINDOW["from"],
+        "${__to}": E.WINDOW["to"],
+        "${instance}": E.A,
+        "${container}": "__all__",  # the dashboards' "All"
+        "${focus}": "",
+        "${limit}": "500",
+    }
+    args = {p["key"]: grafana[p["value"]] for p in graph_params("instance")}
+    g = get(client, GRAPH_PATH, **args)
+    check_contract(g, 500)
+    for frame in ("nodes", "edges"):
+        target = infinity_graph_target(frame, "instance")
+        assert target["root_selector"] == frame and g[frame]
