@@ -127,7 +127,8 @@ class TcpScanner:
                     return 0
         return 0
 
-    def scan(self, next_event_id) -> tuple[list[ConnectionEvent], list[ListenEvent]]:
+    def scan(self, next_event_id) -> list[ConnectionEvent | ListenEvent]:
+        """A `scan` event for each open connection and each listener, with its owner."""
         started = time.monotonic()
         rows = [
             r for r in self.sockets() if r.inode and (r.state in CONNECTED or r.state == TCP_LISTEN)
@@ -165,4 +166,4 @@ class TcpScanner:
                 )
             )
         self.duration_seconds = time.monotonic() - started
-        return connections, listeners
+        return listeners + connections

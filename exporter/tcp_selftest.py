@@ -2,7 +2,8 @@
 
 The exporter opens a listener, connects to it and accepts, sends a known number of bytes each
 way, closes both ends, then drains the probe until both close events arrive and compares what
-it can know exactly: owner pid and process key, ports, direction and bytes each way.
+it can know exactly: owner pid and process key, ports, direction and bytes each way. A field
+that does not match is reported and blanked from then on (``TcpProbe.untrusted``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ import socket
 import time
 
 CANARY_SENT, CANARY_RECEIVED = 3001, 211  # client -> server, server -> client
+
+# Which event fields a failed check makes untrustworthy (``TcpProbe.untrusted``).
+UNTRUSTED_FIELDS = {
+    "pid": {"pid", "process_key", "comm"},
+    "process_key": {"process_key"},
+    "bytes": {"bytes_sent", "bytes_received"},
+}
 
 
 def canary_connection() -> tuple[int, int]:

@@ -26,6 +26,7 @@ from exporter.probes.tcp import (
     ip_address,
 )
 from exporter.tcp_scan import parse_address, parse_table
+from exporter.tcp_selftest import UNTRUSTED_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -124,3 +125,13 @@ class KnownCgroups:
 
     def by_cgroup_id(self, cgroup_id):
         return Container("c" * 64, "docker") if cgroup_id == 77 else None
+
+
+def test_fields_a_failed_selftest_distrusts_are_blanked():
+    probe = TcpProbe(ProbeContext(host="h"), containers=KnownCgroups())
+    probe.untrusted = UNTRUSTED_FIELDS["bytes"] | UNTRUSTED_FIELDS["pid"]
+    ev = probe.decode(packed_event(EV_CLOSE, F_CLOSED_LOCAL))
+    assert (ev.bytes_sent, ev.bytes_received, ev.pid, ev.process_key, ev.comm) == (0, 0, 0, "", "")
+    assert (ev.remote_port, ev.cgroup_id) == (443, 77)  # the rest is kept
+    listen = probe.decode(packed_event(EV_LISTEN, 0))
+    assert (listen.pid, listen.process_key, listen.local_port) == (0, "", 50_000)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors.tcp_counts import TcpCountsCollector
-from exporter.events import process_key
+from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import BootClock, ProbeContext
 from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import parse_stat
@@ -239,8 +239,10 @@ def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
     late = Probe()  # loaded after the connection was made
     try:
         ids = itertools.count()
-        conns, listeners = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
-        late.probe.adopt_scanned(conns, listeners)
+        scanned = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
+        late.probe.adopt_scanned(scanned)
+        conns = [e for e in scanned if isinstance(e, ConnectionEvent)]
+        listeners = [e for e in scanned if isinstance(e, ListenEvent)]
         by_port = {(c.local_port, c.remote_port): c for c in conns}
         out, inb = by_port[(client_port, port)], by_port[(port, client_port)]
         assert (out.pid, out.direction, out.process_key) == (client.pid, "outbound", client.key())
@@ -274,7 +276,7 @@ def test_listener_from_the_scan_owns_connections_nobody_accepted(ebpf_problems):
     late = Probe()  # loaded after listen(): only the scan knows who listens
     try:
         ids = itertools.count()
-        late.probe.adopt_scanned(*TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids))))
+        late.probe.adopt_scanned(TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids))))
         client = Peer("client", "ipv4", port, 0, 0, 1)
         (client_port,) = map(int, client.until_done())
         client.finish()
