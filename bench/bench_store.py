@@ -91,8 +91,22 @@ def _replay_rate(url: str, work: Path) -> float:
     return ROWS / seconds
 
 
+def _rate(figure: str, value: float, peer: str, peer_value: float, goal: float) -> Result:
+    """A rows/s figure against its same-run peer, with a ratio goal."""
+    return Result(
+        figure,
+        value,
+        "rows/s",
+        peer=peer,
+        peer_value=peer_value,
+        goal=f">= {goal}x",
+        met=value / peer_value >= goal,
+    )
+
+
 def run() -> list[Result]:
     results = []
+    rounds = f"{ROWS:,} exec events, median of {ROUNDS}"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         server = ClickHouseServer(work / "clickhouse").start()
@@ -100,42 +114,35 @@ def run() -> list[Result]:
             url = server.url(fresh_database_name())
             writer, raw = _compare(lambda: open_store(url), work)
             results.append(
-                Result(
-                    f"StoreWriter into ClickHouse 18.16 ({ROWS:,} exec events, median of {ROUNDS})",
+                _rate(
+                    f"StoreWriter into ClickHouse 18.16 ({rounds})",
                     writer,
-                    "rows/s",
-                    peer=f"raw clickhouse-driver columnar insert, {BATCH}-row batches",
-                    peer_value=raw,
-                    goal=">= 0.8x",
-                    met=writer / raw >= 0.8,
+                    f"raw clickhouse-driver columnar insert, {BATCH}-row batches",
+                    raw,
+                    0.8,
                 )
             )
             replay = _replay_rate(url, work)
             results.append(
-                Result(
-                    "spool replay after an outage (dedupe query + insert per batch)",
+                _rate(
+                    "spool replay after an outage (dedupe read + insert per batch)",
                     replay,
-                    "rows/s",
-                    peer="live writing, same run",
-                    peer_value=writer,
-                    goal=">= 0.5x",
-                    met=replay / writer >= 0.5,
+                    "live writing, same run",
+                    writer,
+                    0.5,
                 )
             )
         finally:
             server.stop()
-        chdb_dir = work / "chdb"
-        database = fresh_database_name()
+        chdb_dir, database = work / "chdb", fresh_database_name()
         writer, raw = _compare(lambda: open_store(None, data_dir=chdb_dir, database=database), work)
         results.append(
-            Result(
-                f"StoreWriter into embedded chDB ({ROWS:,} exec events, median of {ROUNDS})",
+            _rate(
+                f"StoreWriter into embedded chDB ({rounds})",
                 writer,
-                "rows/s",
-                peer=f"raw chDB JSONColumns insert, {BATCH}-row batches",
-                peer_value=raw,
-                goal=">= 0.8x",
-                met=writer / raw >= 0.8,
+                f"raw chDB JSONColumns insert, {BATCH}-row batches",
+                raw,
+                0.8,
             )
         )
     return results

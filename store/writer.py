@@ -24,6 +24,7 @@ import struct
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from exporter.pipeline_stats import PipelineStats
@@ -65,6 +66,13 @@ def is_data_error(exc: BaseException) -> bool:
     if isinstance(exc, TypeError | ValueError | OverflowError | struct.error):
         return True
     return any(code in str(exc) for code in _DATA_ERROR_CODES)
+
+
+@dataclass
+class _InFlight:
+    future: Future
+    tables: dict
+    received: float
 
 
 class _Buffer:
@@ -125,9 +133,14 @@ class StoreWriter:
         self._closing = False
         self._ready = False  # schema checked on this store
         self._failing = False
+        self._rejected = False  # the last failure was the data's fault, not the store's
         self._retry_at = 0.0
         self._backoff = self.settings.retry_min
         self._retention_at = 0.0  # monotonic time of the next retention pass
+        # One insert runs in its own thread while this one converts the next batch: the
+        # server's share of an insert overlaps with ours.
+        self._inserter = ThreadPoolExecutor(1, thread_name_prefix="store-insert")
+        self._inflight: _InFlight | None = None
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -162,7 +175,9 @@ class StoreWriter:
 
     def lag_seconds(self) -> float:
         """Age of the oldest event not yet in the store (0 when all are written)."""
-        oldest = [t for t in (self.spool.oldest_received(), self._oldest_buffered()) if t]
+        inflight = self._inflight
+        candidates = (self.spool.oldest_received(), self._oldest_buffered())
+        oldest = [t for t in candidates + ((inflight.received,) if inflight else ()) if t]
         return max(0.0, time.time() - min(oldest)) if oldest else 0.0
 
     def _oldest_buffered(self) -> float | None:
@@ -178,10 +193,13 @@ class StoreWriter:
         self._apply_retention()
         while True:
             (received, batch), closing = self._next_batch()
+            self._collect_insert(wait=False)
             if batch:
                 self._write_batch(received, batch)
             self._replay()
             if closing and not self._buffer:
+                self._collect_insert(wait=True)
+                self._inserter.shutdown()
                 return
             self._apply_retention()
 
@@ -193,6 +211,8 @@ class StoreWriter:
                 if len(self._buffer) >= s.batch_size:
                     break
                 if len(self.spool) and self._retry_due():
+                    break
+                if self._inflight and self._inflight.future.done():
                     break
                 waits = []
                 if self._buffer:
@@ -206,18 +226,47 @@ class StoreWriter:
             return self._buffer.take(s.batch_size), self._closing
 
     def _write_batch(self, received: float, batch: list) -> None:
+        """Converts a batch while the previous insert runs, then inserts it (or spools it)."""
         tables = columnar(batch)
-        if len(self.spool) or not self._retry_due():
-            for table, cols in tables.items():  # keep order: behind what is already spooled
+        self._collect_insert(wait=True)  # a failed insert spools its rest first: order kept
+        if len(self.spool) or not self._retry_due() or not self._attempt(lambda: None):
+            for table, cols in tables.items():  # behind what is already spooled
                 self.spool.append(table, cols, received)
             return
+        future = self._inserter.submit(self._insert_tables, tables)
+        self._inflight = _InFlight(future, tables, received)
+        future.add_done_callback(lambda _: self._wake())
+
+    def _insert_tables(self, tables: dict) -> tuple[int, Exception | None]:
+        """In the insert thread: (tables written, the error that stopped it or None)."""
         for i, (table, cols) in enumerate(tables.items()):
-            if not self._attempt(lambda t=table, c=cols: self.store.insert(t, c)):
-                for later_table, later_cols in list(tables.items())[i:]:
-                    self.spool.append(later_table, later_cols, received)
-                return
+            try:
+                self.store.insert(table, cols)
+            except Exception as exc:  # noqa: BLE001 - handed back to the writer thread
+                return i, exc
+        return len(tables), None
+
+    def _collect_insert(self, wait: bool) -> None:
+        """Takes the result of the insert in flight: on failure, spools what it did not write."""
+        inflight = self._inflight
+        if inflight is None or not (wait or inflight.future.done()):
+            return
+        self._inflight = None
+        written, exc = inflight.future.result()
+        if exc is None:
+            self._succeeded()
+            return
+        self._fail(exc)
+        for table, cols in list(inflight.tables.items())[written:]:
+            self.spool.append(table, cols, inflight.received)
+
+    def _wake(self) -> None:
+        with self._cv:
+            self._cv.notify()
 
     def _replay(self) -> None:
+        if len(self.spool):
+            self._collect_insert(wait=True)  # the store serves one of us at a time
         while len(self.spool) and self._retry_due():
             segment, table, cols = self.spool.peek()
             if table not in TABLES:
@@ -225,10 +274,11 @@ class StoreWriter:
                 log.error("spool segment %s names unknown table %r: set aside", segment, table)
                 continue
             if not self._attempt(lambda t=table, c=cols: self._insert_new(t, c)):
-                if self._rejected:
-                    self.spool.set_aside()
-                    self.stats.count_dropped(STAGE, "rejected", segment.rows)
-                return
+                if not self._rejected:
+                    return  # the store is failing: retry later
+                self.spool.set_aside()  # the data is at fault: keep it aside, go on
+                self.stats.count_dropped(STAGE, "rejected", segment.rows)
+                continue
             self.spool.pop()
             self.replayed += segment.rows
             self._spool_waiting_batches()
@@ -281,7 +331,6 @@ class StoreWriter:
 
     def _attempt(self, action) -> bool:
         """Runs action against the store (checking the schema first); False if it failed."""
-        self._rejected = False
         try:
             if not self._ready:
                 migrate(self.store, self.settings.retention_days)
@@ -290,6 +339,10 @@ class StoreWriter:
         except Exception as exc:  # noqa: BLE001 - any failure: spool, count, retry later
             self._fail(exc)
             return False
+        self._succeeded()
+        return True
+
+    def _succeeded(self) -> None:
         if self._failing:
             log.warning(
                 "event store %s is back; replaying %d spooled events",
@@ -298,10 +351,10 @@ class StoreWriter:
             )
         self._failing = False
         self._backoff = self.settings.retry_min
-        return True
 
     def _fail(self, exc: Exception) -> None:
         self.errors += 1
+        self._rejected = False
         if self._ready and is_data_error(exc) and self._store_answers():
             self._rejected = True
             log.error("event store %s refused a batch: %s", self.store.describe(), short_error(exc))
