@@ -60,7 +60,7 @@ def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> soc
     host, af = HOSTS[family]
     listener = socket.socket(af, socket.SOCK_STREAM)
     listener.bind((host, 0))
-    listener.listen(16)
+    listener.listen(0 if mode == "full" else 16)  # `full`: room for one connection, no more
     say(listener.getsockname()[1])
     if mode == "prefork":
         prefork(listener, conns)
@@ -83,17 +83,22 @@ def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> soc
     return listener
 
 
-def client(family: str, port: int, send: int, recv: int, conns: int, hold: bool = False) -> None:
+def client(family: str, port: int, send: int, recv: int, conns: int, *flags: str) -> None:
     host, af = HOSTS[family]
     for _ in range(conns):
         sock = socket.socket(af, socket.SOCK_STREAM)
+        if "one-syn-retry" in flags:  # give up after ~3 s instead of ~2 minutes
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
         try:
             sock.connect((host, port))
         except ConnectionRefusedError:
             say("refused")
             continue
+        except TimeoutError:
+            say("timeout")
+            continue
         local_port = sock.getsockname()[1]
-        if hold:
+        if "hold" in flags:
             say(local_port)
             sys.stdin.readline()
         if send:
@@ -111,7 +116,7 @@ def main(argv: list[str]) -> None:
         listener = server(family, send, recv, conns, *flag)  # noqa: F841 - open until exit
     else:
         port, send, recv, conns = map(int, nums[:4])
-        client(family, port, send, recv, conns, hold="hold" in flag)
+        client(family, port, send, recv, conns, *flag)
     say("done")
     sys.stdin.readline()
 

@@ -165,6 +165,33 @@ def test_connect_to_closed_port_is_refused(tcp):
     assert ev.resets == 1 and ev.local_port > 0
 
 
+def test_connect_that_is_never_answered_times_out(tcp, netns):
+    # A full accept queue drops SYNs; in this namespace SYNs are resent once, after 1 s.
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=0"],
+        check=True,
+    )
+    server = Peer("server", "ipv4", 0, 0, 0, "full", netns=netns)
+    port = int(server.line())
+    holder = Peer("client", "ipv4", port, 0, 0, 1, "hold", netns=netns)  # fills the queue
+    holder.line()
+    client = Peer("client", "ipv4", port, 0, 0, 1, "one-syn-retry", netns=netns)
+    try:
+        assert client.until_done() == ["timeout"]
+    finally:
+        for peer in (client, holder, server):
+            peer.proc.stdin.close()
+            peer.proc.wait(10)
+    (ev,) = tcp.wait(lambda e: e.kind == "connect_failed" and e.pid == client.pid)
+    assert (ev.direction, ev.outcome, ev.error, ev.remote_port) == (
+        "outbound",
+        "timeout",
+        "ETIMEDOUT",
+        port,
+    )
+    assert ev.retransmits == 1  # the SYN, resent once
+
+
 def test_forked_worker_owns_each_accepted_connection(tcp):
     server = Peer("server", "ipv4", 10, 20, 3, "fork")
     port = int(server.line())
