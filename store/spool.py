@@ -74,8 +74,12 @@ class Spool:
             self.on_drop(dropped.rows)
         path = self.directory / name
         tmp = path.with_name(name + ".tmp")
-        tmp.write_bytes(body)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(body)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full or broken disk: leave no partial segment
+            raise
         self._segments.append(Segment(self._next_seq - 1, rows, received_ms, len(body), path))
         self.events += rows
         self.bytes += len(body)

@@ -13,8 +13,9 @@ crash left in the spool after its insert) is not stored twice.
 
 Every loss is counted in ``PipelineStats`` under stage ``sink``: ``spool_full`` (oldest spooled
 events dropped to make room), ``buffer_full`` (the thread fell so far behind that even the
-spool could not be fed), ``rejected`` (the store refused the data itself; the batch is kept in
-``<spool>/rejected`` and reported in one log line).
+spool could not be fed), ``spool_error`` (the store and the spool's disk both failing),
+``rejected`` (the store refused the data itself, or no table takes that event type; a refused
+batch is kept in ``<spool>/rejected``). Each kind of failure is said in one log line.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from exporter.pipeline_stats import PipelineStats
 from store.db import Store, columnar
 from store.migrations import DEFAULT_RETENTION_DAYS, migrate
 from store.retention import drop_expired
-from store.schema import TABLES
+from store.schema import TABLE_OF_CLASS, TABLES
 from store.spool import Spool
 
 log = logging.getLogger("groundtruth.store")
@@ -134,6 +135,7 @@ class StoreWriter:
         self._ready = False  # schema checked on this store
         self._failing = False
         self._rejected = False  # the last failure was the data's fault, not the store's
+        self._spool_failing = False
         self._retry_at = 0.0
         self._backoff = self.settings.retry_min
         self._retention_at = 0.0  # monotonic time of the next retention pass
@@ -192,16 +194,26 @@ class StoreWriter:
         self._attempt(lambda: None)  # start-up: say at once when the store is unusable
         self._apply_retention()
         while True:
-            (received, batch), closing = self._next_batch()
-            self._collect_insert(wait=False)
-            if batch:
-                self._write_batch(received, batch)
-            self._replay()
-            if closing and not self._buffer:
-                self._collect_insert(wait=True)
-                self._inserter.shutdown()
-                return
-            self._apply_retention()
+            try:
+                if self._step():
+                    return
+            except Exception:  # a bug must not stop the sink for good: say it, carry on
+                log.exception("store writer: unexpected error; continuing")
+                time.sleep(self.settings.retry_min)
+
+    def _step(self) -> bool:
+        """One round: write a batch, replay what is due; True once closed and flushed."""
+        (received, batch), closing = self._next_batch()
+        self._collect_insert(wait=False)
+        if batch:
+            self._write_batch(received, batch)
+        self._replay()
+        if closing and not self._buffer:
+            self._collect_insert(wait=True)
+            self._inserter.shutdown()
+            return True
+        self._apply_retention()
+        return False
 
     def _next_batch(self) -> tuple[tuple[float | None, list], bool]:
         """Waits for a full batch, an old enough event, spool work that is due, or close()."""
@@ -227,11 +239,16 @@ class StoreWriter:
 
     def _write_batch(self, received: float, batch: list) -> None:
         """Converts a batch while the previous insert runs, then inserts it (or spools it)."""
-        tables = columnar(batch)
+        known = [e for e in batch if type(e) in TABLE_OF_CLASS]
+        if len(known) < len(batch):
+            unknown = {type(e).__name__ for e in batch} - {type(e).__name__ for e in known}
+            log.error("store writer: no table for %s events: dropped", ", ".join(sorted(unknown)))
+            self.stats.count_dropped(STAGE, "rejected", len(batch) - len(known))
+        tables = columnar(known)
         self._collect_insert(wait=True)  # a failed insert spools its rest first: order kept
         if len(self.spool) or not self._retry_due() or not self._attempt(lambda: None):
             for table, cols in tables.items():  # behind what is already spooled
-                self.spool.append(table, cols, received)
+                self._spool(table, cols, received)
             return
         future = self._inserter.submit(self._insert_tables, tables)
         self._inflight = _InFlight(future, tables, received)
@@ -258,7 +275,20 @@ class StoreWriter:
             return
         self._fail(exc)
         for table, cols in list(inflight.tables.items())[written:]:
-            self.spool.append(table, cols, inflight.received)
+            self._spool(table, cols, inflight.received)
+
+    def _spool(self, table: str, cols: dict, received: float) -> None:
+        """Puts a batch on disk; a disk that fails too loses it, counted and said once."""
+        try:
+            self.spool.append(table, cols, received)
+        except OSError as exc:
+            rows = len(cols["event_id"])
+            self.stats.count_dropped(STAGE, "spool_error", rows)
+            if not self._spool_failing:
+                log.error("store writer: cannot spool to %s: %s", self.spool.directory, exc)
+            self._spool_failing = True
+            return
+        self._spool_failing = False
 
     def _wake(self) -> None:
         with self._cv:

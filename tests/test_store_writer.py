@@ -20,6 +20,7 @@ from store.migrations import migrate
 from store.spool import Spool
 from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.clickhouse import WRITER_USER, fresh_database_name
+from tests.fixtures.service import free_port
 from tests.store_helpers import make_events, open_test_store, stored_ids
 
 FAST = dict(batch_size=200, max_age=0.2, retry_min=0.2, retry_max=1.0)
@@ -255,3 +256,28 @@ def test_the_writer_applies_retention(target, tmp_path):
     writer.write(new)
     writer.close()
     assert sorted(stored_ids(target["reader"])) == sorted(e.event_id for e in new)
+
+
+def test_events_without_a_table_are_counted_not_fatal(target, tmp_path):
+    class Stray:
+        pass
+
+    stats = PipelineStats()
+    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
+    events = make_events(5)
+    writer.write([Stray()] + events + [Stray()])
+    writer.close()
+    assert stats.snapshot()[1] == {("sink", "rejected"): 2}
+    assert sorted(stored_ids(target["reader"])) == sorted(e.event_id for e in events)
+
+
+def test_a_failing_spool_disk_loses_only_what_it_counts(tmp_path):
+    dead = f"clickhouse://default@127.0.0.1:{free_port()}/nowhere"
+    stats = PipelineStats()
+    spool_dir = tmp_path / "spool"
+    writer = StoreWriter(open_store(dead), spool_dir, stats, WriterSettings(**FAST))
+    spool_dir.rmdir()
+    spool_dir.write_text("a file where the spool directory was")  # every segment write fails
+    writer.write(make_events(70))
+    writer.close()
+    assert stats.snapshot()[1] == {("sink", "spool_error"): 70}
