@@ -98,8 +98,7 @@ def as_dict(event) -> dict:
 
 @dataclass(slots=True)
 class ConnectionEvent:
-    """One TCP connection fact: still open after a few seconds (open), ended (close), failed to
-    connect (connect_failed), or open when the exporter started (scan)."""
+    """One TCP connection fact: still open (open), ended (close), never established, or scanned."""
 
     event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
     kind: str = col("String", "open, close, connect_failed or scan.")
