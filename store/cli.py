@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from store.db import DEFAULT_DATA_DIR, StoreConfigError, open_store
+from store.db import DEFAULT_DATA_DIR, URL_FORMS, StoreConfigError, open_store
 from store.migrations import DEFAULT_RETENTION_DAYS, LATEST, SchemaTooNew, migrate, schema_version
 from store.retention import drop_expired
-from store.writer import StoreWriter, WriterSettings, short_error
+from store.writer import StoreWriter, WriterSettings, default_spool_dir, short_error
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +23,7 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--store-url",
         default=os.environ.get("GROUNDTRUTH_STORE_URL"),
-        help="clickhouse://user:password@host:port/database (default $GROUNDTRUTH_STORE_URL; "
-        "none: embedded chDB in --data-dir)",
+        help=f"{URL_FORMS} (default $GROUNDTRUTH_STORE_URL; none: chDB in --data-dir)",
     )
     g.add_argument(
         "--data-dir",
@@ -50,13 +48,10 @@ def open_store_from_args(args):
     return open_store(args.store_url, data_dir=args.data_dir, cluster=args.cluster)
 
 
-def writer_from_args(args, stats, spool_dir: str | Path | None = None) -> StoreWriter:
-    """The exporter's store sink, as configured on the command line.
-
-    The spool lives beside the chDB data, or under /var/lib/groundtruth for a server.
-    """
-    spool = spool_dir or Path(args.data_dir).parent / "spool"
+def writer_from_args(args, stats) -> StoreWriter:
+    """The exporter's store sink, as configured on the command line."""
     settings = WriterSettings(retention_days=args.retention_days)
+    spool = default_spool_dir(args.store_url, args.data_dir)
     return StoreWriter(open_store_from_args(args), spool, stats, settings)
 
 

@@ -110,13 +110,19 @@ def columnar(events: list) -> dict[str, dict[str, list]]:
     return out
 
 
+URL_FORMS = "clickhouse://user:password@host:port/database[?cluster=NAME] or chdb:DIRECTORY"
+
+
 def parse_url(url: str) -> dict:
-    """clickhouse://user:password@host:port/database -> ServerBackend arguments."""
+    """clickhouse://user:password@host:port/database[?cluster=NAME] -> ServerBackend arguments
+    (and ``cluster``)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "clickhouse" or not parts.hostname:
-        raise StoreConfigError(
-            f"store URL {redact(url)!r} is not clickhouse://user:password@host:port/database"
-        )
+        raise StoreConfigError(f"store URL {redact(url)!r} is not {URL_FORMS}")
+    query = urllib.parse.parse_qs(parts.query)
+    unknown = set(query) - {"cluster"}
+    if unknown:
+        raise StoreConfigError(f"store URL {redact(url)!r}: unknown options {sorted(unknown)}")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError as e:
@@ -129,6 +135,7 @@ def parse_url(url: str) -> dict:
         user=urllib.parse.unquote(parts.username or "default"),
         password=urllib.parse.unquote(parts.password or ""),
         database=database,
+        cluster=query.get("cluster", [None])[-1],
     )
 
 
@@ -147,14 +154,18 @@ def open_store(
     cluster: str | None = None,
     database: str | None = None,
 ) -> Store:
-    """The store at ``url`` (ClickHouse) or, without one, chDB in ``data_dir``.
+    """The store at ``url`` (see ``URL_FORMS``) or, without one, chDB in ``data_dir``.
 
     Opening does not connect to a server: a server that is down fails the first operation,
     which is what the writer retries. ``database`` overrides the URL's (chDB: the default is
-    ``groundtruth``).
+    ``groundtruth``); ``cluster`` overrides the URL's ``?cluster=``.
     """
+    if url and url.startswith("chdb:"):
+        url, data_dir = None, url[len("chdb:") :]
     if url:
         args = parse_url(url)
+        cluster = cluster or args.pop("cluster")
+        args.pop("cluster", None)
         if database:
             args["database"] = database
         # Through a Distributed table, make an insert return only once every shard has it:

@@ -27,9 +27,10 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from exporter.pipeline_stats import PipelineStats
-from store.db import Store, columnar
+from store.db import DEFAULT_DATA_DIR, Store, columnar, open_store, parse_url
 from store.migrations import DEFAULT_RETENTION_DAYS, migrate
 from store.retention import drop_expired
 from store.schema import TABLE_OF_CLASS, TABLES
@@ -405,3 +406,29 @@ class StoreWriter:
             return self.store.query("SELECT 1") == [(1,)]
         except Exception:  # noqa: BLE001 - not answering is the answer
             return False
+
+
+SPOOL_ROOT = Path("/var/lib/groundtruth/spool")
+
+
+def default_spool_dir(url: str | None, data_dir: str | Path) -> Path:
+    """Where a writer spools unless told: one directory per store it writes to."""
+    if url and not url.startswith("chdb:"):
+        args = parse_url(url)
+        return SPOOL_ROOT / f"{args['host']}-{args['port']}-{args['database']}"
+    directory = Path(url[len("chdb:") :] if url else data_dir)
+    return SPOOL_ROOT / ("chdb-" + "-".join(directory.resolve().parts[1:]))
+
+
+def open_sink(
+    url: str | None,
+    stats: PipelineStats,
+    data_dir: str | Path = DEFAULT_DATA_DIR,
+    spool_dir: str | Path | None = None,
+    settings: WriterSettings | None = None,
+) -> StoreWriter:
+    """The exporter's store sink for a sink spec: ``clickhouse://...``, ``chdb:DIR``, or None
+    (chDB in ``data_dir``). Export its health with ``SinkCollector(writer)``."""
+    store = open_store(url, data_dir=data_dir)
+    spool = spool_dir or default_spool_dir(url, data_dir)
+    return StoreWriter(store, spool, stats, settings)
