@@ -120,7 +120,7 @@ class ConnectionEvent:
     outcome: str = col("String", "ok, refused, timeout, reset or error.")
     error: str = col("String", "Socket error at failure or close (errno name), or ''.")
     open_time_ns: int = col("UInt64", "When the handshake began, ns since the epoch (0 if unseen).")
-    establish_ns: int = col("UInt64", "Handshake duration in ns (outbound: SYN to established).")
+    establish_ns: int = col("UInt64", "Handshake time in ns; connect_failed: time until it failed.")
     duration_ns: int = col("UInt64", "close: time established in ns.")
     bytes_sent: int = col("UInt64", "Bytes written to the connection by processes (so far).")
     bytes_received: int = col("UInt64", "Bytes read from the connection by processes (so far).")

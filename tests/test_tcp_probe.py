@@ -162,7 +162,7 @@ def test_connect_to_closed_port_is_refused(tcp):
         "refused",
         "ECONNREFUSED",
     )
-    assert ev.resets == 1 and ev.local_port > 0
+    assert ev.resets == 1 and ev.local_port > 0 and ev.establish_ns > 0
 
 
 def test_connect_that_is_never_answered_times_out(tcp, netns):

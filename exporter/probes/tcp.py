@@ -130,6 +130,15 @@ def addresses(family: int, saddr: bytes, daddr: bytes) -> tuple[str, str, str]:
     return FAMILIES.get(family, ""), ip_address(family, saddr), ip_address(family, daddr)
 
 
+def attempt_ns(kind: int, ts: int, open_ns: int, established_ns: int) -> int:
+    """How long the handshake took; for a failed connect, how long until it failed."""
+    if not open_ns:
+        return 0
+    if kind == EV_CONNECT_FAILED:
+        return ts - open_ns
+    return established_ns - open_ns if established_ns else 0
+
+
 def tuple_key(family: str, laddr: str, lport: int, raddr: str, rport: int) -> tuple:
     """Identity of a connection both the scan and a close event can compute."""
     return (family, laddr, lport, raddr, rport)
@@ -298,7 +307,7 @@ class TcpProbe(BpfProbe):
             f"{self._run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm, cgroup_id,
             container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
             dport, outcome, error, open_ns + offset if open_ns else 0,
-            established_ns - open_ns if established_ns and open_ns else 0,
+            attempt_ns(kind, ts, open_ns, established_ns),
             ts - established_ns if kind == EV_CLOSE and established_ns else 0,
             sent, received, retransmits, resets, closer, "ebpf",
         )  # fmt: skip
