@@ -364,7 +364,7 @@ TRACEPOINT_PROBE(sock, sock_send_length)
 
 TRACEPOINT_PROBE(sock, sock_recv_length)
 {
-    if (args->flags & MSG_PEEK)
+    if (args->flags & (MSG_PEEK | MSG_ERRQUEUE))  /* data read again later / not data */
         return 0;
     return transferred((u64)args->sk, args->family, args->protocol, args->ret, C_BYTES_RECEIVED);
 }

@@ -8,6 +8,7 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define MSG_PEEK 2
+#define MSG_ERRQUEUE 0x2000
 #define ECONNRESET 104
 #define ETIMEDOUT 110
 #define ECONNREFUSED 111
