@@ -60,3 +60,12 @@ def open_test_store(backend: str, clickhouse_url: str | None, chdb_database) -> 
         return open_store(clickhouse_url)
     data_dir, database = chdb_database
     return open_store(None, data_dir=data_dir, database=database)
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Polls until predicate() holds; a generous timeout only turns a hang into a failure."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -1,12 +1,14 @@
 """Cluster mode on a real two-shard cluster: events of a host land on one shard, reads see all."""
 
+import time
+
 from exporter.pipeline_stats import PipelineStats
 from store.db import open_store
 from store.migrations import LATEST, migrate, schema_version
 from store.retention import drop_expired
 from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
-from tests.store_helpers import make_events, stored_ids
+from tests.store_helpers import make_events, stored_ids, wait_until
 
 
 def shard_ids(shard, database: str) -> list[str]:
@@ -46,3 +48,38 @@ def test_events_of_each_host_land_on_one_shard_and_reads_see_both(clickhouse_clu
         assert schema_version(reader) == LATEST
         assert drop_expired(reader, retention_days=7) == []
         reader.close()
+
+
+def test_a_shard_outage_loses_nothing_and_duplicates_nothing(clickhouse_cluster, tmp_path):
+    """One shard killed while both hosts keep sending: the other shard's events still wait in
+    the spool (a Distributed insert is all or nothing for the writer), and replay dedupes."""
+    database = fresh_database_name()
+    url = clickhouse_cluster[0].url(database)
+    store = open_store(url, cluster=CLUSTER_NAME)
+    settings = WriterSettings(batch_size=100, max_age=0.1, retry_min=0.2, retry_max=0.5)
+    writer = StoreWriter(store, tmp_path / "spool", PipelineStats(), settings)
+    generated = []
+
+    def send(n):
+        for host in ("host-0", "host-1", "host-2", "host-3"):
+            events = make_events(n, host=host)
+            generated.extend(events)
+            writer.write(events)
+
+    send(50)
+    wait_until(lambda: writer.spool.events == 0 and not writer._buffer, what="first batches")
+    clickhouse_cluster[1].kill()
+    try:
+        for _ in range(10):
+            send(25)
+            time.sleep(0.2)
+        wait_until(lambda: writer.spool.events > 0, what="spooling")
+    finally:
+        clickhouse_cluster[1].start()
+    wait_until(lambda: writer.spool.events == 0 and writer.replayed > 0, what="replay")
+    writer.close()
+    reader = open_store(url, cluster=CLUSTER_NAME)
+    stored = stored_ids(reader)
+    reader.close()
+    assert len(stored) == len(set(stored))
+    assert sorted(stored) == sorted(e.event_id for e in generated)

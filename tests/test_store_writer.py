@@ -21,17 +21,9 @@ from store.spool import Spool
 from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.clickhouse import WRITER_USER, fresh_database_name
 from tests.fixtures.service import free_port
-from tests.store_helpers import make_events, open_test_store, stored_ids
+from tests.store_helpers import make_events, open_test_store, stored_ids, wait_until
 
 FAST = dict(batch_size=200, max_age=0.2, retry_min=0.2, retry_max=1.0)
-
-
-def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Outage:
