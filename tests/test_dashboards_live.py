@@ -30,7 +30,8 @@ from tests.store_helpers import open_test_store
 
 pytestmark = pytest.mark.ebpf
 
-HOST = "test-host"  # the exporter fixture's host name; instance is relabelled to it
+HOST = "test-host"  # the exporter fixture's host name
+LOSSY_HOST = "lossy-host"
 
 # Empty here for a reason that is not an incident. Each entry must still match some empty
 # expression: once the reason is gone, the test says to remove it.
@@ -73,23 +74,32 @@ def provoke_container_activity():
 
 @pytest.fixture
 def lossy_exporter(ebpf_problems):
-    """An exporter whose ring buffer holds one event and is drained once a second: an exec
-    storm overflows it, so the drop counters have data."""
+    """A second exporter whose ring buffer holds one event and is drained once a second: an
+    exec storm overflows it, so the drop counters have data. (Its events are incomplete, so
+    the attribution checks use the other exporter.)"""
     skip_or_fail_without_ebpf(ebpf_problems)
-    exp = RunningExporter(exporter_config(ringbuf_pages=1, drain_interval_seconds=1.0)).start()
+    config = exporter_config(
+        host=LOSSY_HOST, ringbuf_pages=1, drain_interval_seconds=1.0, selftest=False
+    )
+    exp = RunningExporter(config).start()
     yield exp
     exp.stop()
 
 
 @pytest.fixture
-def scraped(lossy_exporter, prometheus_factory):
+def scraped(running_exporter, lossy_exporter, prometheus_factory):
+    """Prometheus scraping both exporters, instance set to each one's host name as the mixin
+    expects, with the generated rules."""
+    targets = [(running_exporter, HOST), (lossy_exporter, LOSSY_HOST)]
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {
                 "job_name": "groundtruth",
-                "static_configs": [{"targets": [lossy_exporter.config.listen]}],
-                "relabel_configs": [{"target_label": "instance", "replacement": HOST}],
+                "static_configs": [
+                    {"targets": [exp.config.listen], "labels": {"instance": host}}
+                    for exp, host in targets
+                ],
             }
         ],
     }
@@ -223,7 +233,8 @@ def test_connection_table_shows_real_connections(ebpf_problems, chdb_database):
         )
     finally:
         store.close()
+    seen = [(e.kind, e.direction, e.pid, e.local_port, e.remote_port, e.host) for e in events]
     assert rows == {
         ("close", "outbound", "ok", client.pid, 100, 0),
         ("connect_failed", "outbound", "refused", client.pid, 0, 0),
-    }
+    }, f"ports {port}, {refused_port}; client {client.pid}; events: {seen}"
