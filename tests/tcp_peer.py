@@ -35,6 +35,8 @@ def read_exactly(sock: socket.socket, n: int) -> None:
 
 
 def serve_one(conn: socket.socket, send: int, recv: int) -> None:
+    if recv:
+        conn.recv(16, socket.MSG_PEEK)  # looked at, not taken: not counted as received
     read_exactly(conn, recv)
     conn.sendall(b"s" * send)
     conn.recv(1)  # EOF: the client closes first
