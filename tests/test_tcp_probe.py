@@ -295,6 +295,32 @@ def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
         late.probe.close()
 
 
+def test_scan_leaves_out_connections_the_probe_already_tracks(tcp):
+    server = Peer("server", "ipv4", 1, 1, 1)
+    port = int(server.line())
+    client = Peer("client", "ipv4", port, 1, 1, 1, "hold")
+    try:
+        client_port = int(client.line())
+        ids = itertools.count()
+        scanned = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
+        ours = [
+            e
+            for e in scanned
+            if {e.local_port, getattr(e, "remote_port", 0)} == {port, client_port}
+        ]
+        assert len(ours) == 2  # both ends are in /proc/net/tcp ...
+        tcp.probe.adopt_scanned(scanned)
+        left = {(e.local_port, e.remote_port) for e in tcp.probe.scanned_open()}
+        assert not left & {(port, client_port), (client_port, port)}  # ... and not kept twice
+    finally:
+        client.proc.stdin.write("\n")
+        client.proc.stdin.flush()
+        client.until_done()
+        server.until_done()
+        server.finish()
+        client.finish()
+
+
 def test_listener_from_the_scan_owns_connections_nobody_accepted(ebpf_problems):
     skip_or_fail_without_ebpf(ebpf_problems)
     server = Peer("server", "ipv4", 0, 0, 0)  # listens, never accepts

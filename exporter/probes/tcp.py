@@ -216,13 +216,13 @@ class TcpProbe(BpfProbe):
         """Take in the start-up scan (``TcpScanner.scan``): its connections name the owner
         when they close; its listeners own new connections until a process accepts them."""
         listeners = []
+        tracked = self._tracked_tuples()
         for ev in events:
             if isinstance(ev, ListenEvent):
                 listeners.append(ev)
-            else:
-                key = tuple_key(
-                    ev.family, ev.local_addr, ev.local_port, ev.remote_addr, ev.remote_port
-                )
+                continue
+            key = tuple_key(ev.family, ev.local_addr, ev.local_port, ev.remote_addr, ev.remote_port)
+            if key not in tracked:  # else opened after the probe loaded: the probe has it
                 self.scanned[key] = ev
         if self.bpf is not None:
             self._seed_listeners(listeners)
@@ -367,6 +367,17 @@ class TcpProbe(BpfProbe):
             )
         self._announced = live
         return events
+
+    def _tracked_tuples(self) -> set[tuple]:
+        """Address tuples of the connections the kernel side tracks."""
+        if self.bpf is None:
+            return set()
+        keys = set()
+        for _sk, c in self._conns_table():
+            a = c.addrs
+            family, local, remote = addresses(a.family, bytes(a.saddr), bytes(a.daddr))
+            keys.add(tuple_key(family, local, a.sport, remote, a.dport))
+        return keys
 
     def _conns_table(self):
         """(socket, conn) pairs of the kernel's table; batched reads are 3x faster per entry."""
