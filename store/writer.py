@@ -81,7 +81,7 @@ class _Buffer:
     """Events in memory, kept as the batches write() received (no per-event work there)."""
 
     def __init__(self):
-        self._chunks: deque = deque()  # [arrival time, events], oldest first
+        self._chunks: deque = deque()  # [arrival time, events, index of the first not taken]
         self.count = 0
 
     def __len__(self) -> int:
@@ -89,7 +89,7 @@ class _Buffer:
 
     def add(self, events: list, now: float, limit: int) -> int:
         """Appends events; drops the oldest beyond ``limit`` and returns how many."""
-        self._chunks.append([now, list(events)])
+        self._chunks.append([now, list(events), 0])
         self.count += len(events)
         overflow = max(self.count - limit, 0)
         if overflow:
@@ -101,12 +101,13 @@ class _Buffer:
         received, out = self.oldest(), []
         while self._chunks and len(out) < n:
             chunk = self._chunks[0]
-            want = n - len(out)
-            out += chunk[1][:want]
-            if want >= len(chunk[1]):
+            _, events, start = chunk
+            end = min(len(events), start + n - len(out))
+            out += events[start:end]
+            if end == len(events):
                 self._chunks.popleft()
             else:
-                chunk[1] = chunk[1][want:]
+                chunk[2] = end
         self.count -= len(out)
         return received, out
 

@@ -18,7 +18,7 @@ from store.db import columnar, open_store
 from store.metrics import SinkCollector
 from store.migrations import migrate
 from store.spool import Spool
-from store.writer import StoreWriter, WriterSettings
+from store.writer import StoreWriter, WriterSettings, _Buffer
 from tests.fixtures.clickhouse import WRITER_USER, fresh_database_name
 from tests.fixtures.service import free_port
 from tests.store_helpers import make_events, open_test_store, stored_ids, wait_until
@@ -273,3 +273,14 @@ def test_a_failing_spool_disk_loses_only_what_it_counts(tmp_path):
     writer.write(make_events(70))
     writer.close()
     assert stats.snapshot()[1] == {("sink", "spool_error"): 70}
+
+
+def test_the_memory_buffer_keeps_order_and_drops_the_oldest_beyond_its_limit():
+    b = _Buffer()
+    assert b.add(list(range(10)), 1.0, limit=100) == 0
+    assert b.add(list(range(10, 13)), 2.0, limit=100) == 0
+    assert b.take(4) == (1.0, [0, 1, 2, 3]) and len(b) == 9
+    assert b.take(7) == (1.0, [4, 5, 6, 7, 8, 9, 10]) and b.oldest() == 2.0
+    assert b.add(list(range(13, 20)), 3.0, limit=5) == 4  # 11, 12, 13, 14 dropped
+    assert b.take(99) == (3.0, [15, 16, 17, 18, 19])
+    assert b.take(3) == (None, []) and len(b) == 0
