@@ -55,44 +55,35 @@ def writer_from_args(args, stats) -> StoreWriter:
     return StoreWriter(open_store_from_args(args), spool, stats, settings)
 
 
-def _migrate(args) -> int:
-    store = open_store_from_args(args)
-    try:
-        done = migrate(store, args.retention_days)
-        for line in done:
-            print(line.splitlines()[0])
-        print(f"{store.describe()}: schema version {LATEST}" + ("" if done else ", up to date"))
-        return 0
-    finally:
-        store.close()
+def _migrate(store, args) -> None:
+    done = migrate(store, args.retention_days)
+    for line in done:
+        print(line.splitlines()[0])
+    print(f"{store.describe()}: schema version {LATEST}" + ("" if done else ", up to date"))
 
 
-def _retention(args) -> int:
-    store = open_store_from_args(args)
-    try:
-        for line in drop_expired(store, args.retention_days):
-            print(f"dropped {line}")
-        return 0
-    finally:
-        store.close()
+def _retention(store, args) -> None:
+    for line in drop_expired(store, args.retention_days):
+        print(f"dropped {line}")
 
 
-def _version(args) -> int:
-    store = open_store_from_args(args)
-    try:
-        print(f"{store.describe()}: schema version {schema_version(store)} (this code: {LATEST})")
-        print(f"server {'.'.join(map(str, store.backend.version()))}: {store.features}")
-        return 0
-    finally:
-        store.close()
+def _version(store, args) -> None:
+    print(f"{store.describe()}: schema version {schema_version(store)} (this code: {LATEST})")
+    print(f"server {'.'.join(map(str, store.backend.version()))}: {store.features}")
 
 
-def _guarded(command):
-    """Store errors as one line on stderr and exit status 1, not a traceback."""
+def _on_store(command):
+    """Runs command(store, args) on the configured store; errors become one line on stderr
+    and exit status 1, not a traceback."""
 
     def run(args) -> int:
         try:
-            return command(args)
+            store = open_store_from_args(args)
+            try:
+                command(store, args)
+            finally:
+                store.close()
+            return 0
         except (StoreConfigError, SchemaTooNew, ValueError) as e:
             print(f"groundtruth db: {e}", file=sys.stderr)
         except Exception as e:  # noqa: BLE001 - a driver's or chDB's error, said in one line
@@ -112,4 +103,4 @@ def register(sub) -> None:
     ]:
         p = db_sub.add_parser(name, help=help_text)
         add_store_arguments(p)
-        p.set_defaults(func=_guarded(func))
+        p.set_defaults(func=_on_store(func))
