@@ -24,10 +24,8 @@ DEFAULTS = {
     "MAX_LIMIT": 1500,
     "ANCESTRY_LOOKBACK_SECONDS": 7 * 24 * 3600,  # how far back ancestors are looked for
     "MAX_DEPTH": 32,  # levels walked up (ancestors) and down (descendants)
-    "MAX_DESCENDANTS": 10_000,
+    "MAX_DESCENDANTS": 4_000,  # keys are inlined on ClickHouse 18.16: its queries max 256 KiB
     "COLLAPSE_MIN": 3,  # this many siblings running one program become one node
-    "GROUP_MEMBERS_SAMPLE": 50,  # members per collapsed group whose connections are drawn
-    "MAX_CONNECTION_KEYS": 5_000,
     "MAX_EDGES": 2_000,
     "MAX_ALERTS": 100,
     "MATCH_SECONDS": 5.0,  # both ends of one connection are first seen this close in time

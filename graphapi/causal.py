@@ -80,7 +80,6 @@ class Plan:
     pinned: list[str] = field(default_factory=list)  # seeds and ancestors: never collapsed
     singles: list[str] = field(default_factory=list)
     groups: list[dict] = field(default_factory=list)  # collapsed siblings
-    member_of: dict[str, str] = field(default_factory=dict)  # process key -> group node id
     alert_focus: str = ""
     notes: dict = field(default_factory=dict)
 
@@ -194,7 +193,8 @@ class GraphBuilder:
     # ---- 3. collapse siblings (in SQL) --------------------------------------------------------
     def group(self, plan: Plan, where: Q.Where, limit: int) -> None:
         collapse_min = self.cfg["COLLAPSE_MIN"]
-        sql = Q.process_groups(where.sql(), self.cfg["GROUP_MEMBERS_SAMPLE"])
+        # Keys of small groups are all needed (they are drawn one by one); of larger ones, none.
+        sql = Q.process_groups(where.sql(), collapse_min)
         pinned = set(plan.pinned)
         for parent, program, n, keys, failed, first_ns in self.store.query(
             sql, {**where.params, "groups_max": limit}
@@ -215,8 +215,6 @@ class GraphBuilder:
                     sampled=len(keys),
                 )  # fmt: skip
             )
-            for k in keys:
-                plan.member_of[k] = gid
 
     def plan(self) -> Plan:
         req = self.req
@@ -266,39 +264,42 @@ class GraphBuilder:
         # Connections of the focus, its descendants (or everything shown, without a focus);
         # not of the ancestors: a shell's parent's traffic is not part of the trace.
         ancestors = set(plan.pinned) - set(plan.seeds)
-        process_keys = [k for k in g.nodes if k in self.details and k not in ancestors]
-        process_keys += list(plan.member_of)
-        self.connections(g, plan, process_keys[: self.cfg["MAX_CONNECTION_KEYS"]])
+        nodes = [k for k in g.nodes if k in self.details and k not in ancestors]
+        nodes += [grp["id"] for grp in plan.groups]
+        self.connections(g, plan, nodes)
         self.services(g, [k for k in g.nodes if k in self.details])
         self.alerts(g, plan)
         g.context(self.details)
         return g.finish(self.req, plan)
 
-    def connections(self, g: Drawing, plan: Plan, keys: list[str]) -> None:
-        if not keys:
+    def connections(self, g: Drawing, plan: Plan, nodes: list[str]) -> None:
+        if not nodes:
             return
         w, match_ns = self.req.window, int(self.cfg["MATCH_SECONDS"] * 1e9)
-        where = self._window(Scope(hosts=tuple(sorted({host_of(k) for k in keys}))))
-        where.params["conn_keys"] = keys
+        hosts = plan.scope.hosts if not plan.seeds else ()
+        hosts = hosts or tuple(sorted({host_of(n.removeprefix(GROUP)) for n in nodes}))
+        where = self._window(Scope(hosts=hosts))
         peers = Q.Where().add(
             "time_ns >= {peer_from_ns:UInt64} AND time_ns < {peer_to_ns:UInt64}",
             peer_from_ns=max(0, w.from_ns - match_ns),
             peer_to_ns=w.to_ns + match_ns,
         )
-        members = sorted(plan.member_of.items()) or [("-", "-")]
+        groups = [grp["id"].removeprefix(GROUP) for grp in plan.groups] or ["-"]
         rows = self._rows(
             Q.connection_edges(where.sql(), peers.sql()),
             where,
             Q.EDGE_COLUMNS,
             **peers.params,
             match_ns=match_ns,
-            member_keys=[k for k, _ in members],
-            member_nodes=[n for _, n in members],
+            far_inbound=1 if self.req.focus else 0,
+            nodes=nodes,
+            groups=groups,
             edges_max=self.cfg["MAX_EDGES"],
         )
-        self.fetch_details([r["peer"] for r in rows if r["peer"] and r["peer"] not in g.nodes])
+        far = [r["peer"] for r in rows if r["peer"] and r["peer"] not in g.nodes]
+        self.fetch_details(list(dict.fromkeys(far))[: self.req.limit])
         for r in rows:
-            g.add_connection(r, plan.member_of, self.details)
+            g.add_connection(r, self.details)
 
     def services(self, g: Drawing, keys: list[str]) -> None:
         if not keys:
@@ -382,7 +383,15 @@ class Drawing:
                 e["mainstat"] = f"spawned x{grp['count']}"
                 self.add_edge(e)
 
-    def add_connection(self, r: dict, member_of: dict, details: dict) -> None:
+    def node_of(self, key: str, details: dict) -> str:
+        """The node a process is drawn as: itself, or the collapsed group it belongs to."""
+        d = details.get(key)
+        if key in self.nodes or d is None:
+            return key
+        gid = f"{GROUP}{d['parent_key']}|{d['program']}"
+        return gid if gid in self.nodes else key
+
+    def add_connection(self, r: dict, details: dict) -> None:
         src = r["node"]
         if src not in self.nodes:
             return
@@ -395,7 +404,7 @@ class Drawing:
         failed = f", {r['failed']} failed" if r["failed"] else ""
         stats["mainstat"] = f"{r['conns']} conns{failed}"
         if r["peer"]:
-            peer = member_of.get(r["peer"], r["peer"])
+            peer = self.node_of(r["peer"], details)
             if peer not in self.nodes:
                 self.add_process(details.get(peer), peer)
                 self.priority[peer] = 3

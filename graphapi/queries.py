@@ -131,34 +131,67 @@ LIMIT 8"""
 # ---- connections --------------------------------------------------------------------------
 
 # The client side first, whichever end recorded it: both ends of one connection agree on it.
+# A loopback connection has both ends on one host, and its 4-tuple repeats on other hosts: the
+# host is part of its identity.
+LOOPBACK = "(startsWith(local_addr, '127.') OR local_addr = '::1')"
 CANONICAL = (
-    "if(direction = 'outbound', "
+    f"concat(if({LOOPBACK}, host, ''), '/', if(direction = 'outbound', "
     "concat(local_addr, ':', toString(local_port), '>', remote_addr, ':', toString(remote_port)), "
-    "concat(remote_addr, ':', toString(remote_port), '>', local_addr, ':', toString(local_port)))"
+    "concat(remote_addr, ':', toString(remote_port), '>', local_addr, ':', toString(local_port))))"
 )
 
 
-def _connections(where: str) -> str:
-    """One row per connection of the chosen processes, with its canonical 4-tuple."""
+def _node_of_process(where: str) -> str:
+    """process key -> graph node: its collapsed group's id when (parent, program) is one of
+    ``groups``, else the key itself."""
     return f"""
-    SELECT process_key, connection_id, any(direction) AS dir,
-           any(local_addr) AS laddr, any(local_port) AS lport,
-           any(remote_addr) AS raddr, any(remote_port) AS rport,
-           argMax(outcome, time_ns) AS outcome, max(bytes_sent) AS sent,
-           max(bytes_received) AS received, min(time_ns) AS first_ns, max(time_ns) AS last_ns,
-           any({CANONICAL}) AS ck
-    FROM tcp_connection_events
-    WHERE {where} AND {in_set("process_key", "conn_keys")}
-    GROUP BY process_key, connection_id"""
+    SELECT process_key, if(gk IN (SELECT arrayJoin({{groups:Array(String)}})),
+                           concat('group=', gk), process_key) AS m_node
+    FROM (
+      SELECT process_key, concat(argMin(parent_key, time_ns), '|', argMax(comm, time_ns)) AS gk
+      FROM process_events
+      WHERE {where} AND process_key != ''
+      GROUP BY process_key
+    )"""
 
 
-def connection_edges(where: str, mapping_where: str) -> str:
-    """Connections of the graph's processes, per (node, direction, other end).
+def _connections(where: str) -> str:
+    """One row per connection on the graph's hosts whose process is drawn as one of ``nodes``."""
+    return f"""
+    SELECT * FROM (
+      SELECT *, if(m_node = '', process_key, m_node) AS node
+      FROM (
+        SELECT process_key, connection_id, any(direction) AS dir,
+               any(local_addr) AS laddr, any(local_port) AS lport,
+               any(remote_addr) AS raddr, any(remote_port) AS rport,
+               argMax(outcome, time_ns) AS outcome, max(bytes_sent) AS sent,
+               max(bytes_received) AS received, min(time_ns) AS first_ns,
+               max(time_ns) AS last_ns, any({CANONICAL}) AS ck
+        FROM tcp_connection_events
+        WHERE {where}
+        GROUP BY process_key, connection_id
+      ) AS c
+      ANY LEFT JOIN ({_node_of_process(where)}) AS m USING process_key
+    )
+    WHERE {in_set("node", "nodes")}"""
 
-    ``node`` is the process, or its collapsed group (``group_members`` maps a process key to
-    its group's node id). The other end is the process on the far side when that side was
-    recorded too (any host: the same canonical 4-tuple, first seen within ``match_ns`` of each
-    other): the cross-host edge. Otherwise it is the remote address (and port, outbound).
+
+def connection_edges(where: str, peer_where: str) -> str:
+    """Connections of the graph's nodes, per (node, direction, other end).
+
+    ``where`` selects the graph's hosts and window; only connections of processes drawn as one
+    of ``nodes`` count, each under its node (a process, or its collapsed group). Key lists are
+    never sent: on 18.16 they are inlined into the query text, which is capped at 256 KiB.
+
+    The other end is the process on the far side when that side was recorded too (any host: the
+    same canonical 4-tuple, first seen within ``match_ns`` of each other): the cross-host edge.
+    Otherwise it is the remote address (and port, outbound). The far side's rows are found by
+    their ports (PREWHERE reads two UInt16 columns; the far side has ours mirrored), on the
+    hosts that can hold them only: ours, and those whose own address one of our connections
+    went to (the table is sorted by host: the rest of the fleet is not read). The join on the
+    4-tuple does the rest. With ``far_inbound`` = 0 only outbound connections look for their
+    far side (a busy server's thousands of clients would each become a node, to be cut by the
+    limit anyway).
     """
     conns = _connections(where)
     return f"""
@@ -172,18 +205,19 @@ FROM (
          if(abs(toInt64(first_ns) - toInt64(if(dir = 'outbound', server_ns, client_ns)))
               <= {{match_ns:UInt64}},
             if(dir = 'outbound', server_key, client_key), '') AS peer
-  FROM (
-    SELECT *, transform(process_key, {{member_keys:Array(String)}},
-                        {{member_nodes:Array(String)}}, process_key) AS node
-    FROM ({conns}) AS c
-  ) AS x
+  FROM ({conns}) AS x
   ANY LEFT JOIN (
     SELECT {CANONICAL} AS ck, anyIf(process_key, direction = 'inbound') AS server_key,
            anyIf(process_key, direction = 'outbound') AS client_key,
            minIf(time_ns, direction = 'inbound') AS server_ns,
            minIf(time_ns, direction = 'outbound') AS client_ns
     FROM tcp_connection_events
-    WHERE {mapping_where} AND ck IN (SELECT ck FROM ({conns}) AS c2)
+    PREWHERE (local_port, remote_port) IN (SELECT rport, lport FROM ({conns}) AS c2
+                                           WHERE dir = 'outbound' OR {{far_inbound:UInt8}} = 1)
+    WHERE {peer_where}
+      AND (host IN (SELECT arrayJoin({{hosts:Array(String)}}))
+           OR host IN (SELECT DISTINCT host FROM tcp_connection_events
+                       WHERE {peer_where} AND local_addr IN (SELECT raddr FROM ({conns}) AS c3)))
     GROUP BY ck
   ) AS p USING ck
 )
