@@ -7,7 +7,8 @@ refuses to touch a database whose schema is newer than this code knows.
 Two kinds of change:
 - layout changes (sort keys, engines, new kinds of table) are numbered ``MIGRATIONS``;
 - additions that follow from the event classes (a new event type's table, a new field's column)
-  are made by ``sync_tables`` on every run, by comparing the classes with ``system.columns``.
+  are made by ``sync_tables`` on every run, by comparing the classes with ``system.columns``;
+  so is a changed retention, on servers with TTL.
 Running ``migrate`` again changes nothing.
 
 Cluster mode runs the DDL on each server itself rather than with ``ON CLUSTER``: ``ON CLUSTER``
@@ -17,12 +18,13 @@ needs a ZooKeeper ensemble just to distribute DDL, and the cluster's server list
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.events import columns
 from store.db import Store
-from store.schema import TABLES, add_column, create_distributed, create_table
+from store.schema import TABLES, add_column, create_distributed, create_table, set_ttl
 
 DEFAULT_RETENTION_DAYS = 7
 MIGRATIONS_TABLE = "schema_migrations"
@@ -99,7 +101,20 @@ def sync_tables(store: Store, node, retention_days: int) -> list[str]:
             for name, ch_type, doc in columns(cls):
                 if name not in present:
                     run(add_column(target, name, ch_type, doc, store.features))
+        if store.features.ttl and _ttl_days(node, local) != retention_days:
+            run(set_ttl(local, retention_days))
     return ran
+
+
+def _ttl_days(node, table: str) -> int | None:
+    """The retention in a table's TTL clause (as the server prints it), or None."""
+    rows = node.query(
+        "SELECT engine_full FROM system.tables "
+        "WHERE database = currentDatabase() AND name = {t:String}",
+        {"t": table},
+    )
+    found = re.search(r"toIntervalDay\((\d+)\)", rows[0][0]) if rows else None
+    return int(found.group(1)) if found else None
 
 
 def migrate(store: Store, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[str]:

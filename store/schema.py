@@ -100,9 +100,7 @@ def create_table(table: str, cls: type, features: Features, retention_days: int)
             for c in LOOKUP_COLUMNS
             if c in names
         ]
-    ttl = ""
-    if features.ttl:
-        ttl = f" TTL toDateTime(time) + INTERVAL {int(retention_days)} DAY"
+    ttl = " " + _ttl(retention_days) if features.ttl else ""
     return (
         f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n    "
         + ",\n    ".join(parts)
@@ -131,3 +129,11 @@ def add_column(table: str, name: str, ch_type: str, doc: str, features: Features
     return (
         f"ALTER TABLE {ident(table)} ADD COLUMN {column_definition(name, ch_type, doc, features)}"
     )
+
+
+def _ttl(retention_days: int) -> str:
+    return f"TTL toDateTime(time) + INTERVAL {int(retention_days)} DAY"
+
+
+def set_ttl(table: str, retention_days: int) -> str:
+    return f"ALTER TABLE {ident(table)} MODIFY {_ttl(retention_days)}"

@@ -105,3 +105,13 @@ def test_ttl_drops_expired_rows_on_a_server_with_ttl(chdb_database):
     store.insert_events(make_events(3, start_ns=now - 9 * DAY_NS) + make_events(2, start_ns=now))
     store.execute("OPTIMIZE TABLE process_events FINAL")
     assert len(stored_ids(store)) == 2
+    store.close()
+
+
+def test_a_changed_retention_changes_the_ttl_once(chdb_database):
+    store = open_test_store("chdb", None, chdb_database)
+    migrate(store, retention_days=7)
+    done = migrate(store, retention_days=30)
+    assert len(done) == len(TABLES) and all("MODIFY TTL" in sql for sql in done)
+    assert migrate(store, retention_days=30) == []
+    store.close()
