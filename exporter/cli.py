@@ -37,12 +37,27 @@ def add_exporter_arguments(p) -> None:
         dest="selftest",
         action="store_false",
         default=None,
-        help="skip the start-up probe self-test",
+        help="skip the start-up probe self-tests",
+    )
+    p.add_argument(
+        "--no-tcp",
+        dest="tcp",
+        action="store_false",
+        default=None,
+        help="do not load the TCP connection probe",
     )
 
 
 def config_from_args(args):
-    keys = ("listen", "host", "sinks", "container_label_cap", "program_label_cap", "selftest")
+    keys = (
+        "listen",
+        "host",
+        "sinks",
+        "container_label_cap",
+        "program_label_cap",
+        "selftest",
+        "tcp",
+    )
     return load_config(args.config, overrides={k: getattr(args, k) for k in keys})
 
 
@@ -66,14 +81,16 @@ def run(args) -> int:
         for problem in problems:
             fail(problem)
         return 2
+    from exporter.pipeline_stats import PipelineStats
     from exporter.runner import Exporter
     from exporter.sinks.factory import make_sink
 
+    stats = PipelineStats()
     try:
-        exporter = Exporter(config, sink=None)
-        exporter.sink = make_sink(config.sinks, exporter.stats)
+        sink, collectors = make_sink(config.sinks, stats)
     except ConfigError as e:
         return fail(str(e))
+    exporter = Exporter(config, sink, stats=stats, collectors=collectors)
     exporter.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: exporter.stop())

@@ -24,6 +24,7 @@ class ExporterConfig:
     drain_interval_seconds: float = 0.05
     ringbuf_pages: int = 1024
     selftest: bool = True
+    tcp: bool = True  # the TCP connection probe
 
     def listen_address(self) -> tuple[str, int]:
         addr, sep, port = self.listen.rpartition(":")

@@ -47,7 +47,9 @@ class PipelineCollector:
             for key, n in source().items():
                 dropped[key] = dropped.get(key, 0) + n
         ev = CounterMetricFamily(
-            "groundtruth_events", "Events delivered by the probes, by type.", labels=["type"]
+            "groundtruth_events",
+            "Events delivered by the probes, by type and kind (e.g. process_exec).",
+            labels=["type"],
         )
         for event_type, n in sorted(events.items()):
             ev.add_metric([event_type], n)

@@ -8,6 +8,7 @@ goes to the sink whole; the sink never blocks (it queues, spools or counts a dro
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -18,23 +19,39 @@ from exporter.collectors.cgroups import ContainerResourcesCollector
 from exporter.collectors.exporter_health import ExporterHealthCollector
 from exporter.collectors.host import HostResourcesCollector
 from exporter.collectors.process_counts import ProcessCountsCollector
+from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
+from exporter.events import EVENT_TYPES, process_key
 from exporter.pipeline_stats import PipelineCollector, PipelineStats
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
-from exporter.proc_scan import ProcScanner
+from exporter.probes.tcp import TcpProbe
+from exporter.proc_scan import ProcScanner, parse_stat
 from exporter.process_table import ProcessTable
 from exporter.selftest import UNTRUSTED_FIELDS, run_process_selftest
+from exporter.tcp_scan import TcpScanner
+from exporter.tcp_selftest import UNTRUSTED_FIELDS as TCP_UNTRUSTED_FIELDS
+from exporter.tcp_selftest import run_tcp_selftest
 
 log = logging.getLogger("groundtruth.exporter")
 CLOCK_REFRESH_SECONDS = 60
+# groundtruth_events_total{type}: "<event type>_<kind>", e.g. process_exec, tcp_connection_close.
+EVENT_TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
+def own_start_ticks() -> int:
+    with open(f"/proc/{os.getpid()}/stat") as f:
+        return parse_stat(f.read())[2]
 
 
 class Exporter:
-    def __init__(self, config, sink, registry: CollectorRegistry | None = None, stats=None):
+    def __init__(
+        self, config, sink, registry: CollectorRegistry | None = None, stats=None, collectors=()
+    ):
         self.config = config
         self.sink = sink
+        self.extra_collectors = list(collectors)  # e.g. the store writer's health
         self.registry = registry if registry is not None else CollectorRegistry()
         self.stats = stats if stats is not None else PipelineStats()
         self.ctx = ProbeContext(
@@ -44,6 +61,10 @@ class Exporter:
         self.containers = ContainerResolver()
         self.process_probe = ProcessProbe(self.ctx, self.containers, self.table)
         self.probes = [self.process_probe]
+        self.tcp_probe = None
+        if config.tcp:
+            self.tcp_probe = TcpProbe(self.ctx, self.containers, self.table)
+            self.probes.append(self.tcp_probe)
         self.selftest_results: dict[str, bool] = {}
         self.scan_duration_seconds = 0.0
         self._stop = threading.Event()
@@ -54,17 +75,38 @@ class Exporter:
         for probe in self.probes:
             probe.load()
         release_compiler_memory()
-        scanner = ProcScanner(self.config.host, self.ctx.clock)
-        scanned = scanner.scan(self.process_probe.next_event_id)
-        self.scan_duration_seconds = scanner.duration_seconds
-        self.process_probe.adopt_scanned(scanned)
-        self.deliver(scanned)
+        self.scan()
         if self.config.selftest:
             self.selftest_process_probe()
+            if self.tcp_probe is not None:
+                self.selftest_tcp_probe()
         self._register_collectors()
         if serve:
             addr, port = self.config.listen_address()
             self._http = start_http_server(port, addr, registry=self.registry)
+
+    def scan(self) -> None:
+        """What was running (processes, then connections) before the probes were attached."""
+        started = time.monotonic()
+        scanner = ProcScanner(self.config.host, self.ctx.clock)
+        processes = scanner.scan(self.process_probe.next_event_id)
+        self.process_probe.adopt_scanned(processes)
+        self.deliver(processes)
+        if self.tcp_probe is not None:
+            connections = TcpScanner(self.config.host, self.ctx.clock).scan(
+                self.tcp_probe.next_event_id
+            )
+            self.tcp_probe.adopt_scanned(connections)
+            self.deliver(connections)
+        self.scan_duration_seconds = time.monotonic() - started
+
+    def selftest_tcp_probe(self) -> None:
+        own_key = process_key(self.config.host, os.getpid(), own_start_ticks())
+        problems = run_tcp_selftest(self.tcp_probe, self.deliver, own_key=own_key)
+        self.selftest_results["tcp"] = not problems
+        for field, what in problems.items():
+            log.error("tcp probe self-test failed: %s; not emitting it", what)
+            self.tcp_probe.untrusted |= TCP_UNTRUSTED_FIELDS.get(field, set())
 
     def selftest_process_probe(self) -> None:
         problems = run_process_selftest(self.process_probe, self.deliver)
@@ -83,15 +125,18 @@ class Exporter:
             ContainerResourcesCollector(container_cap=cfg.container_label_cap),
             HostResourcesCollector(),
             ExporterHealthCollector(self),
+            *self.extra_collectors,
         ):
             self.registry.register(collector)
+        if self.tcp_probe is not None:
+            self.registry.register(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
 
     # -- the loop --------------------------------------------------------------------------
     def deliver(self, events: list) -> None:
         if not events:
             return
-        for kind, n in Counter(e.kind for e in events).items():
-            self.stats.count_events(kind, n)
+        for (cls, kind), n in Counter((type(e), e.kind) for e in events).items():
+            self.stats.count_events(f"{EVENT_TYPE_NAMES[cls]}_{kind}", n)
         self.sink.write(events)
 
     def drain_once(self) -> None:

@@ -1,4 +1,4 @@
-"""Sink specs from the config ("jsonl:-", "jsonl:PATH", ...) to sink objects."""
+"""Sink specs from the config to sink objects, with the collectors that report on them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,21 @@ from exporter.sinks import FanoutSink
 from exporter.sinks.jsonlines import JsonLinesSink
 
 
-def make_sink(specs: list[str], stats):
-    sinks = []
+def make_sink(specs: list[str], stats) -> tuple[FanoutSink, list]:
+    """(one sink for all specs, the Prometheus collectors of the store writers among them)."""
+    from store.db import StoreConfigError
+    from store.metrics import SinkCollector
+    from store.sink import open_sink
+
+    sinks, collectors = [], []
     for spec in specs:
         if spec.startswith("jsonl:"):
             sinks.append(JsonLinesSink(spec[len("jsonl:") :]))
-        else:
-            raise ConfigError(f"sink {spec!r} is not available in this build")
-    return FanoutSink(sinks)
+            continue
+        try:
+            writer = open_sink(spec, stats)
+        except (StoreConfigError, ValueError) as e:
+            raise ConfigError(f"sink {spec!r}: {e}") from e
+        sinks.append(writer)
+        collectors.append(SinkCollector(writer))
+    return FanoutSink(sinks), collectors
