@@ -13,9 +13,11 @@ import os
 import sys
 
 from store.db import DEFAULT_DATA_DIR, URL_FORMS, StoreConfigError, open_store
+from store.errors import short_error
 from store.migrations import DEFAULT_RETENTION_DAYS, LATEST, SchemaTooNew, migrate, schema_version
 from store.retention import drop_expired
-from store.writer import StoreWriter, WriterSettings, default_spool_dir, short_error
+from store.sink import default_spool_dir
+from store.writer import StoreWriter, WriterSettings
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:

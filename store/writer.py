@@ -21,16 +21,15 @@ batch is kept in ``<spool>/rejected``). Each kind of failure is said in one log 
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from exporter.pipeline_stats import PipelineStats
-from store.db import DEFAULT_DATA_DIR, Store, columnar, open_store, parse_url
+from store.buffer import MemoryBuffer
+from store.db import Store, columnar
+from store.errors import is_data_error, short_error
 from store.migrations import DEFAULT_RETENTION_DAYS, migrate
 from store.retention import drop_expired
 from store.schema import TABLE_OF_CLASS, TABLES
@@ -53,66 +52,11 @@ class WriterSettings:
     retention_every: float = 3600.0  # seconds between drops of expired day partitions
 
 
-def short_error(exc: BaseException) -> str:
-    """The first lines of an error, without the server's stack trace."""
-    text = str(exc).split("Stack trace")[0]
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return f"{type(exc).__name__}: {text[:300]}"
-
-
-_DATA_ERROR_CODES = ("CANNOT_PARSE", "TYPE_MISMATCH", "INCORRECT_DATA", "Code: 6.", "Code: 53.")
-
-
-def is_data_error(exc: BaseException) -> bool:
-    """Whether the data itself was refused (retrying cannot help), not the store unreachable."""
-    if isinstance(exc, TypeError | ValueError | OverflowError | struct.error):
-        return True
-    return any(code in str(exc) for code in _DATA_ERROR_CODES)
-
-
 @dataclass
 class _InFlight:
     future: Future
     tables: dict
     received: float
-
-
-class _Buffer:
-    """Events in memory, kept as the batches write() received (no per-event work there)."""
-
-    def __init__(self):
-        self._chunks: deque = deque()  # [arrival time, events, index of the first not taken]
-        self.count = 0
-
-    def __len__(self) -> int:
-        return self.count
-
-    def add(self, events: list, now: float, limit: int) -> int:
-        """Appends events; drops the oldest beyond ``limit`` and returns how many."""
-        self._chunks.append([now, list(events), 0])
-        self.count += len(events)
-        overflow = max(self.count - limit, 0)
-        if overflow:
-            self.take(overflow)
-        return overflow
-
-    def take(self, n: int) -> tuple[float | None, list]:
-        """Removes up to n of the oldest events: (arrival time of the first, events)."""
-        received, out = self.oldest(), []
-        while self._chunks and len(out) < n:
-            chunk = self._chunks[0]
-            _, events, start = chunk
-            end = min(len(events), start + n - len(out))
-            out += events[start:end]
-            if end == len(events):
-                self._chunks.popleft()
-            else:
-                chunk[2] = end
-        self.count -= len(out)
-        return received, out
-
-    def oldest(self) -> float | None:
-        return self._chunks[0][0] if self._chunks else None
 
 
 class StoreWriter:
@@ -131,7 +75,7 @@ class StoreWriter:
         self.spool = Spool(spool_dir, self.settings.spool_max_bytes, self._dropped("spool_full"))
         self.errors = 0  # failed attempts to write, for groundtruth_sink_errors_total
         self.replayed = 0  # spooled events written (or found already stored) after an outage
-        self._buffer = _Buffer()
+        self._buffer = MemoryBuffer()
         self._cv = threading.Condition()
         self._closing = False
         self._ready = False  # schema checked on this store
@@ -407,29 +351,3 @@ class StoreWriter:
             return self.store.query("SELECT 1") == [(1,)]
         except Exception:  # noqa: BLE001 - not answering is the answer
             return False
-
-
-SPOOL_ROOT = Path("/var/lib/groundtruth/spool")
-
-
-def default_spool_dir(url: str | None, data_dir: str | Path) -> Path:
-    """Where a writer spools unless told: one directory per store it writes to."""
-    if url and not url.startswith("chdb:"):
-        args = parse_url(url)
-        return SPOOL_ROOT / f"{args['host']}-{args['port']}-{args['database']}"
-    directory = Path(url[len("chdb:") :] if url else data_dir)
-    return SPOOL_ROOT / ("chdb-" + "-".join(directory.resolve().parts[1:]))
-
-
-def open_sink(
-    url: str | None,
-    stats: PipelineStats,
-    data_dir: str | Path = DEFAULT_DATA_DIR,
-    spool_dir: str | Path | None = None,
-    settings: WriterSettings | None = None,
-) -> StoreWriter:
-    """The exporter's store sink for a sink spec: ``clickhouse://...``, ``chdb:DIR``, or None
-    (chDB in ``data_dir``). Export its health with ``SinkCollector(writer)``."""
-    store = open_store(url, data_dir=data_dir)
-    spool = spool_dir or default_spool_dir(url, data_dir)
-    return StoreWriter(store, spool, stats, settings)

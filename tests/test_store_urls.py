@@ -4,7 +4,7 @@ import pytest
 
 from exporter.pipeline_stats import PipelineStats
 from store.db import StoreConfigError, open_store, parse_url, redact
-from store.writer import SPOOL_ROOT, default_spool_dir, open_sink
+from store.sink import SPOOL_ROOT, default_spool_dir, open_sink
 from tests.fixtures.clickhouse import CLUSTER_NAME
 from tests.store_helpers import make_events, stored_ids
 

@@ -14,11 +14,12 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.pipeline_stats import PipelineStats
+from store.buffer import MemoryBuffer
 from store.db import columnar, open_store
 from store.metrics import SinkCollector
 from store.migrations import migrate
 from store.spool import Spool
-from store.writer import StoreWriter, WriterSettings, _Buffer
+from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.clickhouse import WRITER_USER, fresh_database_name
 from tests.fixtures.service import free_port
 from tests.store_helpers import make_events, open_test_store, stored_ids, wait_until
@@ -276,7 +277,7 @@ def test_a_failing_spool_disk_loses_only_what_it_counts(tmp_path):
 
 
 def test_the_memory_buffer_keeps_order_and_drops_the_oldest_beyond_its_limit():
-    b = _Buffer()
+    b = MemoryBuffer()
     assert b.add(list(range(10)), 1.0, limit=100) == 0
     assert b.add(list(range(10, 13)), 2.0, limit=100) == 0
     assert b.take(4) == (1.0, [0, 1, 2, 3]) and len(b) == 9

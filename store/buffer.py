@@ -1,0 +1,47 @@
+"""The writer's in-memory buffer: events as write() handed them over, oldest first, bounded.
+
+write() runs on the exporter's event path, so adding is one append of the caller's batch;
+splitting into store batches happens in the writer's thread (``take``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class MemoryBuffer:
+    """Events in memory, kept as the batches write() received (no per-event work there)."""
+
+    def __init__(self):
+        self._chunks: deque = deque()  # [arrival time, events, index of the first not taken]
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, events: list, now: float, limit: int) -> int:
+        """Appends events; drops the oldest beyond ``limit`` and returns how many."""
+        self._chunks.append([now, list(events), 0])
+        self.count += len(events)
+        overflow = max(self.count - limit, 0)
+        if overflow:
+            self.take(overflow)
+        return overflow
+
+    def take(self, n: int) -> tuple[float | None, list]:
+        """Removes up to n of the oldest events: (arrival time of the first, events)."""
+        received, out = self.oldest(), []
+        while self._chunks and len(out) < n:
+            chunk = self._chunks[0]
+            _, events, start = chunk
+            end = min(len(events), start + n - len(out))
+            out += events[start:end]
+            if end == len(events):
+                self._chunks.popleft()
+            else:
+                chunk[2] = end
+        self.count -= len(out)
+        return received, out
+
+    def oldest(self) -> float | None:
+        return self._chunks[0][0] if self._chunks else None
