@@ -13,13 +13,14 @@ import sys
 
 # Modules that register subcommands, in the order --help lists them.
 PARTS = [
+    "groundtruth.up",
     "exporter.cli",
-    "alerts.cli",
-    "dashboards.cli",
-    "graphapi.cli",
-    "groundtruth.compose",
     "store.cli",
+    "graphapi.cli",
     "incident.cli",
+    "dashboards.cli",
+    "alerts.cli",
+    "groundtruth.compose",
 ]
 
 

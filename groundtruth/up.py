@@ -1,0 +1,105 @@
+"""``groundtruth up``: the exporter and the graph API in one process, on the embedded store.
+
+chDB lets one process open a data directory, so the exporter's store writer and the graph
+API share one ``Store`` here. This is what ``make run`` starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from exporter.cli import add_exporter_arguments, config_from_args, fail
+from exporter.config import ConfigError
+from exporter.preflight import preflight_problems
+
+HELP = """\
+Run the eBPF exporter and the graph API together on the embedded store (chDB in --data-dir):
+every raw event is written there, the graph API serves the causal graph, timelines and the
+Alertmanager webhook from it, and Prometheus metrics are on --listen. Ctrl-C or SIGTERM stops
+both: the kernel's queued events are drained and written before it exits.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "up", help="exporter + graph API on the embedded store (make run)", description=HELP
+    )
+    add_exporter_arguments(p)
+    p.add_argument("--data-dir", help="chDB data directory (/var/lib/groundtruth/chdb)")
+    p.add_argument(
+        "--graphapi-listen", default="127.0.0.1:8080", help="graph API HOST:PORT (127.0.0.1:8080)"
+    )
+    p.add_argument("--token-file", help="bearer token file for the graph API")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = config_from_args(args)
+    except ConfigError as e:
+        return fail(str(e))
+    problems = preflight_problems()
+    for problem in problems:
+        fail(problem)
+    if problems:
+        return 2
+
+    from exporter.pipeline_stats import PipelineStats
+    from exporter.runner import Exporter
+    from exporter.sinks import FanoutSink
+    from exporter.sinks.factory import make_sink
+    from graphapi import create_app
+    from graphapi.cli import read_token, split_listen
+    from graphapi.server import InsecureListen, make_server
+    from store.db import DEFAULT_DATA_DIR, open_store
+    from store.metrics import SinkCollector
+    from store.migrations import migrate
+    from store.sink import default_spool_dir
+    from store.writer import StoreWriter
+
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    stats = PipelineStats()
+    try:
+        host, port = split_listen(args.graphapi_listen)
+        other_sinks, collectors = make_sink(config.sinks, stats)
+        store = open_store(None, data_dir)
+        migrate(store)
+    except (ConfigError, OSError, ValueError) as e:
+        return fail(str(e))
+    writer = StoreWriter(store, default_spool_dir(None, data_dir), stats)
+    app = create_app({"STORE": store, "TOKEN": read_token(args.token_file)})
+    try:
+        server = make_server(app, host, port)
+    except (InsecureListen, OSError) as e:
+        writer.close()
+        return fail(str(e))
+    exporter = Exporter(
+        config,
+        FanoutSink([writer, *other_sinks.sinks]),
+        stats=stats,
+        collectors=[SinkCollector(writer), *collectors],
+    )
+    exporter.start()
+    threading.Thread(target=server.run, name="graphapi", daemon=True).start()
+
+    def stop(*_):
+        server.close()  # no new queries while the writer flushes and closes the store
+        exporter.stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    graph = f"http://{host}:{server.effective_port}"
+    print(
+        f"groundtruth up: metrics   http://{config.listen}/metrics\n"
+        f"                graph API {graph}/api/graph  (OpenAPI: {graph}/api/openapi.json)\n"
+        f"                events    chDB in {data_dir}\n"
+        "                Ctrl-C to stop",
+        file=sys.stderr,
+        flush=True,
+    )
+    exporter.run()
+    return 0
