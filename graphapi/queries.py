@@ -176,6 +176,15 @@ def _connections(where: str) -> str:
     WHERE {in_set("node", "nodes")}"""
 
 
+def _drawn(where: str) -> str:
+    """Rows of processes drawn as one of ``nodes``: by key, or as a member of a group (any row
+    of a process carrying its group's parent and program is enough)."""
+    return f"""
+    ({in_set("process_key", "nodes")} OR process_key IN (
+        SELECT process_key FROM process_events
+        WHERE {where} AND {in_set("concat('group=', parent_key, '|', comm)", "nodes")}))"""
+
+
 def connection_edges(where: str, peer_where: str) -> str:
     """Connections of the graph's nodes, per (node, direction, other end).
 
@@ -212,12 +221,16 @@ FROM (
            minIf(time_ns, direction = 'inbound') AS server_ns,
            minIf(time_ns, direction = 'outbound') AS client_ns
     FROM tcp_connection_events
-    PREWHERE (local_port, remote_port) IN (SELECT rport, lport FROM ({conns}) AS c2
-                                           WHERE dir = 'outbound' OR {{far_inbound:UInt8}} = 1)
+    PREWHERE (local_port, remote_port) IN (
+        SELECT remote_port, local_port FROM tcp_connection_events
+        WHERE {where} AND {_drawn(where)}
+          AND (direction = 'outbound' OR {{far_inbound:UInt8}} = 1))
     WHERE {peer_where}
       AND (host IN (SELECT arrayJoin({{hosts:Array(String)}}))
            OR host IN (SELECT DISTINCT host FROM tcp_connection_events
-                       WHERE {peer_where} AND local_addr IN (SELECT raddr FROM ({conns}) AS c3)))
+                       WHERE {peer_where} AND local_addr IN (
+                           SELECT remote_addr FROM tcp_connection_events
+                           WHERE {where} AND {_drawn(where)})))
     GROUP BY ck
   ) AS p USING ck
 )
