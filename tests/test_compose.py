@@ -13,7 +13,10 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -250,6 +253,27 @@ def test_exporter_starts_with_the_hosts_name_listening_for_prometheus(services, 
 def test_exporter_writes_to_the_clickhouse_service(services, monkeypatch):
     args = parse_as_started(services["exporter"], monkeypatch)
     assert args.store_url == store_url()
+
+
+def healthcheck_path(service: dict) -> str:
+    """The path the service's health check requests."""
+    test = " ".join(service["healthcheck"]["test"])
+    (path,) = re.findall(r"http://127\.0\.0\.1:\d+(/[\w/.-]*)", test)
+    return path
+
+
+def test_graphapi_health_check_and_webhook_are_its_real_routes(services):
+    """graphapi's app itself: the health check answers without the token, the webhook exists."""
+    from graphapi import create_app
+
+    client = create_app({"TOKEN": "t"}).test_client()
+    assert client.get(healthcheck_path(services["graphapi"])).status_code == 200
+    assert client.get("/api/graph").status_code == 401  # everything else needs the token
+    webhook = deploy_yaml(compose.ALERTMANAGER_YML)["receivers"][0]["webhook_configs"][0]["url"]
+    path = webhook.removeprefix(compose.GRAPHAPI.url)
+    assert client.post(path, json={}).status_code == 401
+    routes = {rule.rule: rule.methods for rule in client.application.url_map.iter_rules()}
+    assert "POST" in routes[path]
 
 
 # --- the addresses in the generated files are the compose services ----------------------------
@@ -514,6 +538,15 @@ def test_dockerfile_uses_debian_bcc_in_a_system_site_packages_venv():
     assert "pip install bcc" not in runs  # PyPI's bcc is another project
 
 
+def dockerfile_sources() -> list[str]:
+    return [
+        source
+        for op, arg in dockerfile_instructions()
+        if op == "COPY"
+        for source in arg.split()[:-1]
+    ]
+
+
 def test_dockerfile_copies_every_package_and_nothing_ignored():
     pyproject = (REPO / "pyproject.toml").read_text()
     include = re.search(r"include = \[([^\]]*)\]", pyproject).group(1)
@@ -524,10 +557,36 @@ def test_dockerfile_copies_every_package_and_nothing_ignored():
         for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for op, arg in dockerfile_instructions():
-        if op == "COPY":
-            for source in arg.split()[:-1]:
-                assert (REPO / source).exists(), source
-                assert source not in ignored, f"{source} is excluded by .dockerignore"
-                copied.add(source)
+    for source in dockerfile_sources():
+        assert (REPO / source).exists(), source
+        assert source not in ignored, f"{source} is excluded by .dockerignore"
+        copied.add(source)
     assert packages <= copied, packages - copied
+
+
+def test_the_image_build_context_makes_a_complete_package(tmp_path):
+    """What the Dockerfile copies builds the wheel it installs, BPF sources and CLI included."""
+    context = tmp_path / "context"
+    for source in dockerfile_sources():
+        src, dest = REPO / source, context / source
+        if src.is_dir():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path / "dist"), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (tmp_path / "dist").glob("groundtruth-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "groundtruth = groundtruth.cli:main" in zf.read(entry_points).decode()
+    bpf_sources = {str(p.relative_to(REPO)) for p in (REPO / "exporter").rglob("*.c")}
+    assert bpf_sources and bpf_sources <= set(names)
+    assert "alerts/generated/groundtruth.rules.yml" in names
