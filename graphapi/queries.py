@@ -230,7 +230,8 @@ FROM (
            OR host IN (SELECT DISTINCT host FROM tcp_connection_events
                        WHERE {peer_where} AND local_addr IN (
                            SELECT remote_addr FROM tcp_connection_events
-                           WHERE {where} AND {_drawn(where)})))
+                           WHERE {where} AND {_drawn(where)}
+                             AND (direction = 'outbound' OR {{far_inbound:UInt8}} = 1))))
     GROUP BY ck
   ) AS p USING ck
 )
