@@ -266,3 +266,13 @@ def test_the_investigation_dashboards_query_is_answered(client):
     for frame in ("nodes", "edges"):
         target = infinity_graph_target(frame, "instance")
         assert target["root_selector"] == frame and g[frame]
+
+
+def test_a_large_notification_is_stored_once(client):
+    """Thousands of alerts in one payload: the id check is chunked under 18.16's query cap."""
+    payload = E.alert_payload(fingerprint="big0")
+    template = payload["alerts"][0]
+    payload["alerts"] = [{**template, "fingerprint": f"big{i:05d}"} for i in range(3000)]
+    first = client.post("/api/alerts/webhook", json=payload, headers=AUTH).get_json()
+    again = client.post("/api/alerts/webhook", json=payload, headers=AUTH).get_json()
+    assert (first["stored"], again["stored"], again["duplicates"]) == (3000, 0, 3000)
