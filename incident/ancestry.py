@@ -17,6 +17,7 @@ from incident import queries as Q
 from incident.describe import command_line, exit_phrase
 from incident.errors import IncidentError, NothingFound
 from incident.store_access import Reader
+from incident.times import Window
 
 MAX_DEPTH = 64  # a chain longer than this is a loop in bad data, not a process tree
 MAX_DESCENDANTS = 2000
@@ -80,10 +81,10 @@ class Process:
             return "no exit seen"
         return exit_phrase(self.exit_code, self.signal, self.outcome)
 
-    def alive_at(self, t_ns: int) -> bool:
-        return (not self.start_ns or self.start_ns <= t_ns) and (
-            not self.exit_ns or t_ns <= self.exit_ns
-        )
+    def alive_during(self, w: Window) -> bool:
+        """Whether the process existed at some instant of the window (unknown ends count)."""
+        started = not self.start_ns or self.start_ns < w.end_ns
+        return started and (not self.exit_ns or self.exit_ns >= w.start_ns)
 
 
 def split_key(key: str) -> tuple[str, int, int]:
@@ -111,29 +112,30 @@ class AmbiguousPid(IncidentError):
         self.candidates = candidates
 
 
-def candidates(reader: Reader, host: str, pid: int, at_ns: int | None) -> list[Process]:
-    """Processes that had ``pid`` on ``host`` (alive at ``at_ns`` if given), oldest first."""
+def candidates(reader: Reader, host: str, pid: int, during: Window | None) -> list[Process]:
+    """Processes that had ``pid`` on ``host`` (alive during the window if given), oldest first."""
     keys = [k for (k,) in reader.rows(Q.KEYS_OF_PID, {"host": host, "pid": pid})]
     if not keys:
         return []
     procs = load(reader, host, keys)
     found = [procs[k] for k in keys if k in procs]
-    if at_ns is not None:
-        found = [p for p in found if p.alive_at(at_ns)]
+    if during is not None:
+        found = [p for p in found if p.alive_during(during)]
     return found
 
 
 def resolve_pid(
-    reader: Reader, host: str, pid: int, at_ns: int | None, describe_at: str
+    reader: Reader, host: str, pid: int, during: Window | None, when: str = ""
 ) -> Process:
-    found = candidates(reader, host, pid, at_ns)
-    when = f" at {describe_at}" if at_ns is not None else ""
+    """The one process that had ``pid``; ``when`` describes the window in messages."""
+    found = candidates(reader, host, pid, during)
+    when = f" {when}" if when else ""
     if not found:
         raise NothingFound(f"no process with pid {pid} on host {host!r}{when} in the store")
     if len(found) > 1:
         raise AmbiguousPid(
             f"pid {pid} on host {host!r} was {len(found)} different processes{when}; "
-            "choose one with --key (or narrow with --at):",
+            "choose one with --key (or narrow with --at or --from/--to):",
             found,
         )
     return found[0]

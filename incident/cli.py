@@ -16,10 +16,10 @@ from incident import ancestry as A
 from incident import queries as Q
 from incident.errors import IncidentError
 from incident.filters import parse_remote, parse_user
-from incident.render import FORMATS, WRITERS
+from incident.render import FORMATS, WRITERS, printable
 from incident.store_access import Reader, add_store_arguments, open_from_args
 from incident.timeline import TimelineRequest, build_timeline, check_host, require_entries
-from incident.times import FORMS, get_zone, make_window, parse_time
+from incident.times import FORMS, Window, format_ns, get_zone, make_window, parse_time
 from store.writer import short_error
 
 TIME_HELP = f"times: {FORMS}; a time without an offset is read in --tz"
@@ -119,7 +119,7 @@ def run_ancestry(args, out=None) -> int:
         raise IncidentError("a PID needs --host (pids are per host)")
     if args.key is not None:
         A.split_key(args.key)  # checked before the store is opened
-    at_ns = parse_time(args.at, time.time_ns(), zone) if args.at else None
+    during, when = ancestry_window(args, zone, time.time_ns())
     store = open_from_args(args)
     try:
         reader = Reader(store)
@@ -128,7 +128,7 @@ def run_ancestry(args, out=None) -> int:
         else:
             check_host(reader, args.host)
             try:
-                target = A.resolve_pid(reader, args.host, args.pid, at_ns, args.at or "")
+                target = A.resolve_pid(reader, args.host, args.pid, during, when)
             except A.AmbiguousPid as e:
                 print(f"groundtruth ancestry: {e}", file=sys.stderr)
                 write_processes([(0, p) for p in e.candidates], out, zone, args.format)
@@ -148,6 +148,19 @@ def run_ancestry(args, out=None) -> int:
     return 0
 
 
+def ancestry_window(args, zone, now_ns: int) -> tuple[Window | None, str]:
+    """Which of a reused pid's processes are meant: alive at --at, or during --from/--to."""
+    if args.at and (args.start or args.end or args.since):
+        raise IncidentError("give either --at or a window (--since, --from/--to), not both")
+    if args.at:
+        at = parse_time(args.at, now_ns, zone)
+        return Window(at, at + 1), f"at {format_ns(at, zone)}"
+    if args.start or args.end or args.since:
+        w = window_from_args(args, zone, now_ns)
+        return w, f"from {w.describe(zone)}"
+    return None, ""
+
+
 def _tree_rows(tree: A.Tree, depth: int):
     yield depth, tree
     for child in tree.children:
@@ -155,8 +168,6 @@ def _tree_rows(tree: A.Tree, depth: int):
 
 
 def process_record(p: A.Process, zone, depth: int) -> dict:
-    from incident.times import format_ns
-
     return {
         "depth": depth,
         "process_key": p.key,
@@ -193,7 +204,7 @@ def write_processes(rows, out, zone, fmt: str, target_key: str = "") -> None:
         where = f"  container {r['container'][:12]}" if r["container"] else ""
         out.write(
             f"{indent}{mark}pid {p.pid}  uid {uid}  started {r['start'] or '?'}{where}  "
-            f"[{r['exit']}]  {p.command}  ({p.key})\n"
+            f"[{r['exit']}]  {printable(p.command)}  ({printable(p.key)})\n"
         )
 
 
@@ -231,13 +242,14 @@ def register(sub) -> None:
         "ancestry",
         help="a process's chain of parents from the root, and its descendants",
         description="The chain from the root to a process, each with argv, user, start time, "
-        "container and exit. A pid used by several processes lists them (exit status 3): "
-        "pick one with --key or --at. " + TIME_HELP + ".",
+        "container and exit. A pid used by several processes (ever, or alive at --at, or "
+        "during --from/--to) lists them (exit status 3): pick one with --key. " + TIME_HELP + ".",
     )
     _common(p)
     p.add_argument("pid", nargs="?", type=int, help="process id (with --host)")
     p.add_argument("--host", help="host name, as the exporter recorded it")
     p.add_argument("--at", metavar="TIME", help="the process with this pid alive at TIME")
+    _window_arguments(p, None)
     p.add_argument("--key", help="process key host:pid:start_ticks instead of a pid")
     p.add_argument("--descendants", action="store_true", help="also list its descendants")
     p.add_argument("--format", choices=("table", "jsonl"), default="table")

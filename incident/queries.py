@@ -8,7 +8,7 @@ ClickHouse 18.16 and chDB, so it sticks to functions both have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Timeline: the process facts worth a line (forks and start-up scans are not events).
 TIMELINE_PROCESS_KINDS = ("exec", "exec_failed", "exit", "oom_kill")
@@ -21,6 +21,22 @@ def _in(kinds: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{k}'" for k in kinds) + ")"
 
 
+# Filter conditions, as (on process events, on connection events); None: does not apply.
+IN_CONTAINER = "startsWith(container_id, {container:String})"
+PROGRAM_BY_COMM = "(comm = {program:String} OR comm = {comm15:String})"
+PROGRAM_BY_FILE = (
+    "(comm = {program:String} OR comm = {comm15:String} OR filename = {program:String}"
+    " OR endsWith(filename, {slash_program:String}))"
+)
+BY_UID = "uid = {uid:UInt32}"
+# Connections carry no uid: keep those of processes that ran as the user.
+CONNECTION_BY_UID = (
+    "process_key IN (SELECT process_key FROM process_events WHERE host = {host:String}"
+    f" AND uid = {{uid:UInt32}} AND time_ns < {{hi:UInt64}} AND kind IN {_in(FACT_KINDS)}"
+    " LIMIT 1000000)"
+)
+
+
 @dataclass
 class Filters:
     """Optional conditions of a timeline query; each adds SQL text and its parameters."""
@@ -30,50 +46,41 @@ class Filters:
     uid: int | None = None
     remote_addr: str = ""
     remote_port: int = 0
-    conditions: list[str] = field(default_factory=list)
+
+    def _clauses(self) -> list[tuple[str | None, str | None, dict]]:
+        out = []
+        if self.container:
+            out.append((IN_CONTAINER, IN_CONTAINER, {"container": self.container}))
+        if self.program:
+            names = {"program": self.program, "comm15": self.program[:15]}
+            out.append(
+                (PROGRAM_BY_FILE, PROGRAM_BY_COMM, {**names, "slash_program": "/" + self.program})
+            )
+        if self.uid is not None:
+            out.append((BY_UID, CONNECTION_BY_UID, {"uid": self.uid}))
+        if self.remote_addr:
+            addr = "remote_addr = {remote_addr:String}"
+            out.append((None, addr, {"remote_addr": self.remote_addr}))
+        if self.remote_port:
+            port = "remote_port = {remote_port:UInt16}"
+            out.append((None, port, {"remote_port": self.remote_port}))
+        return out
+
+    def _sql(self, which: int, params: dict) -> str:
+        parts = []
+        for clause in self._clauses():
+            if clause[which]:
+                parts.append(clause[which])
+                params.update(
+                    {k: v for k, v in clause[2].items() if "{" + k + ":" in clause[which]}
+                )
+        return "".join(" AND " + p for p in parts)
 
     def process_sql(self, params: dict) -> str:
-        parts = []
-        if self.container:
-            parts.append("startsWith(container_id, {container:String})")
-            params["container"] = self.container
-        if self.program:
-            parts.append(
-                "(comm = {program:String} OR comm = {comm15:String} OR filename = {program:String}"
-                " OR endsWith(filename, {slash_program:String}))"
-            )
-            params.update(
-                program=self.program, comm15=self.program[:15], slash_program="/" + self.program
-            )
-        if self.uid is not None:
-            parts.append("uid = {uid:UInt32}")
-            params["uid"] = self.uid
-        return "".join(" AND " + p for p in parts)
+        return self._sql(0, params)
 
     def connection_sql(self, params: dict) -> str:
-        parts = []
-        if self.container:
-            parts.append("startsWith(container_id, {container:String})")
-            params["container"] = self.container
-        if self.program:
-            parts.append("(comm = {program:String} OR comm = {comm15:String})")
-            params.update(program=self.program, comm15=self.program[:15])
-        if self.uid is not None:
-            # Connections carry no uid: keep those of processes that ran as the user.
-            parts.append(
-                "process_key IN (SELECT process_key FROM process_events WHERE host = {host:String}"
-                " AND uid = {uid:UInt32} AND time_ns < {hi:UInt64} AND kind IN "
-                + _in(FACT_KINDS)
-                + ")"
-            )
-            params["uid"] = self.uid
-        if self.remote_addr:
-            parts.append("remote_addr = {remote_addr:String}")
-            params["remote_addr"] = self.remote_addr
-        if self.remote_port:
-            parts.append("remote_port = {remote_port:UInt16}")
-            params["remote_port"] = self.remote_port
-        return "".join(" AND " + p for p in parts)
+        return self._sql(1, params)
 
     @property
     def excludes_processes(self) -> bool:

@@ -69,10 +69,20 @@ def write_csv(entries: list[Entry], out, zone: tzinfo) -> None:
         writer.writerow([record[c] for c in CSV_COLUMNS[:-1]] + [fields])
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 9: "\\t", 13: "\\r", 127: "\\x7f"}
+
+
+def printable(text: str) -> str:
+    """One line whatever the text holds: control characters (a newline in argv) escaped."""
+    return text.translate(_CONTROL)
+
+
 def table_lines(entries: list[Entry], zone: tzinfo, width: int | None = None) -> list[str]:
-    """Aligned rows; with ``width``, the detail column is cut to fit it."""
+    """Aligned rows, one line per entry; with ``width``, the detail column is cut to fit it."""
     rows = [
-        [format_ns(e.time_ns, zone)] + [value(e) for _, value in _TABLE[1:]] + [e.detail]
+        [format_ns(e.time_ns, zone)]
+        + [printable(value(e)) for _, value in _TABLE[1:]]
+        + [printable(e.detail)]
         for e in entries
     ]
     headings = [h for h, _ in _TABLE] + ["DETAIL"]

@@ -212,6 +212,9 @@ def test_table_aligns_and_cuts_only_to_a_width():
     assert full[0].index("DETAIL") == full[1].index("xxx")  # columns line up
     cut = table_lines(entries, UTC, width=100)
     assert all(len(line) <= 100 for line in cut) and cut[1].endswith("…")
+    # A newline in a command line (python -c "a\nb") cannot split a row.
+    (row,) = table_lines([entry(0, "exec", "python -c 'a\nb'\x1b[2J")], UTC)[1:]
+    assert row.endswith("python -c 'a\\nb'\\x1b[2J")
 
 
 def test_csv_keeps_commas_and_quotes_intact():
