@@ -31,5 +31,10 @@ test: setup lint
 bench: setup
 	$(PY) -m bench
 
+# Regenerate the committed dashboards and alert rules (make test fails when they are stale).
+artifacts: setup
+	$(VENV)/bin/groundtruth dashboards build
+	$(VENV)/bin/groundtruth alerts build
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

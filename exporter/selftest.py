@@ -24,7 +24,7 @@ UNTRUSTED_FIELDS = {
 }
 
 
-def run_process_selftest(probe, on_events, timeout: float = 3.0) -> dict[str, str]:
+def run_process_selftest(probe, on_events, timeout: float = 10.0) -> dict[str, str]:
     """Spawn the canary; return {field: what was wrong} ({} when every field matched).
 
     ``on_events`` receives every drained batch, so events seen meanwhile are not lost.

@@ -42,7 +42,7 @@ def canary_connection() -> tuple[int, int]:
     return port, client_port
 
 
-def run_tcp_selftest(probe, on_events, own_key: str = "", timeout: float = 3.0) -> dict[str, str]:
+def run_tcp_selftest(probe, on_events, own_key: str = "", timeout: float = 10.0) -> dict[str, str]:
     """Run the canary; return {check: what was wrong} ({} when everything matched).
 
     ``on_events`` receives every drained batch, so events seen meanwhile are not lost.
