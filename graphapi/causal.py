@@ -159,13 +159,15 @@ class GraphBuilder:
 
     # ---- 2. ancestors and descendants ---------------------------------------------------------
     def ancestors(self, seeds: list[str]) -> list[str]:
+        """The parents up to the root, one query per generation (each also gives the details
+        the node needs, so the chain is not read twice)."""
         chain: list[str] = []
         frontier, seen = list(seeds), set(seeds)
         for _ in range(self.cfg["MAX_DEPTH"]):
             if not frontier:
                 break
-            where = self._keys_where(frontier)
-            parents = [p for _, p in self.store.query(Q.parents_of(where.sql()), where.params)]
+            self.fetch_details(frontier)
+            parents = [self.details[k]["parent_key"] for k in frontier if k in self.details]
             frontier = [p for p in dict.fromkeys(parents) if p and p not in seen]
             seen.update(frontier)
             chain += frontier

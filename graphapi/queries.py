@@ -99,15 +99,6 @@ DETAIL_COLUMNS = (
 ).split()
 
 
-def parents_of(where: str) -> str:
-    """The first parent of each process in a set (one step of the walk up to the root)."""
-    return f"""
-SELECT process_key, argMin(parent_key, time_ns) AS parent
-FROM process_events
-WHERE {where}
-GROUP BY process_key"""
-
-
 def children_of(where: str) -> str:
     """Processes whose parent is in a set (one level of the walk down)."""
     return f"""
