@@ -152,8 +152,8 @@ def host_facts(
         step.note = f"{len(facts.timeline)} events"
     with progress.step(f"{host}: failed, killed and OOM-killed processes") as step:
         rows = reader.rows(Q.FAILED_PROCESSES, span)
-        keys = sorted({r[15] for r in rows if r[15]})
-        facts.failed = process_entries(rows, commands_of(reader, host, keys) if keys else {})
+        ended = [r for r in rows if r[2] in ("exit", "oom_kill") and r[15]]
+        facts.failed = process_entries(rows, commands_of(reader, host, ended))
         step.note = f"{len(facts.failed)} found"
     with progress.step(f"{host}: new outbound destinations") as step:
         facts.new_destinations = new_destinations(reader, req, host)

@@ -192,11 +192,20 @@ def hosts_in_window(table: str, limit: int = 50) -> str:
 
 # --- processes by identity ----------------------------------------------------------------
 
-PROCESS_FACTS = (
-    f"SELECT {FACT_COLUMNS} FROM process_events WHERE host = {{host:String}}"
-    f" AND has({{keys:Array(String)}}, process_key) AND kind IN {_in(FACT_KINDS)}"
-    " ORDER BY time_ns LIMIT 20000"
-)
+
+def _facts(between: bool) -> str:
+    """Every fact of a set of processes; ``between`` bounds the time (the sort key) too."""
+    span = " AND time_ns >= {lo:UInt64} AND time_ns <= {hi:UInt64}" if between else ""
+    return (
+        f"SELECT {FACT_COLUMNS} FROM process_events WHERE host = {{host:String}}{span}"
+        f" AND has({{keys:Array(String)}}, process_key) AND kind IN {_in(FACT_KINDS)}"
+        " ORDER BY time_ns LIMIT 20000"
+    )
+
+
+PROCESS_FACTS = _facts(between=False)
+# The same, for processes whose lifetimes are known to lie within [lo, hi].
+PROCESS_FACTS_BETWEEN = _facts(between=True)
 
 KEYS_OF_PID = (
     "SELECT process_key FROM process_events WHERE host = {host:String} AND pid = {pid:UInt32}"

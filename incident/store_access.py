@@ -40,13 +40,15 @@ def open_from_args(args) -> Store:
 class Reader:
     """Runs the commands' queries, counting them, and turns store failures into one line."""
 
-    def __init__(self, store: Store, progress=None):
+    def __init__(self, store: Store, record: list | None = None):
         self.store = store
-        self.progress = progress
+        self.record = record  # (sql, params) of every query, when a list is given (benchmarks)
         self.queries = 0
         self.seconds = 0.0
 
     def rows(self, sql: str, params: dict) -> list[tuple]:
+        if self.record is not None:
+            self.record.append((sql, dict(params)))
         started = time.monotonic()
         try:
             return self.store.query(sql, params)

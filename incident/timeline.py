@@ -102,17 +102,37 @@ def build_timeline(reader: Reader, req: TimelineRequest) -> Timeline:
 
 def _commands_of_exits(reader: Reader, host: str, rows: list[tuple]) -> dict[str, str]:
     """{process_key: command line} for the processes whose exit is in ``rows``."""
-    keys = sorted({r[15] for r in rows if r[2] in ("exit", "oom_kill") and r[15]})
-    if not keys:
-        return {}
-    return commands_of(reader, host, keys)
+    execs = {r[15]: command_line(r[8], r[7], r[6]) for r in rows if r[2] == "exec" and r[15]}
+    ended = [r for r in rows if r[2] in ("exit", "oom_kill") and r[15] and r[15] not in execs]
+    return {**commands_of(reader, host, ended), **execs}
 
 
-def commands_of(reader: Reader, host: str, keys: list[str]) -> dict[str, str]:
-    """{process_key: its last command line} from exec/scan events (bounded by the key list)."""
+# Wall-clock times of one process's events come from one boot-clock offset, refreshed now and
+# then: allow this much skew when bounding a lifetime.
+SKEW_NS = 1_000_000_000
+
+
+def commands_of(reader: Reader, host: str, ended: list[tuple]) -> dict[str, str]:
+    """{process_key: its last command line} for exit/oom_kill rows (``PROCESS_COLUMNS``).
+
+    An exit row bounds when the process lived (its time, minus its lifetime), so the lookup
+    reads only that stretch of the host's events, not its whole history.
+    """
+    last = {}  # key -> latest time seen
+    born = {}  # key -> start, from an exit's lifetime (an OOM kill row has none)
+    for r in ended:
+        t, lifetime, key = r[0], r[13], r[15]
+        last[key] = max(last.get(key, t), t)
+        if r[2] == "exit" and lifetime:
+            born[key] = t - lifetime - SKEW_NS
+    spans = {key: (born.get(key, 0), t) for key, t in last.items()}
     out: dict[str, str] = {}
+    keys = sorted(spans)
     for chunk in _chunks(keys, 1000):
-        for row in reader.rows(Q.PROCESS_FACTS, {"host": host, "keys": chunk}):
+        lo = max(0, min(spans[k][0] for k in chunk))
+        hi = max(spans[k][1] for k in chunk) + SKEW_NS
+        params = {"host": host, "keys": chunk, "lo": lo, "hi": hi}
+        for row in reader.rows(Q.PROCESS_FACTS_BETWEEN, params):
             key, kind, argv, filename, comm = row[0], row[1], row[10], row[9], row[8]
             if kind in ("exec", "scan"):
                 out[key] = command_line(argv, filename, comm)
