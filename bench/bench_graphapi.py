@@ -4,6 +4,7 @@ statements (recorded from each request and replayed on the same server in the sa
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -180,7 +181,12 @@ def run() -> list[Result]:
             api, raw, nodes = measure(app, store, args)
             p50, p95, raw95 = percentile(api, 0.5), percentile(api, 0.95), percentile(raw, 0.95)
             results += [
-                Result(f"{name}: p50", p50 * 1000, "ms", note=f"{nodes} nodes"),
+                Result(
+                    f"{name}: p50",
+                    p50 * 1000,
+                    "ms",
+                    note=f"{nodes} nodes, load average {os.getloadavg()[0]:.1f} on this machine",
+                ),
                 Result(
                     f"{name}: p95",
                     p95 * 1000,
