@@ -3,7 +3,7 @@
 # Debian's python3-bpfcc is only importable by Debian's python3, so the virtual environment is
 # made by that python3 with --system-site-packages. The kernel headers bcc compiles against are
 # the host's, mounted at run time (/lib/modules, /usr/src: see docker-compose.yml).
-FROM debian:bookworm-slim
+FROM debian:bookworm-20260824-slim
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
