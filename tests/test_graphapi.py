@@ -276,3 +276,19 @@ def test_a_large_notification_is_stored_once(client):
     first = client.post("/api/alerts/webhook", json=payload, headers=AUTH).get_json()
     again = client.post("/api/alerts/webhook", json=payload, headers=AUTH).get_json()
     assert (first["stored"], again["stored"], again["duplicates"]) == (3000, 0, 3000)
+
+
+def test_thousands_of_descendants_stay_within_the_limit_and_the_query_cap(store, app):
+    """More children than MAX_DESCENDANTS, each its own program: every query stays under 18.16's
+    256 KiB cap (keys are inlined there) and the graph under its limit."""
+    n = app.config["MAX_DESCENDANTS"] + 500
+    parent = 5000
+    events = E.spawn(E.A, parent, 1, E.T0 + 100 * E.S, "spawner", ["spawner"])
+    for i in range(n):
+        pid = 100_000 + i
+        events += E.spawn(E.A, pid, parent, E.T0 + 101 * E.S + i, f"p{i}", [f"p{i}"])
+    store.insert_events(events)
+    g = get(app.test_client(), focus=E.key(E.A, parent), limit="200")
+    check_contract(g, 200)
+    assert g["meta"]["descendants_capped_at"] == app.config["MAX_DESCENDANTS"]
+    assert g["meta"]["not_shown"] > 0

@@ -33,8 +33,21 @@ def chdb_store(chdb_dir):
 
 
 @pytest.fixture(scope="module")
-def client(chdb_store):
-    return create_app({"STORE": chdb_store}).test_client()
+def server_store(clickhouse_server):
+    name = fresh_database_name()
+    s = open_store(clickhouse_server.url(name))
+    migrate(s)
+    s.insert_events(E.events())
+    yield s
+    s.execute(f"DROP DATABASE IF EXISTS {name}")
+    s.close()
+
+
+@pytest.fixture(scope="module", params=["chdb", "clickhouse"])
+def client(request):
+    """Fuzzed on both backends: ClickHouse 18.16 binds parameters differently from chDB."""
+    store = request.getfixturevalue("chdb_store" if request.param == "chdb" else "server_store")
+    return create_app({"STORE": store}).test_client()
 
 
 ARG_NAMES = ["from", "to", "host", "container", "focus", "limit", "process_key"]
