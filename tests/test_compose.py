@@ -25,6 +25,8 @@ import yaml
 from dashboards.build import GENERATED_DIR as DASHBOARDS_DIR
 from groundtruth import compose
 from groundtruth.mixin import load_config
+from store.db import DEFAULT_DATA_DIR
+from store.sink import default_spool_dir
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -237,7 +239,7 @@ def test_graphapi_starts_on_the_store_with_the_token_beyond_loopback(services, m
     assert secret_path(services["alertmanager"], "graphapi_token") == compose.GRAPHAPI_TOKEN_FILE
 
 
-def test_exporter_starts_with_the_hosts_name_listening_for_prometheus(services, monkeypatch):
+def test_exporter_starts_with_the_hosts_name_for_prometheus_and_the_store(services, monkeypatch):
     from exporter.cli import config_from_args
 
     args = parse_as_started(services["exporter"], monkeypatch)
@@ -245,14 +247,10 @@ def test_exporter_starts_with_the_hosts_name_listening_for_prometheus(services, 
     config = config_from_args(args)
     assert config.listen == f"0.0.0.0:{compose.EXPORTER.port}"
     assert config.host == read_env()["GROUNDTRUTH_HOST"]
-
-
-@pytest.mark.xfail(
-    strict=True, reason="`groundtruth run` takes no store yet (store.cli.add_store_arguments)"
-)
-def test_exporter_writes_to_the_clickhouse_service(services, monkeypatch):
-    args = parse_as_started(services["exporter"], monkeypatch)
-    assert args.store_url == store_url()
+    assert config.sinks == [store_url()]  # events go to the ClickHouse service
+    # ...and what waits for it while it is away is kept in the exporter's named volume.
+    (volume,) = [v for v in services["exporter"]["volumes"] if v["type"] == "volume"]
+    assert default_spool_dir(store_url(), DEFAULT_DATA_DIR).is_relative_to(volume["target"])
 
 
 def healthcheck_path(service: dict) -> str:
