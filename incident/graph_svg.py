@@ -17,6 +17,7 @@ from graphapi.causal import GraphRequest, build_graph
 from graphapi.request_args import ALERT_FOCUS, Focus, Scope
 from graphapi.request_args import Window as GraphWindow
 from incident.errors import IncidentError
+from store.writer import short_error
 
 DOT_TIMEOUT_SECONDS = 60
 SHAPES = {
@@ -44,6 +45,8 @@ def causal_graph(store, hosts: list[str], start_ns: int, end_ns: int, alert: str
         return build_graph(store, req, dict(graphapi.DEFAULTS))
     except HTTPException as e:  # graphapi says what it could not find as a 404
         raise IncidentError(f"causal graph: {e.description}", exit_code=1) from None
+    except Exception as e:  # noqa: BLE001 - the report goes on without its picture
+        raise IncidentError(f"causal graph: {short_error(e)}", exit_code=1) from None
 
 
 def _quote(text) -> str:

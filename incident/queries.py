@@ -29,9 +29,10 @@ PROGRAM_BY_FILE = (
     " OR endsWith(filename, {slash_program:String}))"
 )
 BY_UID = "uid = {uid:UInt32}"
-# Connections carry no uid: keep those of processes that ran as the user.
+# Connections carry no uid: keep those of processes that ran as the user. GLOBAL: in cluster
+# mode the subquery reads the Distributed table once, rather than being refused per shard.
 CONNECTION_BY_UID = (
-    "process_key IN (SELECT process_key FROM process_events WHERE host = {host:String}"
+    "process_key GLOBAL IN (SELECT process_key FROM process_events WHERE host = {host:String}"
     f" AND uid = {{uid:UInt32}} AND time_ns < {{hi:UInt64}} AND kind IN {_in(FACT_KINDS)}"
     " LIMIT 1000000)"
 )

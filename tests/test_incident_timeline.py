@@ -267,3 +267,35 @@ def test_reused_pid_lists_the_candidates(capsys, incident_store, incident_scenar
     code, listed, err = ancestry(capsys, incident_store, s.reused_pid, "--host", s.host, *window(s))
     assert code == 3 and "different processes from " in err
     assert {c["process_key"] for c in ours} <= {c["process_key"] for c in listed}
+
+
+def test_on_a_two_shard_cluster(capsys, tmp_path, clickhouse_cluster, incident_scenario):
+    """Through Distributed tables (cluster mode), with the subquery of the --user filter."""
+    from store.db import open_store
+    from store.migrations import migrate
+    from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
+
+    s = incident_scenario
+    url = clickhouse_cluster[1].url(fresh_database_name())
+    store = open_store(url, cluster=CLUSTER_NAME)
+    migrate(store)
+    store.insert_events(s.events)
+    store.close()
+    target = type("Target", (), {"options": ["--store-url", url, "--cluster", CLUSTER_NAME]})
+    mine = timeline_records(capsys, target, s, "--user", os.getuid(), "--program", "python")
+    client_closes = [r for r in mine if r["kind"] == "close" and r["direction"] == "outbound"]
+    assert f"127.0.0.1:{s.server_port}" in {r["remote"] for r in client_closes}
+    code, chain, err = ancestry(capsys, target, s.pids["grandchild"], "--host", s.host)
+    assert code == 0, err
+    assert [p["pid"] for p in chain[-3:]] == [s.pids[r] for r in ("parent", "child", "grandchild")]
+    out_dir = tmp_path / "pm"
+    code, _, err = run(
+        capsys, "postmortem", *target.options, *window(s), "--host", s.host, "-o", out_dir
+    )
+    assert code == 0, err
+    report = (out_dir / "postmortem.md").read_text()
+    assert f"| {s.pids['grandchild']} |" in report and "exit 7 (error)" in report
+    # graphapi's own queries decide whether a cluster gets a picture; the report is written
+    # either way, saying why when there is none.
+    graph = report[report.index("## Causal graph") :].split("\n## ")[0]
+    assert "![causal graph](causal-graph.svg)" in graph or "No graph was drawn: " in graph
