@@ -42,7 +42,7 @@ STAGE = "sink"
 
 @dataclass
 class WriterSettings:
-    batch_size: int = 5000
+    batch_size: int = 20000
     max_age: float = 1.0  # seconds an event may wait in memory before a flush
     max_buffer: int = 200_000  # events in memory before the oldest are dropped
     spool_max_bytes: int = 256 * 1024 * 1024
@@ -117,6 +117,11 @@ class StoreWriter:
             self.store.close()
 
     # --- figures for the metrics ----------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Whether the store took the schema check and has not failed since."""
+        return self._ready and not self._failing
+
     @property
     def sink_name(self) -> str:
         return self.store.backend.name
