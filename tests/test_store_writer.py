@@ -194,6 +194,7 @@ def test_bad_credentials_one_error_line_then_events_wait_on_disk(
     events = make_events(500)
     writer.write(events)
     wait_until(lambda: writer.errors >= 3, what="retries")
+    assert not writer.connected
     registry = CollectorRegistry()
     registry.register(SinkCollector(writer))
     text = generate_latest(registry).decode()  # a scrape works while the store does not
@@ -208,6 +209,7 @@ def test_bad_credentials_one_error_line_then_events_wait_on_disk(
     good = open_store(clickhouse_server.url(database))
     writer = StoreWriter(good, tmp_path / "spool", stats, WriterSettings(**FAST))
     wait_until(lambda: writer.spool.events == 0, what="replay")
+    assert writer.connected
     writer.close()
     reader = open_store(clickhouse_server.url(database))
     assert sorted(stored_ids(reader)) == sorted(e.event_id for e in events)
