@@ -4,7 +4,8 @@ its benchmark.
 ``AlertStack`` runs the compose stack's own Prometheus config (groundtruth.compose), the
 generated rules and the compose Alertmanager config as real processes, their compose addresses
 rewritten to loopback ports; the real exporter (real eBPF probes) writing to the store through
-the store writer; and the real ``groundtruth graphapi`` process on the same store, with a token.
+its store sink (what ``--sink clickhouse://...`` opens); and the real ``groundtruth graphapi``
+process on the same store, with a token.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from exporter.sinks import FanoutSink
 from groundtruth import compose
 from groundtruth.mixin import load_config
 from store.db import open_store
-from store.writer import StoreWriter
+from store.sink import open_sink
 from tests.fixtures.exporter import RunningExporter, exporter_config
 from tests.fixtures.prometheus import start_alertmanager, start_prometheus
 from tests.fixtures.service import ServerProcess, free_port
@@ -136,7 +137,7 @@ class AlertStack:
         """The exporter, its events going to the store (graphapi has migrated it)."""
         self.exporter = RunningExporter(exporter_config(host=self.host, program_label_cap=1000))
         stats = self.exporter.exporter.stats
-        writer = StoreWriter(open_store(self.store_url), self.workdir / "spool", stats)
+        writer = open_sink(self.store_url, stats, spool_dir=self.workdir / "spool")
         self.exporter.exporter.sink = FanoutSink([self.exporter.sink, writer])
         self.exporter.start()
         self._stoppers.append(self.exporter.stop)
