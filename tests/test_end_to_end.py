@@ -53,9 +53,10 @@ def test_exec_storm_alert_reaches_graphapi_and_its_graph(stack, record_property)
     assert fired[0]["metric"][stack.cfg.host_label] == stack.host
     fingerprint, host, status = stored[0]
     assert (host, status) == (stack.host, "firing")
-    (am_alert,) = [a for a in stack.alertmanager.alerts() if a["labels"]["alertname"] == ALERT]
-    assert am_alert["fingerprint"] == fingerprint
-    assert GRAPHAPI_RECEIVER in [r["name"] for r in am_alert["receivers"]]
+    # (One alert per top program: busy neighbours on this machine may add another.)
+    am_alerts = {a["fingerprint"]: a for a in stack.alertmanager.alerts()}
+    assert am_alerts[fingerprint]["labels"]["alertname"] == ALERT
+    assert GRAPHAPI_RECEIVER in [r["name"] for r in am_alerts[fingerprint]["receivers"]]
 
     # The graph of the alert's window and host: the storm's parent and the /bin/true it ran.
     window = {"from": provoked_ns // 10**6 - 60_000, "to": time.time_ns() // 10**6 + 1000}
