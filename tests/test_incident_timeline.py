@@ -11,14 +11,19 @@ import csv
 import io
 import json
 import os
-import sys
+from pathlib import Path
 
 import pytest
 
+from exporter.proc_scan import parse_stat
 from groundtruth.cli import main
 from tests.fixtures.incident import MARKER, PEER, RECEIVED, SENT
 
 pytestmark = pytest.mark.ebpf
+
+
+def start_ticks(pid: int) -> int:
+    return parse_stat(Path(f"/proc/{pid}/stat").read_text())[2]
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -219,7 +224,9 @@ def test_ancestry_of_the_grandchild_is_exact(capsys, incident_store, incident_sc
     assert (grandchild["exit_code"], grandchild["exit"]) == (7, "exit 7 (error)")
     assert (child["exit_code"], parent["exit_code"]) == (0, 0)
     assert test_process["pid"] == os.getpid()
-    assert test_process["argv"][0] == sys.executable or test_process["pid"] == os.getpid()
+    own_argv = Path("/proc/self/cmdline").read_bytes().decode().split("\0")[:-1]
+    assert test_process["argv"][0] == own_argv[0][:127]
+    assert test_process["process_key"] == f"{s.host}:{os.getpid()}:{start_ticks(os.getpid())}"
     assert all(p["uid"] == os.getuid() for p in (parent, child, grandchild))
     # Each links to the one above it, and the chain starts at the root (pid 1, no parent).
     for above, below in zip(chain, chain[1:], strict=False):
