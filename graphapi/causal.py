@@ -36,6 +36,9 @@ from graphapi.nodegraph_fields import (
     PEER,
     SERVICE,
     edge,
+    image_id,
+    image_node,
+    images,
     iso,
     node,
     process_node,
@@ -363,7 +366,21 @@ class Drawing:
             n = process_node(details)
         if pinned:
             n["highlighted"] = True
-        self.add_node(n, 0 if pinned else 2)
+        priority = 0 if pinned else 2
+        self.add_node(n, priority)
+        if details is None:
+            return
+        # One node per exec: earlier programs of this pid lead to the last one (the key).
+        ran = images(details)
+        for i, (at_ns, program) in enumerate(ran[:-1], 1):
+            self.add_node(image_node(details, i, at_ns, program), priority)
+            later = image_id(key, i + 1) if i + 1 < len(ran) else key
+            self.add_edge(edge(image_id(key, i), later, "exec"))
+
+    def entry(self, key: str) -> str:
+        """The node a process's life starts at: its first program's, when it ran several."""
+        first = image_id(key, 1)
+        return first if first in self.nodes else key
 
     def add_group(self, grp: dict) -> None:
         n = node(
@@ -378,7 +395,7 @@ class Drawing:
         for key in list(self.nodes):
             parent = details.get(key, {}).get("parent_key")
             if parent and parent in self.nodes:
-                self.add_edge(edge(parent, key, "spawned"))
+                self.add_edge(edge(parent, self.entry(key), "spawned"))
         for grp in plan.groups:
             if grp["parent"] in self.nodes:
                 e = edge(grp["parent"], grp["id"], "spawned", detail__count=grp["count"])
@@ -454,7 +471,7 @@ class Drawing:
                 self._context_node(cid, d["container_id"][:12], "container", targets)
                 self.add_edge(edge(hid, cid, "runs"))
                 owner = cid
-            self.add_edge(edge(owner, key, "runs"))
+            self.add_edge(edge(owner, self.entry(key), "runs"))
         for target, alert_ids in targets.items():
             if target.startswith(HOST):
                 self._context_node(target, target[len(HOST) :], "host", targets)

@@ -62,6 +62,7 @@ COLORS = {
 }
 EDGE_STYLE = {
     "spawned": ("#8e8e8e", ""),
+    "exec": ("#8e8e8e", "2 2"),
     "connected": ("#5794F2", ""),
     "accepted": ("#73BF69", ""),
     "listens": ("#8e8e8e", "4 4"),
@@ -131,6 +132,26 @@ def exit_text(p: dict) -> str:
     if p.get("signal"):
         return f"killed by signal {p['signal']}"
     return f"exit {p.get('exit_code')}"
+
+
+def images(p: dict) -> list[tuple[int, str]]:
+    """(time, program) of each exec of a process, in order."""
+    return sorted(zip(p.get("exec_times") or [], p.get("exec_comms") or [], strict=False))
+
+
+def image_id(key: str, n: int) -> str:
+    """The node of a process's n-th program (1-based) when it ran several; the last is ``key``."""
+    return f"{key}#{n}"
+
+
+def image_node(p: dict, n: int, at_ns: int, program: str) -> dict:
+    """A program a process ran before exec'ing the next one."""
+    return node(
+        image_id(p["process_key"], n), program, "process",
+        subtitle=f"{user_of(p.get('uid'))}@{p.get('host', '')} pid {p.get('pid', '')}",
+        color=COLORS["context"], detail__start=iso(at_ns), detail__exit=f"exec #{n + 1}",
+        detail__container=p.get("container_id", ""), detail__count=1,
+    )  # fmt: skip
 
 
 def process_node(p: dict, children: int = 0, connections: int = 0) -> dict:

@@ -73,6 +73,9 @@ ORDER BY any_failed DESC, first_ns ASC
 LIMIT {{groups_max:UInt32}}"""
 
 
+EXECS_MAX = 8  # programs a process ran (exec after exec) drawn as nodes of their own
+
+
 def process_details(where: str) -> str:
     """Everything a process node shows, one row per process key."""
     return f"""
@@ -86,7 +89,9 @@ SELECT process_key, any(host) AS p_host, argMax(pid, time_ns) AS p_pid,
        argMaxIf(signal, time_ns, kind = 'exit') AS signal,
        argMaxIf(outcome, time_ns, kind IN ('exit', 'exec_failed')) AS outcome,
        max(kind = 'oom_kill') AS oom_killed, max(kind = 'exec_failed') AS exec_failed,
-       argMax(container_id, time_ns) AS p_container, min(time_ns) AS first_ns
+       argMax(container_id, time_ns) AS p_container, min(time_ns) AS first_ns,
+       groupArrayIf({EXECS_MAX})(comm, kind = 'exec') AS exec_comms,
+       groupArrayIf({EXECS_MAX})(time_ns, kind = 'exec') AS exec_times
 FROM process_events
 WHERE {where}
 GROUP BY process_key
@@ -95,7 +100,7 @@ LIMIT {{details_max:UInt32}}"""
 
 DETAIL_COLUMNS = (
     "process_key host pid parent_key program filename argv execs uid start_ns end_ns "
-    "exit_code signal outcome oom_killed exec_failed container_id first_ns"
+    "exit_code signal outcome oom_killed exec_failed container_id first_ns exec_comms exec_times"
 ).split()
 
 

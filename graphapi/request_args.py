@@ -194,6 +194,7 @@ def parse_focus(value: str) -> Focus:
     endpoint = _endpoint(value.removeprefix(ENDPOINT))
     if endpoint is not None:
         return endpoint
+    value = re.sub(r"#[0-9]{1,2}$", "", value)  # a process's earlier program: the process
     m = re.match(r"(\d+)@(.+)$", value)
     if m:
         return _pid_focus(m.group(2), m.group(1), value)

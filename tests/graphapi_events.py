@@ -2,7 +2,8 @@
 
 Host a: init (scanned, before the window) -> sh -> curl, which connects to host b's nginx and to
 a public address; sh also runs five `true` (collapsed into one node) and one failing `false`;
-wget connects to nginx too, but host b saw that connection accepted ten minutes later (no match).
+wget connects to nginx too, but host b saw that connection accepted ten minutes later (no match);
+an entrypoint script execs its app (one process, two programs).
 Host b: nginx (scanned, listening on :80) accepts curl's connection and forks a worker.
 """
 
@@ -92,6 +93,9 @@ def events() -> list:
         ev += spawn(A, 110 + i, 100, T0 + (20 + i) * S, "true", ["true"], end=T0 + (21 + i) * S)
     ev += spawn(A, 120, 100, T0 + 30 * S, "false", ["false"], end=T0 + 31 * S, exit_code=1)
     ev += spawn(A, 130, 100, T0 + 40 * S, "wget", ["wget", "http://10.0.0.2/"])
+    # An entrypoint script that execs its application: one pid, two programs.
+    ev += spawn(A, 140, 100, T0 + 50 * S, "entrypoint.sh", ["/entrypoint.sh", "app"])
+    ev.append(proc("exec", A, 140, 100, T0 + 51 * S, "app", start=T0 + 50 * S, argv=["app"]))
     ev += conn(A, 101, "outbound", (A_ADDR, 40000), (B_ADDR, 80), T0 + 3 * S, "a1", comm="curl")
     ev += conn(A, 101, "outbound", (A_ADDR, 40002), (PUBLIC, 443), T0 + 4 * S, "a2", comm="curl")
     ev += conn(A, 130, "outbound", (A_ADDR, 40001), (B_ADDR, 80), T0 + 41 * S, "a3", comm="wget")

@@ -89,6 +89,16 @@ def test_focus_on_a_process_gives_ancestors_descendants_and_the_cross_host_edge(
     assert g["meta"]["seeds"] == [curl]
 
 
+def test_one_node_per_exec(client):
+    sh, app = E.key(E.A, 100), E.key(E.A, 140)
+    g = get(client, focus=app)
+    nodes = by_id(g)
+    assert (nodes[f"{app}#1"]["title"], nodes[app]["title"]) == ("entrypoint.sh", "app")
+    assert (sh, f"{app}#1") in edges(g, "spawned")
+    assert (f"{app}#1", app) in edges(g, "exec")
+    assert get(client, focus=f"{app}#1")["meta"]["seeds"] == [app]
+
+
 def test_same_tuple_far_apart_in_time_is_not_matched(client):
     wget = E.key(E.A, 130)
     g = get(client, focus=f"130@{E.A}")
@@ -223,7 +233,7 @@ def test_tables_processes_detail_and_timeline(client):
     assert {r["program"] for r in rows} >= {"sh", "curl", "true", "false", "wget"}
     detail = get(client, f"/api/processes/{E.key(E.A, 100)}")
     assert [c["pid"] for c in sorted(detail["children"], key=lambda c: c["pid"])] == [
-        101, 110, 111, 112, 113, 114, 120, 130
+        101, 110, 111, 112, 113, 114, 120, 130, 140
     ]  # fmt: skip
     assert [e["kind"] for e in detail["events"]] == ["fork", "exec"]
     timeline = get(client, "/api/timeline", host=E.A, process_key=E.key(E.A, 101))
