@@ -6,6 +6,7 @@ human parts (impact, remediation, follow-ups) are headed and left empty with a p
 
 from __future__ import annotations
 
+import re
 from datetime import tzinfo
 
 from incident.describe import endpoint, short_container
@@ -22,8 +23,23 @@ HUMAN_SECTIONS = (
 
 def cell(value) -> str:
     """A table cell: one line, pipes escaped, so a command line cannot break the table."""
+    if isinstance(value, Code):
+        return value.markdown()
     text = " ".join(str(value).split())
     return text.replace("\\", "\\\\").replace("|", "\\|") or " "
+
+
+class Code(str):
+    """Text shown verbatim (a command line): a code span, so ``*``, ``_`` or ``<`` stay as
+    typed. Inside a table, GFM still needs its pipes escaped."""
+
+    def markdown(self) -> str:
+        text = " ".join(self.split())
+        if not text:
+            return " "
+        fence = "`" * (max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+        pad = " " if text.startswith("`") or text.endswith("`") else ""
+        return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
 
 
 def table(headings: list[str], rows: list[list]) -> list[str]:
@@ -97,7 +113,8 @@ def _alerts(facts: Facts, zone) -> list[str]:
 
 
 def _timeline(facts: Facts, zone) -> list[str]:
-    out = ["## Timeline around the alerts", "", f"{facts.focus.describe(zone)}.", ""]
+    heading = "## Timeline around the alerts" if facts.alerts else "## Timeline"
+    out = [heading, "", f"{facts.focus.describe(zone)}.", ""]
     for h in facts.per_host:
         entries = h.timeline
         out += [f"### {h.host}", ""]
@@ -106,7 +123,14 @@ def _timeline(facts: Facts, zone) -> list[str]:
             continue
         shown = pick_rows(entries, [a.time_ns for a in facts.alerts], TIMELINE_ROWS)
         rows = [
-            [format_ns(e.time_ns, zone), e.kind, e.pid or "", e.program, e.container, e.detail]
+            [
+                format_ns(e.time_ns, zone),
+                e.kind,
+                e.pid or "",
+                e.program,
+                e.container,
+                Code(e.detail),
+            ]
             for e in shown
         ]
         out += table(["Time", "Kind", "PID", "Program", "Container", "Detail"], rows)
@@ -169,7 +193,14 @@ def _failed(facts: Facts, zone) -> list[str]:
     for h in facts.per_host:
         for e in h.failed:
             rows.append(
-                [format_ns(e.time_ns, zone), h.host, e.pid, e.container, e.detail, e.process_key]
+                [
+                    format_ns(e.time_ns, zone),
+                    h.host,
+                    e.pid,
+                    e.container,
+                    Code(e.detail),
+                    Code(e.process_key),
+                ]
             )
     if not rows:
         return out + ["None in the window.", ""]

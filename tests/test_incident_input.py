@@ -14,6 +14,7 @@ from incident.errors import IncidentError
 from incident.filters import parse_remote, parse_user
 from incident.progress import Progress
 from incident.render import table_lines, write_csv
+from incident.report_md import Code, cell, table
 from incident.timeline import Entry
 from incident.times import (
     NS,
@@ -300,3 +301,21 @@ def test_an_empty_store_says_it_has_no_tables(capsys, chdb_database):
     )
     assert code == 1 and err.count("\n") == 1
     assert "has no groundtruth tables yet" in err
+
+
+@pytest.mark.parametrize(
+    "value,markdown",
+    [
+        ("exit 7 (error)", "exit 7 (error)"),
+        ("a|b", "a\\|b"),
+        ("line\nbreak", "line break"),
+        ("", " "),
+        (Code("python -c 'x = 2 * 3 | <b>'"), "`python -c 'x = 2 * 3 \\| <b>'`"),
+        (Code("echo `date`"), "`` echo `date` ``"),  # CommonMark strips one space each side
+        (Code("a\nb"), "`a b`"),
+    ],
+)
+def test_report_cells_cannot_break_the_table(value, markdown):
+    assert cell(value) == markdown
+    (row,) = table(["X"], [[value]])[2:]
+    assert row == f"| {markdown} |"
