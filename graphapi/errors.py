@@ -2,7 +2,8 @@
 
 Bad input raises werkzeug's HTTP exceptions (400, 404, ...) with a description that says what is
 wrong. A store that cannot be reached is ``StoreUnavailable`` (503: Alertmanager retries a 5xx).
-Anything else is a bug: it is logged with its traceback and answered with a plain 500.
+Anything else, including SQL the server rejects as wrong (``storage.QUERY_BUG_CODES``), is a
+bug: it is logged with its traceback and answered with a plain 500.
 """
 
 from __future__ import annotations

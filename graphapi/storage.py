@@ -12,6 +12,7 @@ benchmark replays them as raw SQL).
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import current_app, g
 
@@ -20,6 +21,20 @@ from store.db import open_store, redact
 from store.params import ParameterError
 
 log = logging.getLogger("groundtruth.graphapi")
+
+# ClickHouse error codes that mean our SQL is wrong, not that the store is away: a 500 (and a
+# logged traceback), not a 503 that invites retrying. Syntax error, unknown identifier or
+# function, bad argument count or type, type mismatch, aggregate misuse.
+QUERY_BUG_CODES = {42, 43, 46, 47, 53, 62, 184, 215}
+
+
+def is_query_bug(exc: Exception) -> bool:
+    """clickhouse-driver carries the code as ``.code``; chDB only in its message."""
+    code = getattr(exc, "code", None)
+    if code is None:
+        m = re.search(r"Code: (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    return code in QUERY_BUG_CODES
 
 
 class Gateway:
@@ -34,7 +49,9 @@ class Gateway:
             return fn(*args)
         except ParameterError:
             raise  # our own SQL and its parameters disagree: a bug, not an outage
-        except Exception as e:  # noqa: BLE001 - any driver or engine failure means "unavailable"
+        except Exception as e:  # noqa: BLE001 - any other failure means "unavailable"
+            if is_query_bug(e):
+                raise  # the error handler logs it with its traceback and answers 500
             log.warning("graphapi: store %s failed: %s", what, e)
             raise StoreUnavailable(
                 description=f"the event store is unavailable ({type(e).__name__}); retry later"

@@ -302,3 +302,19 @@ def test_thousands_of_descendants_stay_within_the_limit_and_the_query_cap(store,
     check_contract(g, 200)
     assert g["meta"]["descendants_capped_at"] == app.config["MAX_DESCENDANTS"]
     assert g["meta"]["not_shown"] > 0
+
+
+def test_a_query_bug_is_a_500_not_a_503(store, caplog):
+    """Our own SQL failing is a logged 500 (no traceback in the reply), not "store unavailable"."""
+    from flask import Blueprint
+
+    from graphapi.storage import get_store
+
+    app = create_app({"STORE": store})
+    bp = Blueprint("broken", __name__)
+    bp.get("/broken")(lambda: {"rows": get_store().query("SELECT no_such_column FROM system.one")})
+    app.register_blueprint(bp)
+    reply = app.test_client().get("/broken")
+    body = reply.get_json()
+    assert reply.status_code == 500
+    assert set(body) == {"code", "name", "description"} and "Traceback" not in body["description"]
