@@ -25,6 +25,15 @@ from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 pytestmark = pytest.mark.ebpf
 
 
+def descendants(graph: dict, root: str) -> set[str]:
+    """Nodes reachable from root along the graph's edges (spawned, exec, ...)."""
+    out, frontier = set(), {root}
+    while frontier:
+        frontier = {e["target"] for e in graph["edges"] if e["source"] in frontier} - out
+        out |= frontier
+    return out & {n["id"] for n in graph["nodes"]}
+
+
 @pytest.fixture
 def stack(ebpf_problems, tmp_path, clickhouse_url):
     skip_or_fail_without_ebpf(ebpf_problems)
@@ -68,6 +77,5 @@ def test_exec_storm_alert_reaches_graphapi_and_its_graph(stack, record_property)
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert nodes[f"{ALERT_NODE}{fingerprint}"]["highlighted"] is True
     (storm_node,) = [i for i in nodes if i.startswith(f"{stack.host}:{storm.pid}:")]
-    children = [e["target"] for e in graph["edges"] if e["source"] == storm_node]
-    programs = {nodes[c]["title"].rsplit("/", 1)[-1] for c in children if c in nodes}
-    assert "true" in programs, f"the storm's children in the graph: {programs}"
+    programs = {nodes[d]["title"].rsplit("/", 1)[-1] for d in descendants(graph, storm_node)}
+    assert "true" in programs, f"what the storm started, in the graph: {programs}"
