@@ -45,6 +45,12 @@ def make_output_dir(out: Path) -> None:
         raise IncidentError(f"-o {out}: {e.strerror}") from None
 
 
+def graph_focus(asked: str, alerts: list) -> str:
+    """The alert the graph centres on: the one asked for, or the only one in the window."""
+    fingerprints = {a.fields["fingerprint"] for a in alerts}
+    return asked or (fingerprints.pop() if len(fingerprints) == 1 else "")
+
+
 def run_postmortem(args) -> int:
     zone = get_zone(args.tz)
     window = make_window(None, args.start, args.end, time.time_ns(), zone, default_since=None)
@@ -70,7 +76,7 @@ def run_postmortem(args) -> int:
             try:
                 facts.graph = causal_graph(
                     store, facts.hosts, facts.focus.start_ns, facts.focus.end_ns,
-                    req.alert, req.graph_limit,
+                    graph_focus(req.alert, facts.alerts), req.graph_limit,
                 )  # fmt: skip
                 dot_text = to_dot(facts.graph, f"groundtruth: {facts.focus.describe(zone)}")
                 (out / DOT).write_text(dot_text)
