@@ -319,3 +319,29 @@ def test_report_cells_cannot_break_the_table(value, markdown):
     assert cell(value) == markdown
     (row,) = table(["X"], [[value]])[2:]
     assert row == f"| {markdown} |"
+
+
+def test_dot_quoting_survives_hostile_labels():
+    """Ids and labels with quotes, backslashes, newlines and braces still make a valid SVG."""
+    import xml.etree.ElementTree as ET
+
+    from graphapi.nodegraph_fields import edge, node
+    from incident.graph_svg import render_svg, to_dot
+    from incident.postmortem_cli import graph_focus
+
+    hostile = 'sh -c "echo \\\\"; }\n<b>&amp;'
+    graph = {
+        "nodes": [
+            node("h:1:1", "init", "process", detail__argv="/sbin/init"),
+            node('h:2:"2"', "sh", "process", detail__argv=hostile, highlighted=True),
+        ],
+        "edges": [edge("h:1:1", 'h:2:"2"', "spawned")],
+    }
+    svg = ET.fromstring(render_svg(to_dot(graph, 'title "quoted"')))
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+    assert 'title "quoted"' in texts and "init" in texts
+    assert 'sh -c "echo \\\\"; }' in texts  # the first line of the argv, verbatim
+    assert graph_focus("", []) == ""
+    alert = Entry(0, "h", "alert", "alert", 0, "", "", "", "", {"fingerprint": "f1"})
+    assert graph_focus("", [alert, alert]) == "f1"
+    assert graph_focus("asked", [alert]) == "asked"
