@@ -13,11 +13,29 @@ import uuid
 
 import pytest
 
-from store.db import open_store
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from tests.fixtures.service import free_port
 
 pytestmark = pytest.mark.ebpf
+
+
+def stored_events(data_dir, pid: int) -> list:
+    """(kind, argv, exit_code) of pid's events in a chDB directory, read in a process of its
+    own: chDB serves one data directory per process, and the suite's is another."""
+    reader = (
+        "import json, sys\n"
+        "from store.db import open_store\n"
+        "store = open_store(None, sys.argv[1])\n"
+        "rows = store.query('SELECT kind, argv, exit_code FROM process_events '\n"
+        "    'WHERE pid = {pid:UInt32} AND host = {host:String} ORDER BY time_ns',\n"
+        "    {'pid': int(sys.argv[2]), 'host': 'up-host'})\n"
+        "print(json.dumps([list(r) for r in rows]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", reader, str(data_dir), str(pid)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout)
 
 
 def get(url: str):
@@ -68,15 +86,6 @@ def test_up_serves_metrics_and_graph_and_stops_losing_nothing(ebpf_problems, tmp
     finally:
         up.kill()
         up.wait()
-    store = open_store(None, tmp_path / "chdb")
-    try:
-        rows = store.query(
-            "SELECT kind, argv, exit_code FROM process_events WHERE pid = {pid:UInt32} "
-            "AND host = {host:String} ORDER BY time_ns",
-            {"pid": last.pid, "host": "up-host"},
-        )
-    finally:
-        store.close()
-    kinds = {kind: (argv, code) for kind, argv, code in rows}
+    kinds = {kind: (argv, code) for kind, argv, code in stored_events(tmp_path / "chdb", last.pid)}
     assert kinds["exec"][0] == ["/bin/sh", "-c", "exit 5", token + "-last"]
     assert kinds["exit"][1] == 5
