@@ -100,10 +100,21 @@ class Spool:
         self.bytes -= segment.size
         return segment
 
-    def set_aside(self, subdir: str = "rejected") -> Segment:
-        """Moves the oldest segment out of the queue into ``subdir`` (kept, not replayed)."""
+    @property
+    def rejected_dir(self) -> Path:
+        """Where refused batches are kept, out of the queue, for someone to look at."""
+        return self.directory / "rejected"
+
+    def set_aside(self) -> Segment:
+        """Moves the oldest segment out of the queue into ``rejected_dir``."""
         segment = self._segments[0]
-        target = self.directory / subdir
-        target.mkdir(exist_ok=True)
-        os.replace(segment.path, target / segment.path.name)
+        self.rejected_dir.mkdir(exist_ok=True)
+        os.replace(segment.path, self.rejected_dir / segment.path.name)
         return self.pop()
+
+    def keep_rejected(self, table: str, columns: dict[str, list]) -> None:
+        """Writes refused rows into ``rejected_dir`` (in the segment format)."""
+        self.rejected_dir.mkdir(exist_ok=True)
+        rows = len(columns["event_id"])
+        name = f"{time.time_ns()}-{rows}-{table}.json"
+        (self.rejected_dir / name).write_text(json.dumps({"table": table, "columns": columns}))

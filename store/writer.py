@@ -14,8 +14,10 @@ crash left in the spool after its insert) is not stored twice.
 Every loss is counted in ``PipelineStats`` under stage ``sink``: ``spool_full`` (oldest spooled
 events dropped to make room), ``buffer_full`` (the thread fell so far behind that even the
 spool could not be fed), ``spool_error`` (the store and the spool's disk both failing),
-``rejected`` (the store refused the data itself, or no table takes that event type; a refused
-batch is kept in ``<spool>/rejected``). Each kind of failure is said in one log line.
+``rejected`` (the store refused the data itself, or no table takes that event type). A batch
+the store refuses is halved until the bad rows are found (within ``isolate_budget`` inserts):
+the rest is stored, the bad rows are kept in ``<spool>/rejected``. Each kind of failure is said
+in one log line.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from exporter.pipeline_stats import PipelineStats
 from store.buffer import MemoryBuffer
@@ -50,6 +53,7 @@ class WriterSettings:
     retry_max: float = 5.0  # ...up to this
     retention_days: int = DEFAULT_RETENTION_DAYS
     retention_every: float = 3600.0  # seconds between drops of expired day partitions
+    isolate_budget: int = 64  # inserts spent finding the bad rows in a refused batch
 
 
 @dataclass
@@ -161,6 +165,7 @@ class StoreWriter:
         self._replay()
         if closing and not self._buffer:
             self._collect_insert(wait=True)
+            self._replay()  # what that last insert left in the spool, if the store is up
             self._inserter.shutdown()
             return True
         self._apply_retention()
@@ -254,14 +259,28 @@ class StoreWriter:
                 self.spool.set_aside()
                 log.error("spool segment %s names unknown table %r: set aside", segment, table)
                 continue
-            if not self._attempt(lambda t=table, c=cols: self._insert_new(t, c)):
+            refused: list[dict] = []
+            if not self._attempt(partial(self._insert_new, table, cols, refused)):
                 if not self._rejected:
                     return  # the store is failing: retry later
                 self.spool.set_aside()  # the data is at fault: keep it aside, go on
                 self.stats.count_dropped(STAGE, "rejected", segment.rows)
                 continue
+            lost = sum(len(part["event_id"]) for part in refused)
+            if refused:
+                for part in refused:
+                    self.spool.keep_rejected(table, part)
+                self.stats.count_dropped(STAGE, "rejected", lost)
+                log.error(
+                    "event store %s refused %d of %d events in %s: kept in %s",
+                    self.store.describe(),
+                    lost,
+                    segment.rows,
+                    table,
+                    self.spool.rejected_dir,
+                )
             self.spool.pop()
-            self.replayed += segment.rows
+            self.replayed += segment.rows - lost
             self._spool_waiting_batches()
 
     def _spool_waiting_batches(self) -> None:
@@ -273,27 +292,54 @@ class StoreWriter:
         if batch:
             self._write_batch(received, batch)
 
-    def _insert_new(self, table: str, cols: dict[str, list]) -> None:
-        """Inserts the rows whose event_id is not in the store yet.
+    def _insert_new(self, table: str, cols: dict[str, list], refused: list) -> None:
+        """Inserts the rows whose event_id is not in the store yet; adds refused rows to
+        ``refused``.
 
         The ids already stored are read for the batch's hosts and time range (the sort key):
         a set difference here, because ClickHouse 18.16 has no IN over an array parameter and
         has() over thousands of ids is slow.
         """
-        ids, times = cols["event_id"], cols["time_ns"]
-        stored = {
-            event_id
-            for (event_id,) in self.store.query(
+        ids = cols["event_id"]
+        hosts = sorted({h for h in cols["host"] if isinstance(h, str)})
+        times = [t for t in cols["time_ns"] if isinstance(t, int) and t >= 0]
+        stored = set()
+        if hosts and times:
+            rows = self.store.query(
                 f"SELECT event_id FROM `{table}` WHERE has({{hosts:Array(String)}}, host) "
                 "AND time_ns >= {lo:UInt64} AND time_ns <= {hi:UInt64}",
-                {"hosts": sorted(set(cols["host"])), "lo": min(times), "hi": max(times)},
+                {"hosts": hosts, "lo": min(times), "hi": max(times)},
             )
-        }
+            stored = {event_id for (event_id,) in rows}
         keep = [i for i, event_id in enumerate(ids) if event_id not in stored]
         if len(keep) < len(ids):
-            cols = {name: [values[i] for i in keep] for name, values in cols.items()}
+            cols = _rows(cols, keep)
         if keep:
-            self.store.insert(table, cols)
+            refused += self._insert_isolating(table, cols)
+
+    def _insert_isolating(self, table: str, cols: dict[str, list]) -> list[dict]:
+        """Inserts cols. When the store refuses the data itself, halves it, within a budget of
+        inserts, so that the bad rows are set aside and not the whole batch: returns them.
+        A store that fails otherwise raises (the batch is retried; replay dedupes)."""
+        refused, budget = [], [self.settings.isolate_budget]
+
+        def attempt(part: dict) -> None:
+            budget[0] -= 1
+            try:
+                self.store.insert(table, part)
+                return
+            except Exception as exc:
+                if not (is_data_error(exc) and self._store_answers()):
+                    raise
+                n = len(part["event_id"])
+                if n == 1 or budget[0] <= 0:
+                    refused.append(part)
+                    return
+            attempt(_rows(part, range(n // 2)))
+            attempt(_rows(part, range(n // 2, n)))
+
+        attempt(cols)
+        return refused
 
     def _apply_retention(self) -> None:
         """Drops expired day partitions now and then (the only retention ClickHouse 18.16 has)."""
@@ -356,3 +402,9 @@ class StoreWriter:
             return self.store.query("SELECT 1") == [(1,)]
         except Exception:  # noqa: BLE001 - not answering is the answer
             return False
+
+
+def _rows(cols: dict[str, list], indexes) -> dict[str, list]:
+    """The given rows of a columnar batch."""
+    indexes = list(indexes)
+    return {name: [values[i] for i in indexes] for name, values in cols.items()}

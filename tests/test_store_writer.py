@@ -6,6 +6,7 @@ the server is killed with SIGKILL and restarted; chDB's table is detached and at
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -167,20 +168,24 @@ def test_a_batch_already_stored_is_not_stored_again_on_replay(target, tmp_path):
     assert writer.replayed == 300
 
 
-def test_rejected_data_is_kept_aside_and_counted(target, tmp_path):
-    good, bad = make_events(10), make_events(3)
-    for e in bad:
-        e.pid = "not a number"
+def test_rows_the_store_refuses_are_isolated_kept_and_counted(target, tmp_path, caplog):
+    """Two bad rows in a batch of 100: 98 stored, the 2 kept aside on disk, 2 counted."""
+    events = make_events(100)
+    for i in (17, 60):
+        events[i].pid = "not a number"
     stats = PipelineStats()
+    caplog.set_level(logging.ERROR, logger="groundtruth.store")
     writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
-    writer.write(bad)
+    writer.write(events)
     writer.close()
-    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
-    writer.write(good)
-    writer.close()
-    assert stats.snapshot()[1] == {("sink", "rejected"): 3}
-    assert sorted(stored_ids(target["reader"])) == sorted(e.event_id for e in good)
-    assert len(list((tmp_path / "spool" / "rejected").iterdir())) == 1
+    good = [e.event_id for i, e in enumerate(events) if i not in (17, 60)]
+    assert stats.snapshot()[1] == {("sink", "rejected"): 2}
+    assert sorted(stored_ids(target["reader"])) == sorted(good)
+    kept = [json.loads(p.read_text()) for p in (tmp_path / "spool" / "rejected").iterdir()]
+    assert sorted(i for k in kept for i in k["columns"]["event_id"]) == sorted(
+        events[i].event_id for i in (17, 60)
+    )
+    assert any("refused 2 of 100 events" in r.getMessage() for r in caplog.records)
 
 
 def test_bad_credentials_one_error_line_then_events_wait_on_disk(
