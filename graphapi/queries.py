@@ -23,7 +23,8 @@ def in_set(column: str, name: str) -> str:
 WINDOW = "time_ns >= {from_ns:UInt64} AND time_ns < {to_ns:UInt64}"
 SINCE_LOOKBACK = "time_ns >= {since_ns:UInt64} AND time_ns < {to_ns:UInt64}"
 IN_HOSTS = in_set("host", "hosts")
-IN_CONTAINER = "container_id = {container:String}"
+# A container by its full id or the metrics label (its first 12 characters).
+IN_CONTAINER = "substring(container_id, 1, 12) = substring({container:String}, 1, 12)"
 IN_KEYS = in_set("process_key", "keys")
 
 

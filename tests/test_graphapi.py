@@ -318,3 +318,21 @@ def test_a_query_bug_is_a_500_not_a_503(store, caplog):
     body = reply.get_json()
     assert reply.status_code == 500
     assert set(body) == {"code", "name", "description"} and "Traceback" not in body["description"]
+
+
+def test_container_scope_takes_the_full_id_or_the_metrics_short_label(store, client):
+    """The dashboards pass the metrics' container label (12 characters); alerts may carry it."""
+    container = "ab12" * 16
+    t = E.T0 + 7200 * 10**9  # outside the window the other tests read
+    store.insert_events(
+        [
+            E.proc("exec", E.A, 7001, 1, t, "inside", container_id=container, argv=["inside"]),
+            E.proc("exec", E.A, 7002, 1, t + 1, "outside", argv=["outside"]),
+        ]
+    )
+    window = {"from": str((t - 10**9) // 10**6), "to": str((t + 10**9) // 10**6)}
+    for scope in (container, container[:12]):
+        rows = get(client, "/api/processes", host=E.A, container=scope, **window)
+        assert {r["pid"] for r in rows} == {7001}, scope
+    rows = get(client, "/api/processes", host=E.A, container="__all__", **window)
+    assert {r["pid"] for r in rows} == {7001, 7002}
