@@ -22,6 +22,7 @@ import re
 import threading
 
 from store import params as P
+from store.errors import StoreConfigError, short_error
 
 # clickhouse-driver logs every failed connect with a traceback; the writer reports outages in
 # one line of its own instead.
@@ -143,7 +144,13 @@ class EmbeddedBackend:
 
         self.path, self.database = str(path), database
         self._lock = threading.Lock()
-        self._conn = state.connect(self.path)
+        try:
+            self._conn = state.connect(self.path)
+        except RuntimeError as e:
+            raise StoreConfigError(
+                f"chDB cannot open {self.path}: {short_error(e)} (chDB lets one process at a "
+                "time open a data directory: is another groundtruth running on it?)"
+            ) from None
         self.ensure_database()
 
     def _query(self, sql: str, params: dict | None, fmt: str):

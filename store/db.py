@@ -18,15 +18,12 @@ from pathlib import Path
 
 from exporter.events import columns
 from store.backends import EmbeddedBackend, ServerBackend, ident
+from store.errors import StoreConfigError
 from store.schema import LOCAL_SUFFIX, TABLE_OF_CLASS, Features
 
 DEFAULT_DATABASE = "groundtruth"
 DEFAULT_DATA_DIR = "/var/lib/groundtruth/chdb"
 DEFAULT_PORT = 9000
-
-
-class StoreConfigError(ValueError):
-    pass
 
 
 class Store:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import struct
 
 
+class StoreConfigError(ValueError):
+    """The store cannot be used as configured (a malformed URL, a chDB directory in use)."""
+
+
 def short_error(exc: BaseException) -> str:
     """The first lines of an error, without the server's stack trace."""
     text = str(exc).split("Stack trace")[0]

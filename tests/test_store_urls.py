@@ -1,5 +1,8 @@
 """Store URLs and sink specs: what they open, where they spool, and clear errors."""
 
+import subprocess
+import sys
+
 import pytest
 
 from exporter.pipeline_stats import PipelineStats
@@ -65,3 +68,27 @@ def test_open_sink_with_a_cluster_url(clickhouse_cluster, tmp_path):
     reader = open_store(url)
     assert sorted(stored_ids(reader)) == sorted(e.event_id for e in events)
     reader.close()
+
+
+def test_a_chdb_directory_held_by_another_process_is_a_clear_error(tmp_path):
+    held = tmp_path / "held"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CHDB, str(held)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(StoreConfigError, match="one process at a time"):
+            open_store(f"chdb:{held}")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_CHDB = """
+import sys, time
+from chdb import state
+conn = state.connect(sys.argv[1])
+conn.query("SELECT 1")
+print("holding", flush=True)
+time.sleep(60)
+"""
