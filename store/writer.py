@@ -2,8 +2,8 @@
 
 ``write(events)`` only appends to an in-memory buffer and returns: it never waits for the
 store. A background thread takes batches off the buffer (when ``batch_size`` events are
-waiting, or the oldest has waited ``max_age`` seconds) and inserts them columnar, one insert
-per table.
+waiting, or the oldest has waited ``max_age`` seconds), turns them into columns, and hands them
+to an insert thread (one columnar insert per table) while it prepares the next batch.
 
 When the store fails, batches go to a bounded on-disk ``Spool`` instead, and the thread retries
 with backoff. Once the store answers again the spool is replayed oldest first, before any newer
