@@ -3,6 +3,7 @@
 import time
 
 from exporter.pipeline_stats import PipelineStats
+from groundtruth.cli import main
 from store.db import open_store
 from store.migrations import LATEST, migrate, schema_version
 from store.retention import drop_expired
@@ -83,3 +84,14 @@ def test_a_shard_outage_loses_nothing_and_duplicates_nothing(clickhouse_cluster,
     reader.close()
     assert len(stored) == len(set(stored))
     assert sorted(stored) == sorted(e.event_id for e in generated)
+
+
+def test_db_migrate_on_the_cluster_from_the_command_line(clickhouse_cluster, capsys):
+    url = clickhouse_cluster[1].url(fresh_database_name())
+    assert main(["db", "migrate", "--store-url", url, "--cluster", CLUSTER_NAME]) == 0
+    out = capsys.readouterr().out
+    # The migration ran on both servers, from either one.
+    for shard in clickhouse_cluster:
+        assert f"127.0.0.1:{shard.tcp_port}" in out and "migration 1" in out
+    assert main(["db", "migrate", "--store-url", url, "--cluster", CLUSTER_NAME]) == 0
+    assert capsys.readouterr().out.strip().endswith("up to date")
