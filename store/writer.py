@@ -172,7 +172,8 @@ class StoreWriter:
         return False
 
     def _next_batch(self) -> tuple[tuple[float | None, list], bool]:
-        """Waits for a full batch, an old enough event, spool work that is due, or close()."""
+        """Waits for a full batch, an old enough event, spool work or retention that is due, or
+        close()."""
         s = self.settings
         with self._cv:
             while not self._closing:
@@ -187,6 +188,8 @@ class StoreWriter:
                     waits.append(self._buffer.oldest() + s.max_age - time.time())
                 if len(self.spool):
                     waits.append(self._retry_at - time.monotonic())
+                if not self._failing:  # an idle writer still wakes up for retention
+                    waits.append(self._retention_at - time.monotonic())
                 wait = min(waits) if waits else None  # None: until write() notifies
                 if wait is not None and wait <= 0:
                     break
