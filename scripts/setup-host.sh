@@ -9,6 +9,7 @@ packages=(
     python3-venv
     prometheus prometheus-alertmanager  # promtool, amtool; real servers in tests
     clickhouse-server clickhouse-client # real event store in tests
+    zookeeper                           # ON CLUSTER DDL tests (ClickHouse distributed DDL)
     graphviz                            # postmortem graphs
     wrk                                 # TCP benchmark load
 )
@@ -24,7 +25,7 @@ if ((${#missing[@]})); then
 fi
 
 # Debian starts packaged servers on install where it can; tests run their own on free ports.
-for svc in clickhouse-server prometheus prometheus-alertmanager; do
+for svc in clickhouse-server prometheus prometheus-alertmanager zookeeper; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true
     fi

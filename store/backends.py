@@ -103,13 +103,15 @@ class ServerBackend:
     def version(self) -> tuple[int, ...]:
         return parse_version(self.query("SELECT version()")[0][0])
 
-    def ensure_database(self) -> None:
-        """CREATE DATABASE through a connection that does not need it to exist yet."""
+    def ensure_database(self, on_cluster: str | None = None) -> None:
+        """CREATE DATABASE through a connection that does not need it to exist yet (on every
+        server of ``on_cluster``, with distributed DDL)."""
         from clickhouse_driver import Client
 
+        where = f" ON CLUSTER {ident(on_cluster)}" if on_cluster else ""
         bootstrap = Client(self.host, **self._options)
         try:
-            bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
+            bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}{where}")
         finally:
             bootstrap.disconnect()
 
@@ -178,7 +180,9 @@ class EmbeddedBackend:
     def version(self) -> tuple[int, ...]:
         return parse_version(self.query("SELECT version()")[0][0])
 
-    def ensure_database(self) -> None:
+    def ensure_database(self, on_cluster: str | None = None) -> None:
+        if on_cluster:
+            raise ValueError("chDB has no cluster")
         with self._lock:
             self._conn.query(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
             self._conn.query(f"USE {ident(self.database)}")

@@ -39,6 +39,12 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
         "Distributed tables sharded by host",
     )
     g.add_argument(
+        "--on-cluster",
+        action="store_true",
+        help="with --cluster: run DDL once with ON CLUSTER (the servers need ZooKeeper and "
+        "<distributed_ddl>) instead of on each server",
+    )
+    g.add_argument(
         "--retention-days",
         type=int,
         default=DEFAULT_RETENTION_DAYS,
@@ -47,7 +53,12 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store_from_args(args):
-    return open_store(args.store_url, data_dir=args.data_dir, cluster=args.cluster)
+    return open_store(
+        args.store_url,
+        data_dir=args.data_dir,
+        cluster=args.cluster,
+        on_cluster_ddl=args.on_cluster,
+    )
 
 
 def writer_from_args(args, stats) -> StoreWriter:

@@ -27,13 +27,17 @@ DEFAULT_PORT = 9000
 
 
 class Store:
-    def __init__(self, backend, cluster: str | None = None):
+    def __init__(self, backend, cluster: str | None = None, on_cluster_ddl: bool = False):
+        if on_cluster_ddl and not cluster:
+            raise StoreConfigError("ON CLUSTER DDL needs a cluster name")
         if cluster is not None:
             ident(cluster)
             if backend.name != "clickhouse":
                 raise StoreConfigError("cluster mode needs a ClickHouse server URL, not chDB")
         self.backend = backend
         self.cluster = cluster
+        # DDL once with ON CLUSTER (the servers' ZooKeeper spreads it), or on each server.
+        self.on_cluster_ddl = on_cluster_ddl
 
     # --- the four operations, same SQL on both backends -------------------------------------
     def execute(self, sql: str, params: dict | None = None) -> None:
@@ -107,17 +111,20 @@ def columnar(events: list) -> dict[str, dict[str, list]]:
     return out
 
 
-URL_FORMS = "clickhouse://user:password@host:port/database[?cluster=NAME] or chdb:DIRECTORY"
+URL_FORMS = (
+    "clickhouse://user:password@host:port/database[?cluster=NAME[&ddl=on_cluster]] "
+    "or chdb:DIRECTORY"
+)
 
 
 def parse_url(url: str) -> dict:
-    """clickhouse://user:password@host:port/database[?cluster=NAME] -> ServerBackend arguments
-    (and ``cluster``)."""
+    """A ClickHouse URL (``URL_FORMS``) -> ServerBackend arguments, plus ``cluster`` and
+    ``on_cluster_ddl``."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "clickhouse" or not parts.hostname:
         raise StoreConfigError(f"store URL {redact(url)!r} is not {URL_FORMS}")
     query = urllib.parse.parse_qs(parts.query)
-    unknown = set(query) - {"cluster"}
+    unknown = set(query) - {"cluster", "ddl"}
     if unknown:
         raise StoreConfigError(f"store URL {redact(url)!r}: unknown options {sorted(unknown)}")
     try:
@@ -133,7 +140,14 @@ def parse_url(url: str) -> dict:
         password=urllib.parse.unquote(parts.password or ""),
         database=database,
         cluster=query.get("cluster", [None])[-1],
+        on_cluster_ddl=_ddl_mode(query.get("ddl", ["per_server"])[-1], url),
     )
+
+
+def _ddl_mode(value: str, url: str) -> bool:
+    if value not in ("per_server", "on_cluster"):
+        raise StoreConfigError(f"store URL {redact(url)!r}: ddl is per_server or on_cluster")
+    return value == "on_cluster"
 
 
 def redact(url: str) -> str:
@@ -150,24 +164,26 @@ def open_store(
     data_dir: str | Path = DEFAULT_DATA_DIR,
     cluster: str | None = None,
     database: str | None = None,
+    on_cluster_ddl: bool = False,
 ) -> Store:
     """The store at ``url`` (see ``URL_FORMS``) or, without one, chDB in ``data_dir``.
 
     Opening does not connect to a server: a server that is down fails the first operation,
     which is what the writer retries. ``database`` overrides the URL's (chDB: the default is
-    ``groundtruth``); ``cluster`` overrides the URL's ``?cluster=``.
+    ``groundtruth``); ``cluster`` and ``on_cluster_ddl`` add to the URL's ``?cluster=`` and
+    ``&ddl=on_cluster``.
     """
     if url and url.startswith("chdb:"):
         url, data_dir = None, url[len("chdb:") :]
     if url:
         args = parse_url(url)
-        cluster = cluster or args.pop("cluster")
-        args.pop("cluster", None)
+        url_cluster, url_on_cluster = args.pop("cluster"), args.pop("on_cluster_ddl")
+        cluster, on_cluster_ddl = cluster or url_cluster, on_cluster_ddl or url_on_cluster
         if database:
             args["database"] = database
         # Through a Distributed table, make an insert return only once every shard has it:
         # otherwise rows wait in a local queue the writer cannot see or retry.
         settings = {"insert_distributed_sync": 1} if cluster else {}
-        return Store(ServerBackend(**args, settings=settings), cluster=cluster)
+        return Store(ServerBackend(**args, settings=settings), cluster, on_cluster_ddl)
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     return Store(EmbeddedBackend(data_dir, database or DEFAULT_DATABASE), cluster=cluster)

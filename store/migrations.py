@@ -11,9 +11,10 @@ Two kinds of change:
   so is a changed retention, on servers with TTL.
 Running ``migrate`` again changes nothing.
 
-Cluster mode runs the DDL on each server itself rather than with ``ON CLUSTER``: ``ON CLUSTER``
-needs a ZooKeeper ensemble just to distribute DDL, and the cluster's server list is already in
-``system.clusters``.
+Cluster mode runs the DDL on each server itself by default: the server list is in
+``system.clusters``, and no ZooKeeper is needed. Where the servers have ZooKeeper and
+``<distributed_ddl>`` configured, ``ddl=on_cluster`` runs each statement once with
+``ON CLUSTER`` instead, and the cluster spreads it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from dataclasses import dataclass
 
 from exporter.events import columns
 from store.db import Store
-from store.schema import TABLES, add_column, create_distributed, create_table, set_ttl
+from store.schema import (
+    TABLES,
+    add_column,
+    create_distributed,
+    create_table,
+    ddl_target,
+    set_ttl,
+)
 
 DEFAULT_RETENTION_DAYS = 7
 MIGRATIONS_TABLE = "schema_migrations"
@@ -55,9 +63,9 @@ MIGRATIONS = [
 LATEST = MIGRATIONS[-1].version
 
 
-def _ensure_migrations_table(node) -> None:
+def _ensure_migrations_table(node, on_cluster: str | None = None) -> None:
     node.execute(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        f"CREATE TABLE IF NOT EXISTS {ddl_target(MIGRATIONS_TABLE, on_cluster)} "
         "(version UInt32, description String, applied_at DateTime) "
         "ENGINE = MergeTree ORDER BY version"
     )
@@ -83,8 +91,12 @@ def _existing_columns(node, table: str) -> list[str] | None:
 
 
 def sync_tables(store: Store, node, retention_days: int) -> list[str]:
-    """Creates the missing tables and columns on one server; returns the statements it ran."""
+    """Creates the missing tables and columns as seen on one server; returns the statements.
+
+    With ON CLUSTER DDL the statements carry ``ON CLUSTER`` and reach every server.
+    """
     ran = []
+    on = store.cluster if store.on_cluster_ddl else None
 
     def run(sql: str) -> None:
         node.execute(sql)
@@ -93,16 +105,16 @@ def sync_tables(store: Store, node, retention_days: int) -> list[str]:
     for table, cls in TABLES.items():
         local = store.local_table(table)
         if _existing_columns(node, local) is None:
-            run(create_table(local, cls, store.features, retention_days))
+            run(create_table(local, cls, store.features, retention_days, on))
         if store.cluster and _existing_columns(node, table) is None:
-            run(create_distributed(table, cls, store.features, store.cluster, store.database))
+            run(create_distributed(table, cls, store.features, store.cluster, store.database, on))
         for target in [local, table] if store.cluster else [local]:
             present = set(_existing_columns(node, target))
             for name, ch_type, doc in columns(cls):
                 if name not in present:
-                    run(add_column(target, name, ch_type, doc, store.features))
+                    run(add_column(target, name, ch_type, doc, store.features, on))
         if store.features.ttl and _ttl_days(node, local) != retention_days:
-            run(set_ttl(local, retention_days))
+            run(set_ttl(local, retention_days, on))
     return ran
 
 
@@ -119,11 +131,14 @@ def _ttl_days(node, table: str) -> int | None:
 
 def migrate(store: Store, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[str]:
     """Brings every server of the store to the latest schema; returns what it did (or [])."""
-    store.backend.ensure_database()  # the connection's own database must exist to list nodes
+    on = store.cluster if store.on_cluster_ddl else None
+    store.backend.ensure_database(on)
     with store.nodes() as nodes:
-        for node in nodes:
+        # DDL runs on each server, or once with ON CLUSTER; versions are recorded on each.
+        ddl_nodes = [store.backend] if on else nodes
+        for node in ddl_nodes:
             node.ensure_database()
-            _ensure_migrations_table(node)
+            _ensure_migrations_table(node, on)
         versions = [(node_version(node), node.describe()) for node in nodes]
         newest, where = max(versions)
         if newest > LATEST:
@@ -132,12 +147,17 @@ def migrate(store: Store, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[
                 f"{LATEST}: upgrade groundtruth before writing to it"
             )
         done = []
-        for (current, _), node in zip(versions, nodes, strict=True):
-            for m in MIGRATIONS:
-                if m.version > current:
-                    m.apply(store, node, retention_days)
-                    _record(node, m)
-                    done.append(f"{node.describe()}: migration {m.version}: {m.description}")
+        for m in MIGRATIONS:
+            pairs = zip(versions, nodes, strict=True)
+            needing = [(node, where) for (v, where), node in pairs if m.version > v]
+            if not needing:
+                continue
+            for node in [store.backend] if on else [node for node, _ in needing]:
+                m.apply(store, node, retention_days)
+            for node, where in needing:
+                _record(node, m)
+                done.append(f"{where}: migration {m.version}: {m.description}")
+        for node in ddl_nodes:
             done += sync_tables(store, node, retention_days)
         return done
 

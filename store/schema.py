@@ -90,7 +90,15 @@ def time_column(features: Features, kind: str = "MATERIALIZED") -> str:
     return f"`time` {expr} COMMENT 'time_ns as a date-time (derived).'"
 
 
-def create_table(table: str, cls: type, features: Features, retention_days: int) -> str:
+def ddl_target(table: str, on_cluster: str | None = None) -> str:
+    """A table in DDL; with ``on_cluster``, the statement runs on every server of the cluster
+    (ClickHouse's distributed DDL, which needs ZooKeeper)."""
+    return f"{ident(table)} ON CLUSTER {ident(on_cluster)}" if on_cluster else ident(table)
+
+
+def create_table(
+    table: str, cls: type, features: Features, retention_days: int, on_cluster: str | None = None
+) -> str:
     """CREATE TABLE IF NOT EXISTS for one event class, as a MergeTree."""
     names = [name for name, _, _ in columns(cls)]
     parts = [column_definition(*c, features) for c in columns(cls)] + [time_column(features)]
@@ -102,7 +110,7 @@ def create_table(table: str, cls: type, features: Features, retention_days: int)
         ]
     ttl = " " + _ttl(retention_days) if features.ttl else ""
     return (
-        f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n    "
+        f"CREATE TABLE IF NOT EXISTS {ddl_target(table, on_cluster)} (\n    "
         + ",\n    ".join(parts)
         + "\n) ENGINE = MergeTree PARTITION BY toDate(time) ORDER BY (host, time_ns)"
         + ttl
@@ -110,7 +118,12 @@ def create_table(table: str, cls: type, features: Features, retention_days: int)
 
 
 def create_distributed(
-    table: str, cls: type, features: Features, cluster: str, database: str
+    table: str,
+    cls: type,
+    features: Features,
+    cluster: str,
+    database: str,
+    on_cluster: str | None = None,
 ) -> str:
     """The cluster-wide table over every shard's ``<table>_local``, sharded by host."""
     local = table + LOCAL_SUFFIX
@@ -119,21 +132,22 @@ def create_distributed(
     parts = [column_definition(*c, features) for c in columns(cls)]
     parts.append(time_column(features, kind="ALIAS"))
     return (
-        f"CREATE TABLE IF NOT EXISTS {ident(table)} (\n    "
+        f"CREATE TABLE IF NOT EXISTS {ddl_target(table, on_cluster)} (\n    "
         + ",\n    ".join(parts)
         + f"\n) ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64(host))"
     )
 
 
-def add_column(table: str, name: str, ch_type: str, doc: str, features: Features) -> str:
-    return (
-        f"ALTER TABLE {ident(table)} ADD COLUMN {column_definition(name, ch_type, doc, features)}"
-    )
+def add_column(
+    table: str, name: str, ch_type: str, doc: str, features: Features, on_cluster=None
+) -> str:
+    column = column_definition(name, ch_type, doc, features)
+    return f"ALTER TABLE {ddl_target(table, on_cluster)} ADD COLUMN {column}"
 
 
 def _ttl(retention_days: int) -> str:
     return f"TTL toDateTime(time) + INTERVAL {int(retention_days)} DAY"
 
 
-def set_ttl(table: str, retention_days: int) -> str:
-    return f"ALTER TABLE {ident(table)} MODIFY {_ttl(retention_days)}"
+def set_ttl(table: str, retention_days: int, on_cluster: str | None = None) -> str:
+    return f"ALTER TABLE {ddl_target(table, on_cluster)} MODIFY {_ttl(retention_days)}"

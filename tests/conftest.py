@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.exporter",
     "tests.fixtures.prometheus",
     "tests.fixtures.clickhouse",
+    "tests.fixtures.zookeeper",
     "tests.fixtures.incident",
 ]
 

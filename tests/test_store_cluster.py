@@ -95,3 +95,36 @@ def test_db_migrate_on_the_cluster_from_the_command_line(clickhouse_cluster, cap
         assert f"127.0.0.1:{shard.tcp_port}" in out and "migration 1" in out
     assert main(["db", "migrate", "--store-url", url, "--cluster", CLUSTER_NAME]) == 0
     assert capsys.readouterr().out.strip().endswith("up to date")
+
+
+def test_on_cluster_ddl_through_zookeeper(clickhouse_zk_cluster, tmp_path):
+    """With ZooKeeper, ddl=on_cluster runs each statement once and the cluster spreads it."""
+    database = fresh_database_name()
+    url = clickhouse_zk_cluster[0].url(database) + f"?cluster={CLUSTER_NAME}&ddl=on_cluster"
+    store = open_store(url)
+    done = migrate(store)
+    ddl = [sql for sql in done if sql.startswith(("CREATE", "ALTER"))]
+    assert ddl and all(f"ON CLUSTER `{CLUSTER_NAME}`" in sql for sql in ddl)
+    assert migrate(store) == []
+    for shard in clickhouse_zk_cluster:  # every server has the tables and the version
+        client = shard.client(database=database)
+        tables = {t for (t,) in client.execute("SHOW TABLES")}
+        assert {"process_events", "process_events_local", "schema_migrations"} <= tables
+        assert client.execute("SELECT max(version) FROM schema_migrations") == [(LATEST,)]
+        client.disconnect()
+    events = make_events(100, host="host-1") + make_events(100, host="host-2")
+    writer = StoreWriter(store, tmp_path / "spool", PipelineStats(), WriterSettings(max_age=0.1))
+    writer.write(events)
+    writer.close()
+    reader = open_store(url)
+    assert sorted(stored_ids(reader)) == sorted(e.event_id for e in events)
+    reader.close()
+
+
+def test_db_migrate_on_cluster_flag(clickhouse_zk_cluster, capsys):
+    url = clickhouse_zk_cluster[1].url(fresh_database_name())
+    argv = ["db", "migrate", "--store-url", url, "--cluster", CLUSTER_NAME, "--on-cluster"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"ON CLUSTER `{CLUSTER_NAME}`" in out
+    assert main(argv) == 0 and capsys.readouterr().out.strip().endswith("up to date")

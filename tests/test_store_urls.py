@@ -14,8 +14,15 @@ from tests.store_helpers import make_events, stored_ids
 
 def test_a_full_url():
     assert parse_url("clickhouse://u:p%40ss@db.example:9001/events?cluster=c1") == dict(
-        host="db.example", port=9001, user="u", password="p@ss", database="events", cluster="c1"
+        host="db.example",
+        port=9001,
+        user="u",
+        password="p@ss",
+        database="events",
+        cluster="c1",
+        on_cluster_ddl=False,
     )
+    assert parse_url("clickhouse://h/d?cluster=c&ddl=on_cluster")["on_cluster_ddl"] is True
 
 
 def test_defaults():
@@ -34,6 +41,7 @@ def test_defaults():
         ("http://h:1/db", "is not clickhouse://"),
         ("clickhouse://u:secret@h:99999/db", "out of range"),
         ("clickhouse://h/db?clutser=x", "unknown options"),
+        ("clickhouse://h/db?cluster=c&ddl=zookeeper", "ddl is per_server or on_cluster"),
         ("clickhouse://h/bad-name", "not a valid identifier"),
     ],
 )
