@@ -9,6 +9,7 @@ def counting_only(probe_class):
 
     class CountingOnly(probe_class):
         seen = 0
+        read_directly = False  # bcc's per-event callback: the consumer the issue measures from
 
         def _on_event(self, _ctx, _data, _size) -> None:
             self.seen += 1

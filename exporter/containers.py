@@ -28,7 +28,7 @@ class Container:
         return self.id[:12]
 
 
-NO_CONTAINER = Container("", "")
+NO_CONTAINER = Container("", "")  # a singleton: compared with `is` on the hot path
 
 _ID = r"([0-9a-f]{64})"
 # (runtime, pattern on one path component or path), first match wins.
@@ -133,7 +133,7 @@ class ContainerResolver:
     def by_cgroup_id(self, cgroup_id: int, v1_cgroup_id: int = 0) -> Container | None:
         """The container of a v2 cgroup id, else of a v1 memory cgroup id; None if unknown."""
         found = self._by_id.get(cgroup_id)
-        if found in (None, NO_CONTAINER) and v1_cgroup_id:
+        if (found is None or found is NO_CONTAINER) and v1_cgroup_id:
             return self._by_v1_id.get(v1_cgroup_id, found)
         return found
 
