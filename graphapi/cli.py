@@ -6,11 +6,13 @@ import logging
 import os
 import sys
 
+from store.cli import add_store_arguments, open_store_from_args
+
 HELP = """\
 Serve the temporal causal graph (for Grafana's Node Graph panel through the Infinity data
 source, or the Node Graph API plugin), process tables, and Alertmanager's webhook receiver, with
-waitress. The store is a ClickHouse server (--store clickhouse://USER:PASS@HOST:PORT/DB) or chDB
-in --data-dir. The bearer token comes from --token-file or GROUNDTRUTH_GRAPHAPI_TOKEN; without
+waitress. The store is a ClickHouse server (--store-url clickhouse://USER:PASS@HOST:PORT/DB) or
+chDB in --data-dir. The bearer token comes from --token-file or GROUNDTRUTH_GRAPHAPI_TOKEN; without
 one, only a loopback --listen address is accepted. The schema is migrated at start-up.
 """
 TOKEN_ENV = "GROUNDTRUTH_GRAPHAPI_TOKEN"
@@ -19,9 +21,7 @@ TOKEN_ENV = "GROUNDTRUTH_GRAPHAPI_TOKEN"
 def register(subparsers) -> None:
     p = subparsers.add_parser("graphapi", help="serve the causal graph API", description=HELP)
     p.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (127.0.0.1:8080)")
-    p.add_argument("--store", default=os.environ.get("GROUNDTRUTH_STORE", ""), help="store URL")
-    p.add_argument("--data-dir", help="chDB data directory, when no --store URL is given")
-    p.add_argument("--database", help="database name (default: the URL's, or groundtruth)")
+    add_store_arguments(p)
     p.add_argument("--token-file", help="file holding the bearer token")
     p.add_argument("--threads", type=int, default=4, help="worker threads (4)")
     p.add_argument("--no-migrate", dest="migrate", action="store_false", help="skip migration")
@@ -50,25 +50,23 @@ def fail(message: str) -> int:
 def run(args) -> int:
     from graphapi import create_app
     from graphapi.server import InsecureListen, make_server
-    from store.db import DEFAULT_DATA_DIR, open_store
     from store.migrations import migrate
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         host, port = split_listen(args.listen)
         token = read_token(args.token_file)
-        data_dir = args.data_dir or DEFAULT_DATA_DIR
-        store = open_store(args.store or None, data_dir, None, args.database)
+        store = open_store_from_args(args)
         if args.migrate:
-            migrate(store)
+            migrate(store, args.retention_days)
     except (OSError, ValueError) as e:
         return fail(str(e))
     except Exception as e:  # noqa: BLE001 - a store that is down: say so, do not trace back
         return fail(f"the store is not usable: {e}")
     # chDB is opened once and shared; a server URL is opened per request.
     config = {"TOKEN": token}
-    if args.store:
-        config["STORE_URL"] = args.store
+    if args.store_url:
+        config["STORE_URL"] = args.store_url
         store.close()
     else:
         config["STORE"] = store

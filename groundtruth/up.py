@@ -1,7 +1,8 @@
 """``groundtruth up``: the exporter and the graph API in one process, on the embedded store.
 
-chDB lets one process open a data directory, so the exporter's store writer and the graph
-API share one ``Store`` here. This is what ``make run`` starts.
+chDB lets only one process open a data directory, so the exporter's store writer and the
+graph API live in one process here, each with its own connection (their queries do not wait
+for each other). This is what ``make run`` starts.
 """
 
 from __future__ import annotations
@@ -68,15 +69,13 @@ def run(args) -> int:
         other_sinks, collectors = make_sink(config.sinks, stats)
         store = open_store(None, data_dir)
         migrate(store)
-    except (ConfigError, OSError, ValueError) as e:
+        app = create_app(
+            {"STORE": open_store(None, data_dir), "TOKEN": read_token(args.token_file)}
+        )
+        server = make_server(app, host, port)
+    except (ConfigError, InsecureListen, OSError, ValueError) as e:
         return fail(str(e))
     writer = StoreWriter(store, default_spool_dir(None, data_dir), stats)
-    app = create_app({"STORE": store, "TOKEN": read_token(args.token_file)})
-    try:
-        server = make_server(app, host, port)
-    except (InsecureListen, OSError) as e:
-        writer.close()
-        return fail(str(e))
     exporter = Exporter(
         config,
         FanoutSink([writer, *other_sinks.sinks]),
@@ -87,8 +86,9 @@ def run(args) -> int:
     threading.Thread(target=server.run, name="graphapi", daemon=True).start()
 
     def stop(*_):
-        server.close()  # no new queries while the writer flushes and closes the store
-        exporter.stop()
+        server.close()
+        app.config["STORE"].close()
+        exporter.stop()  # then the writer flushes what is left and closes its own store
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)

@@ -17,8 +17,7 @@ from store.writer import short_error
 
 
 def add_store_arguments(p) -> None:
-    add_store_options(p)
-    p.add_argument("--database", help="database to read (default: the URL's; chDB: groundtruth)")
+    add_store_options(p, writes=False)  # the incident commands only read
 
 
 def open_from_args(args) -> Store:

@@ -20,7 +20,8 @@ from store.sink import default_spool_dir
 from store.writer import StoreWriter, WriterSettings
 
 
-def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+def add_store_arguments(parser: argparse.ArgumentParser, writes: bool = True) -> None:
+    """The store options every command shares; ``writes`` adds the ones only schema changes use."""
     g = parser.add_argument_group("event store")
     g.add_argument(
         "--store-url",
@@ -38,6 +39,9 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
         help="ClickHouse cluster name (remote_servers): local tables on every server, "
         "Distributed tables sharded by host",
     )
+    g.add_argument("--database", help="database (default: the URL's; chDB: groundtruth)")
+    if not writes:
+        return
     g.add_argument(
         "--on-cluster",
         action="store_true",
@@ -57,7 +61,8 @@ def open_store_from_args(args):
         args.store_url,
         data_dir=args.data_dir,
         cluster=args.cluster,
-        on_cluster_ddl=args.on_cluster,
+        database=args.database,
+        on_cluster_ddl=getattr(args, "on_cluster", False),
     )
 
 

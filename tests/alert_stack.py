@@ -123,7 +123,7 @@ class AlertStack:
         port = free_port()
         self.graphapi_url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "groundtruth.cli", "graphapi"]
-        argv += ["--listen", f"127.0.0.1:{port}", "--store", self.store_url]
+        argv += ["--listen", f"127.0.0.1:{port}", "--store-url", self.store_url]
         argv += ["--token-file", str(self.token_file)]
         process = ServerProcess(
             "graphapi",

@@ -232,7 +232,7 @@ def test_graphapi_starts_on_the_store_with_the_token_beyond_loopback(services, m
     graphapi = services["graphapi"]
     args = parse_as_started(graphapi, monkeypatch)
     assert args.func.__module__ == "graphapi.cli"
-    assert args.store == store_url()
+    assert args.store_url == store_url()
     assert args.listen == f"0.0.0.0:{compose.GRAPHAPI.port}"
     # The token is the compose secret Alertmanager also sends, made from GRAPHAPI_TOKEN.
     assert args.token_file == secret_path(graphapi, "graphapi_token")

@@ -213,14 +213,14 @@ def test_cli_help(capsys):
         groundtruth_main(["graphapi", "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "--listen" in out and "--token-file" in out and "--store" in out
+    assert "--listen" in out and "--token-file" in out and "--store-url" in out
 
 
 def test_cli_refuses_a_public_address_without_a_token(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GROUNDTRUTH_GRAPHAPI_TOKEN", raising=False)
     status = groundtruth_main(
         ["graphapi", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path / "other-chdb"),
-         "--no-migrate", "--store", "clickhouse://default:@127.0.0.1:1/x"]
+         "--no-migrate", "--store-url", "clickhouse://default:@127.0.0.1:1/x"]
     )  # fmt: skip
     assert status == 2
     assert "without a token" in capsys.readouterr().err
