@@ -46,6 +46,17 @@ def clickhouse_target(rawsql: str, ref: str = "A") -> dict:
     }
 
 
+def refocus_link(cfg: MixinConfig) -> dict:
+    """Clicking a node of the causal graph re-focuses the graph on it (graphapi takes any node
+    id as a focus), same host and time."""
+    h = cfg.host_label
+    return {
+        "title": "Focus the causal graph here",
+        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?var-{h}=${{{h}}}"
+        "&var-focus=${__data.fields.id}&${__url_time_range}",
+    }
+
+
 def focus_link(cfg: MixinConfig) -> dict:
     """Clicking a process key re-focuses the graph on that process, same host and time."""
     h = cfg.host_label
@@ -146,6 +157,7 @@ def build(cfg: MixinConfig):
                 ],
                 gridPos=GridPos(h=16, w=24, x=0, y=0),
                 editable=False,
+                nodeLinks=[refocus_link(cfg)],
             ),
             timeseries(
                 "Execs per second by program",

@@ -26,11 +26,14 @@ class NodeGraph(Panel):
     nodeSecondaryStatUnit = attr.ib(default="", validator=attr.validators.instance_of(str))
     edgeMainStatUnit = attr.ib(default="", validator=attr.validators.instance_of(str))
     edgeSecondaryStatUnit = attr.ib(default="", validator=attr.validators.instance_of(str))
+    # Data links shown when a node is clicked; ${__data.fields.id} is the node's id.
+    nodeLinks = attr.ib(factory=list, validator=attr.validators.instance_of(list))
 
     def to_json_data(self):
         return self.panel_json(
             {
                 "type": NODE_GRAPH_TYPE,
+                "fieldConfig": {"defaults": {"links": self.nodeLinks}, "overrides": []},
                 "options": {
                     "nodes": {
                         "mainStatUnit": self.nodeMainStatUnit,

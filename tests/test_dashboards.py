@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from alerts.rules import alerts
+from alerts.rules import INVESTIGATION_SLUG, alerts
 from dashboards import build, diff, lint
 from dashboards.nodegraph import GRAPH_PATH
 from groundtruth.mixin import load_config
@@ -188,6 +188,12 @@ def test_node_graph_panel_reads_graphapi_through_infinity(generated):
         }
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["container"]["allValue"] == "__all__"
+    # A clicked node re-focuses the graph on itself (graphapi takes any node id as a focus).
+    (link,) = graph["fieldConfig"]["defaults"]["links"]
+    assert link["url"] == (
+        f"/d/{dash['uid']}/{INVESTIGATION_SLUG}?var-instance=${{instance}}"
+        "&var-focus=${__data.fields.id}&${__url_time_range}"
+    )
 
 
 def test_alert_links_and_data_links_land_on_the_investigation_variables(generated):
