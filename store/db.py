@@ -185,5 +185,7 @@ def open_store(
         # otherwise rows wait in a local queue the writer cannot see or retry.
         settings = {"insert_distributed_sync": 1} if cluster else {}
         return Store(ServerBackend(**args, settings=settings), cluster, on_cluster_ddl)
+    if cluster:  # said before chDB is opened: it can open only one directory per process
+        raise StoreConfigError("cluster mode needs a ClickHouse server URL, not chDB")
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    return Store(EmbeddedBackend(data_dir, database or DEFAULT_DATABASE), cluster=cluster)
+    return Store(EmbeddedBackend(data_dir, database or DEFAULT_DATABASE))
