@@ -37,14 +37,15 @@ class RingBufferReader:
         page = mmap.PAGESIZE
         self.mask = data_size - 1
         self._consumer = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        # The producer position's page, then the data pages twice: data offset d is at page + d.
         self._producer = mmap.mmap(
             map_fd, page + 2 * data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
         )
-        self._data = memoryview(self._producer)[page:]
+        self._data_at = page
 
     def read(self) -> list[bytes]:
         """Every committed record since the last call, oldest first; releases their space."""
-        data, mask = self._data, self.mask
+        ring, base, mask = self._producer, self._data_at, self.mask
         consumer = U64.unpack_from(self._consumer, 0)[0]
         records = []
         while True:
@@ -52,19 +53,18 @@ class RingBufferReader:
             if consumer >= producer:
                 break
             while consumer < producer:
-                at = consumer & mask
-                header = U32.unpack_from(data, at)[0]
+                at = base + (consumer & mask)
+                header = U32.unpack_from(ring, at)[0]
                 if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
                     U64.pack_into(self._consumer, 0, consumer)
                     return records
                 length = header & ~(BUSY_BIT | DISCARD_BIT)
                 if not header & DISCARD_BIT:
-                    records.append(bytes(data[at + HEADER_SIZE : at + HEADER_SIZE + length]))
+                    records.append(ring[at + HEADER_SIZE : at + HEADER_SIZE + length])
                 consumer += (length + HEADER_SIZE + 7) & ~7
             U64.pack_into(self._consumer, 0, consumer)
         return records
 
     def close(self) -> None:
-        self._data.release()
         self._producer.close()
         self._consumer.close()

@@ -134,7 +134,7 @@ class ProcessProbe(BpfProbe):
         host, offset = self.ctx.host, self.ctx.clock.offset_ns
         ev = ProcessEvent(
             f"{self._run_id}-{next(self._seq)}",
-            KIND_NAMES.get(kind, str(kind)),
+            KIND_NAMES.get(kind) or str(kind),
             ts + offset,
             host,
             pid,
