@@ -48,15 +48,36 @@ def table(results) -> list[str]:
     return lines
 
 
+HEADER = """# Benchmark results
+
+Written by `make bench` (`python -m bench [NAME ...]` reruns some and keeps the others'
+sections). Each section says when and on what machine it ran: figures are compared only with
+their peer or floor measured in the same run, since this machine is shared and its load varies.
+"""
+
+
+def read_sections(path: Path) -> dict[str, str]:
+    """{bench name: its section} from an existing RESULTS.md."""
+    sections = {}
+    if path.exists():
+        for chunk in ("\n" + path.read_text()).split("\n## ")[1:]:
+            name, _, body = chunk.partition("\n")
+            sections[name.strip()] = f"## {name.strip()}\n{body.rstrip()}\n"
+    return sections
+
+
+def section(name: str, module, results, seconds: float) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [f"## {name}", "", (module.__doc__ or "").strip(), ""]
+    lines += [f"Run {when} on {machine()}, in {seconds:.0f} s.", ""]
+    lines += table(results)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
-    out = [
-        "# Benchmark results",
-        "",
-        f"Machine: {machine()}.",
-        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-        "",
-    ]
+    results_file = HERE / "RESULTS.md"
+    sections = read_sections(results_file)
     failed = False
     for name in names:
         print(f"bench: {name} ...", flush=True)
@@ -66,16 +87,15 @@ def main(argv: list[str]) -> int:
             results = module.run()
         except Exception as e:  # noqa: BLE001 - one broken bench must not hide the others
             failed = True
-            out += [f"## {name}", "", f"FAILED: {e!r}", ""]
+            sections[name] = f"## {name}\n\nFAILED: {e!r}\n"
             print(f"bench: {name} failed: {e!r}", file=sys.stderr)
             continue
-        out += [f"## {name}", "", (module.__doc__ or "").strip(), ""]
-        out += table(results)
-        out += ["", f"({time.monotonic() - started:.0f} s)", ""]
+        sections[name] = section(name, module, results, time.monotonic() - started)
         for line in table(results)[2:]:
             print("  " + line)
-    (HERE / "RESULTS.md").write_text("\n".join(out) + "\n")
-    print(f"bench: wrote {HERE / 'RESULTS.md'}")
+    body = "\n".join(sections[n] for n in sorted(sections))
+    results_file.write_text(HEADER + "\n" + body)
+    print(f"bench: wrote {results_file}")
     return 1 if failed else 0
 
 

@@ -113,17 +113,16 @@ class CloseTally:
         return inbound if inbound == outbound else -1
 
 
-def with_probe(probe) -> tuple[Run, CloseTally]:
+def with_probe(probe) -> tuple[Run, CloseTally, dict]:
+    """The run, what arrived, and what the kernel counted as lost (reported, not hidden)."""
     probe.load()
     tally = CloseTally()
     try:
         run = serve_and_load(lambda: tally.write(probe.drain()), tally)
-        drops = sum(probe.kernel_drops().values())
+        drops = probe.kernel_drops()
     finally:
         probe.close()
-    if drops:
-        raise RuntimeError(f"{drops} events dropped in the kernel")
-    return run, tally
+    return run, tally, drops
 
 
 def with_floor() -> tuple[Run, int]:
@@ -143,10 +142,12 @@ def run() -> list[Result]:
     serve_and_load()  # warm up
     base, full, floor = [], [], []
     events = floor_events = accounted = 0
+    drops = Counter()
     # Interleaved rounds: the machine is shared, so each figure sees the same background load.
     for _ in range(ROUNDS):
         base.append(serve_and_load())
-        r, tally = with_probe(TcpProbe(ProbeContext(host="bench")))
+        r, tally, lost = with_probe(TcpProbe(ProbeContext(host="bench")))
+        drops.update(lost)
         full.append(r)
         events, accounted = events + tally.events, accounted + tally.accounted()
         r, seen = with_floor()
@@ -177,7 +178,9 @@ def run() -> list[Result]:
         Result(
             "connections accounted for (close events of both ends)",
             accounted, "connections", "connections accepted by the server", accepted,
-            "= 1.00x", accounted == accepted,
+            "= 1.00x, 0 dropped", accounted == accepted and not drops,
+            ", ".join(f"{reason}: {n}" for (_, reason), n in sorted(drops.items()))
+            or "0 dropped",
         ),
         Result(
             "consumer CPU per event, full path (drain and decode)",
