@@ -23,7 +23,8 @@ HOSTS = {"ipv4": ("127.0.0.1", socket.AF_INET), "ipv6": ("::1", socket.AF_INET6)
 
 
 def say(*words) -> None:
-    print(*words, flush=True)
+    """One line in one write(): forked workers share the pipe, and lines must not interleave."""
+    os.write(1, (" ".join(map(str, words)) + "\n").encode())
 
 
 def read_exactly(sock: socket.socket, n: int) -> None:
@@ -49,10 +50,12 @@ def prefork(listener: socket.socket, workers: int) -> None:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            conn, peer = listener.accept()
-            say(os.getpid(), peer[1])
-            conn.close()
-            os._exit(0)
+            try:
+                conn, peer = listener.accept()
+                say(os.getpid(), peer[1])
+                conn.close()
+            finally:
+                os._exit(0)  # never return into the parent's code
         pids.append(pid)
     for pid in pids:
         os.waitpid(pid, 0)
@@ -75,9 +78,11 @@ def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> soc
             continue
         pid = os.fork()
         if pid == 0:
-            listener.close()
-            serve_one(conn, send, recv)
-            os._exit(0)
+            try:
+                listener.close()
+                serve_one(conn, send, recv)
+            finally:
+                os._exit(0)  # never return into the parent's code
         conn.close()
         say(pid, peer[1])
         os.waitpid(pid, 0)
