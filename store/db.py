@@ -182,8 +182,13 @@ def open_store(
         if database:
             args["database"] = database
         # Through a Distributed table, make an insert return only once every shard has it:
-        # otherwise rows wait in a local queue the writer cannot see or retry.
-        settings = {"insert_distributed_sync": 1} if cluster else {}
+        # otherwise rows wait in a local queue the writer cannot see or retry. And let a query
+        # whose IN / JOIN subquery reads Distributed tables too run it once, on the initiator
+        # (GLOBAL), instead of being refused as "double-distributed": the same SQL then serves
+        # one server and a cluster.
+        settings = (
+            {"insert_distributed_sync": 1, "distributed_product_mode": "global"} if cluster else {}
+        )
         return Store(ServerBackend(**args, settings=settings), cluster, on_cluster_ddl)
     if cluster:  # said before chDB is opened: it can open only one directory per process
         raise StoreConfigError("cluster mode needs a ClickHouse server URL, not chDB")
