@@ -105,17 +105,18 @@ class Exporter:
     def selftest_tcp_probe(self) -> None:
         own_key = process_key(self.config.host, os.getpid(), own_start_ticks())
         problems = run_tcp_selftest(self.tcp_probe, self.deliver, own_key=own_key)
-        self.selftest_results["tcp"] = not problems
-        for field, what in problems.items():
-            log.error("tcp probe self-test failed: %s; not emitting it", what)
-            self.tcp_probe.untrusted |= TCP_UNTRUSTED_FIELDS.get(field, set())
+        self._record_selftest(self.tcp_probe, problems, TCP_UNTRUSTED_FIELDS)
 
     def selftest_process_probe(self) -> None:
         problems = run_process_selftest(self.process_probe, self.deliver)
-        self.selftest_results["process"] = not problems
-        for field, what in problems.items():
-            log.error("process probe self-test failed: %s; not emitting it", what)
-            self.process_probe.untrusted |= UNTRUSTED_FIELDS.get(field, set())
+        self._record_selftest(self.process_probe, problems, UNTRUSTED_FIELDS)
+
+    def _record_selftest(self, probe, problems: dict[str, str], untrusted: dict) -> None:
+        """The verdict for the metric; each failed check's fields are blanked from now on."""
+        self.selftest_results[probe.name] = not problems
+        for check, what in problems.items():
+            log.error("%s probe self-test failed: %s; not emitting it", probe.name, what)
+            probe.untrusted |= untrusted.get(check, set())
 
     def _register_collectors(self) -> None:
         cfg = self.config
