@@ -22,6 +22,7 @@ from exporter.events import ConnectionEvent, ProcessEvent
 from exporter.probes.base import ProbeContext
 from exporter.probes.tcp import TcpProbe
 from groundtruth.mixin import load_config
+from store.db import open_store
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
@@ -35,9 +36,7 @@ LOSSY_HOST = "lossy-host"
 
 # Empty here for a reason that is not an incident. Each entry must still match some empty
 # expression: once the reason is gone, the test says to remove it.
-NOT_HERE = {
-    "groundtruth_sink_": "the test exporter writes to a MemorySink: no store sink metrics",
-}
+NOT_HERE: dict[str, str] = {}
 # Incident-only series this test provokes, so they must have data.
 PROVOKED = (
     "groundtruth_oom_kills_total",
@@ -97,15 +96,19 @@ def provoke_container_activity():
 
 
 @pytest.fixture
-def lossy_exporter(ebpf_problems):
+def lossy_exporter(ebpf_problems, chdb_database, tmp_path):
     """A second exporter whose ring buffer holds one event and is drained once a second: an
     exec storm overflows it, so the drop counters have data. (Its events are incomplete, so
-    the attribution checks use the other exporter.)"""
+    the attribution checks use the other exporter.) It writes to a real store (chDB), so the
+    store sink's metrics have data too."""
     skip_or_fail_without_ebpf(ebpf_problems)
     config = exporter_config(
         host=LOSSY_HOST, ringbuf_pages=1, drain_interval_seconds=1.0, selftest=False
     )
-    exp = RunningExporter(config).start()
+    data_dir, database = chdb_database
+    store = open_store(None, data_dir=data_dir, database=database)
+    migrate(store)
+    exp = RunningExporter(config, store=store, spool_dir=tmp_path / "spool").start()
     yield exp
     exp.stop()
 
