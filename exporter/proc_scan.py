@@ -27,6 +27,11 @@ def parse_stat(text: str) -> tuple[str, int, int]:
     return comm, int(fields[1]), int(fields[19])
 
 
+def start_ticks(pid: int, proc: Path = Path("/proc")) -> int:
+    """A live process's start time in clock ticks: the last part of its process key."""
+    return parse_stat((proc / str(pid) / "stat").read_text())[2]
+
+
 def parse_ids(status: str) -> tuple[int, int]:
     """Real uid and gid from /proc/<pid>/status."""
     uid = gid = 0

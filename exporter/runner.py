@@ -28,7 +28,7 @@ from exporter.pipeline_stats import PipelineCollector, PipelineStats
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
-from exporter.proc_scan import ProcScanner, parse_stat
+from exporter.proc_scan import ProcScanner, start_ticks
 from exporter.process_table import ProcessTable
 from exporter.selftest import UNTRUSTED_FIELDS, run_process_selftest
 from exporter.tcp_scan import TcpScanner
@@ -40,11 +40,6 @@ CLOCK_REFRESH_SECONDS = 60
 # groundtruth_events_total{type}: "<event type>_<kind>", e.g. process_exec, tcp_connection_close.
 EVENT_TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 KIND = attrgetter("kind")
-
-
-def own_start_ticks() -> int:
-    with open(f"/proc/{os.getpid()}/stat") as f:
-        return parse_stat(f.read())[2]
 
 
 class Exporter:
@@ -103,7 +98,7 @@ class Exporter:
         self.scan_duration_seconds = time.monotonic() - started
 
     def selftest_tcp_probe(self) -> None:
-        own_key = process_key(self.config.host, os.getpid(), own_start_ticks())
+        own_key = process_key(self.config.host, os.getpid(), start_ticks(os.getpid()))
         problems = run_tcp_selftest(self.tcp_probe, self.deliver, own_key=own_key)
         self._record_selftest(self.tcp_probe, problems, TCP_UNTRUSTED_FIELDS)
 

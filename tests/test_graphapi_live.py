@@ -16,7 +16,7 @@ import pytest
 
 from exporter.events import process_key
 from exporter.probes.tcp import TcpProbe
-from exporter.proc_scan import parse_stat
+from exporter.proc_scan import start_ticks
 from graphapi import create_app
 from store.db import open_store
 from store.migrations import migrate
@@ -30,8 +30,7 @@ PEER = [sys.executable, str(Path(__file__).with_name("tcp_peer.py"))]
 
 
 def key_of(pid: int) -> str:
-    _comm, _ppid, ticks = parse_stat(Path(f"/proc/{pid}/stat").read_text())
-    return process_key(HOST, pid, ticks)
+    return process_key(HOST, pid, start_ticks(pid))
 
 
 def children_of(pid: int) -> list[int]:

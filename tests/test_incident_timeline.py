@@ -15,15 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.proc_scan import parse_stat
+from exporter.proc_scan import start_ticks
 from groundtruth.cli import main
 from tests.fixtures.incident import MARKER, PEER, RECEIVED, SENT
 
 pytestmark = pytest.mark.ebpf
-
-
-def start_ticks(pid: int) -> int:
-    return parse_stat(Path(f"/proc/{pid}/stat").read_text())[2]
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

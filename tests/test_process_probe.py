@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.proc_scan import parse_stat
+from exporter.proc_scan import start_ticks
 from tests.fixtures.exporter import RunningExporter, exporter_config
 
 pytestmark = pytest.mark.ebpf
-
-
-def start_ticks(pid: int) -> int:
-    return parse_stat(Path(f"/proc/{pid}/stat").read_text())[2]
 
 
 def test_exec_and_exit_are_exact(running_exporter):

@@ -23,7 +23,7 @@ from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import BootClock, ProbeContext
 from exporter.probes.tcp import TcpProbe
-from exporter.proc_scan import parse_stat
+from exporter.proc_scan import start_ticks
 from exporter.tcp_scan import TcpScanner
 from exporter.tcp_selftest import run_tcp_selftest
 from tests.cgroups import cgroup_dirs, docker_scope_v2, fake_container_id, run_in
@@ -84,8 +84,7 @@ class Peer:
         return lines
 
     def key(self) -> str:
-        _comm, _ppid, ticks = parse_stat(Path(f"/proc/{self.pid}/stat").read_text())
-        return process_key(HOST, self.pid, ticks)
+        return process_key(HOST, self.pid, start_ticks(self.pid))
 
     def finish(self) -> None:
         self.proc.stdin.close()
@@ -415,8 +414,7 @@ def test_open_connections_gauge_follows_a_held_connection(tcp):
 
 
 def test_selftest_canary_passes(tcp):
-    _comm, _ppid, ticks = parse_stat(Path(f"/proc/{os.getpid()}/stat").read_text())
-    own = process_key(HOST, os.getpid(), ticks)
+    own = process_key(HOST, os.getpid(), start_ticks(os.getpid()))
     delivered = []
     assert run_tcp_selftest(tcp.probe, delivered.extend, own_key=own) == {}
     tcp.events += delivered

@@ -65,8 +65,9 @@ def exit_outcome(exit_code: int, sig: int, oom: bool) -> str:
     return "error" if exit_code else "ok"
 
 
-def errno_name(negative_errno: int) -> str:
-    return errno.errorcode.get(-negative_errno, str(-negative_errno))
+def errno_name(err: int) -> str:
+    """ECONNREFUSED for 111; '' for 0 (no error)."""
+    return errno.errorcode.get(err, str(err)) if err else ""
 
 
 class ProcessProbe(BpfProbe):
@@ -110,7 +111,8 @@ class ProcessProbe(BpfProbe):
                 self.table.add(ev.pid, ev.process_key, Container(ev.container_id, "", ev.pod_uid))
 
     def decode(self, raw: bytes) -> ProcessEvent | None:
-        # The hot path: one call per event, so lookups are hoisted and keys built inline.
+        # The hot path: one call per event, so lookups are hoisted and keys built inline in
+        # events.process_key's format (tests compare them with keys the scan builds with it).
         (
             ts,
             start,
@@ -166,7 +168,7 @@ class ProcessProbe(BpfProbe):
         ev.argv = [cstr(argv[i : i + ARG_LEN]) for i in range(0, len(argv), ARG_LEN)]
         ev.argv_truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
         if ev.kind == "exec_failed":
-            ev.outcome = errno_name(code)
+            ev.outcome = errno_name(-code)  # the kernel returned -errno
 
     def _attribute(self, ev: ProcessEvent, kind: int, v1_cgroup_id: int) -> None:
         """Container of the event's process, and the process table kept in step."""

@@ -19,7 +19,7 @@ from functools import lru_cache
 from exporter.containers import NO_CONTAINER, ContainerResolver
 from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
-from exporter.probes.process import TICK_NS, cstr
+from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
 
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
@@ -80,10 +80,6 @@ def ip_address(family: int, raw: bytes) -> str:
     if family == AF_INET6:
         return socket.inet_ntop(socket.AF_INET6, raw[:16])
     return socket.inet_ntop(socket.AF_INET, raw[:4])
-
-
-def errno_name(err: int) -> str:
-    return errno.errorcode.get(err, str(err)) if err else ""
 
 
 def close_outcome(flags: int, err: int) -> str:
