@@ -7,8 +7,13 @@
  * state changes run in softirq with whatever task happened to be running, so they never set an
  * owner; they are joined to the socket's state in `conns` by the struct sock address.
  * Byte counts come from sock_send_length / sock_recv_length, which run in the caller's context.
- * The few kernel struct fields read (sk_err, the fd table) use offsets from the running
- * kernel's BTF, passed as -D defines by exporter/probes/tcp.py.
+ *
+ * The tracepoints that fire several times per connection (state changes, reads, writes) are
+ * attached raw: a formatted tracepoint fills a trace record (addresses, ports, family) before
+ * any program runs, about 300 ns each time, ~10 times per connection. Raw ones hand over the
+ * socket, and the few fields needed are read from it only where they are used. Every kernel
+ * struct field read (socket addresses, sk_err, the fd table) uses an offset from the running
+ * kernel's BTF, passed as a -D define by exporter/probes/tcp.py.
  */
 #include "tcp.h"
 #include "task.h"
@@ -63,21 +68,51 @@ static __always_inline void owner_from_current(struct owner *o)
     bpf_get_current_comm(&o->comm, sizeof(o->comm));
 }
 
-/* Addresses as inet_sock_set_state reports them. (bcc defines a tracepoint's args struct only
- * inside its probe, so the helpers below take this copy instead.) */
-#define ADDRS_FROM_ARGS(a, args)                                        \
-    do {                                                                \
-        (a)->family = (args)->family;                                   \
-        (a)->sport = (args)->sport;                                     \
-        (a)->dport = (args)->dport;                                     \
-        if ((args)->family == AF_INET6) {                               \
-            __builtin_memcpy((a)->saddr, (args)->saddr_v6, 16);         \
-            __builtin_memcpy((a)->daddr, (args)->daddr_v6, 16);         \
-        } else {                                                        \
-            __builtin_memcpy((a)->saddr, (args)->saddr, 4);             \
-            __builtin_memcpy((a)->daddr, (args)->daddr, 4);             \
-        }                                                               \
-    } while (0)
+static __always_inline u16 sock_u16(u64 sk, u32 offset)
+{
+    u16 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (char *)sk + offset);
+    return v;
+}
+
+static __always_inline u16 swap16(u16 v)
+{
+    return (v >> 8) | (v << 8);
+}
+
+/* The local port as the formatted tracepoint reports it (host order). */
+static __always_inline u16 local_port(u64 sk)
+{
+    return swap16(sock_u16(sk, INET_SPORT));
+}
+
+/* A socket's addresses, as the formatted inet_sock_set_state would report them: ports in
+ * host order, IPv4 addresses in the first 4 bytes. Family, addresses and remote port are all
+ * in the head of struct sock_common (SK_HEAD_LEN bytes, from the BTF offsets): one read. */
+static __always_inline void read_addrs(u64 sk, struct addrs *a)
+{
+    u8 head[SK_HEAD_LEN];
+    u16 dport;
+    bpf_probe_read_kernel(head, sizeof(head), (void *)sk);
+    __builtin_memcpy(&a->family, head + SK_FAMILY, 2);
+    __builtin_memcpy(&dport, head + SK_DPORT, 2);
+    a->dport = swap16(dport);
+    a->sport = local_port(sk);
+    if (a->family == AF_INET6) {
+        __builtin_memcpy(a->saddr, head + SK_V6_RCV_SADDR, 16);
+        __builtin_memcpy(a->daddr, head + SK_V6_DADDR, 16);
+    } else {
+        __builtin_memcpy(a->saddr, head + SK_RCV_SADDR, 4);
+        __builtin_memcpy(a->daddr, head + SK_DADDR, 4);
+    }
+}
+
+/* TCP over IPv4 or IPv6 (inet_sock_set_state also fires for MPTCP's own sockets). */
+static __always_inline int is_tcp(u64 sk, struct addrs *a)
+{
+    return sock_u16(sk, SK_PROTOCOL) == IPPROTO_TCP &&
+           (a->family == AF_INET || a->family == AF_INET6);
+}
 
 static __always_inline int sock_error(u64 sk)
 {
@@ -213,30 +248,34 @@ static __always_inline int on_inbound(u64 sk, struct addrs *a)
     return 0;
 }
 
-static __always_inline int on_established(u64 sk, struct addrs *a)
+static __always_inline int on_established(u64 sk)
 {
     struct conn *c = conns.lookup(&sk);
     if (!c)
         return 0;
     c->established_ns = bpf_ktime_get_boot_ns();
-    c->addrs = *a;  /* the local port is chosen after SYN_SENT is set */
-    if (!(c->flags & F_INBOUND))
+    if (!(c->flags & F_INBOUND)) {
+        c->addrs.sport = local_port(sk);  /* chosen after SYN_SENT was set */
         count_opened(c);
+    }
     return 0;
 }
 
-static __always_inline int on_close(u64 sk, int old, struct addrs *a)
+static __always_inline int on_close(u64 sk, int old)
 {
     struct conn *c = conns.lookup(&sk);
     if (!c) {
         if (old == TCP_SYN_SENT || old == TCP_SYN_RECV || old == TCP_CLOSE)
             return 0;
         /* Opened before the probe: report the end; user space knows the owner from its scan. */
-        struct conn u = {.flags = F_UNTRACKED, .addrs = *a};
-        emit(EV_CLOSE, &u, sock_error(sk));
+        struct conn u = {.flags = F_UNTRACKED};
+        read_addrs(sk, &u.addrs);
+        if (is_tcp(sk, &u.addrs))
+            emit(EV_CLOSE, &u, sock_error(sk));
         return 0;
     }
-    c->addrs = *a;
+    if (old == TCP_SYN_SENT)
+        c->addrs.sport = local_port(sk);  /* chosen after SYN_SENT was set */
     int err = sock_error(sk);
     u8 inbound = c->flags & F_INBOUND;
     if (old == TCP_SYN_SENT) {
@@ -255,36 +294,37 @@ static __always_inline int on_close(u64 sk, int old, struct addrs *a)
     return 0;
 }
 
-TRACEPOINT_PROBE(sock, inet_sock_set_state)
+/* args: the socket, its old state, its new state. Only TCP sockets are in `conns`, so the
+ * protocol is checked where a socket is first seen. */
+RAW_TRACEPOINT_PROBE(inet_sock_set_state)
 {
-    if (args->protocol != IPPROTO_TCP)
-        return 0;
-    u64 sk = (u64)args->skaddr;
-    int old = args->oldstate, new = args->newstate;
+    u64 sk = ctx->args[0];
+    int old = ctx->args[1], new = ctx->args[2];
     if (old == TCP_ESTABLISHED && (new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT)) {
         struct conn *c = conns.lookup(&sk);
         if (c)
             c->flags |= new == TCP_FIN_WAIT1 ? F_CLOSED_LOCAL : F_CLOSED_REMOTE;
         return 0;
     }
+    if (new == TCP_ESTABLISHED)
+        return on_established(sk);
+    if (new == TCP_CLOSE && old != TCP_LISTEN)
+        return on_close(sk, old);
     /* The other steps of an orderly close (FIN_WAIT2, LAST_ACK, ...) need nothing. */
-    if (new != TCP_LISTEN && new != TCP_SYN_SENT && new != TCP_SYN_RECV &&
-        new != TCP_ESTABLISHED && new != TCP_CLOSE)
+    if (new != TCP_LISTEN && new != TCP_SYN_SENT && new != TCP_SYN_RECV && new != TCP_CLOSE)
         return 0;
     struct addrs a = {};
-    ADDRS_FROM_ARGS(&a, args);
+    read_addrs(sk, &a);
+    if (!is_tcp(sk, &a))
+        return 0;
     if (new == TCP_LISTEN)
         return on_listen(&a, EV_LISTEN);
-    if (old == TCP_LISTEN && new == TCP_CLOSE)
+    if (new == TCP_CLOSE)  /* from LISTEN */
         return on_listen(&a, EV_LISTEN_CLOSE);
     if (new == TCP_SYN_SENT)
         return on_connect_start(sk, &a);
-    if (old == TCP_LISTEN && new == TCP_SYN_RECV)
+    if (old == TCP_LISTEN)  /* new == TCP_SYN_RECV */
         return on_inbound(sk, &a);
-    if (new == TCP_ESTABLISHED)
-        return on_established(sk, &a);
-    if (new == TCP_CLOSE)
-        return on_close(sk, old, &a);
     return 0;
 }
 
@@ -332,14 +372,16 @@ TRACEPOINT_PROBE(syscalls, sys_exit_accept)
 }
 
 /* Bytes moved by a process on a TCP socket: counted per connection and per cgroup. */
-static __always_inline int transferred(u64 sk, u16 family, u16 protocol, int ret, u32 kind)
+static __always_inline int transferred(u64 sk, int ret, u32 kind)
 {
-    if (ret <= 0 || protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6))
+    if (ret <= 0)
         return 0;
     struct conn *c = conns.lookup(&sk);
     if (!c) {
-        /* Opened before the probe: still this cgroup's traffic. */
-        count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
+        /* Opened before the probe (or not TCP): a TCP socket's bytes are still its cgroup's. */
+        struct addrs a = {.family = sock_u16(sk, SK_FAMILY)};
+        if (is_tcp(sk, &a))
+            count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
         return 0;
     }
     if ((c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO)) {
@@ -357,16 +399,17 @@ static __always_inline int transferred(u64 sk, u16 family, u16 protocol, int ret
     return 0;
 }
 
-TRACEPOINT_PROBE(sock, sock_send_length)
+/* args of both: the socket, the length (or -errno), the flags. */
+RAW_TRACEPOINT_PROBE(sock_send_length)
 {
-    return transferred((u64)args->sk, args->family, args->protocol, args->ret, C_BYTES_SENT);
+    return transferred(ctx->args[0], (int)ctx->args[1], C_BYTES_SENT);
 }
 
-TRACEPOINT_PROBE(sock, sock_recv_length)
+RAW_TRACEPOINT_PROBE(sock_recv_length)
 {
-    if (args->flags & (MSG_PEEK | MSG_ERRQUEUE))  /* data read again later / not data */
+    if ((int)ctx->args[2] & (MSG_PEEK | MSG_ERRQUEUE))  /* data read again later / not data */
         return 0;
-    return transferred((u64)args->sk, args->family, args->protocol, args->ret, C_BYTES_RECEIVED);
+    return transferred(ctx->args[0], (int)ctx->args[1], C_BYTES_RECEIVED);
 }
 
 /* ---- retransmits and resets: timer and softirq context, joined on the socket ---- */

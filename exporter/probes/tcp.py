@@ -16,6 +16,7 @@ import struct
 import time
 from functools import lru_cache
 
+from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
 from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
@@ -63,7 +64,30 @@ TCP_OFFSETS = {
     "FILE_PRIVATE_DATA": ("file", "private_data"),
     "SOCKET_SK": ("socket", "sk"),
     "SOCK_SK_ERR": ("sock", "sk_err"),
+    "SK_PROTOCOL": ("sock", "sk_protocol"),
+    "SK_FAMILY": ("sock", "__sk_common.skc_family"),
+    # The local port as the formatted tracepoint reads it (skc_num is 0 once the port is
+    # released, before the change to CLOSE is traced).
+    "INET_SPORT": ("inet_sock", "inet_sport"),
+    "SK_DPORT": ("sock", "__sk_common.skc_dport"),
+    "SK_RCV_SADDR": ("sock", "__sk_common.skc_rcv_saddr"),
+    "SK_DADDR": ("sock", "__sk_common.skc_daddr"),
+    "SK_V6_RCV_SADDR": ("sock", "__sk_common.skc_v6_rcv_saddr"),
+    "SK_V6_DADDR": ("sock", "__sk_common.skc_v6_daddr"),
 }
+
+# Read from the head of struct sock_common in one go (read_addrs in bpf/tcp.c).
+SOCK_HEAD_FIELDS = {
+    "SK_FAMILY": 2, "SK_DPORT": 2, "SK_RCV_SADDR": 4, "SK_DADDR": 4, "SK_V6_RCV_SADDR": 16,
+    "SK_V6_DADDR": 16,
+}  # fmt: skip
+
+
+def sock_head_length() -> int:
+    """Bytes from the start of struct sock that hold every field of SOCK_HEAD_FIELDS."""
+    end = max(member_offset(*TCP_OFFSETS[name]) + size for name, size in SOCK_HEAD_FIELDS.items())
+    return (end + 7) & ~7
+
 
 # Socket errors that name an outcome; any other error is `error`.
 ERROR_OUTCOMES = {
@@ -182,6 +206,7 @@ class TcpProbe(BpfProbe):
         bounds = {f"DURATION_BOUND_{i}": int(s * 1e9) for i, s in enumerate(DURATION_BOUNDS_S)}
         return {
             **super().defines(),
+            "SK_HEAD_LEN": sock_head_length(),
             "COUNTS_MAX": self.counts_max,
             "CONNS_MAX": self.conns_max,
             **bounds,
