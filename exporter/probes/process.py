@@ -10,9 +10,10 @@ import errno
 import itertools
 import os
 import struct
+from functools import lru_cache
 
 from exporter.btf import enum_value
-from exporter.containers import Container, ContainerResolver
+from exporter.containers import NO_CONTAINER, Container, ContainerResolver
 from exporter.events import ProcessEvent
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
@@ -34,6 +35,10 @@ KIND_NAMES = {
 }
 
 TICK_NS = 10_000_000
+COMM_CACHE_MAX = 4096
+# filename, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of events that
+# are neither an exec nor an exit (ProcessEvent's defaults).
+NOT_EXEC_OR_EXIT = ("", 0, -1, 0, 0, "", 0)
 
 # The path from a task to its v1 memory cgroup's id (task_v1_memcg_id in bpf/task.h).
 CGROUP_OFFSETS = {
@@ -65,6 +70,20 @@ def exit_outcome(exit_code: int, sig: int, oom: bool) -> str:
     return "error" if exit_code else "ok"
 
 
+@lru_cache(maxsize=1024)
+def exit_status(raw: int, oom: int) -> tuple[int, int, int, str]:
+    """(exit code, signal, core dumped, outcome) of an exit event (few distinct values)."""
+    exit_code, sig, core = decode_exit_status(raw)
+    return exit_code, sig, core, exit_outcome(exit_code, sig, bool(oom))
+
+
+def exec_args(raw: bytes) -> tuple[str, list[str], int]:
+    """(filename, argv, 0) of an exec event (the flag for cut arguments is in its head)."""
+    argc, _pad, filename = EXEC_TAIL.unpack_from(raw, HEAD.size)
+    argv = raw[EXEC_ARGV_AT : EXEC_ARGV_AT + ARG_LEN * min(argc, ARGV_MAX)]
+    return cstr(filename), [cstr(argv[i : i + ARG_LEN]) for i in range(0, len(argv), ARG_LEN)], 0
+
+
 def errno_name(err: int) -> str:
     """ECONNREFUSED for 111; '' for 0 (no error)."""
     return errno.errorcode.get(err, str(err)) if err else ""
@@ -90,6 +109,7 @@ class ProcessProbe(BpfProbe):
         self.untrusted: set[str] = set()
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
+        self._comms: dict[bytes, str] = {}
 
     def defines(self) -> dict[str, int]:
         defines = {**super().defines(), "COUNTS_MAX": self.counts_max}
@@ -111,79 +131,58 @@ class ProcessProbe(BpfProbe):
                 self.table.add(ev.pid, ev.process_key, Container(ev.container_id, "", ev.pod_uid))
 
     def decode(self, raw: bytes) -> ProcessEvent | None:
-        # The hot path: one call per event, so lookups are hoisted and keys built inline in
+        # The hot path: one call per event, so the event is built in one constructor call
+        # (field order of ProcessEvent), lookups are hoisted and keys built inline in
         # events.process_key's format (tests compare them with keys the scan builds with it).
-        (
-            ts,
-            start,
-            pstart,
-            cgroup_id,
-            v1_id,
-            kind,
-            pid,
-            ppid,
-            uid,
-            gid,
-            code,
-            flags,
-            _tid,
-            comm,
-        ) = HEAD.unpack_from(raw)
-        if kind == EV_CGROUP_MKDIR:
+        (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags, _tid,
+         comm) = HEAD.unpack_from(raw)  # fmt: skip
+        host, table = self.ctx.host, self.table
+        key = f"{host}:{pid}:{start // TICK_NS}" if start else table.key(pid)
+        filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
+        argv = []
+        if kind == EV_EXIT:
+            exit_code, sig, core, outcome = exit_status(code, flags & F_OOM_KILLED)
+            lifetime = ts - start if start else 0
+            container = self.containers.resolve(cgroup_id, v1_id)
+            table.remove(pid, key)
+        elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
+            filename, argv, truncated = exec_args(raw)
+            truncated = 1 if truncated or flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
+            container = self.containers.resolve(cgroup_id, v1_id)
+            if kind == EV_EXEC:
+                table.add(pid, key, container)
+            else:
+                outcome = errno_name(-code)  # the kernel returned -errno
+        elif kind == EV_FORK:
+            # Sent from the parent; the child starts in its parent's cgroups.
+            container = self.containers.resolve(cgroup_id, v1_id)
+            table.add(pid, key, container)
+        elif kind == EV_OOM_KILL:
+            # Sent from the task that ran into the limit: the victim is known by its pid.
+            container, key = table.container(pid), table.key(pid)
+        elif kind == EV_CGROUP_MKDIR:
             path = cstr(raw[HEAD.size : HEAD.size + CGROUP_PATH_LEN])
             self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
             return None
-        host, offset = self.ctx.host, self.ctx.clock.offset_ns
+        else:
+            container = NO_CONTAINER
+        offset = self.ctx.clock.offset_ns
         ev = ProcessEvent(
-            f"{self._run_id}-{next(self._seq)}",
-            KIND_NAMES.get(kind) or str(kind),
-            ts + offset,
-            host,
-            pid,
-            ppid,
-            f"{host}:{pid}:{start // TICK_NS}" if start else self.table.key(pid),
-            f"{host}:{ppid}:{pstart // TICK_NS}" if ppid else "",
-            start + offset if start else 0,
-            uid,
-            gid,
-            comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
-            cgroup_id=cgroup_id,
-            source="ebpf",
-        )
-        if kind == EV_EXEC or kind == EV_EXEC_FAILED:
-            self._decode_exec(raw, ev, flags, code)
-        elif kind == EV_EXIT:
-            ev.exit_code, ev.signal, ev.core_dumped = decode_exit_status(code)
-            ev.outcome = exit_outcome(ev.exit_code, ev.signal, bool(flags & F_OOM_KILLED))
-            ev.lifetime_ns = ts - start if start else 0
-        self._attribute(ev, kind, v1_id)
-        for name in self.untrusted:
-            setattr(ev, name, ProcessEvent.__dataclass_fields__[name].default)
+            f"{self._run_id}-{next(self._seq)}", KIND_NAMES.get(kind) or str(kind),
+            ts + offset, host, pid, ppid, key,
+            f"{host}:{ppid}:{pstart // TICK_NS}" if ppid else "", start + offset if start else 0,
+            uid, gid, self._comms.get(comm) or self._comm(comm), filename, argv, truncated,
+            exit_code, sig, core, outcome, lifetime, cgroup_id, container.id, container.pod_uid,
+            "ebpf",
+        )  # fmt: skip
+        if self.untrusted:
+            for name in self.untrusted:
+                setattr(ev, name, ProcessEvent.__dataclass_fields__[name].default)
         return ev
 
-    def _decode_exec(self, raw: bytes, ev: ProcessEvent, flags: int, code: int) -> None:
-        argc, _pad, filename = EXEC_TAIL.unpack_from(raw, HEAD.size)
-        ev.filename = cstr(filename)
-        argv = raw[EXEC_ARGV_AT : EXEC_ARGV_AT + ARG_LEN * min(argc, ARGV_MAX)]
-        ev.argv = [cstr(argv[i : i + ARG_LEN]) for i in range(0, len(argv), ARG_LEN)]
-        ev.argv_truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
-        if ev.kind == "exec_failed":
-            ev.outcome = errno_name(-code)  # the kernel returned -errno
-
-    def _attribute(self, ev: ProcessEvent, kind: int, v1_cgroup_id: int) -> None:
-        """Container of the event's process, and the process table kept in step."""
-        if kind == EV_OOM_KILL:
-            # Sent from the task that ran into the limit: the victim is known by its pid.
-            container = self.table.container(ev.pid)
-            ev.process_key = self.table.key(ev.pid)
-        elif kind == EV_FORK:
-            # Sent from the parent; the child starts in its parent's cgroups.
-            container = self.containers.resolve(ev.cgroup_id, v1_cgroup_id)
-            self.table.add(ev.pid, ev.process_key, container)
-        else:
-            container = self.containers.resolve(ev.cgroup_id, v1_cgroup_id)
-            if kind == EV_EXEC:
-                self.table.add(ev.pid, ev.process_key, container)
-            elif kind == EV_EXIT:
-                self.table.remove(ev.pid, ev.process_key)
-        ev.container_id, ev.pod_uid = container.id, container.pod_uid
+    def _comm(self, raw: bytes) -> str:
+        """A command name's text, cached: few distinct names make most events."""
+        if len(self._comms) >= COMM_CACHE_MAX:
+            self._comms.clear()
+        text = self._comms[raw] = cstr(raw)
+        return text

@@ -26,6 +26,10 @@ from exporter.process_table import ProcessTable
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
 # order of ConnectionEvent and ListenEvent is relied on by decode() (positional, for speed).
 EVENT = struct.Struct("<6Q2QII16s16s16s4H3Ii")
+# What decode() unpacks of it: the owner's comm is skipped (read only when the owner is not
+# cached) and both addresses come as one 32-byte string (the key of their text form's cache).
+EVENT_DECODED = struct.Struct("<6Q2QII16x32s4H3Ii")
+COMM_AT, COMM_LEN = 8 * 8 + 2 * 4, 16
 
 EV_CLOSE, EV_CONNECT_FAILED, EV_LISTEN, EV_LISTEN_CLOSE = range(1, 5)
 EV_OPEN = 0  # not sent by the kernel: announced by TcpProbe.sweep_open()
@@ -145,18 +149,13 @@ def end_labels(kind: int, flags: int, err: int) -> tuple[str, str, str, int, str
 
 
 @lru_cache(maxsize=4096)
-def addresses(family: int, saddr: bytes, daddr: bytes) -> tuple[str, str, str]:
-    """(family name, local address, remote address)."""
-    return FAMILIES.get(family, ""), ip_address(family, saddr), ip_address(family, daddr)
-
-
-def attempt_ns(kind: int, ts: int, open_ns: int, established_ns: int) -> int:
-    """How long the handshake took; for a failed connect, how long until it failed."""
-    if not open_ns:
-        return 0
-    if kind == EV_CONNECT_FAILED:
-        return ts - open_ns
-    return established_ns - open_ns if established_ns else 0
+def addresses(family: int, saddr_daddr: bytes) -> tuple[str, str, str]:
+    """(family name, local address, remote address) from both addresses, 16 bytes each."""
+    return (
+        FAMILIES.get(family, ""),
+        ip_address(family, saddr_daddr[:16]),
+        ip_address(family, saddr_daddr[16:]),
+    )
 
 
 def tuple_key(family: str, laddr: str, lport: int, raddr: str, rport: int) -> tuple:
@@ -281,54 +280,31 @@ class TcpProbe(BpfProbe):
         return found
 
     def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
+        # The hot path: one call per event, so everything is computed inline and the event is
+        # built in one constructor call (field order of ConnectionEvent).
         (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
-         comm, saddr, daddr, sport, dport, family, _, kind, flags, retransmits, err,
-         ) = EVENT.unpack_from(raw)  # fmt: skip
-        owner = self.owner(pid, start_ns, cgroup_id, comm)
+         addrs, sport, dport, family, _, kind, flags, retransmits, err,
+         ) = EVENT_DECODED.unpack_from(raw)  # fmt: skip
+        owner = self._owners.get((pid, start_ns, cgroup_id)) or self.owner(
+            pid, start_ns, cgroup_id, raw[COMM_AT : COMM_AT + COMM_LEN]
+        )
         if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
-            pkey, comm_text, container_id, pod_uid = owner
-            listen = ListenEvent(
-                self.next_event_id(), KIND_NAMES[kind], ts + self.ctx.clock.offset_ns,
-                self.ctx.host, pid, pkey, comm_text, cgroup_id, container_id, pod_uid,
-                FAMILIES.get(family, ""), ip_address(family, saddr), sport, "ebpf",
-            )  # fmt: skip
-            if self.untrusted:
-                self._blank_untrusted(listen)
-            return listen
-        return self.connection(
-            kind, ts, conn_id, open_ns, established_ns, sent, received, pid, owner, cgroup_id,
-            (family, saddr, daddr, sport, dport), flags, retransmits, err,
-        )  # fmt: skip
-
-    def connection(
-        self,
-        kind,
-        ts,
-        conn_id,
-        open_ns,
-        established_ns,
-        sent,
-        received,
-        pid,
-        owner,
-        cgroup_id,
-        addrs,
-        flags,
-        retransmits,
-        err,
-    ) -> ConnectionEvent:
-        """A ConnectionEvent from what the kernel knows of a connection (times: boot clock)."""
-        family, saddr, daddr, sport, dport = addrs
-        pkey, comm, container_id, pod_uid = owner
-        offset = self.ctx.clock.offset_ns
+            return self._listen(kind, ts, pid, owner, cgroup_id, family, addrs, sport)
+        pkey, comm_text, container_id, pod_uid = owner
+        offset, run_id = self.ctx.clock.offset_ns, self._run_id
         direction, outcome, error, resets, closer = end_labels(kind, flags, err)
-        family_name, local_addr, remote_addr = addresses(family, saddr, daddr)
+        family_name, local_addr, remote_addr = addresses(family, addrs)
+        if not open_ns:
+            establish_ns = 0
+        elif kind == EV_CONNECT_FAILED:  # how long until it failed
+            establish_ns = ts - open_ns
+        else:
+            establish_ns = established_ns - open_ns if established_ns else 0
         ev = ConnectionEvent(
-            self.next_event_id(), KIND_NAMES.get(kind, str(kind)), ts + offset, self.ctx.host,
-            f"{self._run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm, cgroup_id,
+            f"{run_id}-{next(self._seq)}", KIND_NAMES[kind], ts + offset, self.ctx.host,
+            f"{run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm_text, cgroup_id,
             container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
-            dport, outcome, error, open_ns + offset if open_ns else 0,
-            attempt_ns(kind, ts, open_ns, established_ns),
+            dport, outcome, error, open_ns + offset if open_ns else 0, establish_ns,
             ts - established_ns if kind == EV_CLOSE and established_ns else 0,
             sent, received, retransmits, resets, closer, "ebpf",
         )  # fmt: skip
@@ -337,6 +313,17 @@ class TcpProbe(BpfProbe):
         if self.untrusted:
             self._blank_untrusted(ev)
         return ev
+
+    def _listen(self, kind, ts, pid, owner, cgroup_id, family, addrs, sport) -> ListenEvent:
+        pkey, comm_text, container_id, pod_uid = owner
+        listen = ListenEvent(
+            self.next_event_id(), KIND_NAMES[kind], ts + self.ctx.clock.offset_ns,
+            self.ctx.host, pid, pkey, comm_text, cgroup_id, container_id, pod_uid,
+            FAMILIES.get(family, ""), ip_address(family, addrs[:16]), sport, "ebpf",
+        )  # fmt: skip
+        if self.untrusted:
+            self._blank_untrusted(listen)
+        return listen
 
     def _blank_untrusted(self, ev) -> None:
         """Fields a failed self-test showed to be wrong: emitted empty rather than wrong."""
@@ -365,27 +352,15 @@ class TcpProbe(BpfProbe):
             live.add(c.id)
             if c.id in self._announced:
                 continue
+            # Laid out as the kernel's own events are, so one decoder serves both.
             o, a = c.owner, c.addrs
-            owner = self.owner(o.pid, o.start_ns, o.cgroup_id, o.comm)
-            addrs = (a.family, bytes(a.saddr), bytes(a.daddr), a.sport, a.dport)
-            events.append(
-                self.connection(
-                    EV_OPEN,
-                    now,
-                    c.id,
-                    c.open_ns,
-                    c.established_ns,
-                    c.bytes_sent,
-                    c.bytes_received,
-                    o.pid,
-                    owner,
-                    o.cgroup_id,
-                    addrs,
-                    c.flags,
-                    c.retransmits,
-                    0,
-                )  # fmt: skip
-            )
+            raw = EVENT.pack(
+                now, c.id, c.open_ns, c.established_ns, c.bytes_sent, c.bytes_received,
+                o.start_ns, o.cgroup_id, o.pid, 0, bytes(o.comm), bytes(a.saddr),
+                bytes(a.daddr), a.sport, a.dport, a.family, 0, EV_OPEN, c.flags,
+                c.retransmits, 0,
+            )  # fmt: skip
+            events.append(self.decode(raw))
         self._announced = live
         return events
 
@@ -396,7 +371,7 @@ class TcpProbe(BpfProbe):
         keys = set()
         for _sk, c in self._conns_table():
             a = c.addrs
-            family, local, remote = addresses(a.family, bytes(a.saddr), bytes(a.daddr))
+            family, local, remote = addresses(a.family, bytes(a.saddr) + bytes(a.daddr))
             keys.add(tuple_key(family, local, a.sport, remote, a.dport))
         return keys
 
