@@ -16,6 +16,7 @@
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* ring buffer full, by event kind */
 BPF_PERCPU_ARRAY(exec_scratch, struct exec_args, 1);
+BPF_PERCPU_ARRAY(exec_out, struct exec_event, 1);     /* an exec event being built */
 BPF_HASH(exec_args_by_tid, u32, struct exec_args, 10240);
 BPF_HASH(oom_victims, u32, u8, 1024);
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
@@ -141,6 +142,40 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
     return read_exec_args(args->filename, args->argv);
 }
 
+/* An exec event carries only the arguments captured: a short command line makes a short record,
+ * which leaves room in the ring buffer for more events and the consumer less to copy. */
+static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args *a)
+{
+    u32 zero = 0;
+    struct exec_event *e = exec_out.lookup(&zero);
+    if (!e)
+        return 0;
+    fill_head(&e->hdr, kind);
+    e->pad = 0;
+    if (!a) {
+        e->argc = 0;
+        e->hdr.flags = F_ARGV_UNKNOWN;
+        return e;
+    }
+    u32 argc = a->argc;
+    if (argc > ARGV_MAX)
+        argc = ARGV_MAX;
+    e->argc = argc;
+    e->hdr.flags = a->flags;
+    bpf_probe_read_kernel(e->argv, argc * ARG_LEN, a->argv);
+    return e;
+}
+
+static __always_inline void send_exec(struct exec_event *e, u32 kind)
+{
+    u32 argc = e->argc;
+    if (argc > ARGV_MAX)
+        argc = ARGV_MAX;
+    u32 size = __builtin_offsetof(struct exec_event, argv) + argc * ARG_LEN;
+    if (events.ringbuf_output(e, size, RINGBUF_FLAGS) != 0)
+        count_drop(kind);
+}
+
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     u32 old_tid = args->old_pid;
@@ -149,21 +184,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     char comm[COMM_LEN];
     bpf_get_current_comm(&comm, sizeof(comm));
     count(C_EXEC, comm);
-    struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count_drop(EV_EXEC);
-    } else {
-        fill_head(&e->hdr, EV_EXEC);
+    struct exec_event *e = exec_event(EV_EXEC, a);
+    if (e) {
         TP_DATA_LOC_READ_STR(e->filename, filename, sizeof(e->filename));
-        if (a) {
-            e->argc = a->argc;
-            e->hdr.flags = a->flags;
-            bpf_probe_read_kernel(e->argv, sizeof(e->argv), a->argv);
-        } else {
-            e->argc = 0;
-            e->hdr.flags = F_ARGV_UNKNOWN;
-        }
-        events.ringbuf_submit(e, RINGBUF_FLAGS);
+        send_exec(e, EV_EXEC);
     }
     if (a)
         exec_args_by_tid.delete(&old_tid);
@@ -180,17 +204,11 @@ static __always_inline int exec_returned(long ret)
         count(C_EXEC_FAILED, 0);
         /* ENOENT is the PATH search of execvp(): counted, not sent. */
         if (ret != -ENOENT) {
-            struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
-            if (!e) {
-                count_drop(EV_EXEC_FAILED);
-            } else {
-                fill_head(&e->hdr, EV_EXEC_FAILED);
+            struct exec_event *e = exec_event(EV_EXEC_FAILED, a);
+            if (e) {
                 e->hdr.exit_code = ret;
-                e->hdr.flags = a->flags;
-                e->argc = a->argc;
                 bpf_probe_read_kernel(e->filename, sizeof(e->filename), a->filename);
-                bpf_probe_read_kernel(e->argv, sizeof(e->argv), a->argv);
-                events.ringbuf_submit(e, RINGBUF_FLAGS);
+                send_exec(e, EV_EXEC_FAILED);
             }
         }
     }

@@ -20,9 +20,11 @@ from exporter.process_table import ProcessTable
 
 # Layouts of bpf/process.h.
 HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event
-EXEC_TAIL = struct.Struct("<II256s")  # argc, pad, filename (argv follows)
-ARGV_MAX, ARG_LEN, CGROUP_PATH_LEN = 20, 128, 256
-EXEC_ARGV_AT = HEAD.size + EXEC_TAIL.size
+# struct exec_event: the head, argc (u32), pad (u32), filename, then argc argument slots.
+ARGV_MAX, ARG_LEN, FILENAME_LEN, CGROUP_PATH_LEN = 20, 128, 256, 256
+FILENAME_AT = HEAD.size + 8
+EXEC_ARGV_AT = FILENAME_AT + FILENAME_LEN
+U32 = struct.Struct("<I")
 
 EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR = range(1, 7)
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
@@ -36,6 +38,7 @@ KIND_NAMES = {
 
 TICK_NS = 10_000_000
 COMM_CACHE_MAX = 4096
+KEY_CACHE_MAX = 16384
 # filename, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of events that
 # are neither an exec nor an exit (ProcessEvent's defaults).
 NOT_EXEC_OR_EXIT = ("", 0, -1, 0, 0, "", 0)
@@ -77,11 +80,16 @@ def exit_status(raw: int, oom: int) -> tuple[int, int, int, str]:
     return exit_code, sig, core, exit_outcome(exit_code, sig, bool(oom))
 
 
-def exec_args(raw: bytes) -> tuple[str, list[str], int]:
-    """(filename, argv, 0) of an exec event (the flag for cut arguments is in its head)."""
-    argc, _pad, filename = EXEC_TAIL.unpack_from(raw, HEAD.size)
-    argv = raw[EXEC_ARGV_AT : EXEC_ARGV_AT + ARG_LEN * min(argc, ARGV_MAX)]
-    return cstr(filename), [cstr(argv[i : i + ARG_LEN]) for i in range(0, len(argv), ARG_LEN)], 0
+def exec_args(raw: bytes) -> tuple[str, list[str]]:
+    """(filename, argv) of an exec event: NUL-terminated strings in fixed-size slots."""
+    argc = U32.unpack_from(raw, HEAD.size)[0]
+    end = raw.find(b"\0", FILENAME_AT, FILENAME_AT + FILENAME_LEN)
+    filename = raw[FILENAME_AT : end if end >= 0 else FILENAME_AT + FILENAME_LEN]
+    argv, find = [], raw.find
+    for at in range(EXEC_ARGV_AT, EXEC_ARGV_AT + ARG_LEN * min(argc, ARGV_MAX), ARG_LEN):
+        end = find(b"\0", at, at + ARG_LEN)
+        argv.append(raw[at : end if end >= 0 else at + ARG_LEN].decode("utf-8", "replace"))
+    return filename.decode("utf-8", "replace"), argv
 
 
 def errno_name(err: int) -> str:
@@ -110,6 +118,7 @@ class ProcessProbe(BpfProbe):
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
         self._comms: dict[bytes, str] = {}
+        self._keys: dict[tuple[int, int], str] = {}
 
     def defines(self) -> dict[str, int]:
         defines = {**super().defines(), "COUNTS_MAX": self.counts_max}
@@ -132,12 +141,14 @@ class ProcessProbe(BpfProbe):
 
     def decode(self, raw: bytes) -> ProcessEvent | None:
         # The hot path: one call per event, so the event is built in one constructor call
-        # (field order of ProcessEvent), lookups are hoisted and keys built inline in
-        # events.process_key's format (tests compare them with keys the scan builds with it).
+        # (field order of ProcessEvent), lookups are hoisted and process keys cached.
         (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags, _tid,
          comm) = HEAD.unpack_from(raw)  # fmt: skip
-        host, table = self.ctx.host, self.table
-        key = f"{host}:{pid}:{start // TICK_NS}" if start else table.key(pid)
+        host, table, keys = self.ctx.host, self.table, self._keys
+        if start:
+            key = keys.get((pid, start)) or self._key(pid, start)
+        else:
+            key = table.key(pid)
         filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
         argv = []
         if kind == EV_EXIT:
@@ -146,8 +157,8 @@ class ProcessProbe(BpfProbe):
             container = self.containers.resolve(cgroup_id, v1_id)
             table.remove(pid, key)
         elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
-            filename, argv, truncated = exec_args(raw)
-            truncated = 1 if truncated or flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
+            filename, argv = exec_args(raw)
+            truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
             container = self.containers.resolve(cgroup_id, v1_id)
             if kind == EV_EXEC:
                 table.add(pid, key, container)
@@ -170,7 +181,8 @@ class ProcessProbe(BpfProbe):
         ev = ProcessEvent(
             f"{self._run_id}-{next(self._seq)}", KIND_NAMES.get(kind) or str(kind),
             ts + offset, host, pid, ppid, key,
-            f"{host}:{ppid}:{pstart // TICK_NS}" if ppid else "", start + offset if start else 0,
+            (keys.get((ppid, pstart)) or self._key(ppid, pstart)) if ppid else "",
+            start + offset if start else 0,
             uid, gid, self._comms.get(comm) or self._comm(comm), filename, argv, truncated,
             exit_code, sig, core, outcome, lifetime, cgroup_id, container.id, container.pod_uid,
             "ebpf",
@@ -179,6 +191,14 @@ class ProcessProbe(BpfProbe):
             for name in self.untrusted:
                 setattr(ev, name, ProcessEvent.__dataclass_fields__[name].default)
         return ev
+
+    def _key(self, pid: int, start_ns: int) -> str:
+        """A process key (events.process_key's format, built inline), cached: a process's
+        fork, exec and exit events and its children's all name it."""
+        if len(self._keys) >= KEY_CACHE_MAX:
+            self._keys.clear()
+        key = self._keys[pid, start_ns] = f"{self.ctx.host}:{pid}:{start_ns // TICK_NS}"
+        return key
 
     def _comm(self, raw: bytes) -> str:
         """A command name's text, cached: few distinct names make most events."""
