@@ -254,10 +254,11 @@ static __always_inline int on_established(u64 sk)
     if (!c)
         return 0;
     c->established_ns = bpf_ktime_get_boot_ns();
-    if (!(c->flags & F_INBOUND)) {
-        c->addrs.sport = local_port(sk);  /* chosen after SYN_SENT was set */
+    /* Read again: an outbound socket's local port is chosen after SYN_SENT is set, and a child
+     * socket's remote end may be filled in after its SYN_RECV (kernels differ). */
+    read_addrs(sk, &c->addrs);
+    if (!(c->flags & F_INBOUND))
         count_opened(c);
-    }
     return 0;
 }
 
