@@ -3,7 +3,9 @@ request) against a small local server, with the probe loaded and drained against
 Requests/s is what the goal names, but on a shared 2-core machine it moves with whatever else
 runs; CPU per request of everything involved (wrk, the server, the kernel work done on their
 behalf, the probe's consumer) is the steadier measure of the same cost. Also: every connection
-accounted for, and consumer CPU per event against a counting-only floor."""
+accounted for, and consumer CPU per event against a counting-only floor. And the same load with
+a minimal exporter (one event per connection end, decoded, nothing else): how much of the cost
+any exporter that decodes every connection in Python cannot avoid."""
 
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from pathlib import Path
 
 from bench.floor import counting_only
 from bench.result import Result
+from exporter import ringbuf
 from exporter.probes.base import ProbeContext
 from exporter.probes.tcp import TcpProbe
 
 ROUNDS = 5
 SECONDS = 2
 SERVER = [sys.executable, str(Path(__file__).with_name("tiny_http.py"))]
+MINIMAL_SOURCE = Path(__file__).with_name("minimal_close.c")
 
 CountingOnlyProbe = counting_only(TcpProbe)
 
@@ -134,14 +138,37 @@ def with_floor() -> tuple[Run, int]:
         floor.close()
 
 
+def with_minimal_exporter() -> tuple[Run, int]:
+    """The same load with the least a per-connection exporter does (bench/minimal_close.c: one
+    event per connection end, nothing else in the kernel), each event read and decoded by the
+    TCP probe's decoder. Returns the run and the events decoded."""
+    from bcc import BPF
+
+    decoder = TcpProbe(ProbeContext(host="bench"))
+    bpf = BPF(src_file=str(MINIMAL_SOURCE).encode())
+    events = bpf[b"events"]
+    reader = ringbuf.RingBufferReader(events.map_fd, events.max_entries)
+    decoded = 0
+
+    def drain():
+        nonlocal decoded
+        decoded += len([e for e in map(decoder.decode, reader.read()) if e is not None])
+
+    try:
+        return serve_and_load(drain), decoded
+    finally:
+        reader.close()
+        bpf.cleanup()
+
+
 def median(runs: list[Run], figure) -> float:
     return statistics.median(figure(r) for r in runs)
 
 
 def run() -> list[Result]:
     serve_and_load()  # warm up
-    base, full, floor = [], [], []
-    events = floor_events = accounted = 0
+    base, full, floor, minimal = [], [], [], []
+    events = floor_events = accounted = minimal_events = 0
     drops = Counter()
     # Interleaved rounds: the machine is shared, so each figure sees the same background load.
     for _ in range(ROUNDS):
@@ -153,9 +180,15 @@ def run() -> list[Result]:
         r, seen = with_floor()
         floor.append(r)
         floor_events += seen
+        r, decoded = with_minimal_exporter()
+        minimal.append(r)
+        minimal_events += decoded
     rate, base_rate = median(full, lambda r: r.rate), median(base, lambda r: r.rate)
     cpu, base_cpu = (median(runs, lambda r: r.cpu_per_request_us) for runs in (full, base))
     floor_cpu = median(floor, lambda r: r.cpu_per_request_us)
+    minimal_rate = median(minimal, lambda r: r.rate)
+    minimal_cpu = median(minimal, lambda r: r.cpu_per_request_us)
+    minimal_per_event = sum(r.consumer_cpu for r in minimal) / minimal_events * 1e6
     accepted = sum(r.accepted for r in full)
     per_event = sum(r.consumer_cpu for r in full) / events * 1e6
     floor_per_event = sum(r.consumer_cpu for r in floor) / floor_events * 1e6
@@ -174,6 +207,16 @@ def run() -> list[Result]:
         Result(
             "CPU per request with a counting-only consumer (the kernel side's share)",
             floor_cpu, "us", "without the probe", base_cpu, note=rounds,
+        ),
+        Result(
+            "loopback HTTP with a minimal exporter (one event per connection end, decoded in "
+            "Python; nothing else in the kernel): a lower bound for any Python exporter",
+            minimal_rate, "req/s", "without the probe", base_rate,
+            note=f"{rounds}; {minimal_per_event:.2f} us per event decoded",
+        ),
+        Result(
+            "CPU per request with that minimal exporter",
+            minimal_cpu, "us", "without the probe", base_cpu, note=rounds,
         ),
         Result(
             "connections accounted for (close events of both ends)",
