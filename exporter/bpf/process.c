@@ -144,6 +144,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
 
 /* An exec event carries only the arguments captured: a short command line makes a short record,
  * which leaves room in the ring buffer for more events and the consumer less to copy. */
+static __always_inline u32 argv_slots(u32 argc)
+{
+    return argc > ARGV_MAX ? ARGV_MAX : argc;  /* also the bound the verifier asks for */
+}
+
 static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args *a)
 {
     u32 zero = 0;
@@ -157,9 +162,7 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
         e->hdr.flags = F_ARGV_UNKNOWN;
         return e;
     }
-    u32 argc = a->argc;
-    if (argc > ARGV_MAX)
-        argc = ARGV_MAX;
+    u32 argc = argv_slots(a->argc);
     e->argc = argc;
     e->hdr.flags = a->flags;
     bpf_probe_read_kernel(e->argv, argc * ARG_LEN, a->argv);
@@ -168,10 +171,7 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
 
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
-    u32 argc = e->argc;
-    if (argc > ARGV_MAX)
-        argc = ARGV_MAX;
-    u32 size = __builtin_offsetof(struct exec_event, argv) + argc * ARG_LEN;
+    u32 size = __builtin_offsetof(struct exec_event, argv) + argv_slots(e->argc) * ARG_LEN;
     if (events.ringbuf_output(e, size, RINGBUF_FLAGS) != 0)
         count_drop(kind);
 }

@@ -108,10 +108,9 @@ static __always_inline void read_addrs(u64 sk, struct addrs *a)
 }
 
 /* TCP over IPv4 or IPv6 (inet_sock_set_state also fires for MPTCP's own sockets). */
-static __always_inline int is_tcp(u64 sk, struct addrs *a)
+static __always_inline int is_tcp(u64 sk, u16 family)
 {
-    return sock_u16(sk, SK_PROTOCOL) == IPPROTO_TCP &&
-           (a->family == AF_INET || a->family == AF_INET6);
+    return sock_u16(sk, SK_PROTOCOL) == IPPROTO_TCP && (family == AF_INET || family == AF_INET6);
 }
 
 static __always_inline int sock_error(u64 sk)
@@ -271,7 +270,7 @@ static __always_inline int on_close(u64 sk, int old)
         /* Opened before the probe: report the end; user space knows the owner from its scan. */
         struct conn u = {.flags = F_UNTRACKED};
         read_addrs(sk, &u.addrs);
-        if (is_tcp(sk, &u.addrs))
+        if (is_tcp(sk, u.addrs.family))
             emit(EV_CLOSE, &u, sock_error(sk));
         return 0;
     }
@@ -316,7 +315,7 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
         return 0;
     struct addrs a = {};
     read_addrs(sk, &a);
-    if (!is_tcp(sk, &a))
+    if (!is_tcp(sk, a.family))
         return 0;
     if (new == TCP_LISTEN)
         return on_listen(&a, EV_LISTEN);
@@ -380,8 +379,7 @@ static __always_inline int transferred(u64 sk, int ret, u32 kind)
     struct conn *c = conns.lookup(&sk);
     if (!c) {
         /* Opened before the probe (or not TCP): a TCP socket's bytes are still its cgroup's. */
-        struct addrs a = {.family = sock_u16(sk, SK_FAMILY)};
-        if (is_tcp(sk, &a))
+        if (is_tcp(sk, sock_u16(sk, SK_FAMILY)))
             count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
         return 0;
     }

@@ -13,7 +13,7 @@ import struct
 from functools import lru_cache
 
 from exporter.btf import enum_value
-from exporter.containers import NO_CONTAINER, Container, ContainerResolver
+from exporter.containers import Container, ContainerResolver
 from exporter.events import ProcessEvent
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
@@ -80,16 +80,20 @@ def exit_status(raw: int, oom: int) -> tuple[int, int, int, str]:
     return exit_code, sig, core, exit_outcome(exit_code, sig, bool(oom))
 
 
+def slot_text(raw: bytes, at: int, size: int) -> str:
+    """The NUL-terminated string in raw[at : at + size] (a fixed-size slot of an event)."""
+    end = raw.find(b"\0", at, at + size)
+    return raw[at : end if end >= 0 else at + size].decode("utf-8", "replace")
+
+
 def exec_args(raw: bytes) -> tuple[str, list[str]]:
-    """(filename, argv) of an exec event: NUL-terminated strings in fixed-size slots."""
-    argc = U32.unpack_from(raw, HEAD.size)[0]
-    end = raw.find(b"\0", FILENAME_AT, FILENAME_AT + FILENAME_LEN)
-    filename = raw[FILENAME_AT : end if end >= 0 else FILENAME_AT + FILENAME_LEN]
-    argv, find = [], raw.find
-    for at in range(EXEC_ARGV_AT, EXEC_ARGV_AT + ARG_LEN * min(argc, ARGV_MAX), ARG_LEN):
-        end = find(b"\0", at, at + ARG_LEN)
-        argv.append(raw[at : end if end >= 0 else at + ARG_LEN].decode("utf-8", "replace"))
-    return filename.decode("utf-8", "replace"), argv
+    """(filename, argv) of an exec event; it carries only the argument slots it captured."""
+    argc = min(U32.unpack_from(raw, HEAD.size)[0], ARGV_MAX)
+    argv = [
+        slot_text(raw, at, ARG_LEN)
+        for at in range(EXEC_ARGV_AT, EXEC_ARGV_AT + ARG_LEN * argc, ARG_LEN)
+    ]
+    return slot_text(raw, FILENAME_AT, FILENAME_LEN), argv
 
 
 def errno_name(err: int) -> str:
@@ -144,39 +148,36 @@ class ProcessProbe(BpfProbe):
         # (field order of ProcessEvent), lookups are hoisted and process keys cached.
         (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags, _tid,
          comm) = HEAD.unpack_from(raw)  # fmt: skip
+        if kind == EV_CGROUP_MKDIR:  # not an event of its own: feeds container attribution
+            path = slot_text(raw, HEAD.size, CGROUP_PATH_LEN)
+            self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
+            return None
         host, table, keys = self.ctx.host, self.table, self._keys
         if start:
             key = keys.get((pid, start)) or self._key(pid, start)
         else:
             key = table.key(pid)
+        if kind == EV_OOM_KILL:
+            # Sent from the task that ran into the limit: the victim is known by its pid.
+            container, key = table.container(pid), table.key(pid)
+        else:
+            # A fork is sent from the parent: the child starts in its parent's cgroups.
+            container = self.containers.resolve(cgroup_id, v1_id)
         filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
         argv = []
         if kind == EV_EXIT:
             exit_code, sig, core, outcome = exit_status(code, flags & F_OOM_KILLED)
             lifetime = ts - start if start else 0
-            container = self.containers.resolve(cgroup_id, v1_id)
             table.remove(pid, key)
         elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
             filename, argv = exec_args(raw)
             truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
-            container = self.containers.resolve(cgroup_id, v1_id)
             if kind == EV_EXEC:
                 table.add(pid, key, container)
             else:
                 outcome = errno_name(-code)  # the kernel returned -errno
         elif kind == EV_FORK:
-            # Sent from the parent; the child starts in its parent's cgroups.
-            container = self.containers.resolve(cgroup_id, v1_id)
             table.add(pid, key, container)
-        elif kind == EV_OOM_KILL:
-            # Sent from the task that ran into the limit: the victim is known by its pid.
-            container, key = table.container(pid), table.key(pid)
-        elif kind == EV_CGROUP_MKDIR:
-            path = cstr(raw[HEAD.size : HEAD.size + CGROUP_PATH_LEN])
-            self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
-            return None
-        else:
-            container = NO_CONTAINER
         offset = self.ctx.clock.offset_ns
         ev = ProcessEvent(
             f"{self._run_id}-{next(self._seq)}", KIND_NAMES.get(kind) or str(kind),

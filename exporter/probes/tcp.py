@@ -29,7 +29,7 @@ EVENT = struct.Struct("<6Q2QII16s16s16s4H3Ii")
 # What decode() unpacks of it: the owner's comm is skipped (read only when the owner is not
 # cached) and both addresses come as one 32-byte string (the key of their text form's cache).
 EVENT_DECODED = struct.Struct("<6Q2QII16x32s4H3Ii")
-COMM_AT, COMM_LEN = 8 * 8 + 2 * 4, 16
+COMM_AT, COMM_LEN = struct.calcsize("<6Q2QII"), 16  # struct owner.comm
 
 EV_CLOSE, EV_CONNECT_FAILED, EV_LISTEN, EV_LISTEN_CLOSE = range(1, 5)
 EV_OPEN = 0  # not sent by the kernel: announced by TcpProbe.sweep_open()
