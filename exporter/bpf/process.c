@@ -7,20 +7,49 @@
  */
 #include "process.h"
 #include "task.h"
+#include "ring.h"
 
 #define EPERM 1
 #define ENOENT 2
 #define CLONE_THREAD 0x00010000
-#define RINGBUF_FLAGS BPF_RB_NO_WAKEUP
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
-BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* ring buffer full, by event kind */
+BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* refused by the ring buffer, by kind */
 BPF_PERCPU_ARRAY(exec_scratch, struct exec_args, 1);
 BPF_PERCPU_ARRAY(exec_out, struct exec_event, 1);     /* an exec event being built */
 BPF_HASH(exec_args_by_tid, u32, struct exec_args, 10240);
 BPF_HASH(oom_victims, u32, u8, 1024);
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_ARRAY(counts_overflow, u64, 8);                  /* by count kind, when `counts` is full */
+
+static __always_inline void count_drop(u32 kind)
+{
+    u64 *d = drops.lookup(&kind);
+    if (d)
+        (*d)++;
+}
+
+/* Space for an event of `size` bytes (a constant), or 0 with the drop counted (ring.h). */
+static __always_inline void *reserve_event(u32 size, u32 kind)
+{
+    for (int i = 0; i < RESERVE_TRIES; i++) {
+        void *e = events.ringbuf_reserve(size);
+        if (e)
+            return e;
+    }
+    count_drop(kind);
+    return 0;
+}
+
+/* Copies out an event built in a scratch map (its size known at run time only). */
+static __always_inline void output_event(void *data, u32 size, u32 kind)
+{
+    for (int i = 0; i < RESERVE_TRIES; i++) {
+        if (events.ringbuf_output(data, size, RINGBUF_FLAGS) == 0)
+            return;
+    }
+    count_drop(kind);
+}
 
 static __always_inline void count(u32 kind, const char *comm)
 {
@@ -42,13 +71,6 @@ static __always_inline void count(u32 kind, const char *comm)
         if (o)
             __sync_fetch_and_add(o, 1);
     }
-}
-
-static __always_inline void count_drop(u32 kind)
-{
-    u64 *d = drops.lookup(&kind);
-    if (d)
-        (*d)++;
 }
 
 /* Fill the common head from the current task. */
@@ -80,11 +102,9 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     u32 tgid = task_read_u32(child, TASK_TGID);
     if (pid != tgid)
         return 0;
-    struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count_drop(EV_FORK);
+    struct proc_event *e = reserve_event(sizeof(*e), EV_FORK);
+    if (!e)
         return 0;
-    }
     fill_head(e, EV_FORK);
     /* The head describes the forking task; the event is about the child. */
     e->pid = tgid;
@@ -172,8 +192,7 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
     u32 size = __builtin_offsetof(struct exec_event, argv) + argv_slots(e->argc) * ARG_LEN;
-    if (events.ringbuf_output(e, size, RINGBUF_FLAGS) != 0)
-        count_drop(kind);
+    output_event(e, size, kind);
 }
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
@@ -248,11 +267,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         outcome = C_EXIT_ERROR;
     count(outcome, 0);
 
-    struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count_drop(EV_EXIT);
+    struct proc_event *e = reserve_event(sizeof(*e), EV_EXIT);
+    if (!e)
         return 0;
-    }
     fill_head(e, EV_EXIT);
     e->exit_code = code;
     e->flags = flags;
@@ -267,11 +284,9 @@ TRACEPOINT_PROBE(oom, mark_victim)
     u8 one = 1;
     oom_victims.update(&pid, &one);
     count(C_OOM_KILL, 0);
-    struct proc_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count_drop(EV_OOM_KILL);
+    struct proc_event *e = reserve_event(sizeof(*e), EV_OOM_KILL);
+    if (!e)
         return 0;
-    }
     fill_head(e, EV_OOM_KILL);  /* runs in the task that triggered the OOM kill */
     e->pid = pid;
     e->uid = args->uid;
@@ -288,11 +303,9 @@ TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
 {
     if (args->root != 0 && args->root != MEMCG_V1_HIERARCHY)
         return 0;
-    struct cgroup_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count_drop(EV_CGROUP_MKDIR);
+    struct cgroup_event *e = reserve_event(sizeof(*e), EV_CGROUP_MKDIR);
+    if (!e)
         return 0;
-    }
     fill_head(&e->hdr, EV_CGROUP_MKDIR);
     e->hdr.cgroup_id = args->id;
     e->hdr.flags = args->root ? F_CGROUP_V1 : 0;

@@ -17,11 +17,10 @@
  */
 #include "tcp.h"
 #include "task.h"
-
-#define RINGBUF_FLAGS BPF_RB_NO_WAKEUP
+#include "ring.h"
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
-BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* ring buffer full, by event kind */
+BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* refused by the ring buffer, by kind */
 BPF_PERCPU_ARRAY(conns_full, u64, 1);               /* sockets not tracked: `conns` was full */
 BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connection ids */
 BPF_HASH(conns, u64, struct conn, CONNS_MAX);
@@ -57,6 +56,18 @@ static __always_inline void count_drop(u32 kind)
     u64 *d = drops.lookup(&kind);
     if (d)
         (*d)++;
+}
+
+/* Space for an event of `size` bytes (a constant), or 0 with the drop counted (ring.h). */
+static __always_inline void *reserve_event(u32 size, u32 kind)
+{
+    for (int i = 0; i < RESERVE_TRIES; i++) {
+        void *e = events.ringbuf_reserve(size);
+        if (e)
+            return e;
+    }
+    count_drop(kind);
+    return 0;
 }
 
 static __always_inline void owner_from_current(struct owner *o)
@@ -162,11 +173,9 @@ static __always_inline u16 duration_bucket(u64 ns)
 
 static __always_inline void emit(u32 kind, struct conn *c, int error)
 {
-    struct tcp_event *e = events.ringbuf_reserve(sizeof(*e));
-    if (!e) {
-        count_drop(kind);
+    struct tcp_event *e = reserve_event(sizeof(*e), kind);
+    if (!e)
         return;
-    }
     e->ts_ns = bpf_ktime_get_boot_ns();
     e->conn_id = c->id;
     e->kind = kind;
