@@ -43,11 +43,17 @@ class RingBufferReader:
         )
         self._data_at = page
 
-    def read(self) -> list[bytes]:
-        """Every committed record since the last call, oldest first; releases their space."""
+    def drain(self, decode) -> list:
+        """Every committed record since the last call, oldest first, as ``decode(buffer, offset)``
+        returns it (None is left out); then releases their space.
+
+        Records are decoded where they lie in the map, before their space is released: no copy
+        of each record is made, which is a good part of reading it when the kernel wrote it on
+        another CPU a moment ago.
+        """
         ring, base, mask = self._producer, self._data_at, self.mask
         consumer = U64.unpack_from(self._consumer, 0)[0]
-        records = []
+        events = []
         while True:
             producer = U64.unpack_from(self._producer, 0)[0]
             if consumer >= producer:
@@ -55,15 +61,17 @@ class RingBufferReader:
             while consumer < producer:
                 at = base + (consumer & mask)
                 header = U32.unpack_from(ring, at)[0]
-                if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
+                if header & BUSY_BIT:  # reserved, not yet submitted: the next call gets it
                     U64.pack_into(self._consumer, 0, consumer)
-                    return records
+                    return events
                 length = header & ~(BUSY_BIT | DISCARD_BIT)
                 if not header & DISCARD_BIT:
-                    records.append(ring[at + HEADER_SIZE : at + HEADER_SIZE + length])
+                    event = decode(ring, at + HEADER_SIZE)
+                    if event is not None:
+                        events.append(event)
                 consumer += (length + HEADER_SIZE + 7) & ~7
             U64.pack_into(self._consumer, 0, consumer)
-        return records
+        return events
 
     def close(self) -> None:
         self._producer.close()
