@@ -152,7 +152,7 @@ def with_minimal_exporter() -> tuple[Run, int]:
 
     def drain():
         nonlocal decoded
-        decoded += len(reader.drain(decoder.decode))
+        decoded += len([e for e in map(decoder.decode, reader.read()) if e is not None])
 
     try:
         return serve_and_load(drain), decoded

@@ -43,17 +43,11 @@ class RingBufferReader:
         )
         self._data_at = page
 
-    def drain(self, decode) -> list:
-        """Every committed record since the last call, oldest first, as ``decode(buffer, offset)``
-        returns it (None is left out); then releases their space.
-
-        Records are decoded where they lie in the map, before their space is released: no copy
-        of each record is made, which is a good part of reading it when the kernel wrote it on
-        another CPU a moment ago.
-        """
+    def read(self) -> list[bytes]:
+        """Every committed record since the last call, oldest first; releases their space."""
         ring, base, mask = self._producer, self._data_at, self.mask
         consumer = U64.unpack_from(self._consumer, 0)[0]
-        events = []
+        records = []
         while True:
             producer = U64.unpack_from(self._producer, 0)[0]
             if consumer >= producer:
@@ -61,17 +55,15 @@ class RingBufferReader:
             while consumer < producer:
                 at = base + (consumer & mask)
                 header = U32.unpack_from(ring, at)[0]
-                if header & BUSY_BIT:  # reserved, not yet submitted: the next call gets it
+                if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
                     U64.pack_into(self._consumer, 0, consumer)
-                    return events
+                    return records
                 length = header & ~(BUSY_BIT | DISCARD_BIT)
                 if not header & DISCARD_BIT:
-                    event = decode(ring, at + HEADER_SIZE)
-                    if event is not None:
-                        events.append(event)
+                    records.append(ring[at + HEADER_SIZE : at + HEADER_SIZE + length])
                 consumer += (length + HEADER_SIZE + 7) & ~7
             U64.pack_into(self._consumer, 0, consumer)
-        return events
+        return records
 
     def close(self) -> None:
         self._producer.close()

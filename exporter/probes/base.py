@@ -1,8 +1,7 @@
 """What every probe shares: loading its BPF program with BTF offsets, draining its ring buffer.
 
 A probe subclass names its C file, the kernel struct offsets it needs and its compile-time
-constants, and implements ``decode(buffer, at=0)`` returning the event whose record starts at
-``buffer[at]`` (or None). The runner
+constants, and implements ``decode(raw: bytes)`` returning an event (or None). The runner
 calls ``drain()`` on a timer: the BPF side submits without waking anyone, so a burst costs one
 wake-up per drain instead of one per event.
 """
@@ -88,17 +87,18 @@ class BpfProbe:
 
     def _on_event(self, _ctx, data, size) -> None:
         """bcc's per-event callback, where the ring buffer cannot be read directly."""
-        event = self.decode(ctypes.string_at(data, size), 0)
+        event = self.decode(ctypes.string_at(data, size))
         if event is not None:
             self._batch.append(event)
 
-    def decode(self, buffer, at: int = 0):
+    def decode(self, raw: bytes):
         raise NotImplementedError
 
     def drain(self) -> list:
         """Everything the kernel has queued, decoded."""
         if self._reader is not None:
-            return self._reader.drain(self.decode)
+            decode = self.decode
+            return [e for e in map(decode, self._reader.read()) if e is not None]
         self.bpf.ring_buffer_consume()
         batch, self._batch = self._batch, []
         return batch

@@ -86,13 +86,14 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
     return raw[at : end if end >= 0 else at + size].decode("utf-8", "replace")
 
 
-def exec_args(raw, at: int = 0) -> tuple[str, list[str]]:
-    """(filename, argv) of the exec event at raw[at]; it carries only the argument slots it
-    captured."""
-    argc = min(U32.unpack_from(raw, at + HEAD.size)[0], ARGV_MAX)
-    first = at + EXEC_ARGV_AT
-    argv = [slot_text(raw, slot, ARG_LEN) for slot in range(first, first + ARG_LEN * argc, ARG_LEN)]
-    return slot_text(raw, at + FILENAME_AT, FILENAME_LEN), argv
+def exec_args(raw: bytes) -> tuple[str, list[str]]:
+    """(filename, argv) of an exec event; it carries only the argument slots it captured."""
+    argc = min(U32.unpack_from(raw, HEAD.size)[0], ARGV_MAX)
+    argv = [
+        slot_text(raw, at, ARG_LEN)
+        for at in range(EXEC_ARGV_AT, EXEC_ARGV_AT + ARG_LEN * argc, ARG_LEN)
+    ]
+    return slot_text(raw, FILENAME_AT, FILENAME_LEN), argv
 
 
 def errno_name(err: int) -> str:
@@ -142,13 +143,13 @@ class ProcessProbe(BpfProbe):
             if not self.table.key(ev.pid):
                 self.table.add(ev.pid, ev.process_key, Container(ev.container_id, "", ev.pod_uid))
 
-    def decode(self, raw, at: int = 0) -> ProcessEvent | None:
+    def decode(self, raw: bytes) -> ProcessEvent | None:
         # The hot path: one call per event, so the event is built in one constructor call
         # (field order of ProcessEvent), lookups are hoisted and process keys cached.
         (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags, _tid,
-         comm) = HEAD.unpack_from(raw, at)  # fmt: skip
+         comm) = HEAD.unpack_from(raw)  # fmt: skip
         if kind == EV_CGROUP_MKDIR:  # not an event of its own: feeds container attribution
-            path = slot_text(raw, at + HEAD.size, CGROUP_PATH_LEN)
+            path = slot_text(raw, HEAD.size, CGROUP_PATH_LEN)
             self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
             return None
         host, table, keys = self.ctx.host, self.table, self._keys
@@ -169,7 +170,7 @@ class ProcessProbe(BpfProbe):
             lifetime = ts - start if start else 0
             table.remove(pid, key)
         elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
-            filename, argv = exec_args(raw, at)
+            filename, argv = exec_args(raw)
             truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
             if kind == EV_EXEC:
                 table.add(pid, key, container)

@@ -279,14 +279,14 @@ class TcpProbe(BpfProbe):
             self._owners[key] = found
         return found
 
-    def decode(self, raw, at: int = 0) -> ConnectionEvent | ListenEvent | None:
+    def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
         # The hot path: one call per event, so everything is computed inline and the event is
         # built in one constructor call (field order of ConnectionEvent).
         (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
          addrs, sport, dport, family, _, kind, flags, retransmits, err,
-         ) = EVENT_DECODED.unpack_from(raw, at)  # fmt: skip
+         ) = EVENT_DECODED.unpack_from(raw)  # fmt: skip
         owner = self._owners.get((pid, start_ns, cgroup_id)) or self.owner(
-            pid, start_ns, cgroup_id, raw[at + COMM_AT : at + COMM_AT + COMM_LEN]
+            pid, start_ns, cgroup_id, raw[COMM_AT : COMM_AT + COMM_LEN]
         )
         if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
             return self._listen(kind, ts, pid, owner, cgroup_id, family, addrs, sport)
