@@ -38,6 +38,7 @@ KIND_NAMES = {
 
 TICK_NS = 10_000_000
 COMM_CACHE_MAX = 4096
+EXEC_ARGS_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
 # filename, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of events that
 # are neither an exec nor an exit (ProcessEvent's defaults).
@@ -122,6 +123,7 @@ class ProcessProbe(BpfProbe):
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
         self._comms: dict[bytes, str] = {}
+        self._exec_args: dict[bytes, tuple[str, tuple[str, ...]]] = {}
         self._keys: dict[tuple[int, int], str] = {}
 
     def defines(self) -> dict[str, int]:
@@ -170,7 +172,7 @@ class ProcessProbe(BpfProbe):
             lifetime = ts - start if start else 0
             table.remove(pid, key)
         elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
-            filename, argv = exec_args(raw)
+            filename, argv = self._exec_args_of(raw)
             truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
             if kind == EV_EXEC:
                 table.add(pid, key, container)
@@ -200,6 +202,18 @@ class ProcessProbe(BpfProbe):
             self._keys.clear()
         key = self._keys[pid, start_ns] = f"{self.ctx.host}:{pid}:{start_ns // TICK_NS}"
         return key
+
+    def _exec_args_of(self, raw: bytes) -> tuple[str, list[str]]:
+        """exec_args(), cached by the record's filename and argument slots: in an exec storm
+        (a crash loop, a fork bomb, a script's loop) most command lines repeat."""
+        tail = raw[FILENAME_AT:]
+        found = self._exec_args.get(tail)
+        if found is None:
+            if len(self._exec_args) >= EXEC_ARGS_CACHE_MAX:
+                self._exec_args.clear()
+            filename, argv = exec_args(raw)
+            found = self._exec_args[tail] = (filename, tuple(argv))
+        return found[0], list(found[1])  # a list of its own for each event
 
     def _comm(self, raw: bytes) -> str:
         """A command name's text, cached: few distinct names make most events."""
