@@ -88,6 +88,12 @@ def columns(event_class) -> list[tuple[str, str, str]]:
     ]
 
 
+def blank(event_class, name: str):
+    """The value of a field that is not known: its default (a new list for an array)."""
+    f = event_class.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 def as_dict(event) -> dict:
     """An event as a plain dict (for JSON)."""
     return dataclasses.asdict(event)

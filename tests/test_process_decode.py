@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import struct
 
+from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
-from exporter.probes.process import ARG_LEN, EV_EXEC, FILENAME_LEN, HEAD, ProcessProbe
+from exporter.probes.process import (
+    ARG_LEN,
+    CGROUP_PATH_LEN,
+    EV_CGROUP_MKDIR,
+    EV_EXEC,
+    FILENAME_LEN,
+    HEAD,
+    ProcessProbe,
+)
+from exporter.selftest import UNTRUSTED_FIELDS
 
 
-def exec_record(filename: bytes, argv: list[bytes], pid: int = 4242) -> bytes:
-    head = HEAD.pack(10**9, 5 * 10**8, 10**8, 1, 0, EV_EXEC, pid, 1, 0, 0, 0, 0, pid, b"prog")
+def exec_record(filename: bytes, argv: list[bytes], pid: int = 4242, cgroup_id: int = 1) -> bytes:
+    head = HEAD.pack(
+        10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, 0, pid, b"prog"
+    )
     slots = b"".join(a.ljust(ARG_LEN, b"\0") for a in argv)
     return head + struct.pack("<II", len(argv), 0) + filename.ljust(FILENAME_LEN, b"\0") + slots
 
@@ -34,3 +46,26 @@ def test_command_lines_that_differ_in_one_byte_decode_apart():
         ["sh", "-c", "exit 2"],
         ["sh", "-c"],
     ]
+
+
+def test_a_cgroup_created_mid_batch_attributes_the_events_after_it(tmp_path):
+    """Containers are resolved once per batch: a cgroup_mkdir record must end that reuse."""
+    probe = ProcessProbe(ProbeContext(host="h"), ContainerResolver(tmp_path, v1_hierarchy=0))
+    container_id = "ab" * 32
+    cgroup_id = 777
+    path = f"/system.slice/docker-{container_id}.scope".encode()
+    mkdir = HEAD.pack(10**9, 0, 0, cgroup_id, 0, EV_CGROUP_MKDIR, 1, 0, 0, 0, 0, 0, 1, b"")
+    before = exec_record(b"/bin/true", [b"true"], pid=100, cgroup_id=cgroup_id)
+    after = exec_record(b"/bin/true", [b"true"], pid=101, cgroup_id=cgroup_id)
+    events = probe.decode_batch([before, mkdir + path.ljust(CGROUP_PATH_LEN, b"\0"), after])
+    assert [(e.pid, e.container_id) for e in events] == [(100, ""), (101, container_id)]
+
+
+def test_a_field_failing_its_selftest_is_emitted_blank():
+    probe = ProcessProbe(ProbeContext(host="h"))
+    probe.untrusted = UNTRUSTED_FIELDS["argv"]
+    one = probe.decode(exec_record(b"/bin/sh", [b"sh", b"-c", b"exit 1"]))
+    two = probe.decode(exec_record(b"/bin/sh", [b"sh", b"-c", b"exit 1"]))
+    assert (one.filename, one.argv, one.argv_truncated) == ("/bin/sh", [], 0)
+    one.argv.append("changed by a sink")
+    assert two.argv == []

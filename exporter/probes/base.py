@@ -1,9 +1,10 @@
 """What every probe shares: loading its BPF program with BTF offsets, draining its ring buffer.
 
 A probe subclass names its C file, the kernel struct offsets it needs and its compile-time
-constants, and implements ``decode(raw: bytes)`` returning an event (or None). The runner
-calls ``drain()`` on a timer: the BPF side submits without waking anyone, so a burst costs one
-wake-up per drain instead of one per event.
+constants, and implements ``decode(raw: bytes)`` returning an event (or None), or
+``decode_batch(records)`` where a batch can share work. The runner calls ``drain()`` on a
+timer: the BPF side submits without waking anyone, so a burst costs one wake-up per drain
+instead of one per event.
 """
 
 from __future__ import annotations
@@ -87,18 +88,20 @@ class BpfProbe:
 
     def _on_event(self, _ctx, data, size) -> None:
         """bcc's per-event callback, where the ring buffer cannot be read directly."""
-        event = self.decode(ctypes.string_at(data, size))
-        if event is not None:
-            self._batch.append(event)
+        self._batch += self.decode_batch([ctypes.string_at(data, size)])
 
     def decode(self, raw: bytes):
+        """One record's event, or None for a record that only updates the probe's state."""
         raise NotImplementedError
+
+    def decode_batch(self, records: list[bytes]) -> list:
+        """The events of a batch of records, in order (a probe may decode a batch at once)."""
+        return [e for e in map(self.decode, records) if e is not None]
 
     def drain(self) -> list:
         """Everything the kernel has queued, decoded."""
         if self._reader is not None:
-            decode = self.decode
-            return [e for e in map(decode, self._reader.read()) if e is not None]
+            return self.decode_batch(self._reader.read())
         self.bpf.ring_buffer_consume()
         batch, self._batch = self._batch, []
         return batch

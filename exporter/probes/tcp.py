@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
-from exporter.events import ConnectionEvent, ListenEvent, process_key
+from exporter.events import ConnectionEvent, ListenEvent, blank, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
@@ -327,9 +327,9 @@ class TcpProbe(BpfProbe):
 
     def _blank_untrusted(self, ev) -> None:
         """Fields a failed self-test showed to be wrong: emitted empty rather than wrong."""
-        defaults = type(ev).__dataclass_fields__
-        for name in self.untrusted & defaults.keys():
-            setattr(ev, name, defaults[name].default)
+        cls = type(ev)
+        for name in self.untrusted & cls.__dataclass_fields__.keys():
+            setattr(ev, name, blank(cls, name))
 
     def drain(self) -> list:
         batch = super().drain()
