@@ -21,6 +21,7 @@ import struct
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
+LENGTH_MASK = DISCARD_BIT - 1
 HEADER_SIZE = 8
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
@@ -46,22 +47,28 @@ class RingBufferReader:
     def read(self) -> list[bytes]:
         """Every committed record since the last call, oldest first; releases their space."""
         ring, base, mask = self._producer, self._data_at, self.mask
+        header_at, records = U32.unpack_from, []
+        append = records.append
         consumer = U64.unpack_from(self._consumer, 0)[0]
-        records = []
         while True:
             producer = U64.unpack_from(self._producer, 0)[0]
             if consumer >= producer:
                 break
-            while consumer < producer:
-                at = base + (consumer & mask)
-                header = U32.unpack_from(ring, at)[0]
+            # What the kernel has published, copied out in one go, then split into records
+            # (the inner loop runs once per record: its lookups are hoisted out of it).
+            start, end = base + (consumer & mask), producer - consumer
+            published = ring[start : start + end]
+            at = 0
+            while at < end:
+                header = header_at(published, at)[0]
                 if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
-                    U64.pack_into(self._consumer, 0, consumer)
+                    U64.pack_into(self._consumer, 0, consumer + at)
                     return records
-                length = header & ~(BUSY_BIT | DISCARD_BIT)
+                sample, length = at + HEADER_SIZE, header & LENGTH_MASK
                 if not header & DISCARD_BIT:
-                    records.append(ring[at + HEADER_SIZE : at + HEADER_SIZE + length])
-                consumer += (length + HEADER_SIZE + 7) & ~7
+                    append(published[sample : sample + length])
+                at = (sample + length + 7) & ~7  # records are 8-byte aligned
+            consumer += at
             U64.pack_into(self._consumer, 0, consumer)
         return records
 
