@@ -7,10 +7,12 @@ the data pages, mapped twice in a row so a record that wraps around reads contig
 record is an 8-byte header (length, with a busy and a discard bit) and the sample, padded to
 8 bytes.
 
-Ordering: the records are read before the consumer position is published, and the producer
-position before the records; x86-64 keeps loads in order and stores after earlier loads,
-which is what libbpf's acquire/release pairs ask for. Elsewhere ``supported()`` is false and
-the probe uses bcc's consumer.
+Ordering: the records are read before the consumer position is published, the producer
+position before the records, and each record's header before its sample; x86-64 keeps loads
+in order and stores after earlier loads, which is what libbpf's acquire/release pairs ask for.
+(So records are not copied out in one slice: a copy may load its last bytes first, before the
+kernel has finished a record whose header it then reads as committed.) Elsewhere
+``supported()`` is false and the probe uses bcc's consumer.
 """
 
 from __future__ import annotations
@@ -54,21 +56,16 @@ class RingBufferReader:
             producer = U64.unpack_from(self._producer, 0)[0]
             if consumer >= producer:
                 break
-            # What the kernel has published, copied out in one go, then split into records
-            # (the inner loop runs once per record: its lookups are hoisted out of it).
-            start, end = base + (consumer & mask), producer - consumer
-            published = ring[start : start + end]
-            at = 0
-            while at < end:
-                header = header_at(published, at)[0]
+            while consumer < producer:  # once per record: lookups are hoisted out of it
+                at = base + (consumer & mask)
+                header = header_at(ring, at)[0]
                 if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
-                    U64.pack_into(self._consumer, 0, consumer + at)
+                    U64.pack_into(self._consumer, 0, consumer)
                     return records
                 sample, length = at + HEADER_SIZE, header & LENGTH_MASK
                 if not header & DISCARD_BIT:
-                    append(published[sample : sample + length])
-                at = (sample + length + 7) & ~7  # records are 8-byte aligned
-            consumer += at
+                    append(ring[sample : sample + length])
+                consumer += (length + HEADER_SIZE + 7) & ~7  # records are 8-byte aligned
             U64.pack_into(self._consumer, 0, consumer)
         return records
 
