@@ -112,9 +112,9 @@ class CloseTally:
                 self.ends[e.direction] += 1
 
     def accounted(self) -> int:
-        """Connections whose both ends were reported (-1 when the ends disagree)."""
-        inbound, outbound = self.ends["inbound"], self.ends["outbound"]
-        return inbound if inbound == outbound else -1
+        """Connections with both ends reported: at most the ends of the side with fewer (one
+        lost event loses one connection here, not the round's)."""
+        return min(self.ends["inbound"], self.ends["outbound"])
 
 
 def with_probe(probe) -> tuple[Run, CloseTally, dict]:
