@@ -24,9 +24,9 @@ from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
 
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
-# order of ConnectionEvent and ListenEvent is relied on by decode() (positional, for speed).
+# order of ConnectionEvent and ListenEvent is relied on by decode_batch() (positional, for speed).
 EVENT = struct.Struct("<6Q2QII16s16s16s4H3Ii")
-# What decode() unpacks of it: the owner's comm is skipped (read only when the owner is not
+# What decode_batch() unpacks of it: the owner's comm is skipped (read only when the owner is not
 # cached) and both addresses come as one 32-byte string (the key of their text form's cache).
 EVENT_DECODED = struct.Struct("<6Q2QII16x32s4H3Ii")
 COMM_AT, COMM_LEN = struct.calcsize("<6Q2QII"), 16  # struct owner.comm
@@ -279,51 +279,58 @@ class TcpProbe(BpfProbe):
             self._owners[key] = found
         return found
 
-    def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
-        # The hot path: one call per event, so everything is computed inline and the event is
-        # built in one constructor call (field order of ConnectionEvent).
-        (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
-         addrs, sport, dport, family, _, kind, flags, retransmits, err,
-         ) = EVENT_DECODED.unpack_from(raw)  # fmt: skip
-        owner = self._owners.get((pid, start_ns, cgroup_id)) or self.owner(
-            pid, start_ns, cgroup_id, raw[COMM_AT : COMM_AT + COMM_LEN]
-        )
-        if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
-            return self._listen(kind, ts, pid, owner, cgroup_id, family, addrs, sport)
-        pkey, comm_text, container_id, pod_uid = owner
-        offset, run_id = self.ctx.clock.offset_ns, self._run_id
-        direction, outcome, error, resets, closer = end_labels(kind, flags, err)
-        family_name, local_addr, remote_addr = addresses(family, addrs)
-        if not open_ns:
-            establish_ns = 0
-        elif kind == EV_CONNECT_FAILED:  # how long until it failed
-            establish_ns = ts - open_ns
-        else:
-            establish_ns = established_ns - open_ns if established_ns else 0
-        ev = ConnectionEvent(
-            f"{run_id}-{next(self._seq)}", KIND_NAMES[kind], ts + offset, self.ctx.host,
-            f"{run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm_text, cgroup_id,
-            container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
-            dport, outcome, error, open_ns + offset if open_ns else 0, establish_ns,
-            ts - established_ns if kind == EV_CLOSE and established_ns else 0,
-            sent, received, retransmits, resets, closer, "ebpf",
-        )  # fmt: skip
-        if flags & F_UNTRACKED:
-            self._from_scan(ev)
+    def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent:
+        return self.decode_batch([raw])[0]
+
+    def decode_batch(self, records: list[bytes]) -> list[ConnectionEvent | ListenEvent]:
+        # The hot path. What does not change within a batch (attributes, bound methods, the
+        # clock offset) is looked up once per batch; each event is built in one constructor
+        # call (field order of ConnectionEvent).
+        owners, owner_of, host = self._owners, self.owner, self.ctx.host
+        offset, run_id, seq = self.ctx.clock.offset_ns, self._run_id, self._seq
+        events = []
+        for raw in records:
+            (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
+             addrs, sport, dport, family, _, kind, flags, retransmits, err,
+             ) = EVENT_DECODED.unpack_from(raw)  # fmt: skip
+            owner = owners.get((pid, start_ns, cgroup_id)) or owner_of(
+                pid, start_ns, cgroup_id, raw[COMM_AT : COMM_AT + COMM_LEN]
+            )
+            if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
+                events.append(self._listen(kind, ts, pid, owner, cgroup_id, family, addrs, sport))
+                continue
+            pkey, comm_text, container_id, pod_uid = owner
+            direction, outcome, error, resets, closer = end_labels(kind, flags, err)
+            family_name, local_addr, remote_addr = addresses(family, addrs)
+            if not open_ns:
+                establish_ns = 0
+            elif kind == EV_CONNECT_FAILED:  # how long until it failed
+                establish_ns = ts - open_ns
+            else:
+                establish_ns = established_ns - open_ns if established_ns else 0
+            ev = ConnectionEvent(
+                f"{run_id}-{next(seq)}", KIND_NAMES[kind], ts + offset, host,
+                f"{run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm_text, cgroup_id,
+                container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
+                dport, outcome, error, open_ns + offset if open_ns else 0, establish_ns,
+                ts - established_ns if kind == EV_CLOSE and established_ns else 0,
+                sent, received, retransmits, resets, closer, "ebpf",
+            )  # fmt: skip
+            if flags & F_UNTRACKED:
+                self._from_scan(ev)
+            events.append(ev)
         if self.untrusted:
-            self._blank_untrusted(ev)
-        return ev
+            for ev in events:
+                self._blank_untrusted(ev)
+        return events
 
     def _listen(self, kind, ts, pid, owner, cgroup_id, family, addrs, sport) -> ListenEvent:
         pkey, comm_text, container_id, pod_uid = owner
-        listen = ListenEvent(
+        return ListenEvent(
             self.next_event_id(), KIND_NAMES[kind], ts + self.ctx.clock.offset_ns,
             self.ctx.host, pid, pkey, comm_text, cgroup_id, container_id, pod_uid,
             FAMILIES.get(family, ""), ip_address(family, addrs[:16]), sport, "ebpf",
         )  # fmt: skip
-        if self.untrusted:
-            self._blank_untrusted(listen)
-        return listen
 
     def _blank_untrusted(self, ev) -> None:
         """Fields a failed self-test showed to be wrong: emitted empty rather than wrong."""
@@ -345,7 +352,7 @@ class TcpProbe(BpfProbe):
         the bulk, never get one: their close event says everything."""
         now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         oldest = now - int(self.open_after_seconds * 1e9)
-        live, events = set(), []
+        live, records = set(), []
         for _sk, c in self._conns_table():
             if not c.established_ns or c.established_ns > oldest:
                 continue
@@ -354,15 +361,14 @@ class TcpProbe(BpfProbe):
                 continue
             # Laid out as the kernel's own events are, so one decoder serves both.
             o, a = c.owner, c.addrs
-            raw = EVENT.pack(
+            records.append(EVENT.pack(
                 now, c.id, c.open_ns, c.established_ns, c.bytes_sent, c.bytes_received,
                 o.start_ns, o.cgroup_id, o.pid, 0, bytes(o.comm), bytes(a.saddr),
                 bytes(a.daddr), a.sport, a.dport, a.family, 0, EV_OPEN, c.flags,
                 c.retransmits, 0,
-            )  # fmt: skip
-            events.append(self.decode(raw))
+            ))  # fmt: skip
         self._announced = live
-        return events
+        return self.decode_batch(records)
 
     def _tracked_tuples(self) -> set[tuple]:
         """Address tuples of the connections the kernel side tracks."""
