@@ -152,7 +152,7 @@ def with_minimal_exporter() -> tuple[Run, int]:
 
     def drain():
         nonlocal decoded
-        decoded += len([e for e in map(decoder.decode, reader.read()) if e is not None])
+        decoded += len(decoder.decode_batch(reader.read()))
 
     try:
         return serve_and_load(drain), decoded

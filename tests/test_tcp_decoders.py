@@ -135,3 +135,19 @@ def test_fields_a_failed_selftest_distrusts_are_blanked():
     assert (ev.remote_port, ev.cgroup_id) == (443, 77)  # the rest is kept
     listen = probe.decode(packed_event(EV_LISTEN, 0))
     assert (listen.pid, listen.process_key, listen.local_port) == (0, "", 50_000)
+
+
+def test_a_batch_decodes_like_its_records_one_by_one_and_an_unknown_kind_keeps_its_number():
+    """A kind this decoder does not know (a newer probe) is passed on, not a crash that would
+    lose the rest of the drained batch."""
+    probe = TcpProbe(ProbeContext(host="h"), containers=KnownCgroups())
+    records = [
+        packed_event(EV_CLOSE, F_CLOSED_LOCAL),
+        packed_event(99, 0),
+        packed_event(EV_LISTEN, 0),
+    ]
+    batch = probe.decode_batch(records)
+    one_by_one = [probe.decode(r) for r in records]
+    assert [e.kind for e in batch] == ["close", "99", "listen"]
+    no_ids = [dataclasses.replace(e, event_id="") for e in batch]
+    assert no_ids == [dataclasses.replace(e, event_id="") for e in one_by_one]

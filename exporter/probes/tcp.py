@@ -309,7 +309,7 @@ class TcpProbe(BpfProbe):
             else:
                 establish_ns = established_ns - open_ns if established_ns else 0
             ev = ConnectionEvent(
-                f"{run_id}-{next(seq)}", KIND_NAMES[kind], ts + offset, host,
+                f"{run_id}-{next(seq)}", KIND_NAMES.get(kind) or str(kind), ts + offset, host,
                 f"{run_id}-{conn_id:x}" if conn_id else "", pid, pkey, comm_text, cgroup_id,
                 container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
                 dport, outcome, error, open_ns + offset if open_ns else 0, establish_ns,
