@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import (
-    ARG_LEN,
     CGROUP_PATH_LEN,
     EV_CGROUP_MKDIR,
     EV_EXEC,
-    FILENAME_LEN,
     HEAD,
     ProcessProbe,
 )
@@ -22,8 +22,8 @@ def exec_record(filename: bytes, argv: list[bytes], pid: int = 4242, cgroup_id: 
     head = HEAD.pack(
         10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, 0, pid, b"prog"
     )
-    slots = b"".join(a.ljust(ARG_LEN, b"\0") for a in argv)
-    return head + struct.pack("<II", len(argv), 0) + filename.ljust(FILENAME_LEN, b"\0") + slots
+    cmdline = b"".join(s + b"\0" for s in [filename, *argv])  # as bpf/process.h packs it
+    return head + struct.pack("<II", len(argv), len(cmdline)) + cmdline
 
 
 def test_a_repeated_command_line_decodes_the_same_into_a_list_of_its_own():
@@ -69,3 +69,17 @@ def test_a_field_failing_its_selftest_is_emitted_blank():
     assert (one.filename, one.argv, one.argv_truncated) == ("/bin/sh", [], 0)
     one.argv.append("changed by a sink")
     assert two.argv == []
+
+
+@pytest.mark.parametrize(
+    "filename,argv,expected_argv",
+    [
+        (b"/bin/true", [], []),  # no arguments (or none known: exec began before the probe)
+        (b"/bin/echo", [b"echo", b"", b"x"], ["echo", "", "x"]),  # an empty argument
+        (b"/bin/echo", [b"echo", b""], ["echo", ""]),  # an empty last argument
+        (b"/bin/echo", [b"echo", b"caf\xc3\xa9", b"\xff"], ["echo", "café", "\ufffd"]),
+    ],
+)
+def test_the_packed_command_line_decodes_to_filename_and_argv(filename, argv, expected_argv):
+    ev = ProcessProbe(ProbeContext(host="h")).decode(exec_record(filename, argv))
+    assert (ev.filename, ev.argv) == (filename.decode(), expected_argv)

@@ -58,6 +58,32 @@ def test_argument_of_exactly_127_bytes_is_not_flagged(running_exporter):
     assert exec_.argv_truncated == 0
 
 
+def test_the_longest_command_line_arrives_whole(running_exporter, tmp_path):
+    """A filename of 250 bytes and 20 arguments of 127: the most an exec event carries."""
+    directory = tmp_path / ("d" * 100)
+    directory.mkdir()
+    program = directory / ("t" * (250 - len(str(directory)) - 1))
+    shutil.copy("/bin/true", program)
+    long_args = [chr(ord("a") + i) * 127 for i in range(18)]
+    child = subprocess.Popen([str(program), *long_args, "", "the 21st"])
+    child.wait()
+    exec_ = running_exporter.events_of(child.pid, ("exec",))["exec"][0]
+    assert len(exec_.filename) == 250 and exec_.filename == str(program)
+    assert exec_.argv == [str(program)[:127], *long_args, ""]  # each cut at 127, 20 at most
+    assert exec_.argv_truncated == 1
+
+
+def test_a_failed_exec_carries_its_filename_argv_and_errno(running_exporter, tmp_path):
+    not_executable = tmp_path / "not-executable"
+    not_executable.write_text("#!/bin/sh\n")
+    child = subprocess.Popen(["/bin/sh", "-c", f"exec {not_executable} '' second"])
+    assert child.wait() == 126  # sh: permission denied
+    failed = running_exporter.events_of(child.pid, ("exec_failed",))["exec_failed"][0]
+    assert failed.filename == str(not_executable)
+    assert failed.argv == [str(not_executable), "", "second"]
+    assert failed.outcome == "EACCES"
+
+
 def test_sigkill_reads_signal_9(running_exporter):
     child = subprocess.Popen(["/bin/sleep", "30"])
     time.sleep(0.2)

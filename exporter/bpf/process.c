@@ -123,21 +123,30 @@ static __always_inline int read_exec_args(const char *filename, const char *cons
         return 0;
     a->argc = 0;
     a->flags = 0;
+    a->args_size = 0;
     bpf_probe_read_user_str(a->filename, sizeof(a->filename), filename);
+    u32 size = 0;
     #pragma unroll
     for (int i = 0; i < ARGV_MAX; i++) {
         const char *arg = 0;
         bpf_probe_read_user(&arg, sizeof(arg), &argv[i]);
         if (!arg)
             goto done;
-        int n = bpf_probe_read_user_str(a->argv[i], ARG_LEN, arg);
-        if (n == ARG_LEN) {
+        if (size > ARGS_LEN - ARG_LEN)  /* never (ARGV_MAX slots of ARG_LEN): for the verifier */
+            goto done;
+        int n = bpf_probe_read_user_str(&a->args[size], ARG_LEN, arg);
+        if (n <= 0) {  /* unreadable: kept as an empty argument */
+            a->args[size] = 0;
+            n = 1;
+        } else if (n == ARG_LEN) {
             /* The buffer is full: was there more? */
             char next = 0;
             bpf_probe_read_user(&next, 1, arg + ARG_LEN - 1);
             if (next)
                 a->flags |= F_ARGV_TRUNCATED;
         }
+        size += n;
+        a->args_size = size;
         a->argc = i + 1;
     }
     {
@@ -162,36 +171,46 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
     return read_exec_args(args->filename, args->argv);
 }
 
-/* An exec event carries only the arguments captured: a short command line makes a short record,
- * which leaves room in the ring buffer for more events and the consumer less to copy. */
-static __always_inline u32 argv_slots(u32 argc)
-{
-    return argc > ARGV_MAX ? ARGV_MAX : argc;  /* also the bound the verifier asks for */
-}
-
-static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args *a)
+/* An exec event: the head, then the command line packed (process.h) behind `filename`, a string
+ * in kernel memory (the exec tracepoint's, or the copy made at syscall entry). */
+static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args *a,
+                                                     const char *filename)
 {
     u32 zero = 0;
     struct exec_event *e = exec_out.lookup(&zero);
     if (!e)
         return 0;
     fill_head(&e->hdr, kind);
-    e->pad = 0;
+    /* The filename's bytes, its NUL included; a failed read (-errno, a huge u64 here) is an
+     * empty filename. The empty asm keeps the compiler from checking a copy of `at` that the
+     * verifier cannot connect to the `at` used below. */
+    u64 at = bpf_probe_read_kernel_str(e->cmdline, FILENAME_LEN, filename);
+    asm volatile("" : "+r"(at));
+    if (at > FILENAME_LEN) {
+        e->cmdline[0] = 0;
+        at = 1;
+    }
+    e->cmdline_size = at;
+    e->argc = 0;
     if (!a) {
-        e->argc = 0;
         e->hdr.flags = F_ARGV_UNKNOWN;
         return e;
     }
-    u32 argc = argv_slots(a->argc);
-    e->argc = argc;
+    u32 size = a->args_size > ARGS_LEN ? ARGS_LEN : a->args_size;
     e->hdr.flags = a->flags;
-    bpf_probe_read_kernel(e->argv, argc * ARG_LEN, a->argv);
+    if (bpf_probe_read_kernel(&e->cmdline[at], size, a->args) == 0) {
+        e->argc = a->argc;
+        e->cmdline_size = at + size;
+    }
     return e;
 }
 
+/* Sends only the part of the command line in use. */
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
-    u32 size = __builtin_offsetof(struct exec_event, argv) + argv_slots(e->argc) * ARG_LEN;
+    u32 size = __builtin_offsetof(struct exec_event, cmdline) + e->cmdline_size;
+    if (size > sizeof(*e))  /* never: the bound the verifier asks for */
+        return;
     output_event(e, size, kind);
 }
 
@@ -203,11 +222,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     char comm[COMM_LEN];
     bpf_get_current_comm(&comm, sizeof(comm));
     count(C_EXEC, comm);
-    struct exec_event *e = exec_event(EV_EXEC, a);
-    if (e) {
-        TP_DATA_LOC_READ_STR(e->filename, filename, sizeof(e->filename));
+    struct exec_event *e =
+        exec_event(EV_EXEC, a, (char *)args + (args->data_loc_filename & 0xFFFF));
+    if (e)
         send_exec(e, EV_EXEC);
-    }
     if (a)
         exec_args_by_tid.delete(&old_tid);
     return 0;
@@ -223,10 +241,9 @@ static __always_inline int exec_returned(long ret)
         count(C_EXEC_FAILED, 0);
         /* ENOENT is the PATH search of execvp(): counted, not sent. */
         if (ret != -ENOENT) {
-            struct exec_event *e = exec_event(EV_EXEC_FAILED, a);
+            struct exec_event *e = exec_event(EV_EXEC_FAILED, a, a->filename);
             if (e) {
                 e->hdr.exit_code = ret;
-                bpf_probe_read_kernel(e->filename, sizeof(e->filename), a->filename);
                 send_exec(e, EV_EXEC_FAILED);
             }
         }

@@ -5,6 +5,7 @@
 
 #define ARGV_MAX 20          /* arguments captured per exec */
 #define ARG_LEN 128          /* bytes per argument, NUL included: 127 characters kept */
+#define ARGS_LEN (ARGV_MAX * ARG_LEN)
 #define FILENAME_LEN 256
 #define CGROUP_PATH_LEN 256
 #define COMM_LEN 16
@@ -55,12 +56,15 @@ struct proc_event {
     char comm[COMM_LEN];
 };
 
+/* The command line travels packed: the filename, then each argument, each ended by its NUL, so
+ * a short command line makes a short record (more events fit in the ring, less to copy). */
+#define CMDLINE_LEN (FILENAME_LEN + ARGS_LEN)
+
 struct exec_event {
     struct proc_event hdr;
     u32 argc;                /* arguments captured */
-    u32 pad;
-    char filename[FILENAME_LEN];
-    char argv[ARGV_MAX][ARG_LEN];
+    u32 cmdline_size;        /* bytes of cmdline in use */
+    char cmdline[CMDLINE_LEN];
 };
 
 struct cgroup_event {
@@ -72,8 +76,10 @@ struct cgroup_event {
 struct exec_args {
     u32 argc;
     u32 flags;
+    u32 args_size;           /* bytes of args in use */
+    u32 pad;
     char filename[FILENAME_LEN];
-    char argv[ARGV_MAX][ARG_LEN];
+    char args[ARGS_LEN];     /* each argument and its NUL, back to back */
 };
 
 struct count_key {

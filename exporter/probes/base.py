@@ -52,7 +52,7 @@ class ProbeContext:
     host: str
     stats: PipelineStats = field(default_factory=PipelineStats)
     clock: BootClock = field(default_factory=BootClock)
-    ringbuf_pages: int = 1024  # 4 MiB per probe: a few thousand exec events of headroom
+    ringbuf_pages: int = 1024  # 4 MiB per probe: a short command (fork, exec, exit) takes ~350 B
 
 
 class BpfProbe:

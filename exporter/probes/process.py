@@ -20,11 +20,10 @@ from exporter.process_table import ProcessTable
 
 # Layouts of bpf/process.h.
 HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event
-# struct exec_event: the head, argc (u32), pad (u32), filename, then argc argument slots.
-ARGV_MAX, ARG_LEN, FILENAME_LEN, CGROUP_PATH_LEN = 20, 128, 256, 256
-FILENAME_AT = HEAD.size + 8
-EXEC_ARGV_AT = FILENAME_AT + FILENAME_LEN
-U32 = struct.Struct("<I")
+# struct exec_event: the head, argc (u32), cmdline_size (u32), then the command line: the
+# filename and each argument, each ended by a NUL.
+ARGV_MAX, ARG_LEN, CGROUP_PATH_LEN = 20, 128, 256
+CMDLINE_AT = HEAD.size + 8
 
 EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR = range(1, 7)
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
@@ -88,13 +87,9 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
 
 
 def exec_args(raw: bytes) -> tuple[str, list[str]]:
-    """(filename, argv) of an exec event; it carries only the argument slots it captured."""
-    argc = min(U32.unpack_from(raw, HEAD.size)[0], ARGV_MAX)
-    argv = [
-        slot_text(raw, at, ARG_LEN)
-        for at in range(EXEC_ARGV_AT, EXEC_ARGV_AT + ARG_LEN * argc, ARG_LEN)
-    ]
-    return slot_text(raw, FILENAME_AT, FILENAME_LEN), argv
+    """(filename, argv) of an exec event, from its packed command line."""
+    filename, *argv = raw[CMDLINE_AT:].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
+    return filename, argv
 
 
 def errno_name(err: int) -> str:
@@ -221,9 +216,9 @@ class ProcessProbe(BpfProbe):
         return key
 
     def _exec_args_of(self, raw: bytes) -> tuple[str, list[str]]:
-        """exec_args(), cached by the record's filename and argument slots: in an exec storm
-        (a crash loop, a fork bomb, a script's loop) most command lines repeat."""
-        tail = raw[FILENAME_AT:]
+        """exec_args(), cached by the record's command line: in an exec storm (a crash loop, a
+        fork bomb, a script's loop) most command lines repeat."""
+        tail = raw[CMDLINE_AT:]
         found = self._exec_args.get(tail)
         if found is None:
             if len(self._exec_args) >= EXEC_ARGS_CACHE_MAX:
