@@ -116,6 +116,10 @@ class CloseTally:
         lost event loses one connection here, not the round's)."""
         return min(self.ends["inbound"], self.ends["outbound"])
 
+    def unpaired(self) -> int:
+        """Close events the other side has no counterpart for (lost, or reported twice)."""
+        return abs(self.ends["inbound"] - self.ends["outbound"])
+
 
 def with_probe(probe) -> tuple[Run, CloseTally, dict]:
     """The run, what arrived, and what the kernel counted as lost (reported, not hidden)."""
@@ -168,7 +172,7 @@ def median(runs: list[Run], figure) -> float:
 def run() -> list[Result]:
     serve_and_load()  # warm up
     base, full, floor, minimal = [], [], [], []
-    events = floor_events = accounted = minimal_events = 0
+    events = floor_events = accounted = unpaired = minimal_events = 0
     drops = Counter()
     # Interleaved rounds: the machine is shared, so each figure sees the same background load.
     for _ in range(ROUNDS):
@@ -177,6 +181,7 @@ def run() -> list[Result]:
         drops.update(lost)
         full.append(r)
         events, accounted = events + tally.events, accounted + tally.accounted()
+        unpaired += tally.unpaired()
         r, seen = with_floor()
         floor.append(r)
         floor_events += seen
@@ -221,9 +226,11 @@ def run() -> list[Result]:
         Result(
             "connections accounted for (close events of both ends)",
             accounted, "connections", "connections accepted by the server", accepted,
-            "= 1.00x, 0 dropped", accounted == accepted and not drops,
-            ", ".join(f"{reason}: {n}" for (_, reason), n in sorted(drops.items()))
-            or "0 dropped",
+            "= 1.00x, 0 dropped", accounted == accepted and not drops and not unpaired,
+            ", ".join(
+                [f"{reason}: {n}" for (_, reason), n in sorted(drops.items())]
+                + ([f"close events without their other end: {unpaired}"] if unpaired else [])
+            ) or "0 dropped",
         ),
         Result(
             "consumer CPU per event, full path (drain and decode)",

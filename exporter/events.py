@@ -66,7 +66,9 @@ class ProcessEvent:
         "String", "Executed file as given to execve (relative paths stay relative)."
     )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
-    argv_truncated: int = col("UInt8", "1 when an argument was cut or more than 20 were given.")
+    argv_truncated: int = col(
+        "UInt8", "1 when an argument was cut or unreadable, or more than 20 were given."
+    )
     exit_code: int = col("Int32", "Exit status (exit); -1 when killed by a signal.", -1)
     signal: int = col("UInt8", "Signal that killed the process, 0 if none.")
     core_dumped: int = col("UInt8", "1 when the killing signal dumped core.")

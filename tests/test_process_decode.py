@@ -83,3 +83,9 @@ def test_a_field_failing_its_selftest_is_emitted_blank():
 def test_the_packed_command_line_decodes_to_filename_and_argv(filename, argv, expected_argv):
     ev = ProcessProbe(ProbeContext(host="h")).decode(exec_record(filename, argv))
     assert (ev.filename, ev.argv) == (filename.decode(), expected_argv)
+
+
+def test_bytes_after_the_command_line_are_not_arguments():
+    record = exec_record(b"/bin/echo", [b"echo", b"x"]) + b"\0" * 8  # e.g. alignment padding
+    ev = ProcessProbe(ProbeContext(host="h")).decode(record)
+    assert (ev.filename, ev.argv) == ("/bin/echo", ["echo", "x"])

@@ -59,17 +59,17 @@ def test_argument_of_exactly_127_bytes_is_not_flagged(running_exporter):
 
 
 def test_the_longest_command_line_arrives_whole(running_exporter, tmp_path):
-    """A filename of 250 bytes and 20 arguments of 127: the most an exec event carries."""
+    """A filename of 255 bytes and 20 arguments of 127: the most an exec event carries."""
     directory = tmp_path / ("d" * 100)
     directory.mkdir()
-    program = directory / ("t" * (250 - len(str(directory)) - 1))
+    program = str(directory / ("t" * (255 - len(str(directory)) - 1)))
     shutil.copy("/bin/true", program)
-    long_args = [chr(ord("a") + i) * 127 for i in range(18)]
-    child = subprocess.Popen([str(program), *long_args, "", "the 21st"])
+    long_args = [chr(ord("a") + i) * 127 for i in range(19)]
+    child = subprocess.Popen([program, *long_args, "the 21st"])
     child.wait()
     exec_ = running_exporter.events_of(child.pid, ("exec",))["exec"][0]
-    assert len(exec_.filename) == 250 and exec_.filename == str(program)
-    assert exec_.argv == [str(program)[:127], *long_args, ""]  # each cut at 127, 20 at most
+    assert len(exec_.filename) == 255 and exec_.filename == program
+    assert exec_.argv == [program[:127], *long_args]  # each cut at 127 bytes, 20 at most
     assert exec_.argv_truncated == 1
 
 

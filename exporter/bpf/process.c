@@ -135,9 +135,10 @@ static __always_inline int read_exec_args(const char *filename, const char *cons
         if (size > ARGS_LEN - ARG_LEN)  /* never (ARGV_MAX slots of ARG_LEN): for the verifier */
             goto done;
         int n = bpf_probe_read_user_str(&a->args[size], ARG_LEN, arg);
-        if (n <= 0) {  /* unreadable: kept as an empty argument */
+        if (n <= 0) {  /* unreadable (not paged in): an empty argument, and argv is not whole */
             a->args[size] = 0;
             n = 1;
+            a->flags |= F_ARGV_TRUNCATED;
         } else if (n == ARG_LEN) {
             /* The buffer is full: was there more? */
             char next = 0;
@@ -201,6 +202,8 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
     if (bpf_probe_read_kernel(&e->cmdline[at], size, a->args) == 0) {
         e->argc = a->argc;
         e->cmdline_size = at + size;
+    } else {
+        e->hdr.flags |= F_ARGV_UNKNOWN;
     }
     return e;
 }

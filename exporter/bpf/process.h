@@ -21,8 +21,8 @@ enum event_kind {
 };
 
 enum event_flags {
-    F_ARGV_TRUNCATED = 1,    /* an argument was cut, or more than ARGV_MAX were given */
-    F_ARGV_UNKNOWN = 2,      /* exec began before the probe was attached */
+    F_ARGV_TRUNCATED = 1,    /* an argument was cut or unreadable, or more than ARGV_MAX given */
+    F_ARGV_UNKNOWN = 2,      /* exec began before the probe was attached (or argv not copied) */
     F_OOM_KILLED = 4,        /* exit caused by the OOM killer */
     F_CGROUP_V1 = 8,         /* cgroup_mkdir in the v1 memory hierarchy */
 };

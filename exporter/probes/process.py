@@ -24,6 +24,7 @@ HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event
 # filename and each argument, each ended by a NUL.
 ARGV_MAX, ARG_LEN, CGROUP_PATH_LEN = 20, 128, 256
 CMDLINE_AT = HEAD.size + 8
+CMDLINE_SIZE = struct.Struct("<I")  # at HEAD.size + 4
 
 EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR = range(1, 7)
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
@@ -88,7 +89,8 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
 
 def exec_args(raw: bytes) -> tuple[str, list[str]]:
     """(filename, argv) of an exec event, from its packed command line."""
-    filename, *argv = raw[CMDLINE_AT:].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
+    end = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, HEAD.size + 4)[0]
+    filename, *argv = raw[CMDLINE_AT:end].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
     return filename, argv
 
 
