@@ -16,6 +16,7 @@ from pathlib import Path
 
 from exporter import ringbuf
 from exporter.btf import offset_defines
+from exporter.events import blank
 from exporter.pipeline_stats import PipelineStats
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
@@ -68,6 +69,8 @@ class BpfProbe:
         self.bpf = None
         self._reader: ringbuf.RingBufferReader | None = None
         self._batch: list = []  # filled by _on_event when bcc consumes
+        # Fields a failed self-test showed to be wrong: blanked rather than emitted.
+        self.untrusted: set[str] = set()
 
     def defines(self) -> dict[str, int]:
         """Compile-time constants (-DNAME=value) of this probe."""
@@ -97,6 +100,13 @@ class BpfProbe:
     def decode_batch(self, records: list[bytes]) -> list:
         """The events of a batch of records, in order (a probe may decode a batch at once)."""
         return [e for e in map(self.decode, records) if e is not None]
+
+    def blank_untrusted(self, events: list) -> None:
+        """Empties the untrusted fields each event has: emitted empty rather than wrong."""
+        for ev in events:
+            cls = type(ev)
+            for name in self.untrusted & cls.__dataclass_fields__.keys():
+                setattr(ev, name, blank(cls, name))
 
     def drain(self) -> list:
         """Everything the kernel has queued, decoded."""

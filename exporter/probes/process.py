@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from exporter.btf import enum_value
 from exporter.containers import Container, ContainerResolver
-from exporter.events import ProcessEvent, blank
+from exporter.events import ProcessEvent
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
 
@@ -115,8 +115,6 @@ class ProcessProbe(BpfProbe):
         self.containers = containers or ContainerResolver()
         self.table = table if table is not None else ProcessTable()
         self.counts_max = counts_max
-        # Fields a failed self-test showed to be wrong: blanked rather than emitted.
-        self.untrusted: set[str] = set()
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
         self._comms: dict[bytes, str] = {}
@@ -200,14 +198,8 @@ class ProcessProbe(BpfProbe):
                 container.pod_uid, "ebpf",
             ))  # fmt: skip
         if self.untrusted:
-            self._blank_untrusted(events)
+            self.blank_untrusted(events)
         return events
-
-    def _blank_untrusted(self, events: list[ProcessEvent]) -> None:
-        """Fields a failed self-test showed to be wrong: emitted empty rather than wrong."""
-        for ev in events:
-            for name in self.untrusted:
-                setattr(ev, name, blank(ProcessEvent, name))
 
     def _key(self, pid: int, start_ns: int) -> str:
         """A process key (events.process_key's format, built inline), cached: a process's

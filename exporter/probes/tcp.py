@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
-from exporter.events import ConnectionEvent, ListenEvent, blank, process_key
+from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
@@ -188,8 +188,6 @@ class TcpProbe(BpfProbe):
         self.open_after_seconds = open_after_seconds
         self._next_sweep = 0.0
         self._announced: set[int] = set()
-        # Fields a failed self-test showed to be wrong (see exporter.tcp_selftest).
-        self.untrusted: set[str] = set()
         self.well_known_ports = frozenset(well_known_ports)
         if len(self.well_known_ports) > 1024 or not all(
             0 < p < 65536 for p in self.well_known_ports
@@ -320,8 +318,7 @@ class TcpProbe(BpfProbe):
                 self._from_scan(ev)
             events.append(ev)
         if self.untrusted:
-            for ev in events:
-                self._blank_untrusted(ev)
+            self.blank_untrusted(events)
         return events
 
     def _listen(self, kind, ts, pid, owner, cgroup_id, family, addrs, sport) -> ListenEvent:
@@ -331,12 +328,6 @@ class TcpProbe(BpfProbe):
             self.ctx.host, pid, pkey, comm_text, cgroup_id, container_id, pod_uid,
             FAMILIES.get(family, ""), ip_address(family, addrs[:16]), sport, "ebpf",
         )  # fmt: skip
-
-    def _blank_untrusted(self, ev) -> None:
-        """Fields a failed self-test showed to be wrong: emitted empty rather than wrong."""
-        cls = type(ev)
-        for name in self.untrusted & cls.__dataclass_fields__.keys():
-            setattr(ev, name, blank(cls, name))
 
     def drain(self) -> list:
         batch = super().drain()
