@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.events import columns
+from store.backends import ident
 from store.db import Store
 from store.schema import (
     TABLES,
@@ -31,6 +32,7 @@ from store.schema import (
     create_distributed,
     create_table,
     ddl_target,
+    retained_by,
     set_ttl,
 )
 
@@ -47,10 +49,47 @@ class Migration:
     version: int
     description: str
     apply: Callable[[Store, object, int], None]  # (store, node backend, retention days)
+    # Migrations that copy rows run on each server even with ON CLUSTER DDL: an
+    # INSERT ... SELECT cannot be sent ON CLUSTER.
+    per_server: bool = False
 
 
 def _initial_layout(store: Store, node, retention_days: int) -> None:
     """Version 1 is the layout sync_tables creates: nothing to do beyond it."""
+
+
+def _time_source(node, table: str) -> str | None:
+    """The expression a table's derived ``time`` column is computed from, or None."""
+    rows = node.query(
+        "SELECT default_expression FROM system.columns WHERE database = currentDatabase() "
+        "AND table = {t:String} AND name = 'time'",
+        {"t": table},
+    )
+    return rows[0][0] if rows else None
+
+
+def _retain_by_class_column(store: Store, node, retention_days: int) -> None:
+    """Rebuilds each table whose ``time`` does not follow its class's ``RETAINED_BY`` column
+    (received_alerts: by arrival, no longer by start), keeping every row.
+
+    ClickHouse cannot change a partition key in place: the rows are copied into a new table
+    of the current layout, which then takes the old one's name. A cluster's Distributed table
+    (whose ALIAS ``time`` is out of date too) is dropped here and created again by sync_tables.
+    """
+    for table, cls in TABLES.items():
+        local = store.local_table(table)
+        source = _time_source(node, local)
+        if source is None or retained_by(cls) in source:
+            continue  # a new database (sync_tables creates it) or already rebuilt
+        new, old = local + "_rebuilt", local + "_before_rebuild"
+        node.execute(f"DROP TABLE IF EXISTS {ident(new)}")  # left by an interrupted run
+        node.execute(create_table(new, cls, store.features, retention_days))
+        kept = ", ".join(ident(c) for c in _existing_columns(node, local) if c != "time")
+        node.execute(f"INSERT INTO {ident(new)} ({kept}) SELECT {kept} FROM {ident(local)}")
+        node.execute(f"RENAME TABLE {ident(local)} TO {ident(old)}, {ident(new)} TO {ident(local)}")
+        node.execute(f"DROP TABLE {ident(old)}")
+        if store.cluster:
+            node.execute(f"DROP TABLE IF EXISTS {ident(table)}")
 
 
 MIGRATIONS = [
@@ -58,6 +97,12 @@ MIGRATIONS = [
         1,
         "a table per event type and received_alerts, by (host, time_ns), partitioned by day",
         _initial_layout,
+    ),
+    Migration(
+        2,
+        "received_alerts expire by when they were received, not by when they started",
+        _retain_by_class_column,
+        per_server=True,
     ),
 ]
 LATEST = MIGRATIONS[-1].version
@@ -152,7 +197,8 @@ def migrate(store: Store, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[
             needing = [(node, where) for (v, where), node in pairs if m.version > v]
             if not needing:
                 continue
-            for node in [store.backend] if on else [node for node, _ in needing]:
+            once = on and not m.per_server
+            for node in [store.backend] if once else [node for node, _ in needing]:
                 m.apply(store, node, retention_days)
             for node, where in needing:
                 _record(node, m)

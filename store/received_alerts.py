@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from exporter.events import col
 
@@ -19,6 +20,10 @@ from exporter.events import col
 @dataclass(slots=True)
 class ReceivedAlert:
     """One alert status change as Alertmanager delivered it."""
+
+    # Kept for the retention period from when it *arrived*: an alert that has been firing
+    # longer than the retention is still news when it is delivered (store/schema.py).
+    RETAINED_BY: ClassVar[str] = "received_ns"
 
     event_id: str = col("String", "fingerprint:status:starts_at_ns; the same on redelivery.")
     time_ns: int = col("UInt64", "When the status took effect: startsAt, or endsAt if resolved.")

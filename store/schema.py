@@ -5,6 +5,8 @@ event class becomes a column on the next ``groundtruth db migrate``. Every table
 
 - sorted by ``(host, time_ns)``: timelines and graphs read one host's time range;
 - partitioned by day of a derived ``time`` column, so retention drops whole partitions;
+  ``time`` follows ``time_ns``, or the column a class names in ``RETAINED_BY`` (alerts are
+  kept by when they were received, not by when they started);
 - on servers that have them (``Features``), LowCardinality for low-variety strings, a
   nanosecond ``DateTime64`` for ``time``, compression codecs, a bloom-filter index for lookups
   by ``process_key`` / ``parent_key``, and a TTL. ClickHouse 18.16 (Debian) has none of these,
@@ -77,17 +79,24 @@ def column_definition(name: str, ch_type: str, doc: str, features: Features) -> 
     return f"{ident(name)} {column_type(name, ch_type, features)} COMMENT {_literal(doc)}"
 
 
-def time_column(features: Features, kind: str = "MATERIALIZED") -> str:
-    """``time``: time_ns as a date-time, computed on insert; partitions and TTL use it.
+def retained_by(cls: type) -> str:
+    """The ns column whose day decides when a row of cls expires (time_ns unless it says)."""
+    return getattr(cls, "RETAINED_BY", "time_ns")
+
+
+def time_column(features: Features, kind: str = "MATERIALIZED", source: str = "time_ns") -> str:
+    """``time``: the source ns column as a date-time, computed on insert; partitions and TTL
+    use it.
 
     A Distributed table declares it ALIAS instead: ClickHouse 18.16 forwards MATERIALIZED
     columns to the shards on insert, which then refuse them.
     """
+    col = ident(source)
     if features.datetime64:
-        expr = f"DateTime64(9, 'UTC') {kind} fromUnixTimestamp64Nano(toInt64(time_ns), 'UTC')"
+        expr = f"DateTime64(9, 'UTC') {kind} fromUnixTimestamp64Nano(toInt64({col}), 'UTC')"
     else:
-        expr = f"DateTime {kind} toDateTime(intDiv(time_ns, 1000000000))"
-    return f"`time` {expr} COMMENT 'time_ns as a date-time (derived).'"
+        expr = f"DateTime {kind} toDateTime(intDiv({col}, 1000000000))"
+    return f"`time` {expr} COMMENT {_literal(f'{source} as a date-time (derived).')}"
 
 
 def ddl_target(table: str, on_cluster: str | None = None) -> str:
@@ -101,7 +110,8 @@ def create_table(
 ) -> str:
     """CREATE TABLE IF NOT EXISTS for one event class, as a MergeTree."""
     names = [name for name, _, _ in columns(cls)]
-    parts = [column_definition(*c, features) for c in columns(cls)] + [time_column(features)]
+    parts = [column_definition(*c, features) for c in columns(cls)]
+    parts.append(time_column(features, source=retained_by(cls)))
     if features.skip_index:
         parts += [
             f"INDEX {ident('idx_' + c)} {ident(c)} TYPE bloom_filter GRANULARITY 4"
@@ -130,7 +140,7 @@ def create_distributed(
     for name in (cluster, database, local):
         ident(name)  # validates: these go into the engine's string arguments
     parts = [column_definition(*c, features) for c in columns(cls)]
-    parts.append(time_column(features, kind="ALIAS"))
+    parts.append(time_column(features, kind="ALIAS", source=retained_by(cls)))
     return (
         f"CREATE TABLE IF NOT EXISTS {ddl_target(table, on_cluster)} (\n    "
         + ",\n    ".join(parts)

@@ -34,6 +34,10 @@ from tests.fixtures.service import ServerProcess, free_port
 ALERT = "GroundtruthExecStorm"
 TOKEN = "e2e-token-0123456789abcdef"
 STORED_ALERTS = "SELECT fingerprint, host, status FROM received_alerts WHERE alertname = {a:String}"
+STORED_CHILD_EXECS = (
+    "SELECT count() FROM process_events WHERE kind = 'exec' AND host = {h:String} "
+    "AND ppid = {p:UInt32} AND filename = '/bin/true'"
+)
 # Exec /bin/true until killed: the parent stays alive, so the graph has it and its children.
 STORM = "import subprocess\nwhile True:\n    subprocess.run(['/bin/true'])\n"
 
@@ -198,17 +202,41 @@ class AlertStack:
 
     def wait_stored(self, timeout: float) -> list[tuple]:
         """The (fingerprint, host, status) graphapi's webhook stored for the alert."""
+        return self._poll_store(
+            f"{ALERT} stored by graphapi's webhook",
+            STORED_ALERTS,
+            {"a": ALERT},
+            timeout,
+            explain=lambda: (
+                f"Alertmanager has {self.alertmanager.alerts()}; Prometheus sent "
+                f"{self._result('prometheus_notifications_sent_total')}"
+            ),
+        )
+
+    def wait_children_stored(self, storm_pid: int, timeout: float) -> int:
+        """How many /bin/true execs of the storm the exporter has stored (at least one).
+
+        The alert can be stored before the storm's own events: they travel separately, through
+        the exporter's writer, which batches.
+        """
+        ((count,),) = self._poll_store(
+            f"execs of /bin/true by pid {storm_pid} in the store",
+            STORED_CHILD_EXECS,
+            {"h": self.host, "p": storm_pid},
+            timeout,
+            accept=lambda rows: rows[0][0] > 0,
+        )
+        return count
+
+    def _poll_store(self, what, sql, params, timeout, explain=lambda: "", accept=bool):
         store = open_store(self.store_url)
         try:
-            return poll(
-                f"{ALERT} stored by graphapi's webhook",
-                lambda: store.query(STORED_ALERTS, {"a": ALERT}),
-                timeout,
-                explain=lambda: (
-                    f"Alertmanager has {self.alertmanager.alerts()}; Prometheus sent "
-                    f"{self._result('prometheus_notifications_sent_total')}"
-                ),
-            )
+
+            def rows():
+                found = store.query(sql, params)
+                return found if accept(found) else None
+
+            return poll(what, rows, timeout, explain)
         finally:
             store.backend.close()
 

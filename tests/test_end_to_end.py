@@ -50,6 +50,7 @@ def test_exec_storm_alert_reaches_graphapi_and_its_graph(stack, record_property)
         fired_after = time.monotonic() - provoked
         stored = stack.wait_stored(timeout=60)
         delivered_after = time.monotonic() - provoked
+        stack.wait_children_stored(storm.pid, timeout=60)
     finally:
         storm.kill()
         storm.wait()

@@ -6,7 +6,9 @@ from exporter.pipeline_stats import PipelineStats
 from groundtruth.cli import main
 from store.db import open_store
 from store.migrations import LATEST, migrate, schema_version
+from store.received_alerts import ReceivedAlert
 from store.retention import drop_expired
+from store.schema import create_distributed, create_table
 from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
 from tests.store_helpers import make_events, stored_ids, wait_until
@@ -128,3 +130,51 @@ def test_db_migrate_on_cluster_flag(clickhouse_zk_cluster, capsys):
     out = capsys.readouterr().out
     assert f"ON CLUSTER `{CLUSTER_NAME}`" in out
     assert main(argv) == 0 and capsys.readouterr().out.strip().endswith("up to date")
+
+
+def test_received_alerts_rekeyed_by_arrival_on_every_shard(clickhouse_cluster):
+    """A cluster made by schema version 1 (alerts expire by startsAt): migration 2 rebuilds
+    each shard's local table and the Distributed table, and keeps every alert."""
+
+    class ByStart(ReceivedAlert):
+        RETAINED_BY = "time_ns"
+
+    database = fresh_database_name()
+    store = open_store(clickhouse_cluster[0].url(database), cluster=CLUSTER_NAME)
+    migrate(store)
+    with store.nodes() as nodes:
+        for node in nodes:  # back to version 1's layout on each server
+            node.execute("DROP TABLE received_alerts")
+            node.execute("DROP TABLE received_alerts_local")
+            node.execute(create_table("received_alerts_local", ByStart, store.features, 7))
+            node.execute(
+                create_distributed("received_alerts", ByStart, store.features, CLUSTER_NAME,
+                                   database)
+            )  # fmt: skip
+            node.execute("ALTER TABLE schema_migrations DELETE WHERE version > 1")
+    now = time.time_ns()
+    alerts = [
+        ReceivedAlert(event_id=f"a{i}", time_ns=now - 3600 * 10**9, host=f"host-{i}",
+                      fingerprint=f"f{i}", received_ns=now)
+        for i in range(16)
+    ]  # fmt: skip
+    store.insert_events(alerts)
+
+    done = migrate(store)
+    assert sum("migration 2" in d for d in done) == len(clickhouse_cluster)
+    rows = store.query("SELECT event_id, received_ns FROM received_alerts ORDER BY event_id")
+    assert rows == sorted((a.event_id, now) for a in alerts)
+    for shard in clickhouse_cluster:
+        client = shard.client(database=database)
+        (local,), (dist,) = [
+            client.execute(
+                "SELECT default_expression FROM system.columns WHERE database = currentDatabase()"
+                " AND table = %(t)s AND name = 'time'",
+                {"t": table},
+            )[0]
+            for table in ("received_alerts_local", "received_alerts")
+        ]
+        client.disconnect()
+        assert "received_ns" in local and "received_ns" in dist
+    assert migrate(store) == []
+    store.close()
