@@ -81,9 +81,9 @@ def run(args) -> int:
         for problem in problems:
             fail(problem)
         return 2
-    from exporter.pipeline_stats import PipelineStats
     from exporter.runner import Exporter
     from exporter.sinks.factory import make_sink
+    from schema.pipeline_stats import PipelineStats
 
     stats = PipelineStats()
     try:

@@ -14,8 +14,8 @@ import pytest
 
 from alerts import build as alerts_build
 from dashboards import sql, verify
-from exporter.events import ConnectionEvent, ProcessEvent
 from groundtruth.mixin import load_config
+from schema.events import ConnectionEvent, ProcessEvent
 from store.migrations import migrate
 from store.received_alerts import ReceivedAlert
 from tests.store_helpers import open_test_store

@@ -18,10 +18,10 @@ import pytest
 
 from alerts import build as alerts_build
 from dashboards import sql, verify
-from exporter.events import ConnectionEvent, ProcessEvent
 from exporter.probes.base import ProbeContext
 from exporter.probes.tcp import TcpProbe
 from groundtruth.mixin import load_config
+from schema.events import ConnectionEvent, ProcessEvent
 from store.db import open_store
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
