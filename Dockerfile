@@ -15,6 +15,7 @@ WORKDIR /opt/groundtruth
 COPY pyproject.toml README.md ./
 COPY groundtruth ./groundtruth
 COPY schema ./schema
+COPY mixin ./mixin
 COPY exporter ./exporter
 COPY store ./store
 COPY graphapi ./graphapi

@@ -24,7 +24,7 @@ import yaml
 
 from dashboards.build import GENERATED_DIR as DASHBOARDS_DIR
 from groundtruth import compose
-from groundtruth.mixin import load_config
+from mixin.config import load_config
 from store.db import DEFAULT_DATA_DIR
 from store.sink import default_spool_dir
 
