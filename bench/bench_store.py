@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.result import Result
-from exporter.pipeline_stats import PipelineStats
+from schema.pipeline_stats import PipelineStats
 from store.db import columnar, open_store
 from store.migrations import migrate
 from store.writer import StoreWriter, WriterSettings

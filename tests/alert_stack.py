@@ -24,7 +24,7 @@ from alerts import build as alerts_build
 from alerts.alertmanager import alertmanager_config
 from exporter.sinks import FanoutSink
 from groundtruth import compose
-from groundtruth.mixin import load_config
+from mixin.config import load_config
 from store.db import open_store
 from store.sink import open_sink
 from tests.fixtures.exporter import RunningExporter, exporter_config

@@ -11,8 +11,9 @@ import requests
 from alerts import build
 from alerts.alertmanager import alertmanager_config
 from alerts.promtool_tests import CASES
-from alerts.rules import alert_name, alerts, recording_rules, rule_file
-from groundtruth.mixin import MixinConfigError, load_config
+from alerts.rules import alert_name, alerts, rule_file
+from mixin.config import MixinConfigError, load_config
+from mixin.recording import recording_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from exporter.pipeline_stats import PipelineStats
 from exporter.runner import Exporter
+from schema.pipeline_stats import PipelineStats
 from store.db import open_store
 from store.migrations import migrate
 from store.writer import StoreWriter, WriterSettings

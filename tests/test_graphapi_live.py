@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.events import process_key
 from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import start_ticks
 from graphapi import create_app
+from schema.events import process_key
 from store.db import open_store
 from store.migrations import migrate
 from store.schema import TABLE_OF_CLASS

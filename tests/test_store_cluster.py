@@ -2,8 +2,8 @@
 
 import time
 
-from exporter.pipeline_stats import PipelineStats
 from groundtruth.cli import main
+from schema.pipeline_stats import PipelineStats
 from store.db import open_store
 from store.migrations import LATEST, migrate, schema_version
 from store.received_alerts import ReceivedAlert

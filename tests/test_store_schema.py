@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from exporter.events import ProcessEvent, columns
+from schema.events import ProcessEvent, columns
 from store.migrations import LATEST, SchemaTooNew, migrate, schema_version
 from store.retention import drop_expired
 from store.schema import TABLES, Features

@@ -14,7 +14,7 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.pipeline_stats import PipelineStats
+from schema.pipeline_stats import PipelineStats
 from store.buffer import MemoryBuffer
 from store.db import columnar, open_store
 from store.metrics import SinkCollector
