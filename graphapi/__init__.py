@@ -31,6 +31,7 @@ DEFAULTS = {
     "MATCH_SECONDS": 5.0,  # both ends of one connection are first seen this close in time
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # webhook payloads
     "JSON_SORT_KEYS": False,
+    "TRACE_SCORING": None,  # a graphapi.traces.TraceScoring; None: the thresholds file's
 }
 
 
@@ -38,11 +39,15 @@ def create_app(config: dict | None = None) -> Flask:
     """The graphapi Flask application, configured from DEFAULTS then ``config``."""
     from graphapi import auth, errors, storage
     from graphapi.api import BLUEPRINTS
+    from graphapi.traces import TraceScoring
+    from mixin.config import load_config
 
     app = Flask(__name__, static_folder=None)
     app.config.update(DEFAULTS)
     if config:
         app.config.update(config)
+    if app.config["TRACE_SCORING"] is None:
+        app.config["TRACE_SCORING"] = TraceScoring.from_thresholds(load_config().raw["thresholds"])
     app.json.sort_keys = False
     errors.register(app)
     auth.register(app)

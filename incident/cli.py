@@ -213,6 +213,7 @@ def write_processes(rows, out, zone, fmt: str, target_key: str = "") -> None:
 
 def register(sub) -> None:
     from incident.postmortem_cli import add_postmortem_parser
+    from incident.traces_cli import add_traces_parser
 
     p = sub.add_parser(
         "timeline",
@@ -256,3 +257,4 @@ def register(sub) -> None:
     p.set_defaults(func=guarded("ancestry", run_ancestry))
 
     add_postmortem_parser(sub, _common, guarded)
+    add_traces_parser(sub, _common, _window_arguments, guarded, window_from_args)
