@@ -27,8 +27,8 @@ from store.db import open_store
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import RunningExporter, exporter_config
-from tests.store_helpers import open_test_store
+from testservices.exporter import RunningExporter, exporter_config
+from testservices.store_helpers import open_test_store
 
 pytestmark = pytest.mark.ebpf
 

@@ -6,7 +6,7 @@ import pytest
 
 from store.migrations import migrate
 from store.received_alerts import from_webhook, parse_time_ns
-from tests.store_helpers import open_test_store
+from testservices.store_helpers import open_test_store
 
 PAYLOAD = {
     "version": "4",
