@@ -6,7 +6,7 @@ real binary through ``ServerProcess`` and waits until ``SELECT 1`` answers on th
 broken config fails with the server's own log tail (``ServiceStartError``). ``kill()`` and
 ``start()`` again give an outage on the same ports and data.
 
-The pytest fixtures on them (tests/fixtures/clickhouse.py): ``clickhouse_server`` (one per
+The pytest fixtures on them (tests/fixtures/services.py): ``clickhouse_server`` (one per
 session) with ``clickhouse_url`` (a fresh database per test on it), ``clickhouse_factory``
 (servers a test owns, e.g. to kill them), ``clickhouse_cluster`` (two servers forming the
 two-shard cluster ``CLUSTER_NAME``), ``clickhouse_zk_cluster`` (the same with ZooKeeper, for ON

@@ -3,7 +3,7 @@
 ``start_prometheus`` / ``start_alertmanager`` run the real binaries on a free loopback port with
 a temporary data directory and return once ``/-/ready`` answers; a broken config fails with the
 server's own log tail (``ServiceStartError``). The ``prometheus_factory`` and
-``alertmanager_factory`` fixtures (tests/fixtures/prometheus.py) start as many as a test needs
+``alertmanager_factory`` fixtures (tests/fixtures/services.py) start as many as a test needs
 and stop them all afterwards.
 """
 
