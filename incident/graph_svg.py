@@ -1,6 +1,6 @@
 """The postmortem's causal graph: graphapi builds it, graphviz draws it.
 
-The graph is graphapi's own (``graphapi.causal.build_graph``: the same nodes and edges Grafana's
+The graph is graphapi's own (``graph.causal.build_graph``: the same nodes and edges Grafana's
 Node Graph panel shows), so the report and the dashboard never disagree. This module only
 writes those nodes and edges as DOT, keeping graphapi's colours, and runs ``dot -Tsvg``.
 """
@@ -13,9 +13,9 @@ import subprocess
 from werkzeug.exceptions import HTTPException
 
 import graphapi
-from graphapi.causal import GraphRequest, build_graph
-from graphapi.request_args import ALERT_FOCUS, Focus, Scope
-from graphapi.request_args import Window as GraphWindow
+from graph.causal import build_graph
+from graph.request import ALERT_FOCUS, Focus, GraphRequest, Scope
+from graph.request import Window as GraphWindow
 from incident.errors import IncidentError
 from store.writer import short_error
 

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from alerts.alertmanager import GRAPHAPI_RECEIVER
-from graphapi.nodegraph_fields import ALERT as ALERT_NODE
+from graph.nodegraph_fields import ALERT as ALERT_NODE
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.alert_stack import ALERT, AlertStack
 

@@ -325,7 +325,7 @@ def test_dot_quoting_survives_hostile_labels():
     """Ids and labels with quotes, backslashes, newlines and braces still make a valid SVG."""
     import xml.etree.ElementTree as ET
 
-    from graphapi.nodegraph_fields import edge, node
+    from graph.nodegraph_fields import edge, node
     from incident.graph_svg import render_svg, to_dot
     from incident.postmortem_cli import graph_focus
 

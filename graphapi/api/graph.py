@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from graphapi.causal import GraphRequest, build_graph
+from graph.causal import build_graph
+from graph.request import GraphRequest
 from graphapi.request_args import focus_arg, limit_arg, scope_arg, window_arg
 from graphapi.storage import get_store
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from werkzeug.exceptions import NotFound
 
-from graphapi import queries as Q
-from graphapi.nodegraph_fields import (
+from graph import queries as Q
+from graph.nodegraph_fields import (
     ALERT,
     COLORS,
     CONTAINER,
@@ -43,7 +43,7 @@ from graphapi.nodegraph_fields import (
     node,
     process_node,
 )
-from graphapi.request_args import (
+from graph.request import (
     ADDRESS,
     ALERT_FOCUS,
     CONTAINER_FOCUS,
@@ -51,18 +51,9 @@ from graphapi.request_args import (
     HOST_FOCUS,
     PID,
     PROCESS,
-    Focus,
+    GraphRequest,
     Scope,
-    Window,
 )
-
-
-@dataclass(frozen=True)
-class GraphRequest:
-    window: Window
-    scope: Scope
-    focus: Focus | None
-    limit: int
 
 
 def host_of(key: str) -> str:
