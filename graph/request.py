@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graph.errors import BadScope
+
 
 @dataclass(frozen=True)
 class Window:
@@ -47,3 +49,22 @@ class GraphRequest:
     scope: Scope
     focus: Focus | None
     limit: int
+
+    def __post_init__(self):
+        if self.window.to_ns <= self.window.from_ns:
+            raise BadScope("the window is empty or inverted: 'to' must be after 'from'")
+        if self.limit < 1:
+            raise BadScope(f"limit={self.limit}: a graph needs at least one node")
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """How far the builder walks and how much it reads: every query stays bounded."""
+
+    ancestry_lookback_seconds: float = 7 * 24 * 3600  # how far back ancestors are looked for
+    max_depth: int = 32  # levels walked up (ancestors) and down (descendants)
+    max_descendants: int = 4_000  # keys are inlined on ClickHouse 18.16: its queries max 256 KiB
+    collapse_min: int = 3  # this many siblings running one program become one node
+    max_edges: int = 2_000
+    max_alerts: int = 100
+    match_seconds: float = 5.0  # both ends of one connection are first seen this close in time

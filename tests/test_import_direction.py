@@ -36,7 +36,7 @@ ALLOWED = {
     "store": {"schema"},
     "graph": {"schema", "store"},
     "graphapi": {"schema", "store", "graph"},
-    "incident": {"schema", "store", "graph", "graphapi"},
+    "incident": {"schema", "store", "graph"},
     "dashboards": {"schema", "mixin"},
     "alerts": {"schema", "mixin"},
     "groundtruth": PRODUCTION - {"groundtruth"},

@@ -6,8 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import NotFound
 
 from graph import queries as Q
-from graph.causal import host_of
-from graph.nodegraph_fields import exit_text, iso, process_state
+from graph.nodegraph_fields import exit_text, host_of, iso, process_state
 from graphapi.request_args import limit_arg, scope_arg, text_arg, window_arg
 from graphapi.storage import get_store
 
