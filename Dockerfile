@@ -14,8 +14,11 @@ WORKDIR /opt/groundtruth
 # Only what the package needs: a change to the tests or docs does not rebuild this layer.
 COPY pyproject.toml README.md ./
 COPY groundtruth ./groundtruth
+COPY schema ./schema
+COPY mixin ./mixin
 COPY exporter ./exporter
 COPY store ./store
+COPY graph ./graph
 COPY graphapi ./graphapi
 COPY dashboards ./dashboards
 COPY alerts ./alerts

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from alerts.rules import alert_name, alerts
-from groundtruth.mixin import MixinConfig, Team
+from mixin.config import MixinConfig, Team
 
 SEVERITIES = ("critical", "warning")
 # A page repeats sooner than a ticket.

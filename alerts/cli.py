@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from alerts import build
-from groundtruth.mixin import MixinConfigError, load_config
+from mixin.config import MixinConfigError, load_config
 
 
 def _build(args) -> int:
@@ -37,7 +37,7 @@ def register(sub) -> None:
     cmds = p.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
 
     b = cmds.add_parser("build", help="write rules, promtool tests and alertmanager.yml")
-    b.add_argument("--config", help="YAML file merged over groundtruth/mixin.yaml")
+    b.add_argument("--config", help="YAML file merged over mixin/mixin.yaml")
     b.add_argument("--out", default=str(build.GENERATED_DIR), help="output directory")
     b.set_defaults(func=_build)
 

@@ -1,6 +1,6 @@
 """``promtool test rules`` cases: for every alert, series that make it fire and series that don't.
 
-The cases are written for the default thresholds (``groundtruth/mixin.yaml``): the series are
+The cases are written for the default thresholds (``mixin/mixin.yaml``): the series are
 the evidence, chosen by hand on either side of each threshold, and the expected description is
 spelled out with the value the series produce. Summaries and links only substitute labels, so
 they are rendered here from the expected labels instead of being written twice.
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from alerts.rules import alert_name, alerts, annotations
-from groundtruth.mixin import MixinConfig
+from mixin.config import MixinConfig
 
 HOST = {"job": "groundtruth", "instance": "host1"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from grafanalib._gen import DashboardEncoder
 
 from dashboards import containers, exporter_health, host, investigation
-from groundtruth.mixin import MixinConfig
+from mixin.config import MixinConfig
 
 GENERATED_DIR = Path(__file__).with_name("generated")
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from dashboards import build, diff, lint
-from groundtruth.mixin import MixinConfigError, load_config
+from mixin.config import MixinConfigError, load_config
 
 
 def _build(args) -> int:
@@ -49,7 +49,7 @@ def register(sub) -> None:
     cmds = p.add_subparsers(dest="dashboards_command", metavar="ACTION", required=True)
 
     b = cmds.add_parser("build", help="write the dashboards' JSON")
-    b.add_argument("--config", help="YAML file merged over groundtruth/mixin.yaml")
+    b.add_argument("--config", help="YAML file merged over mixin/mixin.yaml")
     b.add_argument("--out", default=str(build.GENERATED_DIR), help="output directory")
     b.set_defaults(func=_build)
 

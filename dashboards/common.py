@@ -21,8 +21,8 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from alerts.rules import INVESTIGATION_SLUG, INVESTIGATION_UID
-from groundtruth.mixin import MixinConfig
+from mixin.config import MixinConfig
+from mixin.recording import INVESTIGATION_SLUG, INVESTIGATION_UID
 
 # Grafana unit ids.
 PERCENT = "percentunit"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from alerts.rules import recording_names
 from dashboards.common import (
     BYTES,
     CORES,
@@ -21,7 +20,8 @@ from dashboards.common import (
     target,
     timeseries,
 )
-from groundtruth.mixin import MixinConfig
+from mixin.config import MixinConfig
+from mixin.recording import recording_names
 
 UID = "groundtruth-containers"
 

@@ -6,7 +6,6 @@ nothing dropped, store not behind. The rest says where the pipeline loses or del
 
 from __future__ import annotations
 
-from alerts.rules import recording_names
 from dashboards.common import (
     BYTES,
     COUNT,
@@ -25,7 +24,8 @@ from dashboards.common import (
     target,
     timeseries,
 )
-from groundtruth.mixin import MixinConfig
+from mixin.config import MixinConfig
+from mixin.recording import recording_names
 
 UID = "groundtruth-exporter-health"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from grafanalib.core import GridPos, Table, Template
 
-from alerts.rules import INVESTIGATION_SLUG, INVESTIGATION_UID
 from dashboards import sql
 from dashboards.common import (
     ALL,
@@ -29,7 +28,8 @@ from dashboards.common import (
     timeseries,
 )
 from dashboards.nodegraph import NodeGraph, infinity_graph_target
-from groundtruth.mixin import MixinConfig
+from mixin.config import MixinConfig
+from mixin.recording import INVESTIGATION_SLUG, INVESTIGATION_UID
 
 UID = INVESTIGATION_UID
 TABLE_FORMAT = 1  # grafana-clickhouse-datasource's "table" result format

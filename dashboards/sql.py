@@ -1,7 +1,7 @@
 """Every ClickHouse query of the dashboards, in one place, so tests can run them on a real store.
 
 The tables and columns are the store's (``store/schema.py``: one table per event class of
-``exporter/events.py``, plus ``received_alerts``). Grafana interpolates the variables before the
+``schema/events.py``, plus ``received_alerts``). Grafana interpolates the variables before the
 ClickHouse data source sees the SQL: ``$__from`` / ``$__to`` become the window in epoch
 milliseconds and ``${name:singlequote}`` a quoted, escaped value. Times are filtered on
 ``time_ns`` (the tables' sort key, UInt64 ns since the epoch) with plain arithmetic rather than

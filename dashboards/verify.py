@@ -86,13 +86,16 @@ def rule_expressions(rule_file: dict) -> list[Expression]:
     ]
 
 
-def all_expressions(cfg) -> list[Expression]:
-    """Every PromQL expression the generated dashboards and rules contain, for ``cfg``."""
-    from alerts.rules import rule_file
+def all_expressions(cfg, rule_file: dict) -> list[Expression]:
+    """Every PromQL expression the generated dashboards (for ``cfg``) and ``rule_file`` contain.
+
+    The caller passes the rule file (``alerts.rules.rule_file(cfg)``): dashboards do not import
+    alerts.
+    """
     from dashboards.build import DASHBOARDS, to_json
 
     dashboards = {name: to_json(build(cfg)) for name, build in DASHBOARDS.items()}
-    return dashboard_expressions(dashboards, cfg.host_label) + rule_expressions(rule_file(cfg))
+    return dashboard_expressions(dashboards, cfg.host_label) + rule_expressions(rule_file)
 
 
 def query(prometheus_url: str, promql: str) -> dict:

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from exporter.containers import container_from_proc_cgroup
-from exporter.events import ProcessEvent, process_key
 from exporter.probes.process import ARG_LEN, ARGV_MAX, TICK_NS
+from schema.events import ProcessEvent, process_key
 
 MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
 

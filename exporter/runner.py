@@ -23,8 +23,6 @@ from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
-from exporter.events import EVENT_TYPES, process_key
-from exporter.pipeline_stats import PipelineCollector, PipelineStats
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
@@ -34,6 +32,8 @@ from exporter.selftest import UNTRUSTED_FIELDS, run_process_selftest
 from exporter.tcp_scan import TcpScanner
 from exporter.tcp_selftest import UNTRUSTED_FIELDS as TCP_UNTRUSTED_FIELDS
 from exporter.tcp_selftest import run_tcp_selftest
+from schema.events import EVENT_TYPES, process_key
+from schema.pipeline_stats import PipelineCollector, PipelineStats
 
 log = logging.getLogger("groundtruth.exporter")
 CLOCK_REFRESH_SECONDS = 60

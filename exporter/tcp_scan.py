@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.containers import CGROUP_ROOT, container_from_proc_cgroup, unified_mount
-from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.tcp import AF_INET, AF_INET6, ip_address
 from exporter.proc_scan import parse_stat
+from schema.events import ConnectionEvent, ListenEvent, process_key
 
 TCP_LISTEN = 0x0A
 # States of a connection that is still a connection to someone (not TIME_WAIT, not a request).

@@ -7,12 +7,17 @@ Config (defaults below, then the mapping passed in):
 - ``STORE``: a ``store.db.Store`` shared by all requests (chDB: one open per process), or
 - ``STORE_URL``: ``clickhouse://user:password@host:port/db``, opened per request;
 - ``TOKEN``: bearer token every data endpoint requires ('' for none: loopback only);
-- limits: window length, nodes, depth of the walks, edges, alerts.
+- limits: window length, nodes, and the graph's own (``graph.request.GraphLimits``, each
+  under its name in capitals: ``MAX_DEPTH``, ``MATCH_SECONDS``, ...).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Flask
+
+from graph.request import GraphLimits
 
 DEFAULTS = {
     "STORE": None,
@@ -22,13 +27,7 @@ DEFAULTS = {
     "MAX_WINDOW_SECONDS": 7 * 24 * 3600,
     "DEFAULT_LIMIT": 300,  # nodes; well under the Node Graph panel's 1,500
     "MAX_LIMIT": 1500,
-    "ANCESTRY_LOOKBACK_SECONDS": 7 * 24 * 3600,  # how far back ancestors are looked for
-    "MAX_DEPTH": 32,  # levels walked up (ancestors) and down (descendants)
-    "MAX_DESCENDANTS": 4_000,  # keys are inlined on ClickHouse 18.16: its queries max 256 KiB
-    "COLLAPSE_MIN": 3,  # this many siblings running one program become one node
-    "MAX_EDGES": 2_000,
-    "MAX_ALERTS": 100,
-    "MATCH_SECONDS": 5.0,  # both ends of one connection are first seen this close in time
+    **{name.upper(): value for name, value in asdict(GraphLimits()).items()},
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # webhook payloads
     "JSON_SORT_KEYS": False,
 }
@@ -50,3 +49,8 @@ def create_app(config: dict | None = None) -> Flask:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     return app
+
+
+def graph_limits(config) -> GraphLimits:
+    """The graph's limits from an app config (DEFAULTS hold each under its name in capitals)."""
+    return GraphLimits(**{name: config[name.upper()] for name in asdict(GraphLimits())})

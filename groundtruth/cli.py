@@ -14,7 +14,7 @@ import sys
 # Modules that register subcommands, in the order --help lists them.
 PARTS = [
     "groundtruth.up",
-    "exporter.cli",
+    "groundtruth.run",
     "store.cli",
     "graphapi.cli",
     "incident.cli",

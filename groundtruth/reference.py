@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from exporter.events import columns
+from schema.events import columns
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- event-tables:begin -->", "<!-- event-tables:end -->"

@@ -12,9 +12,9 @@ import signal
 import sys
 import threading
 
-from exporter.cli import add_exporter_arguments, config_from_args, fail
 from exporter.config import ConfigError
 from exporter.preflight import preflight_problems
+from groundtruth.run import add_exporter_arguments, config_from_args, fail
 
 HELP = """\
 Run the eBPF exporter and the graph API together on the embedded store (chDB in --data-dir):
@@ -49,13 +49,13 @@ def run(args) -> int:
     if problems:
         return 2
 
-    from exporter.pipeline_stats import PipelineStats
     from exporter.runner import Exporter
     from exporter.sinks import FanoutSink
-    from exporter.sinks.factory import make_sink
     from graphapi import create_app
     from graphapi.cli import read_token, split_listen
     from graphapi.server import InsecureListen, make_server
+    from groundtruth.sinks import make_sink
+    from schema.pipeline_stats import PipelineStats
     from store.db import DEFAULT_DATA_DIR, open_store
     from store.metrics import SinkCollector
     from store.migrations import migrate

@@ -16,7 +16,7 @@ from functools import cached_property
 from operator import attrgetter
 from pathlib import Path
 
-from exporter.events import columns
+from schema.events import columns
 from store.backends import EmbeddedBackend, ServerBackend, ident
 from store.errors import StoreConfigError
 from store.schema import LOCAL_SUFFIX, TABLE_OF_CLASS, Features

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.events import columns
+from schema.events import columns
 from store.backends import ident
 from store.db import Store
 from store.schema import (

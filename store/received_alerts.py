@@ -1,6 +1,6 @@
 """Alerts received from Alertmanager's webhook, as rows of the ``received_alerts`` table.
 
-``ReceivedAlert`` is declared like the exporter's events (``exporter.events.col``), so the
+``ReceivedAlert`` is declared like the exporter's events (``schema.events.col``), so the
 store derives its DDL the same way. ``from_webhook`` turns one webhook payload (version "4")
 into rows. Alertmanager redelivers notifications, so the event id is the alert's episode and
 status (fingerprint, status, start): a redelivered alert has the id it had the first time.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from exporter.events import col
+from schema.events import col
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """The store's tables, derived from the event classes: one table per event type, plus alerts.
 
-Columns come from ``exporter.events.columns()`` (and ``ReceivedAlert``), so a field added to an
+Columns come from ``schema.events.columns()`` (and ``ReceivedAlert``), so a field added to an
 event class becomes a column on the next ``groundtruth db migrate``. Every table is:
 
 - sorted by ``(host, time_ns)``: timelines and graphs read one host's time range;
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.events import EVENT_TYPES, columns
+from schema.events import EVENT_TYPES, columns
 from store.backends import ident
 from store.received_alerts import ReceivedAlert
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.pipeline_stats import PipelineStats
+from schema.pipeline_stats import PipelineStats
 from store.db import DEFAULT_DATA_DIR, open_store, parse_url
 from store.writer import StoreWriter, WriterSettings
 

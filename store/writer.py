@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from exporter.pipeline_stats import PipelineStats
+from schema.pipeline_stats import PipelineStats
 from store.buffer import MemoryBuffer
 from store.db import Store, columnar
 from store.errors import is_data_error, short_error

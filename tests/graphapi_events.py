@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from exporter.events import ConnectionEvent, ListenEvent, ProcessEvent, process_key
+from schema.events import ConnectionEvent, ListenEvent, ProcessEvent, process_key
 
 S = 10**9
 T0 = (time.time_ns() // S - 1800) * S  # half an hour ago, whole seconds

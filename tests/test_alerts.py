@@ -11,8 +11,9 @@ import requests
 from alerts import build
 from alerts.alertmanager import alertmanager_config
 from alerts.promtool_tests import CASES
-from alerts.rules import alert_name, alerts, recording_rules, rule_file
-from groundtruth.mixin import MixinConfigError, load_config
+from alerts.rules import alert_name, alerts, rule_file
+from mixin.config import MixinConfigError, load_config
+from mixin.recording import recording_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,7 +198,7 @@ def test_prometheus_fires_into_alertmanager_with_the_generated_configs(
 ):
     """The generated rules and Alertmanager config, wired as deployed: an exporter that cannot
     be scraped fires ExporterDown, which reaches Alertmanager routed to graphapi and the team."""
-    from tests.fixtures.service import free_port
+    from testservices.service import free_port
 
     override = tmp_path / "o.yml"
     override.write_text(

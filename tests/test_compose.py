@@ -24,7 +24,7 @@ import yaml
 
 from dashboards.build import GENERATED_DIR as DASHBOARDS_DIR
 from groundtruth import compose
-from groundtruth.mixin import load_config
+from mixin.config import load_config
 from store.db import DEFAULT_DATA_DIR
 from store.sink import default_spool_dir
 
@@ -240,10 +240,10 @@ def test_graphapi_starts_on_the_store_with_the_token_beyond_loopback(services, m
 
 
 def test_exporter_starts_with_the_hosts_name_for_prometheus_and_the_store(services, monkeypatch):
-    from exporter.cli import config_from_args
+    from groundtruth.run import config_from_args
 
     args = parse_as_started(services["exporter"], monkeypatch)
-    assert args.func.__module__ == "exporter.cli"
+    assert args.func.__module__ == "groundtruth.run"
     config = config_from_args(args)
     assert config.listen == f"0.0.0.0:{compose.EXPORTER.port}"
     assert config.host == read_env()["GROUNDTRUTH_HOST"]

@@ -13,17 +13,19 @@ import time
 import pytest
 
 from alerts import build as alerts_build
+from alerts.rules import rule_file
 from dashboards import sql, verify
-from exporter.events import ConnectionEvent, ProcessEvent
-from groundtruth.mixin import load_config
+from mixin.config import load_config
+from schema.events import ConnectionEvent, ProcessEvent
 from store.migrations import migrate
 from store.received_alerts import ReceivedAlert
-from tests.store_helpers import open_test_store
+from testservices.store_helpers import open_test_store
 
 
 @pytest.fixture(scope="module")
 def expressions():
-    return verify.all_expressions(load_config())
+    cfg = load_config()
+    return verify.all_expressions(cfg, rule_file(cfg))
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from alerts.rules import INVESTIGATION_SLUG, alerts
+from alerts.rules import alerts
 from dashboards import build, diff, lint
 from dashboards.nodegraph import GRAPH_PATH
-from groundtruth.mixin import load_config
+from mixin.config import load_config
+from mixin.recording import INVESTIGATION_SLUG
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,18 @@ import time
 import pytest
 
 from alerts import build as alerts_build
+from alerts.rules import rule_file
 from dashboards import sql, verify
-from exporter.events import ConnectionEvent, ProcessEvent
 from exporter.probes.base import ProbeContext
 from exporter.probes.tcp import TcpProbe
-from groundtruth.mixin import load_config
+from mixin.config import load_config
+from schema.events import ConnectionEvent, ProcessEvent
 from store.db import open_store
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import RunningExporter, exporter_config
-from tests.store_helpers import open_test_store
+from testservices.exporter import RunningExporter, exporter_config
+from testservices.store_helpers import open_test_store
 
 pytestmark = pytest.mark.ebpf
 
@@ -138,7 +139,8 @@ def test_every_panel_and_recording_rule_returns_live_data(scraped):
     cid, _, stop = provoke_container_activity()
     subprocess.run(["/bin/sh", "-c", "for i in $(seq 300); do /bin/true; done"], check=True)
     try:
-        expressions = verify.all_expressions(load_config())
+        cfg = load_config()
+        expressions = verify.all_expressions(cfg, rule_file(cfg))
         expected_empty = {**verify.INCIDENT_ONLY, **NOT_HERE}
         # Rates need two scrapes after the provoked events: poll until it settles.
         deadline = time.monotonic() + 60

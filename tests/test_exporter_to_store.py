@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from exporter.pipeline_stats import PipelineStats
 from exporter.runner import Exporter
+from schema.pipeline_stats import PipelineStats
 from store.db import open_store
 from store.migrations import migrate
 from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import exporter_config
+from testservices.exporter import exporter_config
 
 pytestmark = pytest.mark.ebpf
 

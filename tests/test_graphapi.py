@@ -12,8 +12,8 @@ from graphapi.server import InsecureListen, check_listen
 from store.db import open_store
 from store.migrations import migrate
 from tests import graphapi_events as E
-from tests.fixtures.clickhouse import fresh_database_name
-from tests.fixtures.service import free_port
+from testservices.clickhouse import fresh_database_name
+from testservices.service import free_port
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

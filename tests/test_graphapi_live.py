@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from exporter.events import process_key
 from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import start_ticks
 from graphapi import create_app
+from schema.events import process_key
 from store.db import open_store
 from store.migrations import migrate
 from store.schema import TABLE_OF_CLASS
-from tests.fixtures.clickhouse import fresh_database_name
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import RunningExporter, exporter_config
+from testservices.clickhouse import fresh_database_name
+from testservices.exporter import RunningExporter, exporter_config
 
 HOST = "graph-live-host"
 PEER = [sys.executable, str(Path(__file__).with_name("tcp_peer.py"))]

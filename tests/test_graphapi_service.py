@@ -19,8 +19,8 @@ from groundtruth.cli import main as groundtruth_main
 from store.db import open_store
 from store.migrations import migrate
 from tests import graphapi_events as E
-from tests.fixtures.clickhouse import fresh_database_name
-from tests.fixtures.prometheus import start_alertmanager
+from testservices.clickhouse import fresh_database_name
+from testservices.prometheus import start_alertmanager
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporter.proc_scan import start_ticks
-from tests.fixtures.exporter import RunningExporter, exporter_config
+from testservices.exporter import RunningExporter, exporter_config
 
 pytestmark = pytest.mark.ebpf
 

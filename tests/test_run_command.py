@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.service import free_port
+from testservices.service import free_port
 
 GROUNDTRUTH = [sys.executable, "-m", "groundtruth.cli"]
 

@@ -2,16 +2,16 @@
 
 import time
 
-from exporter.pipeline_stats import PipelineStats
 from groundtruth.cli import main
+from schema.pipeline_stats import PipelineStats
 from store.db import open_store
 from store.migrations import LATEST, migrate, schema_version
 from store.received_alerts import ReceivedAlert
 from store.retention import drop_expired
 from store.schema import create_distributed, create_table
 from store.writer import StoreWriter, WriterSettings
-from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
-from tests.store_helpers import make_events, stored_ids, wait_until
+from testservices.clickhouse import CLUSTER_NAME, fresh_database_name
+from testservices.store_helpers import make_events, stored_ids, wait_until
 
 
 def shard_ids(shard, database: str) -> list[str]:

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-from exporter.events import ProcessEvent, columns
+from schema.events import ProcessEvent, columns
 from store.migrations import LATEST, SchemaTooNew, migrate, schema_version
 from store.retention import drop_expired
 from store.schema import TABLES, Features
-from tests.store_helpers import make_events, open_test_store, stored_ids
+from testservices.store_helpers import make_events, open_test_store, stored_ids
 
 DAY_NS = 86400 * 10**9
 

@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from exporter.pipeline_stats import PipelineStats
+from schema.pipeline_stats import PipelineStats
 from store.db import StoreConfigError, open_store, parse_url, redact
 from store.sink import SPOOL_ROOT, default_spool_dir, open_sink
-from tests.fixtures.clickhouse import CLUSTER_NAME
-from tests.store_helpers import make_events, stored_ids
+from testservices.clickhouse import CLUSTER_NAME
+from testservices.store_helpers import make_events, stored_ids
 
 
 def test_a_full_url():

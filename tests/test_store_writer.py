@@ -14,16 +14,16 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.pipeline_stats import PipelineStats
+from schema.pipeline_stats import PipelineStats
 from store.buffer import MemoryBuffer
 from store.db import columnar, open_store
 from store.metrics import SinkCollector
 from store.migrations import migrate
 from store.spool import Spool
 from store.writer import StoreWriter, WriterSettings
-from tests.fixtures.clickhouse import WRITER_USER, fresh_database_name
-from tests.fixtures.service import free_port
-from tests.store_helpers import make_events, open_test_store, stored_ids, wait_until
+from testservices.clickhouse import WRITER_USER, fresh_database_name
+from testservices.service import free_port
+from testservices.store_helpers import make_events, open_test_store, stored_ids, wait_until
 
 FAST = dict(batch_size=200, max_age=0.2, retry_min=0.2, retry_max=1.0)
 

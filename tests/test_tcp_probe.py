@@ -20,12 +20,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors.tcp_counts import TcpCountsCollector
-from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import BootClock, ProbeContext
 from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import start_ticks
 from exporter.tcp_scan import TcpScanner
 from exporter.tcp_selftest import run_tcp_selftest
+from schema.events import ConnectionEvent, ListenEvent, process_key
 from tests.cgroups import cgroup_dirs, docker_scope_v2, fake_container_id, run_in
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.service import free_port
+from testservices.service import free_port
 
 pytestmark = pytest.mark.ebpf
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from exporter import ringbuf
 from exporter.btf import offset_defines
-from exporter.events import blank
-from exporter.pipeline_stats import PipelineStats
+from schema.events import blank
+from schema.pipeline_stats import PipelineStats
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 

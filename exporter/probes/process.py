@@ -14,9 +14,9 @@ from functools import lru_cache
 
 from exporter.btf import enum_value
 from exporter.containers import Container, ContainerResolver
-from exporter.events import ProcessEvent
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
+from schema.events import ProcessEvent
 
 # Layouts of bpf/process.h.
 HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event

@@ -18,10 +18,10 @@ from functools import lru_cache
 
 from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
-from exporter.events import ConnectionEvent, ListenEvent, process_key
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
+from schema.events import ConnectionEvent, ListenEvent, process_key
 
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
 # order of ConnectionEvent and ListenEvent is relied on by decode_batch() (positional, for speed).

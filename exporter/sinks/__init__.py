@@ -1,6 +1,6 @@
 """Where decoded events go. A sink takes batches; it never blocks the ring-buffer consumer.
 
-Every sink implements ``write(events)`` (a list of events of any type from ``exporter.events``,
+Every sink implements ``write(events)`` (a list of events of any type from ``schema.events``,
 called once per drained batch) and ``close()`` (flush what is buffered, release resources).
 A sink that cannot take events counts them in ``PipelineStats.dropped`` with stage ``sink``.
 """

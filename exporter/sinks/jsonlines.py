@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from exporter.events import as_dict
+from schema.events import as_dict
 
 
 class JsonLinesSink:

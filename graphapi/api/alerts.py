@@ -14,7 +14,7 @@ import time
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
-from graphapi import queries as Q
+from graph import queries as Q
 from graphapi.storage import get_store
 from store.db import columnar
 from store.received_alerts import from_webhook, parse_time_ns

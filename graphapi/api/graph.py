@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from graphapi.causal import GraphRequest, build_graph
+from graph.causal import build_graph
+from graph.request import GraphRequest
+from graphapi import graph_limits
 from graphapi.request_args import focus_arg, limit_arg, scope_arg, window_arg
 from graphapi.storage import get_store
 
@@ -18,7 +20,7 @@ bp = Blueprint("graph", __name__)
 def graph_from_request() -> dict:
     """The graph for this request's window, scope, focus and limit."""
     req = GraphRequest(window_arg(), scope_arg(), focus_arg(), limit_arg())
-    return build_graph(get_store(), req, current_app.config)
+    return build_graph(get_store(), req, graph_limits(current_app.config))
 
 
 @bp.get("/api/graph")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from exporter.events import ProcessEvent, process_key
+from schema.events import ProcessEvent, process_key
 from store.db import open_store
 
 # Events are recent: servers with TTL drop rows older than the retention as they are inserted.

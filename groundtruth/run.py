@@ -1,4 +1,8 @@
-"""``groundtruth run``: the eBPF exporter on its own (metrics, and raw events to sinks)."""
+"""``groundtruth run``: the eBPF exporter on its own (metrics, and raw events to sinks).
+
+The exporter's composition root (as ``up`` is for the whole process): it wires the probes' runner
+to the sinks the config names, store writers included.
+"""
 
 from __future__ import annotations
 
@@ -81,9 +85,9 @@ def run(args) -> int:
         for problem in problems:
             fail(problem)
         return 2
-    from exporter.pipeline_stats import PipelineStats
     from exporter.runner import Exporter
-    from exporter.sinks.factory import make_sink
+    from groundtruth.sinks import make_sink
+    from schema.pipeline_stats import PipelineStats
 
     stats = PipelineStats()
     try:

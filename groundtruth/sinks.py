@@ -1,4 +1,8 @@
-"""Sink specs from the config to sink objects, with the collectors that report on them."""
+"""Sink specs from the config to sink objects, with the collectors that report on them.
+
+Wiring, so it lives in the composition root: the exporter only knows the ``Sink`` protocol,
+and the store's writer is plugged in here (``exporter`` never imports ``store``).
+"""
 
 from __future__ import annotations
 
