@@ -70,6 +70,25 @@ def host_of(key: str) -> str:
     return key.rsplit(":", 2)[0]
 
 
+def in_scope(scope: Scope, host: str = "", container: str = "") -> bool:
+    """Whether a host and container ('' when not known) lie within the scope; a container is
+    matched on its first 12 characters, as ``queries.IN_CONTAINER`` does."""
+    if host and scope.hosts and host not in scope.hosts:
+        return False
+    return not (container and scope.container and container[:12] != scope.container[:12])
+
+
+def outside_scope(f: Focus, scope: Scope) -> NotFound:
+    where = [f"host={','.join(scope.hosts)}"] if scope.hosts else []
+    where += [f"container={scope.container}"] if scope.container else []
+    prefix = {ALERT_FOCUS: ALERT, HOST_FOCUS: HOST, CONTAINER_FOCUS: CONTAINER, GROUP_FOCUS: GROUP}
+    return NotFound(
+        description=f"focus {prefix.get(f.kind, '') + f.value!r} is outside the scope "
+        f"({' '.join(where)}): "
+        "a focus narrows the scope, it does not replace it"
+    )
+
+
 def endpoint_id(addr: str, port: int) -> str:
     return f"{ENDPOINT}[{addr}]:{port}" if ":" in addr else f"{ENDPOINT}{addr}:{port}"
 
@@ -119,19 +138,29 @@ class GraphBuilder:
 
     # ---- 1. focus -----------------------------------------------------------------------------
     def resolve_focus(self, plan: Plan) -> None:
-        f = self.req.focus
+        """Seeds or a narrower scope from the focus. A focus narrows within the scope, never
+        replaces it: a focus outside the scope (another host or container) is a 404."""
+        f, scope = self.req.focus, plan.scope
         if f is None:
             return
         if f.kind == HOST_FOCUS:
-            plan.scope = Scope(hosts=(f.value,), container=plan.scope.container)
+            if not in_scope(scope, host=f.value):
+                raise outside_scope(f, scope)
+            plan.scope = Scope(hosts=(f.value,), container=scope.container)
         elif f.kind == CONTAINER_FOCUS:
-            plan.scope = Scope(hosts=plan.scope.hosts, container=f.value)
+            if not in_scope(scope, container=f.value):
+                raise outside_scope(f, scope)
+            plan.scope = Scope(hosts=scope.hosts, container=f.value)
         elif f.kind == ALERT_FOCUS:
             rows = self.store.query(Q.ALERT_BY_FINGERPRINT, {"fingerprint": f.value})
             host, container, _starts, _ends, count = rows[0]
             if not count:
                 raise NotFound(description=f"no alert with fingerprint {f.value!r} was received")
-            plan.scope = Scope(hosts=(host,) if host else plan.scope.hosts, container=container)
+            if not in_scope(scope, host, container):
+                raise outside_scope(f, scope)
+            plan.scope = Scope(
+                hosts=(host,) if host else scope.hosts, container=container or scope.container
+            )
             plan.alert_focus = f.value
         elif f.kind == PROCESS:
             plan.seeds = [f.value]
@@ -144,8 +173,8 @@ class GraphBuilder:
             )
             plan.seeds = [key for key, _ in rows[:1]]
         elif f.kind == ADDRESS:
-            scope = Scope(hosts=(f.host,)) if f.host else plan.scope
-            where = self._window(scope)
+            # On the scope's hosts (the table is sorted by host); the container is checked below.
+            where = self._window(Scope(hosts=(f.host,) if f.host else scope.hosts))
             rows = self.store.query(
                 Q.processes_at_endpoint(where.sql()),
                 {**where.params, "addr": f.addr, "port": f.port},
@@ -153,12 +182,17 @@ class GraphBuilder:
             plan.seeds = [key for (key,) in rows]
         if f.kind in (PROCESS, PID, ADDRESS, GROUP_FOCUS):
             self.fetch_details(plan.seeds)
-            plan.seeds = [k for k in plan.seeds if k in self.details]
-            if not plan.seeds:
+            found = [self.details[k] for k in plan.seeds if k in self.details]
+            if not found:
                 raise NotFound(
                     description=f"focus {f.value!r}: no such process or connection is stored "
                     "for this window"
                 )
+            plan.seeds = [
+                d["process_key"] for d in found if in_scope(scope, d["host"], d["container_id"])
+            ]
+            if not plan.seeds:
+                raise outside_scope(f, scope)
 
     # ---- 2. ancestors and descendants ---------------------------------------------------------
     def ancestors(self, seeds: list[str]) -> list[str]:
@@ -183,7 +217,9 @@ class GraphBuilder:
         for _ in range(self.cfg["MAX_DEPTH"]):
             if not frontier or len(found) >= cap:
                 break
-            where = self._window(Scope(hosts=tuple(sorted({host_of(k) for k in frontier}))))
+            hosts = tuple(sorted({host_of(k) for k in frontier}))
+            # Within the request's container scope too: the focus narrows it, all the way down.
+            where = self._window(Scope(hosts=hosts, container=self.req.scope.container))
             where.params["parents"] = frontier
             rows = self.store.query(
                 Q.children_of(where.sql()), {**where.params, "children_max": cap - len(found)}
