@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -79,3 +80,51 @@ def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     assert ours["exit"]["exit_code"] == 13
     assert ours["exit"]["host"] == "cli-host"
     assert any(e["kind"] == "scan" for e in events)
+
+
+@pytest.mark.ebpf
+def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path):
+    """The port is bound first: no probe is loaded and no sink has written when it is taken."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    out_file = tmp_path / "events.jsonl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", f"jsonl:{out_file}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"groundtruth: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+    )
+    assert not out_file.exists(), "no sink was opened, no event written"
+
+
+@pytest.mark.ebpf
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/nonexistent/dir/x.jsonl", "No such file or directory"),
+        ("/proc/x", "No such file or directory"),
+        ("/tmp", "Is a directory"),
+    ],
+)
+def test_an_unwritable_jsonl_sink_is_one_line_and_exit_2(ebpf_problems, path, reason):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    port = free_port()
+    out = subprocess.run(
+        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", f"jsonl:{path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"groundtruth: error: sink 'jsonl:{path}': cannot write to '{path}': {reason}"
+    )
+    with socket.socket() as again:  # the metrics port bound first is released
+        again.bind(("127.0.0.1", port))
