@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from tests.fixtures.service import free_port
@@ -128,3 +130,46 @@ def test_an_unwritable_jsonl_sink_is_one_line_and_exit_2(ebpf_problems, path, re
     )
     with socket.socket() as again:  # the metrics port bound first is released
         again.bind(("127.0.0.1", port))
+
+
+# Every (stage, reason) the exporter counts drops under, with the TCP probe and a store sink.
+KNOWN_DROPS = {
+    ("kernel", "process_ringbuf_full"),
+    ("kernel", "tcp_ringbuf_full"),
+    ("kernel", "tcp_conn_table_full"),
+    ("kernel", "tcp_counts_full"),
+    ("kernel", "tcp_recursion_misses"),
+    ("sink", "buffer_full"),
+    ("sink", "rejected"),
+    ("sink", "spool_error"),
+    ("sink", "spool_full"),
+}
+
+
+@pytest.mark.ebpf
+def test_every_drop_reason_is_exported_from_the_start(ebpf_problems, tmp_path):
+    """So that rate() and alert rules see each series before anything is dropped."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    port = free_port()
+    exporter = subprocess.Popen(
+        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--no-selftest",
+         "--sink", f"chdb:{tmp_path / 'chdb'}"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "metrics on" not in (line := exporter.stderr.readline()):
+            assert line and time.monotonic() < deadline, "exporter did not start"
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        dropped = {
+            (s.labels["stage"], s.labels["reason"]): s.value
+            for family in text_string_to_metric_families(text.decode())
+            for s in family.samples
+            if s.name == "groundtruth_events_dropped_total"
+        }
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(60) == 0
+    finally:
+        exporter.kill()
+    assert set(dropped) == KNOWN_DROPS
+    assert [n for (stage, _), n in dropped.items() if stage == "sink"] == [0, 0, 0, 0]
