@@ -26,8 +26,11 @@ from graph import queries as Q
 from graph.drawing import Drawing
 from graph.errors import FocusNotFound
 from graph.nodegraph_fields import (
+    ALERT,
+    CONTAINER,
     ENDPOINT,
     GROUP,
+    HOST,
     SERVICE,
     edge,
     endpoint_id,
@@ -44,10 +47,29 @@ from graph.request import (
     HOST_FOCUS,
     PID,
     PROCESS,
+    Focus,
     GraphLimits,
     GraphRequest,
     Scope,
 )
+
+
+def in_scope(scope: Scope, host: str = "", container: str = "") -> bool:
+    """Whether a host and container ('' when not known) lie within the scope; a container is
+    matched on its first 12 characters, as ``queries.IN_CONTAINER`` does."""
+    if host and scope.hosts and host not in scope.hosts:
+        return False
+    return not (container and scope.container and container[:12] != scope.container[:12])
+
+
+def outside_scope(f: Focus, scope: Scope) -> FocusNotFound:
+    where = [f"host={','.join(scope.hosts)}"] if scope.hosts else []
+    where += [f"container={scope.container}"] if scope.container else []
+    prefix = {ALERT_FOCUS: ALERT, HOST_FOCUS: HOST, CONTAINER_FOCUS: CONTAINER, GROUP_FOCUS: GROUP}
+    return FocusNotFound(
+        f"focus {prefix.get(f.kind, '') + f.value!r} is outside the scope "
+        f"({' '.join(where)}): a focus narrows the scope, it does not replace it"
+    )
 
 
 class GraphBuilder:
@@ -82,19 +104,29 @@ class GraphBuilder:
 
     # ---- 1. focus -----------------------------------------------------------------------------
     def resolve_focus(self, plan: Plan) -> None:
-        f = self.req.focus
+        """Seeds or a narrower scope from the focus. A focus narrows within the scope, never
+        replaces it: a focus outside the scope (another host or container) is not found."""
+        f, scope = self.req.focus, plan.scope
         if f is None:
             return
         if f.kind == HOST_FOCUS:
-            plan.scope = Scope(hosts=(f.value,), container=plan.scope.container)
+            if not in_scope(scope, host=f.value):
+                raise outside_scope(f, scope)
+            plan.scope = Scope(hosts=(f.value,), container=scope.container)
         elif f.kind == CONTAINER_FOCUS:
-            plan.scope = Scope(hosts=plan.scope.hosts, container=f.value)
+            if not in_scope(scope, container=f.value):
+                raise outside_scope(f, scope)
+            plan.scope = Scope(hosts=scope.hosts, container=f.value)
         elif f.kind == ALERT_FOCUS:
             rows = self.store.query(Q.ALERT_BY_FINGERPRINT, {"fingerprint": f.value})
             host, container, _starts, _ends, count = rows[0]
             if not count:
                 raise FocusNotFound(f"no alert with fingerprint {f.value!r} was received")
-            plan.scope = Scope(hosts=(host,) if host else plan.scope.hosts, container=container)
+            if not in_scope(scope, host, container):
+                raise outside_scope(f, scope)
+            plan.scope = Scope(
+                hosts=(host,) if host else scope.hosts, container=container or scope.container
+            )
             plan.alert_focus = f.value
         elif f.kind == PROCESS:
             plan.seeds = [f.value]
@@ -107,8 +139,8 @@ class GraphBuilder:
             )
             plan.seeds = [key for key, _ in rows[:1]]
         elif f.kind == ADDRESS:
-            scope = Scope(hosts=(f.host,)) if f.host else plan.scope
-            where = self._window(scope)
+            # On the scope's hosts (the table is sorted by host); the container is checked below.
+            where = self._window(Scope(hosts=(f.host,) if f.host else scope.hosts))
             rows = self.store.query(
                 Q.processes_at_endpoint(where.sql()),
                 {**where.params, "addr": f.addr, "port": f.port},
@@ -116,11 +148,16 @@ class GraphBuilder:
             plan.seeds = [key for (key,) in rows]
         if f.kind in (PROCESS, PID, ADDRESS, GROUP_FOCUS):
             self.fetch_details(plan.seeds)
-            plan.seeds = [k for k in plan.seeds if k in self.details]
-            if not plan.seeds:
+            found = [self.details[k] for k in plan.seeds if k in self.details]
+            if not found:
                 raise FocusNotFound(
                     f"focus {f.value!r}: no such process or connection is stored for this window"
                 )
+            plan.seeds = [
+                d["process_key"] for d in found if in_scope(scope, d["host"], d["container_id"])
+            ]
+            if not plan.seeds:
+                raise outside_scope(f, scope)
 
     # ---- 2. ancestors and descendants ---------------------------------------------------------
     def ancestors(self, seeds: list[str]) -> list[str]:
@@ -145,7 +182,9 @@ class GraphBuilder:
         for _ in range(self.limits.max_depth):
             if not frontier or len(found) >= cap:
                 break
-            where = self._window(Scope(hosts=tuple(sorted({host_of(k) for k in frontier}))))
+            hosts = tuple(sorted({host_of(k) for k in frontier}))
+            # Within the request's container scope too: the focus narrows it, all the way down.
+            where = self._window(Scope(hosts=hosts, container=self.req.scope.container))
             where.params["parents"] = frontier
             rows = self.store.query(
                 Q.children_of(where.sql()), {**where.params, "children_max": cap - len(found)}
@@ -218,7 +257,7 @@ class GraphBuilder:
         self.fetch_details(parents)
 
         for key in plan.pinned:
-            drawing.add_process(self.details.get(key), key, pinned=True)
+            drawing.add_process(self.details.get(key), key, pinned=True, focused=key in plan.seeds)
         for key in plan.singles:
             drawing.add_process(self.details.get(key), key)
         for grp in plan.groups:
@@ -286,17 +325,21 @@ class GraphBuilder:
 
     def alerts(self, drawing: Drawing, plan: Plan) -> None:
         w = self.req.window
-        where = Q.Where().add(Q.ALERT_ACTIVE, from_ns=w.from_ns, to_ns=w.to_ns)
         shown = {host_of(k) for k in drawing.nodes if k in self.details}
         hosts = plan.scope.hosts or tuple(sorted(shown))
-        if not hosts:
-            return
-        where.add(Q.IN_HOSTS, hosts=list(hosts))
-        rows = self._rows(
-            Q.alerts(where.sql()), where, Q.ALERT_COLUMNS, alerts_max=self.limits.max_alerts
-        )
+        rows = []
+        if hosts:
+            where = Q.Where().add(Q.ALERT_ACTIVE, from_ns=w.from_ns, to_ns=w.to_ns)
+            where.add(Q.IN_HOSTS, hosts=list(hosts))
+            rows = self._rows(
+                Q.alerts(where.sql()), where, Q.ALERT_COLUMNS, alerts_max=self.limits.max_alerts
+            )
+        if plan.alert_focus and plan.alert_focus not in {a["fingerprint"] for a in rows}:
+            # The focused alert is drawn whatever max_alerts (the first by start time) cut.
+            where = Q.Where().add(Q.ALERT_IS, fingerprint=plan.alert_focus)
+            rows += self._rows(Q.alerts(where.sql()), where, Q.ALERT_COLUMNS, alerts_max=1)
         for a in rows:
-            drawing.add_alert(a, highlighted=a["fingerprint"] == plan.alert_focus)
+            drawing.add_alert(a, focused=a["fingerprint"] == plan.alert_focus)
 
 
 def build_graph(store, req: GraphRequest, limits: GraphLimits) -> dict:

@@ -29,6 +29,10 @@ from graph.nodegraph_fields import (
 from graph.plan import Plan
 from graph.request import GraphRequest
 
+# Drawing priorities, lowest first kept when the node limit cuts: the focus (its processes
+# or its alert) is always drawn, then the pinned ancestors, alerts and context, the rest.
+FOCUSED = -1
+
 
 class Drawing:
     """Nodes and edges in the order they matter, and the limit applied when finishing."""
@@ -53,15 +57,17 @@ class Drawing:
         elif not matched:  # the same kind of edge from another row: add up
             old["detail__count"] += e["detail__count"]
 
-    def add_process(self, details: dict | None, key: str, pinned: bool = False) -> None:
+    def add_process(
+        self, details: dict | None, key: str, pinned: bool = False, focused: bool = False
+    ) -> None:
         if details is None:  # known only as someone's parent: no event of it is stored
             pid = key.rsplit(":", 2)[1] if key.count(":") >= 2 else "?"
             n = node(key, f"pid {pid}", "process", subtitle=f"{host_of(key)} (no events stored)")
         else:
             n = process_node(details)
-        if pinned:
+        if pinned or focused:
             n["highlighted"] = True
-        priority = 0 if pinned else 2
+        priority = FOCUSED if focused else 0 if pinned else 2
         self.add_node(n, priority)
         if details is None:
             return
@@ -133,15 +139,15 @@ class Drawing:
             self.add_node(node(pid_, r["addr"], "peer", subtitle=f"to port {r['service_port']}"), 4)
             self.add_edge(edge(pid_, src, "accepted", **stats))
 
-    def add_alert(self, a: dict, highlighted: bool) -> None:
+    def add_alert(self, a: dict, focused: bool) -> None:
         aid = f"{ALERT}{a['fingerprint']}"
         n = node(
             aid, a["alertname"], "alert", subtitle=f"{a['severity']} {a['status']}".strip(),
-            color=COLORS["alert"], highlighted=highlighted, detail__start=iso(a["starts_ns"]),
+            color=COLORS["alert"], highlighted=focused, detail__start=iso(a["starts_ns"]),
             detail__end=iso(a["ends_ns"]), detail__container=a["container"],
             detail__argv=a["annotations"],
         )  # fmt: skip
-        self.add_node(n, 1)
+        self.add_node(n, FOCUSED if focused else 1)
         target = f"{CONTAINER}{a['container']}" if a["container"] else f"{HOST}{a['host']}"
         self.alert_targets.setdefault(target, []).append(aid)
 
@@ -186,7 +192,9 @@ class Drawing:
         order = sorted(self.nodes, key=lambda i: self.priority[i])  # stable: insertion order
         keep, dropped = order, []
         if len(order) > self.limit:
-            keep, dropped = order[: self.limit - 1], order[self.limit - 1 :]
+            # The last place goes to the "more" node, unless the focus would lose its own.
+            room = self.limit - 1 if self.limit > 1 or self.priority[order[0]] > FOCUSED else 1
+            keep, dropped = order[:room], order[room:]
         kept = set(keep)
         edges = [e for e in self.edges.values() if e["source"] in kept and e["target"] in kept]
         nodes = [self.nodes[i] for i in keep]
@@ -202,7 +210,7 @@ class Drawing:
             if n["detail__kind"] == "process":
                 n["mainstat"] = f"{children.get(n['id'], 0)} children"
                 n["secondarystat"] = f"{conns.get(n['id'], 0)} connections"
-        if dropped:
+        if dropped and len(nodes) < self.limit:
             nodes.append(
                 node(f"{MORE}{len(dropped)}", f"{len(dropped)} more not shown", "more",
                      subtitle=f"limit {self.limit}: narrow the window or focus",
