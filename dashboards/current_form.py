@@ -35,9 +35,10 @@ LEGACY_KEYS = {
     # Prometheus query keys: intervalFactor multiplies the step (legacy, still applied), step
     # and the rest are Grafana 5-era or Graphite keys.
     "target": {"intervalFactor", "step", "metric", "query", "target"},
-    "variable": {"auto", "auto_count", "auto_min", "tags", "useTags", "tagsQuery",
-                 "tagValuesQuery"},
+    "variable": {"tags", "useTags", "tagsQuery", "tagValuesQuery"},
 }  # fmt: skip
+# grafanalib writes these on every variable; only an interval variable reads them.
+INTERVAL_VARIABLE_KEYS = {"auto", "auto_count", "auto_min"}
 PROMETHEUS_RESOLUTION = (
     "Prometheus panels set no maxDataPoints (Grafana then asks for one point per pixel of the "
     "panel's width), no intervalFactor (1: a step of the interval itself) and no per-panel "
@@ -53,7 +54,7 @@ def current_form(dash: dict) -> dict:
     dash["schemaVersion"] = SCHEMA_VERSION
     _drop(dash.get("timepicker", {}), LEGACY_KEYS["timepicker"])
     for variable in dash.get("templating", {}).get("list", []):
-        _drop(variable, LEGACY_KEYS["variable"])
+        _drop(variable, legacy_variable_keys(variable))
         (variable.get("current") or {}).pop("tags", None)
         if not (variable.get("current") or {}).get("value"):
             variable.pop("current", None)  # nothing chosen: Grafana picks the first option
@@ -67,6 +68,13 @@ def current_form(dash: dict) -> dict:
         if "displayMode" in custom:
             custom["cellOptions"] = TABLE_CELL_TYPES[custom.pop("displayMode")]
     return _without_nulls(dash)
+
+
+def legacy_variable_keys(variable: dict) -> set[str]:
+    """The keys of a template variable that its type does not read."""
+    if variable.get("type") == "interval":
+        return LEGACY_KEYS["variable"]
+    return LEGACY_KEYS["variable"] | INTERVAL_VARIABLE_KEYS
 
 
 def annotation_expr(annotation: dict) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from dashboards.current_form import LEGACY_KEYS, SCHEMA_VERSION
+from dashboards.current_form import LEGACY_KEYS, SCHEMA_VERSION, legacy_variable_keys
 from dashboards.nodegraph import (
     COUNT_FIELDS,
     EDGE_DETAIL_NAMES,
@@ -58,7 +58,7 @@ def _legacy_keys(dash: dict) -> list[str]:
     found += [f"timepicker key {k!r}" for k in
               LEGACY_KEYS["timepicker"] & dash.get("timepicker", {}).keys()]  # fmt: skip
     for v in dash.get("templating", {}).get("list", []):
-        keys = LEGACY_KEYS["variable"] & v.keys()
+        keys = legacy_variable_keys(v) & v.keys()
         found += [f"variable {v.get('name')}: key {k!r}" for k in keys]
     for p in dash.get("panels", []):
         title = p.get("title")

@@ -349,3 +349,21 @@ def test_diff_reports_variables_and_title(generated):
         'variable $job query: label_values(groundtruth_exporter_build_info{job="groundtruth"}, job)'
         " -> label_values(up, job)",
     ]
+
+
+def test_current_form_keeps_what_a_variable_of_its_type_reads():
+    from dashboards.current_form import current_form
+
+    auto = {"auto": True, "auto_count": 30, "auto_min": "10s"}
+    dash = {
+        "templating": {
+            "list": [
+                {"name": "step", "type": "interval", "query": "1m,5m", **auto, "tags": []},
+                {"name": "job", "type": "query", "query": "label_values(job)", **auto},
+            ]
+        }
+    }
+    step, job = current_form(dash)["templating"]["list"]
+    assert step == {"name": "step", "type": "interval", "query": "1m,5m", **auto}
+    assert job == {"name": "job", "type": "query", "query": "label_values(job)"}
+    assert "legacy-key-rule" not in {p.rule for p in lint.lint_dashboard(dash)}
