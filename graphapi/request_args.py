@@ -5,7 +5,7 @@
   most ``MAX_WINDOW_SECONDS`` long.
 - ``host``: one host or a comma-separated list; empty means every host.
 - ``container``: a container id; empty or ``__all__`` (the dashboards' "All") means any.
-- ``limit``: 1 .. ``MAX_LIMIT`` (never above the Node Graph panel's 1,500 nodes).
+- ``limit``: 1 .. ``MAX_LIMIT`` (at most 1,500; Grafana's Node Graph draws 200, the default).
 - ``focus``: see ``parse_focus``.
 """
 

@@ -546,3 +546,22 @@ def test_a_host_scope_with_no_such_host_stays_empty_whatever_the_focus(scoped, c
         assert reply.status_code == 404 if focus.startswith("host") else 200
         if reply.status_code == 200:
             assert reply.get_json()["nodes"] == []
+
+
+def test_the_default_graph_fits_grafanas_drawing_limit_with_graphapis_own_cut(store, client):
+    """Grafana's Node Graph draws at most 200 nodes; by default graphapi returns at most that
+    many, its last node saying how many it left out (dashboards/nodegraph.py)."""
+    from dashboards.nodegraph import MAX_NODES_DRAWN
+
+    t, parent, children = E.T0 + 9000 * E.S, 8000, 260
+    events = E.spawn(E.A, parent, 1, t, "fanout", ["fanout"])
+    for i in range(children):
+        events += E.spawn(E.A, 80_000 + i, parent, t + (i + 1) * 10**6, f"c{i}", [f"c{i}"])
+    store.insert_events(events)
+    window = {"from": str((t - E.S) // 10**6), "to": str((t + 10 * E.S) // 10**6)}
+    g = get(client, host=E.A, **window)
+    check_contract(g, MAX_NODES_DRAWN)
+    assert len(g["nodes"]) == MAX_NODES_DRAWN
+    more = g["nodes"][-1]
+    assert more["detail__kind"] == "more"
+    assert more["detail__count"] == g["meta"]["not_shown"] > 0
