@@ -18,6 +18,7 @@ COPY schema ./schema
 COPY mixin ./mixin
 COPY exporter ./exporter
 COPY store ./store
+COPY graph ./graph
 COPY graphapi ./graphapi
 COPY dashboards ./dashboards
 COPY alerts ./alerts

@@ -1,8 +1,8 @@
 """Exec storm to stored alert: seconds from the first exec of a storm until the alert fires in
 Prometheus, and until graphapi has stored Alertmanager's notification, on the real stack of
-tests/alert_stack.py (real exporter, ClickHouse, Prometheus, Alertmanager, graphapi; threshold
-5 execs/s, `for: 0s`). Run with the test's 1 s intervals, then with the deployed ones (compose:
-15 s scrape and evaluation, Alertmanager's 30 s group_wait). The floor is the sum of those
+testservices/alert_stack.py (real exporter, ClickHouse, Prometheus, Alertmanager, graphapi;
+threshold 5 execs/s, `for: 0s`). Run with the test's 1 s intervals, then with the deployed ones
+(compose: 15 s scrape and evaluation, Alertmanager's 30 s group_wait). The floor is the sum of those
 waits: one scrape, one evaluation, group_wait."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from bench.result import Result
-from tests.alert_stack import AlertStack, Timings
-from tests.fixtures.clickhouse import ClickHouseServer, fresh_database_name
+from testservices.alert_stack import AlertStack, Timings
+from testservices.clickhouse import ClickHouseServer, fresh_database_name
 
 QUICK_RUNS = 3
 

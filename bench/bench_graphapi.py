@@ -14,7 +14,7 @@ from graphapi import create_app
 from schema.events import ConnectionEvent, ProcessEvent, columns
 from store.db import open_store
 from store.migrations import migrate
-from tests.fixtures.clickhouse import ClickHouseServer, fresh_database_name
+from testservices.clickhouse import ClickHouseServer, fresh_database_name
 
 HOSTS = 20
 PROCESS_EVENTS = 1_000_000

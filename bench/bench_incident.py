@@ -31,7 +31,7 @@ from incident.times import Window
 from store.db import open_store
 from store.migrations import migrate
 from store.received_alerts import from_webhook
-from tests.fixtures.clickhouse import ClickHouseServer, fresh_database_name
+from testservices.clickhouse import ClickHouseServer, fresh_database_name
 
 RUNS = 15
 S = 10**9

@@ -20,9 +20,9 @@ from schema.pipeline_stats import PipelineStats
 from store.db import columnar, open_store
 from store.migrations import migrate
 from store.writer import StoreWriter, WriterSettings
-from tests.fixtures.clickhouse import ClickHouseServer, fresh_database_name
-from tests.fixtures.service import free_port
-from tests.store_helpers import make_events
+from testservices.clickhouse import ClickHouseServer, fresh_database_name
+from testservices.service import free_port
+from testservices.store_helpers import make_events
 
 ROWS = 200_000
 ROUNDS = 5  # the contenders alternate, so a busy neighbour slows them alike

@@ -8,6 +8,7 @@ from pathlib import Path
 from grafanalib._gen import DashboardEncoder
 
 from dashboards import containers, exporter_health, host, investigation
+from dashboards.current_form import current_form
 from mixin.config import MixinConfig
 
 GENERATED_DIR = Path(__file__).with_name("generated")
@@ -22,8 +23,9 @@ DASHBOARDS = {
 
 
 def to_json(dashboard) -> dict:
-    """The dashboard as plain JSON data (every grafanalib object resolved)."""
-    return json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder))
+    """The dashboard as plain JSON data (every grafanalib object resolved), in the form current
+    Grafana reads as it is (``dashboards.current_form``)."""
+    return current_form(json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder)))
 
 
 def render(cfg: MixinConfig) -> dict[str, str]:

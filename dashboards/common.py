@@ -37,9 +37,14 @@ NONE = "none"
 PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "${clickhouse}"}
 INFINITY = {"type": "yesoreyeram-infinity-datasource", "uid": "${graphapi}"}
+# The plugin versions the dashboards are written for: the ones docker-compose.yml installs
+# (tests/test_compose.py keeps them equal; docs/compose.md shows each one exists).
+PLUGIN_VERSIONS = {
+    "grafana-clickhouse-datasource": "4.20.0",
+    "yesoreyeram-infinity-datasource": "3.11.1",
+}
 
 TAG = "groundtruth"
-GRAFANA_SCHEMA_VERSION = 39  # Grafana 10.x: the JSON below is already in its current form
 ALL = "__all__"  # the "All" value of single-valued ClickHouse-side filters
 GRAPH_LINK_WINDOW_MS = 30 * 60 * 1000  # a data link opens the graph 15 minutes either side
 
@@ -132,17 +137,37 @@ def steps(*levels: tuple[str, float]) -> list[dict]:
     return [{"color": "green", "value": None}] + [{"color": c, "value": v} for c, v in levels]
 
 
+def encoded(expression: str) -> str:
+    """``${expression:percentencode}``: a value put into a URL. Grafana's data links on the
+    Node Graph (Explore's ``useLinks``) interpolate with no default encoding and panels with
+    ``encodeURI``, which keeps ``#`` (cuts the URL) and ``+`` (read back as a space);
+    ``percentencode`` is ``encodeURIComponent`` plus ``!'()*`` (Grafana's formatRegistry)."""
+    return "${" + expression + ":percentencode}"
+
+
+def investigation_link(title: str, variables: dict[str, str], time: str) -> dict:
+    """A data link to the investigation dashboard, in the same tab: ``variables`` maps each
+    dashboard variable to the Grafana expression of its value; ``time`` is the URL's time part
+    (``${__url_time_range}`` or ``time=...``)."""
+    params = "&".join(f"var-{name}={encoded(expr)}" for name, expr in variables.items())
+    return {
+        "title": title,
+        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?{params}&{time}",
+        "targetBlank": False,
+    }
+
+
 def graph_link(cfg: MixinConfig, with_container: bool = False) -> dict:
     """A data link: the causal graph of the clicked series' host (and container), centred on
     the clicked time (Grafana's ``time`` and ``time.window`` URL parameters, in ms)."""
-    params = f"var-{cfg.host_label}=${{__field.labels.{cfg.host_label}}}"
+    variables = {cfg.host_label: f"__field.labels.{cfg.host_label}"}
     if with_container:
-        params += "&var-container=${__field.labels.container}"
-    return {
-        "title": "Causal graph of this host around this time",
-        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?{params}"
-        f"&time=${{__value.time}}&time.window={GRAPH_LINK_WINDOW_MS}",
-    }
+        variables["container"] = "__field.labels.container"
+    return investigation_link(
+        "Causal graph of this host around this time",
+        variables,
+        f"time=${{__value.time}}&time.window={GRAPH_LINK_WINDOW_MS}",
+    )
 
 
 def timeseries(
@@ -237,6 +262,5 @@ def dashboard(
         graphTooltip=1,
         time=Time("now-1h", "now"),
         refresh="30s",
-        schemaVersion=GRAFANA_SCHEMA_VERSION,
         timezone="browser",
     ).auto_panel_ids()

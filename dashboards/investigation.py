@@ -16,29 +16,41 @@ from dashboards.common import (
     INFINITY,
     NONE,
     PER_SECOND,
+    PLUGIN_VERSIONS,
     PROMETHEUS,
     container_variable,
     dashboard,
     datasource_variable,
     host_variable,
+    investigation_link,
     job_variable,
     prometheus_variable,
     sel,
     target,
     timeseries,
 )
-from dashboards.nodegraph import NodeGraph, infinity_graph_target
+from dashboards.nodegraph import (
+    MAX_NODES_DRAWN,
+    NODE_LIMITS,
+    NodeGraph,
+    infinity_graph_target,
+)
 from mixin.config import MixinConfig
-from mixin.recording import INVESTIGATION_SLUG, INVESTIGATION_UID
+from mixin.recording import INVESTIGATION_UID
 
 UID = INVESTIGATION_UID
 TABLE_FORMAT = 1  # grafana-clickhouse-datasource's "table" result format
+URL_TIME_RANGE = "${__url_time_range}"  # the dashboard's time range as URL parameters
 
 
 def clickhouse_target(rawsql: str, ref: str = "A") -> dict:
+    """A raw-SQL query of the ClickHouse plugin, in its v4 form: the plugin migrates a query
+    without ``pluginVersion`` >= 4.0.0 as a v3 query on every load (``isV3CHQuery`` in its
+    ``src/data/migration.ts``)."""
     return {
         "refId": ref,
         "datasource": CLICKHOUSE,
+        "pluginVersion": PLUGIN_VERSIONS[CLICKHOUSE["type"]],
         "editorType": "sql",
         "queryType": "table",
         "format": TABLE_FORMAT,
@@ -47,14 +59,12 @@ def clickhouse_target(rawsql: str, ref: str = "A") -> dict:
 
 
 def refocus_link(cfg: MixinConfig) -> dict:
-    """Clicking a node of the causal graph re-focuses the graph on it (graphapi takes any node
-    id as a focus), same host and time."""
+    """Clicking a node of the causal graph re-focuses the graph on it (the link sits on the node
+    frame's focus field: ``__value.raw`` is the node's focus), same host and time."""
     h = cfg.host_label
-    return {
-        "title": "Focus the causal graph here",
-        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?var-{h}=${{{h}}}"
-        "&var-focus=${__data.fields.id}&${__url_time_range}",
-    }
+    return investigation_link(
+        "Focus the causal graph here", {h: h, "focus": "__value.raw"}, URL_TIME_RANGE
+    )
 
 
 def focus_link(cfg: MixinConfig) -> dict:
@@ -66,11 +76,11 @@ def focus_link(cfg: MixinConfig) -> dict:
             {
                 "id": "links",
                 "value": [
-                    {
-                        "title": "Focus the causal graph on this process",
-                        "url": f"/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?var-{h}=${{{h}}}"
-                        "&var-focus=${__value.raw}&${__url_time_range}",
-                    }
+                    investigation_link(
+                        "Focus the causal graph on this process",
+                        {h: h, "focus": "__value.raw"},
+                        URL_TIME_RANGE,
+                    )
                 ],
             }
         ],
@@ -102,13 +112,21 @@ def events_table(
 
 
 def alert_annotation(cfg: MixinConfig) -> dict:
+    """Firing groundtruth alerts as annotations. The query sits in ``target``, where Grafana's
+    Prometheus annotation support keeps it (packages/grafana-prometheus/src/annotations.ts:
+    ``prepareAnnotation`` moves a root ``expr``/``step`` there on every load); the title, text
+    and tag options stay at the root, where its ``processEvents`` reads them."""
     return {
         "name": "groundtruth alerts",
         "datasource": PROMETHEUS,
         "enable": True,
         "iconColor": "red",
-        "expr": "ALERTS" + sel(cfg, 'alertstate="firing"', f'alertname=~"{cfg.prefix}.*"'),
-        "step": "30s",
+        "target": {
+            "refId": "Anno",
+            "datasource": PROMETHEUS,
+            "expr": "ALERTS" + sel(cfg, 'alertstate="firing"', f'alertname=~"{cfg.prefix}.*"'),
+            "interval": "30s",
+        },
         "titleFormat": "{{alertname}}",
         "textFormat": "{{severity}} {{container}}",
         "tagKeys": "severity,container",
@@ -138,7 +156,11 @@ def build(cfg: MixinConfig):
             container_variable(cfg, multi=False, all_value=ALL),
             Template(name="focus", label="Focus", type="textbox", query="", default=""),
             Template(
-                name="limit", label="Max nodes", type="custom", query="200,500,1000", default="500"
+                name="limit",
+                label="Max nodes",
+                type="custom",
+                query=",".join(str(n) for n in NODE_LIMITS),
+                default=str(MAX_NODES_DRAWN),
             ),
         ],
         annotations=[alert_annotation(cfg)],

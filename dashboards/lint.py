@@ -4,8 +4,11 @@ Rules: template-datasource-rule, panel-datasource-rule, template-job-rule,
 template-instance-rule, template-on-time-change-reload-rule, template-label-promql-rule,
 panel-title-description-rule, panel-units-rule, panel-no-targets-rule,
 target-rate-interval-rule, target-counter-agg-rule, target-job-rule, target-instance-rule,
-and uneditable-dashboard-rule (dashboards and panels are generated: edits in Grafana would be
-lost, so they are not editable).
+and uneditable-dashboard-rule (dashboards are generated: edits in Grafana would be lost, so they
+are not editable). Then groundtruth's own rules about what Grafana does with a dashboard
+(``dashboards/grafana_rules.py``): current schema, no legacy keys or nulls, encoded same-tab
+data links, the Node Graph panel within Grafana's drawing limit, Prometheus resolution, plugin
+query versions.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dashboards import grafana_rules
+from dashboards.current_form import annotation_expr
 from dashboards.promql import ranges, selectors
 
 # Grafana unit ids these dashboards may use (a typo shows up as a lint error, not a raw number).
@@ -115,12 +120,14 @@ def lint_dashboard(dash: dict) -> list[Problem]:
         if panel.get("type") == "row":
             continue
         problems += _lint_panel(name, panel, host)
+    problems += [Problem(name, where, r, m) for where, r, m in grafana_rules.check(dash)]
     for ann in dash.get("annotations", {}).get("list", []):
         if (ann.get("datasource") or {}).get("type") == "prometheus":
             where = f"annotation {ann.get('name')}"
             if not _is_variable(ann["datasource"].get("uid")):
                 report(where, "panel-datasource-rule", "data source is not a template variable")
-            problems += [Problem(name, where, r, m) for r, m in lint_promql(ann["expr"], host)]
+            expr = annotation_expr(ann)
+            problems += [Problem(name, where, r, m) for r, m in lint_promql(expr, host)]
     return problems
 
 
@@ -133,8 +140,6 @@ def _lint_panel(dashboard: str, panel: dict, host: str) -> list[Problem]:
 
     if not panel.get("title") or not panel.get("description"):
         report("panel-title-description-rule", "a panel needs a title and a description")
-    if panel.get("editable", True):
-        report("uneditable-dashboard-rule", "panel is editable")
     if panel.get("type") not in UNITLESS_PANELS:
         unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
         if not unit:

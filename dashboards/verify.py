@@ -17,6 +17,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from dashboards.current_form import annotation_expr
+
 # What Grafana substitutes, with values valid on any Prometheus.
 GRAFANA_VALUES = {
     "$__rate_interval": "1m",
@@ -67,9 +69,9 @@ def dashboard_expressions(dashboards: dict[str, dict], host_label: str = "instan
                     where = f"{title} / {panel.get('title')} / {t.get('refId')}"
                     out.append(Expression(where, fill_variables(t["expr"], host_label)))
         for ann in dash.get("annotations", {}).get("list", []):
-            if (ann.get("datasource") or {}).get("type") == "prometheus" and ann.get("expr"):
+            if (ann.get("datasource") or {}).get("type") == "prometheus" and annotation_expr(ann):
                 where = f"{title} / annotation {ann.get('name')}"
-                expr = fill_variables(ann["expr"], host_label)
+                expr = fill_variables(annotation_expr(ann), host_label)
                 out.append(Expression(where, expr, "annotation"))
     return out
 

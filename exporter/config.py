@@ -43,8 +43,10 @@ class ExporterConfig:
             raise ConfigError("drain_interval_seconds must be between 0.001 and 5")
         for sink in self.sinks:
             if not sink.startswith(("jsonl:", "clickhouse://", "chdb:")):
+                # Only the scheme: the rest may be a URL with a password.
                 raise ConfigError(
-                    f"unknown sink {sink!r}: use jsonl:PATH, jsonl:-, clickhouse://... or chdb:DIR"
+                    f"unknown sink {sink.partition(':')[0]!r}: use jsonl:PATH, jsonl:-, "
+                    "clickhouse://... or chdb:DIR"
                 )
 
 

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from operator import attrgetter
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from exporter.collectors.cgroups import ContainerResourcesCollector
 from exporter.collectors.exporter_health import ExporterHealthCollector
@@ -23,6 +23,7 @@ from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
+from exporter.metrics_server import MetricsServer, bind_metrics
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
@@ -44,8 +45,16 @@ KIND = attrgetter("kind")
 
 class Exporter:
     def __init__(
-        self, config, sink, registry: CollectorRegistry | None = None, stats=None, collectors=()
+        self,
+        config,
+        sink,
+        registry: CollectorRegistry | None = None,
+        stats=None,
+        collectors=(),
+        metrics: MetricsServer | None = None,
     ):
+        """``metrics``: the metrics server already bound (``bind_metrics``), or None to bind it
+        in ``start``."""
         self.config = config
         self.sink = sink
         self.extra_collectors = list(collectors)  # e.g. the store writer's health
@@ -65,7 +74,7 @@ class Exporter:
         self.selftest_results: dict[str, bool] = {}
         self.scan_duration_seconds = 0.0
         self._stop = threading.Event()
-        self._http = None
+        self._http = metrics
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, serve: bool = True) -> None:
@@ -79,8 +88,9 @@ class Exporter:
                 self.selftest_tcp_probe()
         self._register_collectors()
         if serve:
-            addr, port = self.config.listen_address()
-            self._http = start_http_server(port, addr, registry=self.registry)
+            if self._http is None:
+                self._http = bind_metrics(self.config)
+            self._http.serve(self.registry)
 
     def scan(self) -> None:
         """What was running (processes, then connections) before the probes were attached."""
@@ -165,5 +175,5 @@ class Exporter:
         for probe in self.probes:
             probe.close()
         if self._http is not None:
-            self._http[0].shutdown()
+            self._http.close()
             self._http = None

@@ -7,12 +7,18 @@ Config (defaults below, then the mapping passed in):
 - ``STORE``: a ``store.db.Store`` shared by all requests (chDB: one open per process), or
 - ``STORE_URL``: ``clickhouse://user:password@host:port/db``, opened per request;
 - ``TOKEN``: bearer token every data endpoint requires ('' for none: loopback only);
-- limits: window length, nodes, depth of the walks, edges, alerts.
+- limits: window length, nodes, and the graph's own (``graph.request.GraphLimits``, each
+  under its name in capitals: ``MAX_DEPTH``, ``MATCH_SECONDS``, ...).
+- ``GRAPH_SNAPSHOT_SECONDS``: how long identical graph requests share one graph (0: never).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Flask
+
+from graph.request import GraphLimits
 
 DEFAULTS = {
     "STORE": None,
@@ -20,16 +26,15 @@ DEFAULTS = {
     "TOKEN": "",
     "DEFAULT_WINDOW_SECONDS": 3600,
     "MAX_WINDOW_SECONDS": 7 * 24 * 3600,
-    "DEFAULT_LIMIT": 300,  # nodes; well under the Node Graph panel's 1,500
+    # Nodes. Grafana's Node Graph panel draws at most 200 and hides the rest (NodeGraph.tsx,
+    # defaultNodeCountLimit; the panel has no option to raise it): the default fits, the last
+    # node being graphapi's own "N more not shown". Larger graphs are for other clients.
+    "DEFAULT_LIMIT": 200,
     "MAX_LIMIT": 1500,
-    "ANCESTRY_LOOKBACK_SECONDS": 7 * 24 * 3600,  # how far back ancestors are looked for
-    "MAX_DEPTH": 32,  # levels walked up (ancestors) and down (descendants)
-    "MAX_DESCENDANTS": 4_000,  # keys are inlined on ClickHouse 18.16: its queries max 256 KiB
-    "COLLAPSE_MIN": 3,  # this many siblings running one program become one node
-    "MAX_EDGES": 2_000,
-    "MAX_ALERTS": 100,
-    "MATCH_SECONDS": 5.0,  # both ends of one connection are first seen this close in time
+    **{name.upper(): value for name, value in asdict(GraphLimits()).items()},
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # webhook payloads
+    # Identical graph requests share one graph this long: the panel's nodes and edges calls.
+    "GRAPH_SNAPSHOT_SECONDS": 10.0,
     "JSON_SORT_KEYS": False,
     "TRACE_SCORING": None,  # a graphapi.traces.TraceScoring; None: the thresholds file's
 }
@@ -37,7 +42,7 @@ DEFAULTS = {
 
 def create_app(config: dict | None = None) -> Flask:
     """The graphapi Flask application, configured from DEFAULTS then ``config``."""
-    from graphapi import auth, errors, storage
+    from graphapi import auth, errors, snapshots, storage
     from graphapi.api import BLUEPRINTS
     from graphapi.traces import TraceScoring
     from mixin.config import load_config
@@ -52,6 +57,12 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     auth.register(app)
     storage.register(app)
+    snapshots.register(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     return app
+
+
+def graph_limits(config) -> GraphLimits:
+    """The graph's limits from an app config (DEFAULTS hold each under its name in capitals)."""
+    return GraphLimits(**{name: config[name.upper()] for name in asdict(GraphLimits())})

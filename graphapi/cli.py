@@ -7,6 +7,7 @@ import os
 import sys
 
 from store.cli import add_store_arguments, open_store_from_args
+from store.errors import short_error
 
 HELP = """\
 Serve the temporal causal graph (for Grafana's Node Graph panel through the Infinity data
@@ -62,7 +63,7 @@ def run(args) -> int:
     except (OSError, ValueError) as e:
         return fail(str(e))
     except Exception as e:  # noqa: BLE001 - a store that is down: say so, do not trace back
-        return fail(f"the store is not usable: {e}")
+        return fail(f"the store is not usable: {short_error(e)}")
     # chDB is opened once and shared; a server URL is opened per request.
     config = {"TOKEN": token}
     if args.store_url:

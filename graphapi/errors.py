@@ -1,9 +1,10 @@
 """One error handler: every error leaves as JSON ``{code, name, description}``, never a traceback.
 
 Bad input raises werkzeug's HTTP exceptions (400, 404, ...) with a description that says what is
-wrong. A store that cannot be reached is ``StoreUnavailable`` (503: Alertmanager retries a 5xx).
-Anything else, including SQL the server rejects as wrong (``storage.QUERY_BUG_CODES``), is a
-bug: it is logged with its traceback and answered with a plain 500.
+wrong; the graph's own errors become them here (``FocusNotFound`` 404, ``BadScope`` 400). A
+store that cannot be reached is ``StoreUnavailable`` (503: Alertmanager retries a 5xx). Anything
+else, including SQL the server rejects as wrong (``storage.QUERY_BUG_CODES``), is a bug: it is
+logged with its traceback and answered with a plain 500.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from __future__ import annotations
 import logging
 
 from flask import jsonify
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    InternalServerError,
+    NotFound,
+    ServiceUnavailable,
+)
+
+from graph.errors import BadScope, FocusNotFound
 
 log = logging.getLogger("groundtruth.graphapi")
 
@@ -31,6 +40,10 @@ def as_json(error: HTTPException):
 
 
 def handle(error: Exception):
+    if isinstance(error, FocusNotFound):
+        error = NotFound(description=str(error))
+    elif isinstance(error, BadScope):
+        error = BadRequest(description=str(error))
     if isinstance(error, HTTPException):
         return as_json(error)
     log.exception("graphapi: unhandled error")

@@ -5,7 +5,7 @@
   most ``MAX_WINDOW_SECONDS`` long.
 - ``host``: one host or a comma-separated list; empty means every host.
 - ``container``: a container id; empty or ``__all__`` (the dashboards' "All") means any.
-- ``limit``: 1 .. ``MAX_LIMIT`` (never above the Node Graph panel's 1,500 nodes).
+- ``limit``: 1 .. ``MAX_LIMIT`` (at most 1,500; Grafana's Node Graph draws 200, the default).
 - ``focus``: see ``parse_focus``.
 """
 
@@ -14,12 +14,23 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from dataclasses import dataclass
 
 from flask import current_app, request
 from werkzeug.exceptions import BadRequest
 
-from graphapi.nodegraph_fields import ALERT, CONTAINER, ENDPOINT, GROUP, HOST, PEER, SERVICE
+from graph.nodegraph_fields import ALERT, CONTAINER, ENDPOINT, GROUP, HOST, PEER, SERVICE
+from graph.request import (
+    ADDRESS,
+    ALERT_FOCUS,
+    CONTAINER_FOCUS,
+    GROUP_FOCUS,
+    HOST_FOCUS,
+    PID,
+    PROCESS,
+    Focus,
+    Scope,
+    Window,
+)
 from store.received_alerts import parse_time_ns
 
 ALL_CONTAINERS = "__all__"
@@ -34,38 +45,6 @@ MIN_NS, MAX_NS = 0, 2**62  # 2116: anything later is a mistake
 def bad(message: str) -> BadRequest:
     return BadRequest(description=message)
 
-
-@dataclass(frozen=True)
-class Window:
-    from_ns: int
-    to_ns: int
-
-    @property
-    def seconds(self) -> float:
-        return (self.to_ns - self.from_ns) / 1e9
-
-
-@dataclass(frozen=True)
-class Scope:
-    hosts: tuple[str, ...] = ()
-    container: str = ""
-
-
-@dataclass(frozen=True)
-class Focus:
-    """What the graph is centred on. ``kind`` is one of the constants below."""
-
-    kind: str
-    value: str = ""
-    host: str = ""
-    pid: int = 0
-    addr: str = ""
-    port: int = 0
-
-
-PROCESS, PID, ADDRESS, ALERT_FOCUS, HOST_FOCUS, CONTAINER_FOCUS, GROUP_FOCUS = (
-    "process", "pid", "address", "alert", "host", "container", "group",
-)  # fmt: skip
 
 FOCUS_HELP = (
     "focus must be a process key (host:pid:start_ticks), pid@host or host:pid, an "

@@ -30,6 +30,11 @@ QUERY_BUG_CODES = {42, 43, 46, 47, 53, 62, 184, 215}
 
 def is_query_bug(exc: Exception) -> bool:
     """clickhouse-driver carries the code as ``.code``; chDB only in its message."""
+    if isinstance(exc, UnicodeDecodeError):
+        # The server answered with text the driver cannot decode: an error message cut
+        # mid-character (a query over the size limit, quoted back) or stored bytes that are
+        # not UTF-8. Either way retrying cannot help: not "unavailable".
+        return True
     code = getattr(exc, "code", None)
     if code is None:
         m = re.search(r"Code: (\d+)", str(exc))

@@ -85,16 +85,22 @@ def run(args) -> int:
         for problem in problems:
             fail(problem)
         return 2
+    from exporter.metrics_server import bind_metrics
     from exporter.runner import Exporter
     from groundtruth.sinks import make_sink
     from schema.pipeline_stats import PipelineStats
 
     stats = PipelineStats()
     try:
-        sink, collectors = make_sink(config.sinks, stats)
+        metrics = bind_metrics(config)  # first: nothing has started when the port is taken
     except ConfigError as e:
         return fail(str(e))
-    exporter = Exporter(config, sink, stats=stats, collectors=collectors)
+    try:
+        sink, collectors = make_sink(config.sinks, stats)
+    except ConfigError as e:
+        metrics.close()
+        return fail(str(e))
+    exporter = Exporter(config, sink, stats=stats, collectors=collectors, metrics=metrics)
     exporter.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: exporter.stop())

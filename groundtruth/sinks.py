@@ -12,20 +12,36 @@ from exporter.sinks.jsonlines import JsonLinesSink
 
 
 def make_sink(specs: list[str], stats) -> tuple[FanoutSink, list]:
-    """(one sink for all specs, the Prometheus collectors of the store writers among them)."""
-    from store.db import StoreConfigError
+    """(one sink for all specs, the Prometheus collectors of the store writers among them).
+
+    A spec that cannot be used is a ConfigError in one line, without the URL's password; the
+    sinks opened before it are closed again."""
+    sinks, collectors = [], []
+    try:
+        for spec in specs:
+            sink, collector = _open(spec, stats)
+            sinks.append(sink)
+            collectors += [collector] if collector is not None else []
+    except ConfigError:
+        for sink in sinks:
+            sink.close()
+        raise
+    return FanoutSink(sinks), collectors
+
+
+def _open(spec: str, stats) -> tuple:
+    from store.db import StoreConfigError, redact
     from store.metrics import SinkCollector
     from store.sink import open_sink
 
-    sinks, collectors = [], []
-    for spec in specs:
-        if spec.startswith("jsonl:"):
-            sinks.append(JsonLinesSink(spec[len("jsonl:") :]))
-            continue
+    if spec.startswith("jsonl:"):
+        path = spec[len("jsonl:") :]
         try:
-            writer = open_sink(spec, stats)
-        except (StoreConfigError, ValueError) as e:
-            raise ConfigError(f"sink {spec!r}: {e}") from e
-        sinks.append(writer)
-        collectors.append(SinkCollector(writer))
-    return FanoutSink(sinks), collectors
+            return JsonLinesSink(path), None
+        except OSError as e:
+            raise ConfigError(f"sink {spec!r}: cannot write to {path!r}: {e.strerror}") from None
+    try:
+        writer = open_sink(spec, stats)
+    except (StoreConfigError, ValueError, OSError) as e:
+        raise ConfigError(f"sink {redact(spec)!r}: {e}") from None
+    return writer, SinkCollector(writer)

@@ -49,6 +49,7 @@ def run(args) -> int:
     if problems:
         return 2
 
+    from exporter.metrics_server import bind_metrics
     from exporter.runner import Exporter
     from exporter.sinks import FanoutSink
     from graphapi import create_app
@@ -65,6 +66,10 @@ def run(args) -> int:
     data_dir = args.data_dir or DEFAULT_DATA_DIR
     stats = PipelineStats()
     try:
+        metrics = bind_metrics(config)  # first: nothing has started when the port is taken
+    except ConfigError as e:
+        return fail(str(e))
+    try:
         host, port = split_listen(args.graphapi_listen)
         other_sinks, collectors = make_sink(config.sinks, stats)
         store = open_store(None, data_dir)
@@ -74,6 +79,7 @@ def run(args) -> int:
         )
         server = make_server(app, host, port)
     except (ConfigError, InsecureListen, OSError, ValueError) as e:
+        metrics.close()
         return fail(str(e))
     writer = StoreWriter(store, default_spool_dir(None, data_dir), stats)
     exporter = Exporter(
@@ -81,6 +87,7 @@ def run(args) -> int:
         FanoutSink([writer, *other_sinks.sinks]),
         stats=stats,
         collectors=[SinkCollector(writer), *collectors],
+        metrics=metrics,
     )
     exporter.start()
     threading.Thread(target=server.run, name="graphapi", daemon=True).start()

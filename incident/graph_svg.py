@@ -1,8 +1,9 @@
-"""The postmortem's causal graph: graphapi builds it, graphviz draws it.
+"""The postmortem's causal graph: the graph package builds it, graphviz draws it.
 
-The graph is graphapi's own (``graphapi.causal.build_graph``: the same nodes and edges Grafana's
-Node Graph panel shows), so the report and the dashboard never disagree. This module only
-writes those nodes and edges as DOT, keeping graphapi's colours, and runs ``dot -Tsvg``.
+The graph is graphapi's own (``graph.causal.build_graph``: the same nodes and edges Grafana's
+Node Graph panel shows, with the default limits), so the report and the dashboard never
+disagree. This module only writes those nodes and edges as DOT, keeping graphapi's colours, and
+runs ``dot -Tsvg``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from werkzeug.exceptions import HTTPException
-
-import graphapi
-from graphapi.causal import GraphRequest, build_graph
-from graphapi.request_args import ALERT_FOCUS, Focus, Scope
-from graphapi.request_args import Window as GraphWindow
+from graph.causal import build_graph
+from graph.errors import GraphError
+from graph.request import ALERT_FOCUS, Focus, GraphLimits, GraphRequest, Scope
+from graph.request import Window as GraphWindow
 from incident.errors import IncidentError
 from store.writer import short_error
 
@@ -35,16 +34,16 @@ SHAPES = {
 
 def causal_graph(store, hosts: list[str], start_ns: int, end_ns: int, alert: str, limit: int):
     """graphapi's graph of the window: focused on the alert when one is given."""
-    req = GraphRequest(
-        window=GraphWindow(start_ns, end_ns),
-        scope=Scope(hosts=tuple(hosts)),
-        focus=Focus(ALERT_FOCUS, alert) if alert else None,
-        limit=limit,
-    )
     try:
-        return build_graph(store, req, dict(graphapi.DEFAULTS))
-    except HTTPException as e:  # graphapi says what it could not find as a 404
-        raise IncidentError(f"causal graph: {e.description}", exit_code=1) from None
+        req = GraphRequest(
+            window=GraphWindow(start_ns, end_ns),
+            scope=Scope(hosts=tuple(hosts)),
+            focus=Focus(ALERT_FOCUS, alert) if alert else None,
+            limit=limit,
+        )
+        return build_graph(store, req, GraphLimits())
+    except GraphError as e:  # what the graph could not find or draw, in words
+        raise IncidentError(f"causal graph: {e}", exit_code=1) from None
     except Exception as e:  # noqa: BLE001 - the report goes on without its picture
         raise IncidentError(f"causal graph: {short_error(e)}", exit_code=1) from None
 

@@ -48,10 +48,10 @@ def process_key(host: str, pid: int, start_ticks: int) -> str:
 
 @dataclass(slots=True)
 class ProcessEvent:
-    """One process lifecycle fact: an exec, an exit, an OOM kill, or a process found by scan."""
+    """One process lifecycle fact: a fork, exec, exit or OOM kill, or a process found by scan."""
 
     event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
-    kind: str = col("String", "exec, exec_failed, exit, oom_kill or scan.")
+    kind: str = col("String", "fork, exec, exec_failed, exit, oom_kill or scan.")
     time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
     host: str = col("String", "Host name the exporter runs on.")
     pid: int = col("UInt32", "Process id (thread group id).")

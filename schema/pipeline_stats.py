@@ -28,6 +28,12 @@ class PipelineStats:
         with self._lock:
             self.dropped[(stage, reason)] += n
 
+    def declare_dropped(self, stage: str, reasons) -> None:
+        """Export these reasons from the start, at zero until something is dropped."""
+        with self._lock:
+            for reason in reasons:
+                self.dropped[(stage, reason)] += 0
+
     def snapshot(self) -> tuple[dict, dict]:
         with self._lock:
             return dict(self.events), dict(self.dropped)

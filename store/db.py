@@ -116,21 +116,31 @@ URL_FORMS = (
     "or chdb:DIRECTORY"
 )
 
+PASSWORD_ESCAPES = "a password holding / ? # or @ must be %-encoded"
+
 
 def parse_url(url: str) -> dict:
     """A ClickHouse URL (``URL_FORMS``) -> ServerBackend arguments, plus ``cluster`` and
     ``on_cluster_ddl``."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as e:  # "Invalid IPv6 URL": it quotes nothing of the URL
+        raise StoreConfigError(f"store URL {redact(url)!r}: {e}") from None
     if parts.scheme != "clickhouse" or not parts.hostname:
         raise StoreConfigError(f"store URL {redact(url)!r} is not {URL_FORMS}")
+    if "@" in parts.path + parts.query + parts.fragment:  # the password went past the host
+        raise StoreConfigError(f"store URL {redact(url)!r}: {PASSWORD_ESCAPES}")
     query = urllib.parse.parse_qs(parts.query)
     unknown = set(query) - {"cluster", "ddl"}
     if unknown:
         raise StoreConfigError(f"store URL {redact(url)!r}: unknown options {sorted(unknown)}")
     try:
         port = parts.port or DEFAULT_PORT
-    except ValueError as e:
-        raise StoreConfigError(f"store URL {redact(url)!r}: {e}") from None
+    except ValueError:  # its message quotes the text, which may be part of the password
+        raise StoreConfigError(
+            f"store URL {redact(url)!r}: the port is out of range or not a number "
+            f"({PASSWORD_ESCAPES})"
+        ) from None
     database = urllib.parse.unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
     ident(database)
     return dict(
@@ -151,12 +161,22 @@ def _ddl_mode(value: str, url: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """The URL with its password (and any query value but ``cluster`` and ``ddl``) replaced,
+    for messages. Written for malformed URLs too: the user info is everything between
+    ``//`` and the last ``@`` (a password may hold ``/``, ``?`` or ``@``)."""
+    head, sep, rest = url.partition("//")
+    if not sep:
         return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    userinfo, at, tail = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = userinfo.split(":", 1)[0] + ":***@" + tail
+    base, q, query = rest.partition("?")
+    if q:
+        pairs = [p.partition("=") for p in query.split("&")]
+        query = "&".join(
+            k + eq + (v if k in ("cluster", "ddl") else "***") if eq else k for k, eq, v in pairs
+        )
+    return head + sep + base + q + query
 
 
 def open_store(

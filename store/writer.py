@@ -41,6 +41,8 @@ from store.spool import Spool
 log = logging.getLogger("groundtruth.store")
 
 STAGE = "sink"
+# Every reason the writer counts drops under (groundtruth_events_dropped_total{stage="sink"}).
+DROP_REASONS = ("buffer_full", "rejected", "spool_error", "spool_full")
 
 
 @dataclass
@@ -76,6 +78,7 @@ class StoreWriter:
         self.store = store
         self.stats = stats
         self.settings = settings or WriterSettings()
+        stats.declare_dropped(STAGE, DROP_REASONS)
         self.spool = Spool(spool_dir, self.settings.spool_max_bytes, self._dropped("spool_full"))
         self.errors = 0  # failed attempts to write, for groundtruth_sink_errors_total
         self.replayed = 0  # spooled events written (or found already stored) after an outage

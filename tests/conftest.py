@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite live in tests/fixtures/, one module per component."""
+"""Fixtures shared by the whole suite live in tests/fixtures/ (the servers they start, in
+testservices/)."""
 
 import os
 import sys
@@ -9,10 +10,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.ebpf",
-    "tests.fixtures.exporter",
-    "tests.fixtures.prometheus",
-    "tests.fixtures.clickhouse",
-    "tests.fixtures.zookeeper",
+    "tests.fixtures.services",
     "tests.fixtures.incident",
 ]
 

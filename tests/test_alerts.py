@@ -198,7 +198,7 @@ def test_prometheus_fires_into_alertmanager_with_the_generated_configs(
 ):
     """The generated rules and Alertmanager config, wired as deployed: an exporter that cannot
     be scraped fires ExporterDown, which reaches Alertmanager routed to graphapi and the team."""
-    from tests.fixtures.service import free_port
+    from testservices.service import free_port
 
     override = tmp_path / "o.yml"
     override.write_text(

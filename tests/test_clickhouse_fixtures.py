@@ -4,8 +4,8 @@ import urllib.request
 
 import pytest
 
-from tests.fixtures.clickhouse import CLUSTER_NAME, WRITER_PASSWORD, WRITER_USER, ClickHouseServer
-from tests.fixtures.service import ServiceStartError
+from testservices.clickhouse import CLUSTER_NAME, WRITER_PASSWORD, WRITER_USER, ClickHouseServer
+from testservices.service import ServiceStartError
 
 
 def test_server_answers_on_its_own_native_and_http_ports(clickhouse_server):

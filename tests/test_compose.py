@@ -489,12 +489,47 @@ def test_every_datasource_a_dashboard_uses_is_provisioned():
     assert used == available  # and nothing is provisioned that no dashboard uses
 
 
-def test_datasource_plugins_are_installed_and_pinned(services):
+def pinned_plugins(services) -> dict[str, str]:
     preinstall = services["grafana"]["environment"]["GF_PLUGINS_PREINSTALL_SYNC"].split(",")
-    pinned = dict(p.split("@", 1) for p in preinstall)
+    return dict(p.split("@", 1) for p in preinstall)
+
+
+def test_datasource_plugins_are_installed_and_pinned(services):
+    pinned = pinned_plugins(services)
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in pinned.values()), pinned
     needed = {ds["type"] for ds in provisioned()} - CORE_DATASOURCES
     assert needed <= set(pinned), needed - set(pinned)
+
+
+def evidence_table() -> dict[str, str]:
+    """docs/compose.md's "Pinned versions" table: pin -> where it was shown to exist."""
+    text = (REPO / "docs" / "compose.md").read_text()
+    section = text.split("## Pinned versions", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (.+) \|$", section, re.MULTILINE)
+    return dict(rows)
+
+
+def test_every_pin_has_its_evidence_in_the_docs(services):
+    evidence = evidence_table()
+    pins = [s["image"] for name, s in services.items() if name not in PROJECT_SERVICES]
+    pins += [f"{plugin}@{version}" for plugin, version in pinned_plugins(services).items()]
+    for pin in pins:
+        assert pin in evidence, f"{pin}: no evidence in docs/compose.md that it exists"
+        assert re.search(r"tag|CHANGELOG|changelog", evidence[pin]), evidence[pin]
+    assert set(evidence) == set(pins), "the docs list pins the compose file no longer uses"
+
+
+def test_dashboards_are_written_for_the_installed_plugin_versions(services):
+    from dashboards.common import PLUGIN_VERSIONS
+
+    pinned = pinned_plugins(services)
+    assert {p: pinned[p] for p in PLUGIN_VERSIONS} == PLUGIN_VERSIONS
+    for path in DASHBOARDS_DIR.glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            for t in panel.get("targets", []):
+                plugin = (t.get("datasource") or {}).get("type")
+                if plugin == "grafana-clickhouse-datasource":
+                    assert t["pluginVersion"] == pinned[plugin], (path.name, panel["title"])
 
 
 def test_dashboard_provider_has_grafanas_format_and_reads_the_generated_dashboards(services):

@@ -19,7 +19,7 @@ from mixin.config import load_config
 from schema.events import ConnectionEvent, ProcessEvent
 from store.migrations import migrate
 from store.received_alerts import ReceivedAlert
-from tests.store_helpers import open_test_store
+from testservices.store_helpers import open_test_store
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ MUTATIONS = [
     ("panel-title-description-rule", lambda p: p.update(description="")),
     ("panel-units-rule", lambda p: p["fieldConfig"]["defaults"].update(unit="")),
     ("panel-units-rule", lambda p: p["fieldConfig"]["defaults"].update(unit="percnt")),
-    ("uneditable-dashboard-rule", lambda p: p.update(editable=True)),
+    ("legacy-key-rule", lambda p: p.update(editable=True)),  # only a dashboard is (un)editable
     ("panel-no-targets-rule", lambda p: p.update(targets=[])),
     ("panel-no-targets-rule", lambda p: p["targets"][0].update(expr="  ")),
     ("panel-datasource-rule", lambda p: p.update(datasource={"type": "prometheus", "uid": "x"})),
@@ -78,15 +78,89 @@ MUTATIONS = [
 ]
 
 
+def link_of(p):
+    return p["fieldConfig"]["defaults"]["links"][0]
+
+
+# What Grafana does with a dashboard (dashboards/grafana_rules.py): several rules per mutation.
+GRAFANA_MUTATIONS = [
+    (["legacy-key-rule", "prometheus-resolution-rule"], lambda p: p.update(maxDataPoints=100)),
+    (
+        ["legacy-key-rule", "prometheus-resolution-rule"],
+        lambda p: p["targets"][0].update(intervalFactor=2),
+    ),
+    (["null-value-rule"], lambda p: p["fieldConfig"]["defaults"].update(color=None)),
+    (["null-value-rule"], lambda p: p.update(interval=None)),
+    (
+        ["data-link-encoding-rule"],
+        lambda p: link_of(p).update(url=link_of(p)["url"].replace(":percentencode", "")),
+    ),
+    (["data-link-target-rule"], lambda p: link_of(p).update(targetBlank=True)),
+]
+
+
 @pytest.mark.parametrize(
-    "rule, mutate", MUTATIONS, ids=[f"{r}-{i}" for i, (r, _) in enumerate(MUTATIONS)]
+    "rules, mutate",
+    [([r], m) for r, m in MUTATIONS] + GRAFANA_MUTATIONS,
+    ids=[f"{r}-{i}" for i, (r, _) in enumerate(MUTATIONS)]
+    + [f"{'+'.join(r)}-{i}" for i, (r, _) in enumerate(GRAFANA_MUTATIONS)],
 )
-def test_lint_catches_each_rule_on_a_real_dashboard(generated, rule, mutate):
+def test_lint_catches_each_rule_on_a_real_dashboard(generated, rules, mutate):
     dash = copy.deepcopy(generated["host.json"])
     mutate(panel(dash, "TCP retransmits"))
     problems = lint.lint_dashboard(dash)
-    assert [p.rule for p in problems] == [rule], [str(p) for p in problems]
-    assert problems[0].panel == "TCP retransmits"
+    assert sorted({p.rule for p in problems}) == rules, [str(p) for p in problems]
+    assert {p.panel for p in problems} <= {"TCP retransmits", ""}
+
+
+def node_graph(dash):
+    return panel(dash, "Causal graph", "nodeGraph")
+
+
+INVESTIGATION_MUTATIONS = [
+    ("schema-version-rule", lambda d: d.update(schemaVersion=39)),
+    ("legacy-key-rule", lambda d: d.update(rows=[])),
+    ("null-value-rule", lambda d: d["timepicker"].update(hidden=None)),
+    (
+        "legacy-key-rule",
+        lambda d: panel(d, "Connections", "table")["fieldConfig"]["defaults"]["custom"].update(
+            displayMode="auto"
+        ),
+    ),
+    (
+        "plugin-version-rule",
+        lambda d: panel(d, "Connections", "table")["targets"][0].pop("pluginVersion"),
+    ),
+    (
+        "node-graph-link-rule",
+        lambda d: node_graph(d)["fieldConfig"]["defaults"].update(
+            links=node_graph(d)["fieldConfig"]["overrides"][0]["properties"][0]["value"]
+        ),
+    ),
+    (
+        "node-graph-limit-rule",
+        lambda d: next(v for v in d["templating"]["list"] if v["name"] == "limit").update(
+            query="200,500,1000"
+        ),
+    ),
+    (
+        "node-graph-window-rule",
+        lambda d: node_graph(d)["targets"][1]["url_options"]["params"].pop(1),
+    ),
+    ("node-graph-detail-rule", lambda d: node_graph(d)["transformations"].pop(0)),
+    ("node-graph-detail-rule", lambda d: node_graph(d)["transformations"].pop(2)),
+]
+
+
+@pytest.mark.parametrize(
+    "rule, mutate",
+    INVESTIGATION_MUTATIONS,
+    ids=[f"{r}-{i}" for i, (r, _) in enumerate(INVESTIGATION_MUTATIONS)],
+)
+def test_lint_catches_what_grafana_would_do_on_the_investigation_dashboard(generated, rule, mutate):
+    dash = copy.deepcopy(generated["investigation.json"])
+    mutate(dash)
+    assert {p.rule for p in lint.lint_dashboard(dash)} == {rule}
 
 
 @pytest.mark.parametrize(
@@ -115,7 +189,7 @@ def test_lint_catches_dashboard_level_rules(generated, rule, mutate):
 def test_lint_reads_prometheus_annotations(generated):
     dash = copy.deepcopy(generated["investigation.json"])
     (ann,) = dash["annotations"]["list"]
-    ann["expr"] = ann["expr"].replace('job=~"$job",', "")
+    ann["target"]["expr"] = ann["target"]["expr"].replace('job=~"$job",', "")
     problems = lint.lint_dashboard(dash)
     assert [(p.panel, p.rule) for p in problems] == [
         ("annotation groundtruth alerts", "target-job-rule")
@@ -189,12 +263,16 @@ def test_node_graph_panel_reads_graphapi_through_infinity(generated):
         }
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["container"]["allValue"] == "__all__"
-    # A clicked node re-focuses the graph on itself (graphapi takes any node id as a focus).
-    (link,) = graph["fieldConfig"]["defaults"]["links"]
+    # A clicked node re-focuses the graph on itself: one link, on the node's focus field only.
+    assert graph["fieldConfig"]["defaults"]["links"] == []
+    (override,) = graph["fieldConfig"]["overrides"]
+    assert override["matcher"] == {"id": "byName", "options": "Focus"}
+    (link,) = override["properties"][0]["value"]
     assert link["url"] == (
-        f"/d/{dash['uid']}/{INVESTIGATION_SLUG}?var-instance=${{instance}}"
-        "&var-focus=${__data.fields.id}&${__url_time_range}"
+        f"/d/{dash['uid']}/{INVESTIGATION_SLUG}?var-instance=${{instance:percentencode}}"
+        "&var-focus=${__value.raw:percentencode}&${__url_time_range}"
     )
+    assert link["targetBlank"] is False
 
 
 def test_alert_links_and_data_links_land_on_the_investigation_variables(generated):
@@ -214,7 +292,7 @@ def test_alert_links_and_data_links_land_on_the_investigation_variables(generate
             assert var in names, (alert.name, var)
     link = panel(generated["host.json"], "TCP retransmits")["fieldConfig"]["defaults"]["links"][0]
     assert link["url"].startswith(f"/d/{inv['uid']}/")
-    assert "var-instance=${__field.labels.instance}" in link["url"]
+    assert "var-instance=${__field.labels.instance:percentencode}" in link["url"]
 
 
 def test_cli_build_lint_and_diff(tmp_path, capsys):
@@ -271,3 +349,21 @@ def test_diff_reports_variables_and_title(generated):
         'variable $job query: label_values(groundtruth_exporter_build_info{job="groundtruth"}, job)'
         " -> label_values(up, job)",
     ]
+
+
+def test_current_form_keeps_what_a_variable_of_its_type_reads():
+    from dashboards.current_form import current_form
+
+    auto = {"auto": True, "auto_count": 30, "auto_min": "10s"}
+    dash = {
+        "templating": {
+            "list": [
+                {"name": "step", "type": "interval", "query": "1m,5m", **auto, "tags": []},
+                {"name": "job", "type": "query", "query": "label_values(job)", **auto},
+            ]
+        }
+    }
+    step, job = current_form(dash)["templating"]["list"]
+    assert step == {"name": "step", "type": "interval", "query": "1m,5m", **auto}
+    assert job == {"name": "job", "type": "query", "query": "label_values(job)"}
+    assert "legacy-key-rule" not in {p.rule for p in lint.lint_dashboard(dash)}

@@ -27,8 +27,8 @@ from store.db import open_store
 from store.migrations import migrate
 from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import RunningExporter, exporter_config
-from tests.store_helpers import open_test_store
+from testservices.exporter import RunningExporter, exporter_config
+from testservices.store_helpers import open_test_store
 
 pytestmark = pytest.mark.ebpf
 
@@ -181,7 +181,12 @@ def test_event_tables_show_the_provoked_processes(running_exporter, chdb_databas
     window = (time.time_ns() // 10**6 - 60_000, time.time_ns() // 10**6 + 600_000)
     cid, pids, stop = provoke_container_activity()
     try:
-        for role, kinds in (("failing", ("exec", "exit")), ("hog", ("exec", "exit", "oom_kill"))):
+        # Every process the queries below must list, with the events they read.
+        for role, kinds in (
+            ("failing", ("exec", "exit")),
+            ("client", ("exec",)),
+            ("hog", ("exec", "exit", "oom_kill")),
+        ):
             running_exporter.events_of(pids[role], kinds)
     finally:
         stop()
@@ -235,7 +240,7 @@ def test_connection_table_shows_real_connections(ebpf_problems, chdb_database):
             pass
         conn.close()
         assert client.wait() == 0
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # generous: only turns a hang into a failure
         while time.monotonic() < deadline:
             events += [e for e in probe.drain() if isinstance(e, ConnectionEvent)]
             kinds = {(e.kind, e.direction) for e in events if port in (e.local_port, e.remote_port)}

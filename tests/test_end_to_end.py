@@ -1,6 +1,6 @@
 """End to end with real binaries and no Docker: an exec storm becomes a stored alert and a graph.
 
-``tests.alert_stack.AlertStack`` runs the compose stack's Prometheus and Alertmanager configs
+``testservices.alert_stack.AlertStack`` runs the compose stack's Prometheus and Alertmanager configs
 and the generated rules (addresses rewritten to loopback, the exec-storm threshold low), the
 real exporter writing to a real ClickHouse server, and the real ``groundtruth graphapi``.
 
@@ -18,9 +18,9 @@ import time
 import pytest
 
 from alerts.alertmanager import GRAPHAPI_RECEIVER
-from graphapi.nodegraph_fields import ALERT as ALERT_NODE
-from tests.alert_stack import ALERT, AlertStack
+from graph.nodegraph_fields import ALERT as ALERT_NODE
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+from testservices.alert_stack import ALERT, AlertStack
 
 pytestmark = pytest.mark.ebpf
 

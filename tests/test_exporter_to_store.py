@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -17,7 +16,8 @@ from store.db import open_store
 from store.migrations import migrate
 from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import exporter_config
+from testservices.exporter import exporter_config
+from testservices.store_helpers import wait_until
 
 pytestmark = pytest.mark.ebpf
 
@@ -65,11 +65,10 @@ def test_real_events_land_with_exact_values(ebpf_problems, open_test_store, tmp_
             client.close()
             server_side.close()
             port = listener.getsockname()[1]
-        deadline = time.monotonic() + 20
-        found, conns = [], []
-        while time.monotonic() < deadline and (len(found) < 2 or len(conns) < 2):
-            time.sleep(0.3)
-            found = rows(
+
+        # Exactly the rows asserted on: the child's exec and exit, and each end's close.
+        def process_rows():
+            return rows(
                 reader,
                 "kind, pid, ppid, argv, uid, exit_code, outcome, process_key, parent_key",
                 "FROM process_events WHERE host = {host:String} AND pid = {pid:UInt32} "
@@ -77,14 +76,30 @@ def test_real_events_land_with_exact_values(ebpf_problems, open_test_store, tmp_
                 host="store-host",
                 pid=child.pid,
             )
-            conns = rows(
-                reader,
-                "direction, pid, bytes_sent, bytes_received",
-                "FROM tcp_connection_events WHERE host = {host:String} AND kind = 'close' "
-                "AND (local_port = {port:UInt16} OR remote_port = {port:UInt16})",
-                host="store-host",
-                port=port,
-            )
+
+        def close_rows():
+            return {
+                c["direction"]: c
+                for c in rows(
+                    reader,
+                    "direction, pid, bytes_sent, bytes_received",
+                    "FROM tcp_connection_events WHERE host = {host:String} AND kind = 'close' "
+                    "AND ((direction = 'outbound' AND remote_port = {port:UInt16}) "
+                    "OR (direction = 'inbound' AND local_port = {port:UInt16}))",
+                    host="store-host",
+                    port=port,
+                )
+            }
+
+        wait_until(
+            lambda: {r["kind"] for r in process_rows()} == {"exec", "exit"},
+            what=f"the exec and exit of pid {child.pid} in the store",
+        )
+        wait_until(
+            lambda: close_rows().keys() == {"outbound", "inbound"},
+            what=f"both ends' close of the connection to port {port} in the store",
+        )
+        found, by_direction = process_rows(), close_rows()
     finally:
         exporter.stop()
         loop.join(30)
@@ -97,7 +112,6 @@ def test_real_events_land_with_exact_values(ebpf_problems, open_test_store, tmp_
     assert (exit_["exit_code"], exit_["outcome"]) == (6, "error")
     assert exec_["process_key"] == exit_["process_key"]
     assert exec_["process_key"].startswith(f"store-host:{child.pid}:")
-    by_direction = {c["direction"]: c for c in conns}
     assert by_direction["outbound"]["bytes_sent"] == 12_345
     assert by_direction["inbound"]["bytes_received"] == 12_345
     assert by_direction["outbound"]["pid"] == by_direction["inbound"]["pid"] == os.getpid()

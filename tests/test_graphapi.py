@@ -5,6 +5,9 @@ Every expected node, edge and count follows from the events the test wrote.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 
 from graphapi import create_app
@@ -12,8 +15,8 @@ from graphapi.server import InsecureListen, check_listen
 from store.db import open_store
 from store.migrations import migrate
 from tests import graphapi_events as E
-from tests.fixtures.clickhouse import fresh_database_name
-from tests.fixtures.service import free_port
+from testservices.clickhouse import fresh_database_name
+from testservices.service import free_port
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -336,3 +339,229 @@ def test_container_scope_takes_the_full_id_or_the_metrics_short_label(store, cli
         assert {r["pid"] for r in rows} == {7001}, scope
     rows = get(client, "/api/processes", host=E.A, container="__all__", **window)
     assert {r["pid"] for r in rows} == {7001, 7002}
+
+
+# ---- hostile input (issue 16): a client's mistake is a 4xx that says why, and loses nothing ----
+
+
+def stored_alerts(store, fingerprint_prefix: str) -> list[tuple]:
+    return store.query(
+        "SELECT fingerprint, status FROM received_alerts WHERE startsWith(fingerprint, {p:String})",
+        {"p": fingerprint_prefix},
+    )
+
+
+@pytest.mark.parametrize("year", [2600, 9999])
+def test_an_alert_starting_after_2116_is_a_400_and_nothing_is_stored(store, client, year):
+    """Nanoseconds since the epoch overflow UInt64 after 2554: such a time is refused whole."""
+    payload = E.alert_payload(fingerprint=f"far{year}")
+    payload["alerts"].append({**payload["alerts"][0], "fingerprint": f"far{year}b"})
+    payload["alerts"][1]["startsAt"] = f"{year}-01-01T00:00:00Z"
+    reply = client.post("/api/alerts/webhook", json=payload, headers=AUTH)
+    assert reply.status_code == 400
+    assert reply.get_json()["description"] == (
+        "not an Alertmanager webhook payload: alerts[1].startsAt "
+        f"'{year}-01-01T00:00:00Z' is out of range (after 2116)"
+    )
+    assert stored_alerts(store, f"far{year}") == [], "a refused payload stores none of its alerts"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"version": "4", "alerts": [{"status": "firing", "labels": {"a": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}}]}",
+    ],
+    ids=["100000-deep", "5000-deep-in-labels"],
+)
+def test_a_deeply_nested_webhook_body_is_a_400(client, body):
+    reply = client.post(
+        "/api/alerts/webhook", data=body, content_type="application/json", headers=AUTH
+    )
+    assert reply.status_code == 400
+    assert reply.get_json()["description"] == (
+        "not an Alertmanager webhook payload: the body is nested too deeply"
+    )
+
+
+def test_a_thousand_alerts_with_long_multibyte_fingerprints_are_stored_once(store, client):
+    """64 four-byte characters each: the stored-id lookup must stay under 18.16's 256 KiB query
+    text (ids are inlined there), not turn into a 503 Alertmanager retries forever."""
+    payload = E.alert_payload()
+    template = payload["alerts"][0]
+    prefix = "\U0001d518mb"
+    fingerprints = [f"{prefix}{i:04d}" + "\U0001d518" * 57 for i in range(1000)]
+    assert all(len(f) == 64 and len(f.encode()) == 4 + 2 + 4 + 57 * 4 for f in fingerprints)
+    payload["alerts"] = [{**template, "fingerprint": f} for f in fingerprints]
+    first = client.post("/api/alerts/webhook", json=payload, headers=AUTH)
+    again = client.post("/api/alerts/webhook", json=payload, headers=AUTH)
+    assert (first.status_code, again.status_code) == (200, 200), again.get_json()
+    assert (first.get_json()["stored"], again.get_json()["duplicates"]) == (1000, 1000)
+    assert sorted(f for f, _ in stored_alerts(store, prefix)) == fingerprints
+
+
+def test_a_query_the_server_rejects_is_a_500_not_store_unavailable(store):
+    """The server answered (it refused the query): retrying cannot help, so no 503."""
+    from flask import Blueprint
+
+    from graphapi.storage import get_store
+
+    app = create_app({"STORE": store})
+    bp = Blueprint("too_long", __name__)
+    # Longer than the server's query-size limit (256 KiB on 18.16, cut mid-character).
+    too_long = "SELECT '" + "\U0001d518" * 100_000 + "'"
+    bp.get("/too-long")(lambda: {"rows": get_store().query(too_long)})
+    app.register_blueprint(bp)
+    reply = app.test_client().get("/too-long")
+    assert reply.status_code in (200, 500), reply.get_json()  # chDB has no such limit
+    if reply.status_code == 500:
+        assert reply.get_json()["description"] == "internal error (logged on the server)"
+
+
+def test_the_focused_alert_is_drawn_whatever_the_alert_limit_cuts(store, app):
+    """More alerts in the window than MAX_ALERTS, the focused one starting last."""
+    client = app.test_client()
+    payload = E.alert_payload(fingerprint="crowd0000")
+    template = payload["alerts"][0]
+    crowd = app.config["MAX_ALERTS"] + 20
+    payload["alerts"] = [{**template, "fingerprint": f"crowd{i:04d}"} for i in range(crowd)]
+    late = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((E.T0 + 600 * E.S) // E.S))
+    payload["alerts"].append({**template, "fingerprint": "crowdlast", "startsAt": late})
+    assert client.post("/api/alerts/webhook", json=payload, headers=AUTH).status_code == 200
+    g = get(client, focus="alert=crowdlast")
+    nodes = by_id(g)
+    assert nodes["alert=crowdlast"]["highlighted"]
+    assert ("alert=crowdlast", f"host={E.B}") in edges(g, "fired")
+    # The first MAX_ALERTS by start time, and the focused one, which starts after them all.
+    assert sum(n["detail__kind"] == "alert" for n in g["nodes"]) == app.config["MAX_ALERTS"] + 1
+
+
+@pytest.mark.parametrize("limit", ["1", "2"])
+def test_the_focused_process_is_drawn_whatever_the_node_limit_cuts(client, limit):
+    g = get(client, focus=E.key(E.A, 101), limit=limit)
+    check_contract(g, int(limit))
+    assert g["nodes"][0]["id"] == E.key(E.A, 101) and g["nodes"][0]["highlighted"]
+    assert g["meta"]["not_shown"] > 0
+
+
+# Two hosts, two containers, three hours before the other tests' window (issue 16, item 7).
+SCOPED_T = E.T0 - 3 * 3600 * E.S
+SCOPED_WINDOW = {
+    "from": str((SCOPED_T - 60 * E.S) // 10**6),
+    "to": str((SCOPED_T + 600 * E.S) // 10**6),
+}
+SA, SB, CA, CB = "scope-a", "scope-b", "ca" * 32, "cb" * 32
+
+
+def scoped_events() -> list:
+    """scope-a: app (container CA) runs worker (CA), which connects to db on scope-b
+    (container CB, listening on 10.9.9.9:5432); sshd runs outside any container."""
+    t = SCOPED_T
+
+    def started(host, pid, ppid, at, comm, container=""):
+        return [
+            E.proc(kind, host, pid, ppid, at, comm, start=at, argv=[comm], container_id=container)
+            for kind in ("fork", "exec")
+        ]
+
+    def connection(host, pid, direction, local, remote, cid, container, kinds):
+        rows = E.conn(host, pid, direction, local, remote, t + 4 * E.S, cid, kinds=kinds)
+        return [dataclasses.replace(r, container_id=container) for r in rows]
+
+    ev = started(SA, 10, 1, t + E.S, "app", CA) + started(SA, 11, 10, t + 2 * E.S, "worker", CA)
+    ev += started(SA, 12, 1, t + 3 * E.S, "sshd") + started(SB, 20, 1, t + E.S, "db", CB)
+    ev.append(
+        E.ListenEvent(
+            event_id="scoped-listen", kind="listen", time_ns=t + 2 * E.S, host=SB, pid=20,
+            process_key=E.key(SB, 20), comm="db", family="ipv4", local_addr="0.0.0.0",
+            local_port=5432, container_id=CB,
+        )
+    )  # fmt: skip
+    client, server = ("10.1.0.1", 40000), ("10.9.9.9", 5432)
+    ev += connection(SA, 11, "outbound", client, server, "s1", CA, ("connect", "close"))
+    ev += connection(SB, 20, "inbound", server, client, "s2", CB, ("accept", "close"))
+    return ev
+
+
+@pytest.fixture(scope="module")
+def scoped(store, app):
+    store.insert_events(scoped_events())
+    payload = E.alert_payload(fingerprint="scoped-alert", host=SA)
+    payload["alerts"][0]["startsAt"] = time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime((SCOPED_T + 5 * E.S) // E.S)
+    )
+    reply = app.test_client().post("/api/alerts/webhook", json=payload, headers=AUTH)
+    assert reply.status_code == 200
+
+
+def process_nodes(graph) -> set[str]:
+    return {n["id"] for n in graph["nodes"] if n["detail__kind"] == "process"}
+
+
+# Every focus kind: (focus, a scope holding it and what the graph then holds, a scope that
+# does not hold it). A focus narrows the scope; outside it, a 404 says so.
+FOCUS_IN_AND_OUT_OF_SCOPE = {
+    "process": (E.key(SA, 11), {"host": SA, "container": CA}, {"host": SB}),
+    "pid": (f"11@{SA}", {"host": SA, "container": CA}, {"host": SA, "container": CB}),
+    "address": ("10.9.9.9:5432", {"host": SA, "container": CA}, {"host": SA, "container": CB}),
+    "alert": ("alert=scoped-alert", {"host": f"{SA},{SB}", "container": CA}, {"host": SB}),
+    "host": (f"host={SA}", {"host": f"{SA},{SB}", "container": CA}, {"host": SB}),
+    "container": (f"container={CA}", {"host": SA}, {"container": CB}),
+    "group": (f"group={E.key(SA, 10)}|worker", {"host": SA, "container": CA}, {"host": SB}),
+}
+
+
+@pytest.mark.parametrize("kind", FOCUS_IN_AND_OUT_OF_SCOPE)
+def test_a_focus_narrows_within_the_scope_for_every_focus_kind(scoped, client, kind):
+    focus, inside, outside = FOCUS_IN_AND_OUT_OF_SCOPE[kind]
+    g = get(client, focus=focus, **inside, **SCOPED_WINDOW)
+    # Only container CA's processes on scope-a are the graph's own; db on scope-b may only be
+    # drawn as the far end of worker's connection (context, like ancestors outside the scope).
+    own = process_nodes(g) - {E.key(SB, 20), E.key(SA, 1)}
+    assert own and own <= {E.key(SA, 10), E.key(SA, 11)}, (kind, own)
+    assert E.key(SA, 12) not in process_nodes(g), "sshd is outside container CA"
+
+    reply = client.get(
+        "/api/graph", query_string={**SCOPED_WINDOW, "focus": focus, **outside}, headers=AUTH
+    )
+    assert reply.status_code == 404, reply.get_json()
+    scope_text = " ".join(f"{k}={v}" for k, v in outside.items())
+    assert reply.get_json()["description"] == (
+        f"focus {focus!r} is outside the scope ({scope_text}): "
+        "a focus narrows the scope, it does not replace it"
+    )
+
+
+def test_a_host_scope_with_no_such_host_stays_empty_whatever_the_focus(scoped, client):
+    assert get(client, host="nohost", **SCOPED_WINDOW)["nodes"] == []
+    for focus in (f"host={SA}", f"container={CA}"):
+        reply = client.get(
+            "/api/graph",
+            query_string={**SCOPED_WINDOW, "host": "nohost", "focus": focus},
+            headers=AUTH,
+        )
+        assert reply.status_code == 404 if focus.startswith("host") else 200
+        if reply.status_code == 200:
+            assert reply.get_json()["nodes"] == []
+
+
+def test_the_default_graph_fits_grafanas_drawing_limit_with_graphapis_own_cut(store, client):
+    """Grafana's Node Graph draws at most 200 nodes; by default graphapi returns at most that
+    many, its last node saying how many it left out (dashboards/nodegraph.py)."""
+    from dashboards.nodegraph import MAX_NODES_DRAWN
+
+    t, parent, children = E.T0 + 9000 * E.S, 8000, 260
+    events = E.spawn(E.A, parent, 1, t, "fanout", ["fanout"])
+    for i in range(children):
+        events += E.spawn(E.A, 80_000 + i, parent, t + (i + 1) * 10**6, f"c{i}", [f"c{i}"])
+    store.insert_events(events)
+    window = {"from": str((t - E.S) // 10**6), "to": str((t + 10 * E.S) // 10**6)}
+    g = get(client, host=E.A, **window)
+    check_contract(g, MAX_NODES_DRAWN)
+    assert len(g["nodes"]) == MAX_NODES_DRAWN
+    more = g["nodes"][-1]
+    assert more["detail__kind"] == "more"
+    assert more["detail__count"] == g["meta"]["not_shown"] > 0

@@ -9,7 +9,7 @@ from graphapi import create_app
 from store.db import open_store
 from store.migrations import migrate
 from tests import graphapi_events as E
-from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
+from testservices.clickhouse import CLUSTER_NAME, fresh_database_name
 
 
 def test_cluster_graph_has_ancestry_and_the_cross_host_edge(clickhouse_cluster):

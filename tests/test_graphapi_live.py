@@ -21,9 +21,9 @@ from schema.events import process_key
 from store.db import open_store
 from store.migrations import migrate
 from store.schema import TABLE_OF_CLASS
-from tests.fixtures.clickhouse import fresh_database_name
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import RunningExporter, exporter_config
+from testservices.clickhouse import fresh_database_name
+from testservices.exporter import RunningExporter, exporter_config
 
 HOST = "graph-live-host"
 PEER = [sys.executable, str(Path(__file__).with_name("tcp_peer.py"))]
@@ -76,10 +76,18 @@ def test_shell_client_server_worker_graph_is_exact(exporter, chdb_dir):
     server.stdin.close()
     assert shell.wait(10) == 0 and server.wait(10) == 0
 
+    # Every event the graph below is built from: both ends' closes, the shell's and the
+    # client's lives (the client's exit code is shown), the worker's fork.
     exporter.wait_for(
-        lambda e: getattr(e, "kind", "") == "close" and e.local_port == port, what="server close"
+        lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (client_port, port),
+        what="the client's close",
     )
-    exporter.wait_for(lambda e: e.kind == "exit" and e.pid == shell.pid, what="shell exit")
+    exporter.wait_for(
+        lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (port, client_port),
+        what="the server end's close",
+    )
+    exporter.events_of(shell.pid, ("fork", "exec", "exit"))
+    exporter.events_of(client_pid, ("fork", "exec", "exit"))
     worker = exporter.wait_for(lambda e: e.kind == "fork" and e.pid == worker_pid, what="fork")
     keys["worker"] = worker[0].process_key
 

@@ -19,8 +19,8 @@ from groundtruth.cli import main as groundtruth_main
 from store.db import open_store
 from store.migrations import migrate
 from tests import graphapi_events as E
-from tests.fixtures.clickhouse import fresh_database_name
-from tests.fixtures.prometheus import start_alertmanager
+from testservices.clickhouse import fresh_database_name
+from testservices.prometheus import start_alertmanager
 
 
 @pytest.fixture(scope="module")
@@ -124,15 +124,18 @@ def test_no_webhook_payload_gets_a_5xx(client, payload):
 
 
 class CountingDeliveries:
-    """WSGI middleware counting webhook POSTs (the test's own view of Alertmanager's sends)."""
+    """WSGI middleware counting webhook POSTs graphapi has handled (the test's own view of
+    Alertmanager's sends). Counted once the reply is made: by then the delivery is stored or
+    found a duplicate, so the store can be read."""
 
     def __init__(self, app):
         self.app, self.count = app, 0
 
     def __call__(self, environ, start_response):
+        reply = self.app(environ, start_response)
         if environ["PATH_INFO"] == "/api/alerts/webhook":
             self.count += 1
-        return self.app(environ, start_response)
+        return reply
 
 
 def test_real_alertmanager_delivers_twice_and_one_alert_is_stored(chdb_store, tmp_path):

@@ -286,7 +286,7 @@ def test_a_missing_store_is_one_line(capsys, tmp_path, command):
 
 
 def test_an_unreachable_server_is_one_line(capsys):
-    from tests.fixtures.service import free_port
+    from testservices.service import free_port
 
     url = f"clickhouse://default@127.0.0.1:{free_port()}/groundtruth"
     code, _, err = run(capsys, "timeline", "--host", "h", "--store-url", url)
@@ -325,7 +325,7 @@ def test_dot_quoting_survives_hostile_labels():
     """Ids and labels with quotes, backslashes, newlines and braces still make a valid SVG."""
     import xml.etree.ElementTree as ET
 
-    from graphapi.nodegraph_fields import edge, node
+    from graph.nodegraph_fields import edge, node
     from incident.graph_svg import render_svg, to_dot
     from incident.postmortem_cli import graph_focus
 

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from graph.nodegraph_fields import iso
 from graphapi import create_app
-from graphapi.nodegraph_fields import iso
 from groundtruth.cli import main
 from tests.fixtures.incident import MARKER
 

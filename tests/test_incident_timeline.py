@@ -276,7 +276,7 @@ def test_on_a_two_shard_cluster(capsys, tmp_path, clickhouse_cluster, incident_s
     """Through Distributed tables (cluster mode), with the subquery of the --user filter."""
     from store.db import open_store
     from store.migrations import migrate
-    from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
+    from testservices.clickhouse import CLUSTER_NAME, fresh_database_name
 
     s = incident_scenario
     url = clickhouse_cluster[1].url(fresh_database_name())

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.exporter import RunningExporter, exporter_config
+from testservices.exporter import RunningExporter, exporter_config
 
 pytestmark = pytest.mark.ebpf
 NAMES = 10_000

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporter.proc_scan import start_ticks
-from tests.fixtures.exporter import RunningExporter, exporter_config
+from testservices.exporter import RunningExporter, exporter_config
 
 pytestmark = pytest.mark.ebpf
 
@@ -103,7 +103,7 @@ def test_exit_from_a_non_main_thread_is_one_exit(running_exporter):
     child = subprocess.Popen([sys.executable, "-c", code])
     assert child.wait() == 5
     got = running_exporter.events_of(child.pid, ("exec", "exit"))
-    time.sleep(0.3)  # any extra per-thread exit would have arrived by now
+    running_exporter.caught_up()  # every thread had exited before wait() returned
     exits = [e for e in running_exporter.sink.snapshot() if e.pid == child.pid and e.kind == "exit"]
     assert len(exits) == 1
     assert (exits[0].exit_code, exits[0].outcome) == (5, "error")
@@ -154,11 +154,24 @@ def test_counter_rises_by_exactly_the_execs_made(running_exporter, tmp_path):
     before = running_exporter.scrape().get(metric, 0)
     for _ in range(25):
         subprocess.run([str(binary)], check=True)
-    deadline = time.monotonic() + 5
-    while running_exporter.scrape().get(metric, 0) - before < 25 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.2)
+    # Nothing to wait for: the kernel counts in the exec tracepoint, before each run() returns.
     assert running_exporter.scrape().get(metric, 0) - before == 25
+
+
+def wait_for_exec(parent: int, argv: list[str], timeout: float = 30.0) -> int:
+    """The pid of parent's child once it runs argv (forked is not enough: the scan reads it)."""
+    want = "\0".join(argv) + "\0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+        for pid in children.stdout.split():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_text() == want:
+                    return int(pid)
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise AssertionError(f"no child of {parent} ran {argv} within {timeout}s")
 
 
 def test_process_started_before_the_exporter_has_its_parent(ebpf_problems):
@@ -166,8 +179,7 @@ def test_process_started_before_the_exporter_has_its_parent(ebpf_problems):
 
     skip_or_fail_without_ebpf(ebpf_problems)
     shell = subprocess.Popen(["/bin/sh", "-c", "/bin/sleep 30 & wait"])
-    time.sleep(0.3)
-    sleeper = int(subprocess.check_output(["pgrep", "-P", str(shell.pid)]).split()[0])
+    sleeper = wait_for_exec(shell.pid, ["/bin/sleep", "30"])
     exp = RunningExporter(exporter_config(selftest=False)).start()
     try:
         scanned = {e.pid: e for e in exp.sink.snapshot() if e.kind == "scan"}

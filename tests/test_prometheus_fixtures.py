@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from tests.fixtures.prometheus import start_alertmanager, start_prometheus
-from tests.fixtures.service import ServiceStartError
+from testservices.prometheus import start_alertmanager, start_prometheus
+from testservices.service import ServiceStartError
 
 
 def test_prometheus_scrapes_itself_and_evaluates_a_rule(prometheus_factory, tmp_path):

@@ -50,3 +50,19 @@ def test_quick_start_is_two_commands():
 
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_kind_the_exporter_stores_is_documented():
+    """Each table's ``kind`` column names every kind the probes and the start-up scans emit."""
+    from exporter.probes import process, tcp
+    from schema.events import ConnectionEvent, ListenEvent, ProcessEvent, columns
+
+    listen_kinds = {tcp.KIND_NAMES[tcp.EV_LISTEN], tcp.KIND_NAMES[tcp.EV_LISTEN_CLOSE]}
+    emitted = {
+        ProcessEvent: set(process.KIND_NAMES.values()) | {"scan"},
+        ConnectionEvent: set(tcp.KIND_NAMES.values()) - listen_kinds | {"scan"},
+        ListenEvent: listen_kinds | {"scan"},
+    }
+    for cls, kinds in emitted.items():
+        (doc,) = [doc for name, _, doc in columns(cls) if name == "kind"]
+        assert kinds <= set(re.findall(r"[a-z_]+", doc)), (cls.__name__, doc)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from tests.fixtures.service import free_port
+from testservices.service import free_port
 
 GROUNDTRUTH = [sys.executable, "-m", "groundtruth.cli"]
 
@@ -79,3 +82,94 @@ def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     assert ours["exit"]["exit_code"] == 13
     assert ours["exit"]["host"] == "cli-host"
     assert any(e["kind"] == "scan" for e in events)
+
+
+@pytest.mark.ebpf
+def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path):
+    """The port is bound first: no probe is loaded and no sink has written when it is taken."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    out_file = tmp_path / "events.jsonl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", f"jsonl:{out_file}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"groundtruth: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+    )
+    assert not out_file.exists(), "no sink was opened, no event written"
+
+
+@pytest.mark.ebpf
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/nonexistent/dir/x.jsonl", "No such file or directory"),
+        ("/proc/x", "No such file or directory"),
+        ("/tmp", "Is a directory"),
+    ],
+)
+def test_an_unwritable_jsonl_sink_is_one_line_and_exit_2(ebpf_problems, path, reason):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    port = free_port()
+    out = subprocess.run(
+        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", f"jsonl:{path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"groundtruth: error: sink 'jsonl:{path}': cannot write to '{path}': {reason}"
+    )
+    with socket.socket() as again:  # the metrics port bound first is released
+        again.bind(("127.0.0.1", port))
+
+
+# Every (stage, reason) the exporter counts drops under, with the TCP probe and a store sink.
+KNOWN_DROPS = {
+    ("kernel", "process_ringbuf_full"),
+    ("kernel", "tcp_ringbuf_full"),
+    ("kernel", "tcp_conn_table_full"),
+    ("kernel", "tcp_counts_full"),
+    ("kernel", "tcp_recursion_misses"),
+    ("sink", "buffer_full"),
+    ("sink", "rejected"),
+    ("sink", "spool_error"),
+    ("sink", "spool_full"),
+}
+
+
+@pytest.mark.ebpf
+def test_every_drop_reason_is_exported_from_the_start(ebpf_problems, tmp_path):
+    """So that rate() and alert rules see each series before anything is dropped."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    port = free_port()
+    exporter = subprocess.Popen(
+        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--no-selftest",
+         "--sink", f"chdb:{tmp_path / 'chdb'}"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "metrics on" not in (line := exporter.stderr.readline()):
+            assert line and time.monotonic() < deadline, "exporter did not start"
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        dropped = {
+            (s.labels["stage"], s.labels["reason"]): s.value
+            for family in text_string_to_metric_families(text.decode())
+            for s in family.samples
+            if s.name == "groundtruth_events_dropped_total"
+        }
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(60) == 0
+    finally:
+        exporter.kill()
+    assert set(dropped) == KNOWN_DROPS
+    assert [n for (stage, _), n in dropped.items() if stage == "sink"] == [0, 0, 0, 0]

@@ -3,7 +3,7 @@
 from groundtruth.cli import main
 from store.db import open_store
 from store.migrations import LATEST
-from tests.fixtures.clickhouse import fresh_database_name
+from testservices.clickhouse import fresh_database_name
 
 
 def test_db_migrate_twice_on_a_server(clickhouse_url, capsys):

@@ -10,8 +10,8 @@ from store.received_alerts import ReceivedAlert
 from store.retention import drop_expired
 from store.schema import create_distributed, create_table
 from store.writer import StoreWriter, WriterSettings
-from tests.fixtures.clickhouse import CLUSTER_NAME, fresh_database_name
-from tests.store_helpers import make_events, stored_ids, wait_until
+from testservices.clickhouse import CLUSTER_NAME, fresh_database_name
+from testservices.store_helpers import make_events, stored_ids, wait_until
 
 
 def shard_ids(shard, database: str) -> list[str]:

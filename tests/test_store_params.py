@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from store.params import ParameterError, check, encode, to_pyformat
-from tests.store_helpers import open_test_store
+from testservices.store_helpers import open_test_store
 
 # Any text ClickHouse can hold as UTF-8 (no lone surrogates), quotes and escapes included.
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)

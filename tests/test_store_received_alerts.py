@@ -11,7 +11,7 @@ from store.migrations import LATEST, MIGRATIONS_TABLE, migrate, schema_version
 from store.received_alerts import ReceivedAlert, from_webhook, parse_time_ns
 from store.retention import drop_expired
 from store.schema import create_table
-from tests.store_helpers import open_test_store
+from testservices.store_helpers import open_test_store
 
 DAY_NS = 86400 * 10**9
 

@@ -8,7 +8,7 @@ from schema.events import ProcessEvent, columns
 from store.migrations import LATEST, SchemaTooNew, migrate, schema_version
 from store.retention import drop_expired
 from store.schema import TABLES, Features
-from tests.store_helpers import make_events, open_test_store, stored_ids
+from testservices.store_helpers import make_events, open_test_store, stored_ids
 
 DAY_NS = 86400 * 10**9
 

@@ -8,8 +8,9 @@ import pytest
 from schema.pipeline_stats import PipelineStats
 from store.db import StoreConfigError, open_store, parse_url, redact
 from store.sink import SPOOL_ROOT, default_spool_dir, open_sink
-from tests.fixtures.clickhouse import CLUSTER_NAME
-from tests.store_helpers import make_events, stored_ids
+from testservices.clickhouse import CLUSTER_NAME
+from testservices.service import free_port
+from testservices.store_helpers import make_events, stored_ids
 
 
 def test_a_full_url():
@@ -100,3 +101,77 @@ conn.query("SELECT 1")
 print("holding", flush=True)
 time.sleep(60)
 """
+
+
+# ---- no password in any output (issue 16) ------------------------------------------------------
+
+SECRET = "S3cret"
+GROUNDTRUTH = [sys.executable, "-m", "groundtruth.cli"]
+# Malformed in every way the parser meets: a password holding "/" (what follows looks like a
+# port), one holding "@" past the host, a secret in a query option, a broken IPv6 host, a
+# misspelt scheme.
+BAD_URLS = [
+    f"clickhouse://writer:{SECRET}/x@127.0.0.1:9000/db",
+    f"clickhouse://writer:/{SECRET}@127.0.0.1:9000/db",
+    f"clickhouse://writer:{SECRET}@127.0.0.1:9000/db?password={SECRET}",
+    f"clickhouse://writer:{SECRET}@[::1/db",
+    f"clickhouses://writer:{SECRET}@127.0.0.1:9000/db",
+]
+
+
+def store_url_commands(tmp_path, url: str) -> dict[str, list[str]]:
+    """Every command that takes a store URL, with it."""
+    store = ["--store-url", url]
+    return {
+        "run": ["run", "--listen", f"127.0.0.1:{free_port()}", "--sink", url],
+        "up": ["up", "--listen", f"127.0.0.1:{free_port()}", "--sink", url,
+               "--data-dir", str(tmp_path / "up-chdb"), "--graphapi-listen", "127.0.0.1:0"],
+        "db migrate": ["db", "migrate", *store],
+        "db retention": ["db", "retention", *store],
+        "db version": ["db", "version", *store],
+        "graphapi": ["graphapi", "--listen", "127.0.0.1:0", *store],
+        "timeline": ["timeline", "--host", "h", *store],
+        "ancestry": ["ancestry", "--host", "h", "1", *store],
+        "postmortem": ["postmortem", "-q", "--from", "2026-01-01T00:00:00Z", "-o", str(tmp_path),
+                       *store],
+    }  # fmt: skip
+
+
+def run_all(commands: dict[str, list[str]]) -> dict[str, subprocess.CompletedProcess]:
+    """Every command at once (each fails at start-up), with its exit status and output."""
+    procs = {
+        name: subprocess.Popen(
+            [*GROUNDTRUTH, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, argv in commands.items()
+    }
+    done = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
+
+
+def assert_one_line_without_the_secret(name: str, result: subprocess.CompletedProcess) -> None:
+    assert result.returncode in (1, 2), (name, result.stderr)
+    assert SECRET not in result.stdout + result.stderr, (name, result.stderr)
+    assert "Traceback" not in result.stderr, (name, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_no_command_prints_the_password_of_a_malformed_url(tmp_path, url):
+    results = run_all(store_url_commands(tmp_path, url))
+    for name, result in results.items():
+        assert_one_line_without_the_secret(name, result)
+        assert "groundtruth" in result.stderr, (name, result.stderr)
+
+
+def test_no_command_prints_a_wrong_password(clickhouse_server, tmp_path):
+    """The server refuses the password: the reading and migrating commands say so in one line.
+    (The exporter's commands start and keep retrying a store that refuses them.)"""
+    url = clickhouse_server.url("secret_check", password=SECRET + "-wrong")
+    commands = store_url_commands(tmp_path, url)
+    results = run_all({k: v for k, v in commands.items() if k not in ("run", "up")})
+    for name, result in results.items():
+        assert_one_line_without_the_secret(name, result)

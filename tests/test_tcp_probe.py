@@ -360,7 +360,10 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
         refused = Peer("client", "ipv4", closed_port(), 1, 1, 1, cgroups=[cgroup])
         assert refused.until_done() == ["refused"]
         refused.finish()
+        # Both ends' closes: the kernel counts each end's close (duration, open gauge) when it
+        # reaches TCP_CLOSE, and the server's end gets there last, on the client's final ACK.
         tcp.wait(lambda e: e.kind == "close" and getattr(e, "remote_port", 0) == port)
+        tcp.wait(lambda e: e.kind == "close" and e.direction == "inbound" and e.local_port == port)
         tcp.wait(lambda e: e.kind == "connect_failed" and e.pid == refused.pid)
         got = scrape(TcpCountsCollector(tcp.probe))
     c = cid[:12]

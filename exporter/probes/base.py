@@ -123,9 +123,9 @@ class BpfProbe:
         return {k.value: sum(v) for k, v in self.bpf[b"drops"].items() if sum(v)}
 
     def kernel_drops(self) -> dict[tuple[str, str], int]:
-        """For groundtruth_events_dropped_total: stage kernel, reason <probe>_ringbuf_full."""
-        total = sum(self.drops_by_kind().values())
-        return {("kernel", f"{self.name}_ringbuf_full"): total} if total else {}
+        """For groundtruth_events_dropped_total: stage kernel, reason <probe>_ringbuf_full;
+        zero too, so that rate() and alert rules see the series from the start."""
+        return {("kernel", f"{self.name}_ringbuf_full"): sum(self.drops_by_kind().values())}
 
     def close(self) -> None:
         if self._reader is not None:

@@ -397,19 +397,15 @@ class TcpProbe(BpfProbe):
 
     def kernel_drops(self) -> dict[tuple[str, str], int]:
         """Ring buffer full; sockets not tracked (table full); counts lost (counter map full)."""
-        drops = super().kernel_drops()
-        if self.bpf is None:
-            return drops
-        untracked = self.conns_untracked()
-        if untracked:
-            drops[("kernel", f"{self.name}_conn_table_full")] = untracked
-        lost = sum(sum(v) for _, v in self.bpf[b"counts_overflow"].items())
-        if lost:
-            drops[("kernel", f"{self.name}_counts_full")] = lost
-        missed = self.recursion_misses()
-        if missed:
-            drops[("kernel", f"{self.name}_recursion_misses")] = missed
-        return drops
+        loaded = self.bpf is not None  # each reason is exported from the start, zero or not
+        return {
+            **super().kernel_drops(),
+            ("kernel", f"{self.name}_conn_table_full"): self.conns_untracked(),
+            ("kernel", f"{self.name}_counts_full"): (
+                sum(sum(v) for _, v in self.bpf[b"counts_overflow"].items()) if loaded else 0
+            ),
+            ("kernel", f"{self.name}_recursion_misses"): self.recursion_misses() if loaded else 0,
+        }
 
     def recursion_misses(self) -> int:
         """Program runs the kernel skipped because another BPF program was running on that CPU

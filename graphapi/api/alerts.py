@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
-from graphapi import queries as Q
+from graph import queries as Q
+from graphapi.request_args import MAX_NS
 from graphapi.storage import get_store
 from store.db import columnar
 from store.received_alerts import from_webhook, parse_time_ns
@@ -22,7 +24,9 @@ from store.received_alerts import from_webhook, parse_time_ns
 bp = Blueprint("alerts", __name__)
 _insert_lock = threading.Lock()
 STATUSES = ("firing", "resolved")
-ID_CHUNK = 1000
+# Bytes of ids per stored-id lookup: ClickHouse 18.16 gets them inlined into the query text,
+# which it caps at 256 KiB (counted in bytes: 1,000 long multi-byte fingerprints exceed it).
+ID_CHUNK_BYTES = 96 * 1024
 
 
 def _check(condition: bool, message: str) -> None:
@@ -56,10 +60,28 @@ def validate(payload) -> None:
             value = alert.get(name, "0001-01-01T00:00:00Z" if name == "endsAt" else None)
             _check(isinstance(value, str), f"{where}.{name} is not a string")
             try:
-                parse_time_ns(value)
+                ns = parse_time_ns(value)
             except (ValueError, OverflowError):
                 _check(False, f"{where}.{name} is not an RFC 3339 time")
+            # Stored as UInt64 nanoseconds, which end in 2554; anything after 2116 is a mistake.
+            _check(ns < MAX_NS, f"{where}.{name} {value!r} is out of range (after 2116)")
         _check(isinstance(alert.get("generatorURL", ""), str), f"{where}.generatorURL")
+
+
+def id_chunks(ids: list[str], max_bytes: int = ID_CHUNK_BYTES) -> Iterator[list[str]]:
+    """The ids in order, in chunks of at most ``max_bytes`` as quoted, escaped SQL text."""
+    chunk: list[str] = []
+    size = 0
+    for i in ids:
+        # Each byte may need an escape, plus quotes and a comma.
+        cost = 2 * len(i.encode("utf-8")) + 3
+        if chunk and size + cost > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(i)
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def store_alerts(store, rows: list) -> int:
@@ -67,9 +89,7 @@ def store_alerts(store, rows: list) -> int:
     ids = list(dict.fromkeys(r.event_id for r in rows))
     with _insert_lock:
         stored = set()
-        # In chunks: ClickHouse 18.16 gets the ids inlined, and caps a query at 256 KiB.
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = ids[start : start + ID_CHUNK]
+        for chunk in id_chunks(ids):
             stored |= {i for (i,) in store.query(Q.STORED_ALERT_IDS, {"ids": chunk})}
         new, seen = [], set(stored)
         for r in rows:
@@ -81,10 +101,19 @@ def store_alerts(store, rows: list) -> int:
     return len(new)
 
 
+def request_payload():
+    """The JSON body, or None when it is not JSON; a body nested deeper than the parser goes
+    (it raises RecursionError, not ValueError) is a 400 like any other malformed body."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        _check(False, "the body is nested too deeply")
+
+
 @bp.post("/api/alerts/webhook")
 def webhook():
     """Store the alerts of one Alertmanager notification."""
-    payload = request.get_json(silent=True)
+    payload = request_payload()
     validate(payload)
     rows = from_webhook(payload, time.time_ns())
     new = store_alerts(get_store(), rows)

@@ -1,24 +1,30 @@
 """``GET /api/graph``: the causal graph as ``{"nodes": [...], "edges": [...], "meta": {...}}``.
 
 The Infinity data source reads it twice (formats ``node-graph-nodes`` and ``node-graph-edges``,
-root selectors ``nodes`` and ``edges``), as the investigation dashboard does.
+root selectors ``nodes`` and ``edges``), as the investigation dashboard does; both calls of one
+refresh get the same snapshot of the graph (``graphapi.snapshots``).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from graphapi.causal import GraphRequest, build_graph
+from graph.causal import build_graph
+from graph.request import GraphRequest
+from graphapi import graph_limits
 from graphapi.request_args import focus_arg, limit_arg, scope_arg, window_arg
+from graphapi.snapshots import snapshots
 from graphapi.storage import get_store
 
 bp = Blueprint("graph", __name__)
 
 
 def graph_from_request() -> dict:
-    """The graph for this request's window, scope, focus and limit."""
+    """The graph for this request's window, scope, focus and limit (a snapshot shared by
+    identical requests for ``GRAPH_SNAPSHOT_SECONDS``)."""
     req = GraphRequest(window_arg(), scope_arg(), focus_arg(), limit_arg())
-    return build_graph(get_store(), req, current_app.config)
+    app = current_app._get_current_object()
+    return snapshots(app).get(req, lambda: build_graph(get_store(), req, graph_limits(app.config)))
 
 
 @bp.get("/api/graph")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from graph.nodegraph_fields import EDGE_FIELDS, NODE_FIELDS
 from graphapi.api.graph import graph_from_request
-from graphapi.nodegraph_fields import EDGE_FIELDS, NODE_FIELDS
 
 bp = Blueprint("nodegraph", __name__)
 

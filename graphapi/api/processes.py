@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import NotFound
 
-from graphapi import queries as Q
-from graphapi.causal import host_of
-from graphapi.nodegraph_fields import exit_text, iso, process_state
+from graph import queries as Q
+from graph.nodegraph_fields import exit_text, host_of, iso, process_state
 from graphapi.request_args import limit_arg, scope_arg, text_arg, window_arg
 from graphapi.storage import get_store
 

@@ -27,9 +27,9 @@ from groundtruth import compose
 from mixin.config import load_config
 from store.db import open_store
 from store.sink import open_sink
-from tests.fixtures.exporter import RunningExporter, exporter_config
-from tests.fixtures.prometheus import start_alertmanager, start_prometheus
-from tests.fixtures.service import ServerProcess, free_port
+from testservices.exporter import RunningExporter, exporter_config
+from testservices.prometheus import start_alertmanager, start_prometheus
+from testservices.service import ServerProcess, free_port
 
 ALERT = "GroundtruthExecStorm"
 TOKEN = "e2e-token-0123456789abcdef"

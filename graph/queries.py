@@ -277,6 +277,8 @@ ALERT_ACTIVE = (
     "starts_at_ns < {to_ns:UInt64} AND (ends_at_ns = 0 OR ends_at_ns >= {from_ns:UInt64})"
 )
 
+ALERT_IS = "fingerprint = {fingerprint:String}"
+
 
 def alerts(where: str) -> str:
     """Alerts active at some point of the window, one row per fingerprint."""

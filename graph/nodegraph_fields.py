@@ -144,6 +144,16 @@ def image_id(key: str, n: int) -> str:
     return f"{key}#{n}"
 
 
+def host_of(key: str) -> str:
+    """The host part of a process key (host:pid:start_ticks)."""
+    return key.rsplit(":", 2)[0]
+
+
+def endpoint_id(addr: str, port: int) -> str:
+    """The id of a remote address's node (IPv6 in brackets, as in a URL)."""
+    return f"{ENDPOINT}[{addr}]:{port}" if ":" in addr else f"{ENDPOINT}{addr}:{port}"
+
+
 def image_node(p: dict, n: int, at_ns: int, program: str) -> dict:
     """A program a process ran before exec'ing the next one."""
     return node(

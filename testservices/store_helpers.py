@@ -8,15 +8,15 @@ import time
 from schema.events import ProcessEvent, process_key
 from store.db import open_store
 
-# Events are recent: servers with TTL drop rows older than the retention as they are inserted.
-BASE_NS = time.time_ns() - 3600 * 10**9
 _run = itertools.count()
 
 
 def make_events(n: int, host: str = "host-a", start_ns: int | None = None, tag: str = "") -> list:
     """n distinct exec events with every field set to something checkable."""
     run = f"{tag or 'r'}{next(_run)}"
-    t0 = start_ns if start_ns is not None else BASE_NS
+    # Recent by default, taken now (not when this module was imported, maybe long before):
+    # servers with TTL drop rows older than the retention as they are inserted.
+    t0 = start_ns if start_ns is not None else time.time_ns() - 3600 * 10**9
     events = []
     for i in range(n):
         pid = 1000 + i % 30000
