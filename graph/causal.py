@@ -32,6 +32,7 @@ from graph.nodegraph_fields import (
     GROUP,
     HOST,
     SERVICE,
+    TRACE,
     edge,
     endpoint_id,
     host_of,
@@ -47,11 +48,13 @@ from graph.request import (
     HOST_FOCUS,
     PID,
     PROCESS,
+    TRACE_FOCUS,
     Focus,
     GraphLimits,
     GraphRequest,
     Scope,
 )
+from graph.traces import TraceAssembler, TraceLimits
 
 
 def in_scope(scope: Scope, host: str = "", container: str = "") -> bool:
@@ -65,7 +68,10 @@ def in_scope(scope: Scope, host: str = "", container: str = "") -> bool:
 def outside_scope(f: Focus, scope: Scope) -> FocusNotFound:
     where = [f"host={','.join(scope.hosts)}"] if scope.hosts else []
     where += [f"container={scope.container}"] if scope.container else []
-    prefix = {ALERT_FOCUS: ALERT, HOST_FOCUS: HOST, CONTAINER_FOCUS: CONTAINER, GROUP_FOCUS: GROUP}
+    prefix = {
+        ALERT_FOCUS: ALERT, HOST_FOCUS: HOST, CONTAINER_FOCUS: CONTAINER, GROUP_FOCUS: GROUP,
+        TRACE_FOCUS: TRACE,
+    }  # fmt: skip
     return FocusNotFound(
         f"focus {prefix.get(f.kind, '') + f.value!r} is outside the scope "
         f"({' '.join(where)}): a focus narrows the scope, it does not replace it"
@@ -128,6 +134,8 @@ class GraphBuilder:
                 hosts=(host,) if host else scope.hosts, container=container or scope.container
             )
             plan.alert_focus = f.value
+        elif f.kind == TRACE_FOCUS:
+            self.trace_focus(plan, f)
         elif f.kind == PROCESS:
             plan.seeds = [f.value]
         elif f.kind == GROUP_FOCUS:
@@ -146,7 +154,7 @@ class GraphBuilder:
                 {**where.params, "addr": f.addr, "port": f.port},
             )
             plan.seeds = [key for (key,) in rows]
-        if f.kind in (PROCESS, PID, ADDRESS, GROUP_FOCUS):
+        if f.kind in (PROCESS, PID, ADDRESS, GROUP_FOCUS, TRACE_FOCUS):
             self.fetch_details(plan.seeds)
             found = [self.details[k] for k in plan.seeds if k in self.details]
             if not found:
@@ -158,6 +166,21 @@ class GraphBuilder:
             ]
             if not plan.seeds:
                 raise outside_scope(f, scope)
+
+    def trace_focus(self, plan: Plan, f: Focus) -> None:
+        """A trace's flagged processes are the seeds (their ancestors lead to its root); their
+        flags go into the nodes' details."""
+        w = self.req.window
+        limits = TraceLimits(
+            depth_max=self.limits.max_depth,
+            lookback_ns=int(self.limits.ancestry_lookback_seconds * 1e9),
+        )
+        trace = TraceAssembler(self.store, None, limits).trace(f.value, w.from_ns, w.to_ns)
+        if trace is None:
+            raise FocusNotFound(f"no trace {f.value!r} has a flag in this window")
+        for flag in trace.flags:
+            plan.flags.setdefault(flag["process_key"], []).append(flag)
+        plan.seeds = list(plan.flags)
 
     # ---- 2. ancestors and descendants ---------------------------------------------------------
     def ancestors(self, seeds: list[str]) -> list[str]:
@@ -258,6 +281,7 @@ class GraphBuilder:
 
         for key in plan.pinned:
             drawing.add_process(self.details.get(key), key, pinned=True, focused=key in plan.seeds)
+        drawing.add_flags(plan.flags)
         for key in plan.singles:
             drawing.add_process(self.details.get(key), key)
         for grp in plan.groups:

@@ -28,6 +28,7 @@ from graph.nodegraph_fields import (
 )
 from graph.plan import Plan
 from graph.request import GraphRequest
+from graph.traces import SEVERITIES
 
 # Drawing priorities, lowest first kept when the node limit cuts: the focus (its processes
 # or its alert) is always drawn, then the pinned ancestors, alerts and context, the rest.
@@ -77,6 +78,15 @@ class Drawing:
             self.add_node(image_node(details, i, at_ns, program), priority)
             later = image_id(key, i + 1) if i + 1 < len(ran) else key
             self.add_edge(edge(image_id(key, i), later, "exec"))
+
+    def add_flags(self, flags: dict[str, list[dict]]) -> None:
+        """Each flagged process's flags in its node's details, most severe first."""
+        for key, found in flags.items():
+            if key in self.nodes:
+                ranked = sorted(found, key=lambda f: -SEVERITIES.index(f["severity"]))
+                self.nodes[key]["detail__flags"] = "; ".join(
+                    dict.fromkeys(f"{f['severity']} {f['rule_id']}" for f in ranked)
+                )
 
     def entry(self, key: str) -> str:
         """The node a process's life starts at: its first program's, when it ran several."""

@@ -30,6 +30,7 @@ NODE_FIELDS = [
     ("detail__container", "string", "Container"),
     ("detail__count", "number", "Processes"),
     ("detail__focus", "string", "Focus"),
+    ("detail__flags", "string", "Flags"),
 ]
 EDGE_FIELDS = [
     ("id", "string", "Id"),
@@ -46,9 +47,10 @@ EDGE_FIELDS = [
     ("detail__count", "number", "Count"),
 ]
 
-# Node kinds and id prefixes (a process node's id is its bare process key).
-HOST, CONTAINER, ENDPOINT, PEER, SERVICE, ALERT, GROUP, MORE = (
-    "host=", "container=", "endpoint=", "peer=", "listen=", "alert=", "group=", "more=",
+# Node kinds and id prefixes (a process node's id is its bare process key). ``trace=`` is a
+# focus only: a trace is drawn as its processes, the flagged ones highlighted.
+HOST, CONTAINER, ENDPOINT, PEER, SERVICE, ALERT, GROUP, MORE, TRACE = (
+    "host=", "container=", "endpoint=", "peer=", "listen=", "alert=", "group=", "more=", "trace=",
 )  # fmt: skip
 
 COLORS = {

@@ -17,4 +17,5 @@ class Plan:
     singles: list[str] = field(default_factory=list)
     groups: list[dict] = field(default_factory=list)  # collapsed siblings
     alert_focus: str = ""
+    flags: dict[str, list[dict]] = field(default_factory=dict)  # trace focus: key -> its flags
     notes: dict = field(default_factory=dict)

@@ -38,8 +38,8 @@ class Focus:
     port: int = 0
 
 
-PROCESS, PID, ADDRESS, ALERT_FOCUS, HOST_FOCUS, CONTAINER_FOCUS, GROUP_FOCUS = (
-    "process", "pid", "address", "alert", "host", "container", "group",
+PROCESS, PID, ADDRESS, ALERT_FOCUS, HOST_FOCUS, CONTAINER_FOCUS, GROUP_FOCUS, TRACE_FOCUS = (
+    "process", "pid", "address", "alert", "host", "container", "group", "trace",
 )  # fmt: skip
 
 

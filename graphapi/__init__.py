@@ -36,15 +36,15 @@ DEFAULTS = {
     # Identical graph requests share one graph this long: the panel's nodes and edges calls.
     "GRAPH_SNAPSHOT_SECONDS": 10.0,
     "JSON_SORT_KEYS": False,
-    "TRACE_SCORING": None,  # a graphapi.traces.TraceScoring; None: the thresholds file's
+    "TRACE_SCORING": None,  # a graph.traces.TraceScoring; None: the thresholds file's
 }
 
 
 def create_app(config: dict | None = None) -> Flask:
     """The graphapi Flask application, configured from DEFAULTS then ``config``."""
+    from graph.traces import TraceScoring
     from graphapi import auth, errors, snapshots, storage
     from graphapi.api import BLUEPRINTS
-    from graphapi.traces import TraceScoring
     from mixin.config import load_config
 
     app = Flask(__name__, static_folder=None)

@@ -18,7 +18,7 @@ import time
 from flask import current_app, request
 from werkzeug.exceptions import BadRequest
 
-from graph.nodegraph_fields import ALERT, CONTAINER, ENDPOINT, GROUP, HOST, PEER, SERVICE
+from graph.nodegraph_fields import ALERT, CONTAINER, ENDPOINT, GROUP, HOST, PEER, SERVICE, TRACE
 from graph.request import (
     ADDRESS,
     ALERT_FOCUS,
@@ -27,6 +27,7 @@ from graph.request import (
     HOST_FOCUS,
     PID,
     PROCESS,
+    TRACE_FOCUS,
     Focus,
     Scope,
     Window,
@@ -48,8 +49,8 @@ def bad(message: str) -> BadRequest:
 
 FOCUS_HELP = (
     "focus must be a process key (host:pid:start_ticks), pid@host or host:pid, an "
-    "address:port ([v6 address]:port), alert=<fingerprint>, host=<name>, container=<id>, "
-    "or a node id from a graph"
+    "address:port ([v6 address]:port), alert=<fingerprint>, trace=<id>, host=<name>, "
+    "container=<id>, or a node id from a graph"
 )
 
 
@@ -158,7 +159,11 @@ def _endpoint(text: str) -> Focus | None:
 
 def parse_focus(value: str) -> Focus:
     """A focus string -> Focus; a 400 explaining the accepted forms when it is none of them."""
-    for prefix, kind in ((ALERT, ALERT_FOCUS), (HOST, HOST_FOCUS), (CONTAINER, CONTAINER_FOCUS)):
+    prefixes = (
+        (ALERT, ALERT_FOCUS), (HOST, HOST_FOCUS), (CONTAINER, CONTAINER_FOCUS),
+        (TRACE, TRACE_FOCUS),
+    )  # fmt: skip
+    for prefix, kind in prefixes:
         if value.startswith(prefix) and len(value) > len(prefix):
             return Focus(kind, value[len(prefix) :])
     if value.startswith(GROUP) and "|" in value:

@@ -1,7 +1,7 @@
 """``groundtruth traces``: the traces of a window, highest score first, or one trace's paths.
 
 A trace is a set of causally linked flags and the chain from their root cause to each flag
-(``graphapi.traces``). The table is for reading during an incident; ``--format jsonl`` gives one
+(``graph.traces``). The table is for reading during an incident; ``--format jsonl`` gives one
 JSON object per trace (or, with ``--trace``, per flag) for tools.
 """
 
@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from graphapi.traces import Trace, TraceAssembler, TraceLimits, TraceScoring
+from graph.traces import Trace, TraceAssembler, TraceLimits, TraceScoring
 from incident.errors import IncidentError, NothingFound
 from incident.render import printable
 from incident.store_access import Reader, open_from_args

@@ -20,8 +20,8 @@ import json
 
 import pytest
 
+from graph.traces import UNSET_ID, TraceAssembler, TraceScoring, trace_id
 from graphapi import create_app
-from graphapi.traces import UNSET_ID, TraceAssembler, TraceScoring, trace_id
 from groundtruth.cli import main
 from mixin.config import load_config
 from schema.events import FlagEvent
@@ -239,3 +239,23 @@ def test_traces_command(server_url, capsys):
 
     assert main(["traces", *store, "--from", "2001-01-01", "--to", "2001-01-02"]) == 1
     assert "no flags" in capsys.readouterr().err
+
+
+def test_focus_on_a_trace_draws_its_chain_with_the_flags_in_the_nodes(client):
+    top = client.get("/api/traces", query_string=WINDOW, headers=AUTH).get_json()[0]
+    reply = client.get(
+        "/api/graph", query_string={**WINDOW, "focus": f"trace={top['id']}"}, headers=AUTH
+    )
+    assert reply.status_code == 200, reply.get_json()
+    nodes = {n["id"]: n for n in reply.get_json()["nodes"]}
+    flagged = {key(A, 210), key(A, 220), key(B, 510)}
+    assert flagged | {key(A, 200), key(B, 500)} <= set(nodes)
+    assert all(nodes[k]["highlighted"] for k in flagged)
+    assert nodes[key(A, 210)]["detail__flags"] == "critical reverse_shell"
+    assert nodes[key(A, 220)]["detail__flags"] == "high exec_from_tmp"
+    assert nodes[key(A, 200)]["detail__flags"] == ""
+    assert key(A, 310) not in nodes, "the crash is another trace"
+
+    missing = {**WINDOW, "focus": "trace=t-0000000000000000"}
+    reply = client.get("/api/graph", query_string=missing, headers=AUTH)
+    assert reply.status_code == 404 and "no trace" in reply.get_json()["description"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from werkzeug.exceptions import NotFound
 
-from graphapi.nodegraph_fields import iso
+from graph.nodegraph_fields import iso
+from graph.traces import Trace, TraceAssembler, TraceLimits
 from graphapi.request_args import limit_arg, scope_arg, text_arg, window_arg
 from graphapi.storage import get_store
-from graphapi.traces import Trace, TraceAssembler, TraceLimits
 
 bp = Blueprint("traces", __name__)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from graphapi.queries import CANONICAL, in_set
+from graph.queries import CANONICAL, in_set
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 UNSET_ID = 4294967295  # auid / audit session id of a process no login has marked
@@ -197,7 +197,7 @@ class TraceLimits:
 class TraceAssembler:
     """Builds the traces of a window from the store (flags, process ancestry, connections)."""
 
-    def __init__(self, store, scoring: TraceScoring, limits: TraceLimits = TraceLimits()):
+    def __init__(self, store, scoring: TraceScoring | None, limits: TraceLimits = TraceLimits()):
         self.store, self.scoring, self.limits = store, scoring, limits
         self.details: dict[str, dict] = {}
 
@@ -210,7 +210,7 @@ class TraceAssembler:
         traces = self._by_root(flags)
         self._join_across_hosts(traces)
         found = [t for t in traces.values() if not hosts or set(t.hosts) & set(hosts)]
-        for t in found:
+        for t in found if self.scoring else ():  # no scoring: a graph focus needs none
             t.score, t.band = self.scoring.score(t.flags, interactive=bool(t.root["tty"]))
         return sorted(found, key=lambda t: (-t.score, t.first_ns))
 
