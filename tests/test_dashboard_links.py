@@ -18,7 +18,7 @@ import re
 import urllib.parse
 
 import pytest
-from graphapi.nodegraph_fields import EDGE_FIELDS, NODE_FIELDS
+from graph.nodegraph_fields import EDGE_FIELDS, NODE_FIELDS
 
 from dashboards import build
 from dashboards.nodegraph import EDGE_DETAIL_NAMES, NODE_DETAIL_NAMES
