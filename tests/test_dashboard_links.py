@@ -18,10 +18,10 @@ import re
 import urllib.parse
 
 import pytest
-from graph.nodegraph_fields import EDGE_FIELDS, NODE_FIELDS
 
 from dashboards import build
 from dashboards.nodegraph import EDGE_DETAIL_NAMES, NODE_DETAIL_NAMES
+from graph.nodegraph_fields import EDGE_FIELDS, NODE_FIELDS
 from mixin.config import load_config
 
 FROM_MS, TO_MS = 1_764_900_000_000, 1_764_903_600_000
