@@ -257,10 +257,14 @@ class GraphBuilder:
 
         for key in plan.pinned:
             g.add_process(self.details.get(key), key, pinned=True)
+        # Collapsed siblings (a storm, a crash loop) and their parents before single processes:
+        # past the node limit, the quiet singles are the ones left out.
+        for grp in plan.groups:
+            if grp["parent"] not in g.nodes:
+                g.add_process(self.details.get(grp["parent"]), grp["parent"])
+            g.add_group(grp)
         for key in plan.singles:
             g.add_process(self.details.get(key), key)
-        for grp in plan.groups:
-            g.add_group(grp)
         for key in dict.fromkeys(parents):
             if key and key not in g.nodes:
                 g.add_process(self.details.get(key), key)
