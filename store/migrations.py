@@ -50,7 +50,7 @@ class Migration:
 
 
 def _initial_layout(store: Store, node, retention_days: int) -> None:
-    """Version 1 is the layout sync_tables creates: nothing to do beyond it."""
+    """The layout sync_tables creates (a new event type's table): nothing to do beyond it."""
 
 
 MIGRATIONS = [
@@ -59,6 +59,7 @@ MIGRATIONS = [
         "a table per event type and received_alerts, by (host, time_ns), partitioned by day",
         _initial_layout,
     ),
+    Migration(2, "flag_events: flags raised by the exporter's detector", _initial_layout),
 ]
 LATEST = MIGRATIONS[-1].version
 
