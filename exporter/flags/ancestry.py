@@ -30,23 +30,32 @@ class Ancestry:
     def _put(self, key: str, entry: tuple[str, str, bool]) -> None:
         procs = self.procs
         if len(procs) >= self.max_processes and key not in procs:
-            # Insertion order: the oldest process still held goes first.
-            del procs[next(iter(procs))]
-            self.evictions += 1
+            self._evict_oldest()
         procs[key] = entry
 
+    def _evict_oldest(self) -> None:
+        # Insertion order: the oldest process still held goes first.
+        del self.procs[next(iter(self.procs))]
+        self.evictions += 1
+
+    # fork() and exec() run for every process: _put() is inlined in them.
     def fork(self, key: str, parent_key: str) -> None:
         """A child starts as its parent: same program, and it holds the parent's sockets."""
-        parent = self.procs.get(parent_key, NOT_KNOWN)
-        self._put(key, (parent_key, parent[PROGRAM], parent[SERVER]))
+        procs = self.procs
+        parent = procs.get(parent_key, NOT_KNOWN)
+        if len(procs) >= self.max_processes and key not in procs:
+            self._evict_oldest()
+        procs[key] = (parent_key, parent[PROGRAM], parent[SERVER])
 
     def exec(self, key: str, parent_key: str, program: str) -> bool:
         """Records the new program; True when the process or its parent was serving."""
         procs = self.procs
-        own = procs.get(key, NOT_KNOWN)[SERVER]
-        serving = own or procs.get(parent_key, NOT_KNOWN)[SERVER]
+        own = procs.get(key)
+        serving = (own is not None and own[SERVER]) or procs.get(parent_key, NOT_KNOWN)[SERVER]
+        if own is None and len(procs) >= self.max_processes:
+            self._evict_oldest()
         # A new image: it serves again only once it listens or accepts itself.
-        self._put(key, (parent_key, program, False))
+        procs[key] = (parent_key, program, False)
         return serving
 
     def known(self, key: str, parent_key: str, program: str) -> None:

@@ -48,7 +48,7 @@ class Rule:
     line: int
 
 
-def _glob(patterns) -> re.Pattern | None:
+def glob_pattern(patterns) -> re.Pattern | None:
     """One compiled regex for a list of shell-style patterns (None for an empty list)."""
     if not patterns:
         return None
@@ -250,7 +250,7 @@ def _exception(r: _Reader, node, rules: dict[str, Rule]) -> RuleException:
         r.fail(node, "exception must name programs, ancestors, containers or users")
 
     def patterns(key):
-        return _glob(r.texts(fields_[key][1], key)) if key in fields_ else None
+        return glob_pattern(r.texts(fields_[key][1], key)) if key in fields_ else None
 
     severity = ""
     if "severity" in fields_:
