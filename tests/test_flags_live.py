@@ -21,7 +21,13 @@ from exporter.proc_scan import start_ticks
 from groundtruth.mixin import load_config
 from store.db import open_store
 from store.migrations import migrate
-from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
+from tests.cgroups import (
+    cgroup_dirs,
+    docker_scope_v2,
+    fake_container_id,
+    oom_killed_in_container,
+    run_in,
+)
 from tests.fixtures.clickhouse import fresh_database_name
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from tests.fixtures.exporter import RunningExporter, exporter_config
@@ -142,11 +148,8 @@ def test_crash_loop_after_n_failures_of_one_program(flagging_exporter, run_dir):
 def test_oom_kill_is_flagged(flagging_exporter):
     exp = flagging_exporter
     cid = fake_container_id()
-    mem = docker_v1("memory", cid)
-    with cgroup_dirs(mem):
-        (mem / "memory.limit_in_bytes").write_text(str(64 << 20))
-        hog = run_in([mem], [sys.executable, "-c", "x = b'a' * (512 << 20)"])
-        assert hog.wait() == -9
+    with oom_killed_in_container(cid) as hog:
+        assert hog.returncode == -9
     key = exp.events_of(hog.pid, ("oom_kill",))["oom_kill"][0].process_key
     (flag,) = flags_for(exp, "oom_kill", key)
     assert (flag.flag_class, flag.severity, flag.container_id) == ("operations", "high", cid)

@@ -140,3 +140,20 @@ def test_ancestry_is_bounded_and_evictions_are_counted():
     assert set(detector.ancestry.procs) == {"h:12:1", "h:13:1", "h:14:1"}  # the newest stay
     detector.observe([ProcessEvent(kind="exit", pid=14, process_key="h:14:1", outcome="ok")])
     assert len(detector.ancestry) == 2
+
+
+def test_a_flood_is_stored_up_to_the_budget_and_counted_whole():
+    thresholds = dict(load_config().raw["thresholds"], flag_stored_per_rule_max=2)
+    detector = Detector(load_rulebook(), thresholds)
+    execs = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
+                     filename=f"/tmp/p{p}", time_ns=10**18 + p)
+        for p in range(5)
+    ]  # fmt: skip
+    flags = detector.observe(execs)
+    assert [f.process_key for f in flags] == ["h:0:1", "h:1:1"]
+    assert detector.raised["exec_from_tmp", "security", "high"] == 5
+    assert detector.not_stored == {("exec_from_tmp", "budget"): 3}
+    later = ProcessEvent(kind="exec", pid=9, process_key="h:9:1", parent_key="h:1:1",
+                         filename="/tmp/p9", time_ns=10**18 + 61 * 10**9)  # fmt: skip
+    assert [f.process_key for f in detector.observe([later])] == ["h:9:1"]  # a new window

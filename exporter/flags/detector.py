@@ -10,7 +10,10 @@ same sinks as the events. A rule that matches goes through, in order:
 2. repeats: the same rule for the same program under the same parent in the same container
    within ``flag_repeat_window_seconds`` is counted but not stored again (a server spawning a
    shell per request, a loop executing from /tmp: one flag, every occurrence counted);
-3. a FlagEvent about the event's process (and connection).
+3. a budget: at most ``flag_stored_per_rule_max`` flags of one rule are stored per repeat
+   window, the rest counted (a script running thousands of programs from /tmp cannot flood
+   the store; the metric still shows every one);
+4. a FlagEvent about the event's process (and connection).
 
 Baseline policies (issue 18) plug in as another family calling ``emit`` with kind ``policy``.
 """
@@ -42,18 +45,20 @@ class Detector:
         self.clock = clock
         self.ancestry = Ancestry(int(thresholds["flag_ancestry_max_processes"]))
         self.repeat_ns = int(thresholds["flag_repeat_window_seconds"] * 1_000_000_000)
+        self.stored_max = int(thresholds["flag_stored_per_rule_max"])
         self.exec_rules = ExecRules(self.rules, self.emit)
         self.exit_rules = ExitRules(self.rules, thresholds, self.emit)
         self.connect_rules = ConnectRules(self.rules, thresholds, self.emit)
         # For groundtruth_flags_*: every rule's default (class, severity) is reported from 0.
         self.raised = Counter({(r.id, r.flag_class, r.severity): 0 for r in self.rules.values()})
-        self.repeated: Counter = Counter()
+        self.not_stored: Counter = Counter()  # (rule, reason: repeat | budget)
         self.excepted: Counter = Counter()
         self.events_seen = 0
         self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
         self._routes: dict[type, int | None] = {}
         self._programs: dict[str, str] = {}
         self._last_stored: dict[tuple, int] = {}
+        self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
         self._out: list[FlagEvent] = []
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
@@ -130,7 +135,7 @@ class Detector:
     # -- raising ---------------------------------------------------------------------------
     def emit(
         self, rule_id: str, ev, program: str, description: str, occurrences: int = 1,
-        connection_id: str = "",
+        connection_id: str = "", kind: str = "rule",
     ) -> None:  # fmt: skip
         """A rule matched ``ev`` (the event that decided it): exceptions, repeats, the flag."""
         rule = self.rules[rule_id]
@@ -147,18 +152,26 @@ class Detector:
                     return
                 severity, exception = exc.severity, exc.id
         self.raised[rule_id, rule.flag_class, severity] += 1
+        t = ev.time_ns
         key = (rule_id, parent_key, program, ev.container_id)
         last = self._last_stored.get(key)
-        if last is not None and 0 <= ev.time_ns - last < self.repeat_ns:
-            self.repeated[rule_id] += 1
+        if last is not None and 0 <= t - last < self.repeat_ns:
+            self.not_stored[rule_id, "repeat"] += 1
             return
+        budget = self._budgets.get(rule_id)
+        if budget is None or not 0 <= t - budget[0] < self.repeat_ns:
+            budget = self._budgets[rule_id] = [t, 0]
+        if budget[1] >= self.stored_max:
+            self.not_stored[rule_id, "budget"] += 1
+            return
+        budget[1] += 1
         if len(self._last_stored) >= REPEATS_MAX:
             self._last_stored.clear()
-        self._last_stored[key] = ev.time_ns
+        self._last_stored[key] = t
         self._out.append(
             FlagEvent(
                 event_id=f"{self._run_id}-{next(self._seq)}",
-                kind="rule",
+                kind=kind,
                 time_ns=self.clock(),
                 host=ev.host,
                 rule_id=rule_id,

@@ -22,16 +22,23 @@ class FlagsCollector:
         for (rule, cls, severity), n in sorted(dict(d.raised).items()):
             raised.add_metric([rule, cls, severity], n)
         yield raised
-        for name, counts, help_ in (
-            ("groundtruth_flags_repeated", d.repeated,
-             "Flags counted but not stored again: a repeat within the repeat window."),
-            ("groundtruth_flags_excepted", d.excepted,
-             "Rule matches silenced by an exception of the rules file."),
-        ):  # fmt: skip
-            family = CounterMetricFamily(name, help_, labels=["rule"])
-            for rule in sorted(d.rules):
-                family.add_metric([rule], counts.get(rule, 0))
-            yield family
+        not_stored = CounterMetricFamily(
+            "groundtruth_flags_not_stored",
+            "Flags counted but not stored: a repeat within the repeat window, or over the "
+            "rule's budget of stored flags per window.",
+            labels=["rule", "reason"],
+        )
+        excepted = CounterMetricFamily(
+            "groundtruth_flags_excepted",
+            "Rule matches silenced by an exception of the rules file.",
+            labels=["rule"],
+        )
+        for rule in sorted(d.rules):
+            for reason in ("repeat", "budget"):
+                not_stored.add_metric([rule, reason], d.not_stored.get((rule, reason), 0))
+            excepted.add_metric([rule], d.excepted.get(rule, 0))
+        yield not_stored
+        yield excepted
         yield GaugeMetricFamily(
             "groundtruth_exporter_flag_ancestry_processes",
             "Processes whose ancestry the flag detector holds.",
