@@ -157,3 +157,30 @@ def test_a_flood_is_stored_up_to_the_budget_and_counted_whole():
     later = ProcessEvent(kind="exec", pid=9, process_key="h:9:1", parent_key="h:1:1",
                          filename="/tmp/p9", time_ns=10**18 + 61 * 10**9)  # fmt: skip
     assert [f.process_key for f in detector.observe([later])] == ["h:9:1"]  # a new window
+
+
+def test_a_family_added_later_raises_policy_flags_through_the_same_path():
+    """How baseline policies plug in: a family with on_exec, flags of kind policy."""
+    detector = Detector(load_rulebook(), load_config().raw["thresholds"])
+
+    class NewProgram:
+        def on_exec(self, ev, program):
+            if program != "allowed":
+                detector.emit("exec_from_tmp", ev, program, f"{program} is new", kind="policy")
+
+    detector.add_family(NewProgram())
+    events = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", filename=f"/usr/bin/{name}")
+        for p, name in ((1, "allowed"), (2, "surprise"))
+    ]
+    flags = detector.observe(events)
+    assert [(f.kind, f.process_key, f.description) for f in flags] == [
+        ("policy", "h:2:1", "surprise is new")
+    ]
+
+
+def test_flags_test_has_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["flags", "test", "--help"])
+    assert e.value.code == 0
+    assert "promtool test rules" in capsys.readouterr().out

@@ -62,6 +62,19 @@ class Detector:
         self._out: list[FlagEvent] = []
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
+        # Families added later (baseline policies): called on every exec, listen, connection.
+        self._exec_hooks: list = []
+        self._listen_hooks: list = []
+        self._connection_hooks: list = []
+
+    def add_family(self, family) -> None:
+        """Another family of rules (e.g. baseline policies): its ``on_exec(ev, program)``,
+        ``on_listen(ev)`` and ``on_connection(ev)``, where it has them, see every such event
+        after the built-in rules; it raises flags through ``emit`` (``kind="policy"``)."""
+        for name, hooks in (("on_exec", self._exec_hooks), ("on_listen", self._listen_hooks),
+                            ("on_connection", self._connection_hooks)):  # fmt: skip
+            if hasattr(family, name):
+                hooks.append(getattr(family, name))
 
     def _route(self, cls) -> int | None:
         found = self._routes.get(cls, 0)
@@ -80,6 +93,8 @@ class Detector:
         anc, routes, programs = self.ancestry, self._routes, self._programs
         exec_rules, exit_rules = self.exec_rules, self.exit_rules
         tracks_servers = exec_rules.tracks_servers
+        exec_hooks, listen_hooks = self._exec_hooks, self._listen_hooks
+        connection_hooks = self._connection_hooks
         for ev in events:
             cls = ev.__class__
             route = routes.get(cls) or self._route(cls)
@@ -92,6 +107,8 @@ class Detector:
                     program = programs.get(filename) or self._program(filename, ev.comm)
                     serving = anc.exec(ev.process_key, ev.parent_key, program)
                     exec_rules.on_exec(ev, program, serving)
+                    for hook in exec_hooks:
+                        hook(ev, program)
                 elif kind == "exit":
                     program = anc.exit(ev.process_key) or ev.comm
                     if ev.outcome != "ok":
@@ -103,6 +120,8 @@ class Detector:
                 elif kind == "scan":
                     anc.known(ev.process_key, ev.parent_key, program_of(ev.filename, ev.comm))
             elif route == CONNECTION:
+                for hook in connection_hooks:
+                    hook(ev)
                 if ev.kind == "connect_failed":
                     self.connect_rules.on_connect_failed(ev, anc.program(ev.process_key))
                 elif (
@@ -113,6 +132,8 @@ class Detector:
                 ):
                     anc.serving(ev.process_key)
             elif route == LISTEN:
+                for hook in listen_hooks:
+                    hook(ev)
                 if (
                     tracks_servers
                     and ev.kind != "listen_close"
