@@ -6,7 +6,11 @@ import signal
 
 from exporter.flags.windows import WindowCounts
 
-PARAMS = {"oom_kill": {}, "crash": {"signals": "ints"}, "crash_loop": {}}
+PARAMS = {
+    "oom_kill": {},
+    "crash": {"signals": "ints"},
+    "crash_loop": {"stopped_exit_codes": "ints"},
+}
 # Signals that mean someone stopped the process, not that it failed.
 STOPPED_BY_SOMEONE = frozenset(
     {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE}
@@ -28,7 +32,9 @@ class ExitRules:
         self.crash_signals = frozenset(crash.params["signals"]) if crash else frozenset()
         self.crash = crash is not None
         self.loops = None
-        if "crash_loop" in rules:
+        loop = rules.get("crash_loop")
+        self.stopped_codes = frozenset(loop.params["stopped_exit_codes"]) if loop else frozenset()
+        if loop is not None:
             self.loops = WindowCounts(
                 thresholds["flag_crash_loop_exits"],
                 thresholds["flag_crash_loop_window_seconds"] * 1_000_000_000,
@@ -41,7 +47,7 @@ class ExitRules:
         if self.crash and (sig in self.crash_signals or ev.core_dumped):
             core = ", core dumped" if ev.core_dumped else ""
             self.emit("crash", ev, program, f"{program} killed by {signal_name(sig)}{core}")
-        if self.loops is None or sig in STOPPED_BY_SOMEONE:
+        if self.loops is None or sig in STOPPED_BY_SOMEONE or ev.exit_code in self.stopped_codes:
             return
         where = f"container {ev.container_id[:12]}" if ev.container_id else "the host"
         n = self.loops.add((ev.container_id, program), ev.time_ns)
