@@ -1,5 +1,6 @@
-"""Process probe: exec storm speed and losses, CPU per event against a counting-only floor,
-resident memory with 100,000 tracked processes."""
+"""Process probe: exec storm speed and losses, CPU per event against a counting-only floor (the
+flag detector on, as deployed; its own share reported), resident memory with 100,000 tracked
+processes."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from bench.floor import counting_only
 from bench.result import Result
 from exporter.compiler_memory import release_compiler_memory
 from exporter.config import ExporterConfig
+from exporter.flags.detector import load_detector
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import EV_FORK, HEAD, ProcessProbe
 from exporter.runner import Exporter
 from exporter.sinks.memory import MemorySink
+from schema.events import FlagEvent
 
 STORM_EXECS = 3000
 ROUNDS = 5
@@ -59,27 +62,45 @@ class CountingSink:
 
 
 class StormExecsSink(CountingSink):
-    """Also counts the storm's own execs: for the delivery check, not the CPU figure."""
+    """Also counts the storm's own execs, and keeps the batches (without the flags the
+    detector added): for the delivery check and the detector's replay, not the CPU figure."""
 
     def __init__(self, binary: str):
         super().__init__()
         self.binary = binary
         self.storm_execs = 0
+        self.batches: list[list] = []
 
     def write(self, events: list) -> None:
         super().write(events)
         self.storm_execs += sum(1 for e in events if e.kind == "exec" and e.filename == self.binary)
+        self.batches.append([e for e in events if not isinstance(e, FlagEvent)])
 
 
-def exporter_through(storm: list[str], sink) -> tuple[float, float, int]:
+def detector_replay_us_per_event(batches: list[list]) -> tuple[float, int]:
+    """(CPU us per event, events) of a fresh detector over recorded batches: the detector's own
+    cost on the storm alone, less exposed to what else the machine runs than the live figure."""
+    detector = load_detector()
+    gc.collect()
+    cpu0 = time.process_time()
+    for batch in batches:
+        detector.observe(batch)
+    events = sum(map(len, batches))
+    return (time.process_time() - cpu0) / events * 1e6, events
+
+
+def exporter_through(storm: list[str], sink, detector_cpu=None) -> tuple[float, float, int]:
     """(storm seconds, CPU seconds, events dropped) with the exporter on the full path:
-    probe -> decode -> identity, containers, process table -> sink."""
+    probe -> decode -> identity, containers, process table -> flag detector -> sink.
+    ``detector_cpu`` (a list) gets (the detector's own CPU ns, events it saw)."""
     exporter = Exporter(ExporterConfig(host="bench", selftest=False, tcp=False), sink)
     exporter.start(serve=False)
     try:
         secs, cpu = measure_with(exporter.drain_once, storm)
     finally:
         exporter.shutdown()
+    if detector_cpu is not None:
+        detector_cpu.append((exporter.detector.cpu_ns, exporter.detector.events_seen))
     return secs, cpu, sum(exporter.process_probe.drops_by_kind().values())
 
 
@@ -121,12 +142,14 @@ def storm_results(storm: list[str], binary: str) -> list[Result]:
     base, full, floor = [], [], []
     full_cpu = floor_cpu = 0.0
     full_events = floor_events = storm_execs = drops = 0
+    detector_cpu: list[tuple[int, int]] = []
+    replays: list[tuple[float, int]] = []
     for _ in range(ROUNDS):
         # Nothing attached: the machine's own speed.
         base.append(storm_seconds(storm))
         # The full path, timed.
         sink = CountingSink()
-        secs, cpu, dropped = exporter_through(storm, sink)
+        secs, cpu, dropped = exporter_through(storm, sink, detector_cpu)
         full.append(secs)
         full_cpu += cpu
         full_events += sink.events
@@ -135,6 +158,7 @@ def storm_results(storm: list[str], binary: str) -> list[Result]:
         check = StormExecsSink(binary)
         drops += exporter_through(storm, check)[2]
         storm_execs += check.storm_execs
+        replays.append(detector_replay_us_per_event(check.batches))
         # The floor: the same program and ring buffer, a consumer that only counts.
         floor_probe = CountingOnlyProbe(ProbeContext(host="bench"))
         floor_probe.load()
@@ -150,6 +174,7 @@ def storm_results(storm: list[str], binary: str) -> list[Result]:
     base_rate = STORM_EXECS / statistics.median(base)
     per_event = full_cpu / full_events * 1e6
     floor_per_event = floor_cpu / floor_events * 1e6
+    detector_ns, detector_events = map(sum, zip(*detector_cpu, strict=True))
     return [
         Result(
             "exec storm with the exporter (bash loop of a copy of /bin/true)",
@@ -180,6 +205,20 @@ def storm_results(storm: list[str], binary: str) -> list[Result]:
             "<= 3x",
             per_event <= 3 * floor_per_event,
             f"{full_events} events",
+        ),
+        Result(
+            "of which the flag detector, live (its thread CPU time in observe(), over every "
+            "event the host made meanwhile)",
+            detector_ns / detector_events / 1e3,
+            "us",
+            note=f"{detector_events} events",
+        ),
+        Result(
+            "flag detector CPU per event, the storm's recorded batches replayed through a fresh "
+            "detector (every storm exec matches exec_from_tmp: a repeat after the first)",
+            statistics.median(us for us, _ in replays),
+            "us",
+            note=f"median of {len(replays)} replays of {replays[0][1]} events",
         ),
     ]
 

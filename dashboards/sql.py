@@ -83,10 +83,12 @@ WHERE {ON_HOST} AND {WINDOW} AND {IN_CONTAINER} AND kind != 'scan'
 ORDER BY time_ns DESC
 LIMIT 500"""
 
-# Alerts as graphapi stored them from Alertmanager's webhook (store/received_alerts.py).
+# Alerts as graphapi stored them from Alertmanager's webhook (store/received_alerts.py). Their
+# ``time`` column is when they arrived (it decides retention); the panel shows when the status
+# took effect.
 RECEIVED_ALERTS = f"""\
 SELECT
-  time,
+  toDateTime(intDiv(time_ns, 1000000000), 'UTC') AS time,
   status,
   alertname,
   severity,

@@ -25,6 +25,8 @@ class ExporterConfig:
     ringbuf_pages: int = 1024
     selftest: bool = True
     tcp: bool = True  # the TCP connection probe
+    flags: bool = True  # the flag detector (exporter/flags/)
+    flag_rules: str = ""  # the rules file; '' is mixin/flag_rules.yaml
 
     def listen_address(self) -> tuple[str, int]:
         addr, sep, port = self.listen.rpartition(":")
@@ -41,6 +43,10 @@ class ExporterConfig:
             raise ConfigError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
         if not 0.001 <= self.drain_interval_seconds <= 5:
             raise ConfigError("drain_interval_seconds must be between 0.001 and 5")
+        if self.flags:
+            from exporter.flags.setup import flag_detector
+
+            flag_detector(self)  # a bad rules file: ConfigError with its file and line
         for sink in self.sinks:
             if not sink.startswith(("jsonl:", "clickhouse://", "chdb:")):
                 # Only the scheme: the rest may be a URL with a password.

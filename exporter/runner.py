@@ -23,6 +23,8 @@ from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
+from exporter.flags.metrics import FlagsCollector
+from exporter.flags.setup import flag_detector
 from exporter.metrics_server import MetricsServer, bind_metrics
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
@@ -71,6 +73,7 @@ class Exporter:
         if config.tcp:
             self.tcp_probe = TcpProbe(self.ctx, self.containers, self.table)
             self.probes.append(self.tcp_probe)
+        self.detector = flag_detector(config)
         self.selftest_results: dict[str, bool] = {}
         self.scan_duration_seconds = 0.0
         self._stop = threading.Event()
@@ -138,6 +141,8 @@ class Exporter:
             self.registry.register(collector)
         if self.tcp_probe is not None:
             self.registry.register(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
+        if self.detector is not None:
+            self.registry.register(FlagsCollector(self.detector))
 
     # -- the loop --------------------------------------------------------------------------
     def deliver(self, events: list) -> None:
@@ -147,6 +152,11 @@ class Exporter:
         kinds = Counter(zip(map(type, events), map(KIND, events), strict=True))
         for (cls, kind), n in kinds.items():
             self.stats.count_events(f"{EVENT_TYPE_NAMES[cls]}_{kind}", n)
+        if self.detector is not None:
+            flags = self.detector.observe(events)
+            if flags:
+                self.stats.count_events("flag_rule", len(flags))
+                events = events + flags
         self.sink.write(events)
 
     def drain_once(self) -> None:

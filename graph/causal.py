@@ -282,10 +282,14 @@ class GraphBuilder:
         for key in plan.pinned:
             drawing.add_process(self.details.get(key), key, pinned=True, focused=key in plan.seeds)
         drawing.add_flags(plan.flags)
+        # Collapsed siblings (a storm, a crash loop) and their parents before single processes:
+        # past the node limit, the quiet singles are the ones left out.
+        for grp in plan.groups:
+            if grp["parent"] not in drawing.nodes:
+                drawing.add_process(self.details.get(grp["parent"]), grp["parent"])
+            drawing.add_group(grp)
         for key in plan.singles:
             drawing.add_process(self.details.get(key), key)
-        for grp in plan.groups:
-            drawing.add_group(grp)
         for key in dict.fromkeys(parents):
             if key and key not in drawing.nodes:
                 drawing.add_process(self.details.get(key), key)

@@ -61,7 +61,8 @@ def per_process(where: str) -> str:
 
 
 def process_groups(where: str, sample: int) -> str:
-    """Processes grouped by (parent, program): how many, a sample of keys, failures first.
+    """Processes grouped by (parent, program): how many, a sample of keys; failures first, then
+    the largest groups (a storm outranks a quiet process when the limit cuts).
 
     This is the collapse of siblings, done by the server: Python sees one row per group.
     """
@@ -70,7 +71,7 @@ SELECT parent, program, count() AS n, groupArray({int(sample)})(process_key) AS 
        max(failed) AS any_failed, min(first_ns) AS first_ns
 FROM ({per_process(where)})
 GROUP BY parent, program
-ORDER BY any_failed DESC, first_ns ASC
+ORDER BY any_failed DESC, n DESC, first_ns ASC
 LIMIT {{groups_max:UInt32}}"""
 
 

@@ -15,6 +15,7 @@ import sys
 PARTS = [
     "groundtruth.up",
     "groundtruth.run",
+    "exporter.flags.cli",
     "store.cli",
     "graphapi.cli",
     "incident.cli",

@@ -50,6 +50,16 @@ def add_exporter_arguments(p) -> None:
         default=None,
         help="do not load the TCP connection probe",
     )
+    p.add_argument(
+        "--flag-rules", metavar="FILE", help="flag rules file (default: the one shipped)"
+    )
+    p.add_argument(
+        "--no-flags",
+        dest="flags",
+        action="store_false",
+        default=None,
+        help="do not run the flag detector",
+    )
 
 
 def config_from_args(args):
@@ -61,6 +71,8 @@ def config_from_args(args):
         "program_label_cap",
         "selftest",
         "tcp",
+        "flags",
+        "flag_rules",
     )
     return load_config(args.config, overrides={k: getattr(args, k) for k in keys})
 

@@ -160,3 +160,37 @@ class ListenEvent:
 
 EVENT_TYPES["tcp_connection"] = ConnectionEvent
 EVENT_TYPES["tcp_listen"] = ListenEvent
+
+
+# ---- Flags (exporter/flags/: raised by the detector from the events above) ----
+
+
+@dataclass(slots=True)
+class FlagEvent:
+    """Something abnormal about a process or connection, raised live by a rule of the rules file."""
+
+    event_id: str = col("String", "Unique id of this flag (exporter run id and sequence).")
+    kind: str = col("String", "rule (a rule of the rules file); policy (a baseline deviation).")
+    time_ns: int = col("UInt64", "When the flag was raised, ns since the epoch.")
+    host: str = col("String", "Host name the exporter runs on.")
+    rule_id: str = col("String", "Id of the rule that raised it (rules file).")
+    flag_class: str = col("String", "security or operations.")
+    severity: str = col("String", "info, low, medium, high or critical.")
+    technique: str = col("String", "MITRE ATT&CK technique id (security rules), or ''.")
+    description: str = col("String", "One line with the facts that raised it.")
+    process_key: str = col("String", "host:pid:start_ticks of the process it is about.")
+    pid: int = col("UInt32", "Process id of that process.")
+    comm: str = col("String", "Kernel command name of that process.")
+    program: str = col("String", "Its program: base name of the executed file, or its comm.")
+    parent_key: str = col("String", "process_key of its parent ('' if unknown).")
+    uid: int = col("UInt32", "Real user id of that process.")
+    connection_id: str = col("String", "connection_id of the connection it is about, or ''.")
+    container_id: str = col("String", "Container id of that process, or ''.")
+    pod_uid: str = col("String", "Kubernetes pod UID of that process, or ''.")
+    event_time_ns: int = col("UInt64", "Time of the event that triggered it, ns since the epoch.")
+    trigger_event_id: str = col("String", "event_id of the event that triggered it.")
+    occurrences: int = col("UInt32", "Events that decided it: 1, or N for a loop or a burst.", 1)
+    exception: str = col("String", "id of the rules file's exception that set its severity, or ''.")
+
+
+EVENT_TYPES["flag"] = FlagEvent

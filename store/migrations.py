@@ -55,7 +55,7 @@ class Migration:
 
 
 def _initial_layout(store: Store, node, retention_days: int) -> None:
-    """Version 1 is the layout sync_tables creates: nothing to do beyond it."""
+    """The layout sync_tables creates (a new event type's table): nothing to do beyond it."""
 
 
 def _time_source(node, table: str) -> str | None:
@@ -104,6 +104,7 @@ MIGRATIONS = [
         _retain_by_class_column,
         per_server=True,
     ),
+    Migration(3, "flag_events: flags raised by the exporter's detector", _initial_layout),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,3 +56,15 @@ def run_in(cgroups: list[Path], argv: list[str], **kw) -> subprocess.Popen:
             (cg / "cgroup.procs").write_text(str(os.getpid()))
 
     return subprocess.Popen(argv, preexec_fn=enter, **kw)
+
+
+@contextlib.contextmanager
+def oom_killed_in_container(container_id: str, limit_bytes: int = 64 << 20):
+    """A process that the OOM killer killed in a container's v1 memory cgroup (limit_bytes):
+    yields it once it has ended; the cgroup is removed on the way out."""
+    mem = docker_v1("memory", container_id)
+    with cgroup_dirs(mem):
+        (mem / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        hog = run_in([mem], [sys.executable, "-c", f"x = b'a' * {limit_bytes * 8}"])
+        hog.wait()
+        yield hog

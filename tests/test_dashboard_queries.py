@@ -147,6 +147,7 @@ def alert(event_id, time_ns, host="host-a"):
         labels="{}",
         annotations="{}",
         starts_at_ns=time_ns,
+        received_ns=time_ns + 90 * 10**9,  # delivered later: the panel shows time_ns
     )
 
 
@@ -219,3 +220,8 @@ def test_container_filter_takes_the_short_or_the_full_id(store):
 
 def test_quotes_in_variables_cannot_break_out_of_the_sql(store):
     assert names(store, "process_execs", "comm", container="c1' OR '1'='1") == set()
+
+
+def test_the_alerts_panel_shows_when_the_status_took_effect_not_when_it_arrived(store):
+    ((shown,),) = store.query(f"SELECT toUnixTimestamp(time) FROM ({expanded('received_alerts')})")
+    assert shown == IN_NS // 10**9

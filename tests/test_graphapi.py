@@ -565,3 +565,27 @@ def test_the_default_graph_fits_grafanas_drawing_limit_with_graphapis_own_cut(st
     more = g["nodes"][-1]
     assert more["detail__kind"] == "more"
     assert more["detail__count"] == g["meta"]["not_shown"] > 0
+
+
+def test_past_the_limit_a_storm_outranks_quiet_processes(store, client):
+    """Quiet processes that started first, then a storm of one program: with a small limit the
+    graph keeps the storm (its collapsed group and its parent) and leaves quiet ones out."""
+    t, limit = E.T0 + 11_000 * E.S, 10
+    events = []
+    for i in range(3 * limit):  # quiet: each its own program, all before the storm
+        events += E.spawn(E.A, 60_000 + i, 1, t + i * 10**6, f"quiet{i}", [f"quiet{i}"])
+    storm = 61_000
+    events += E.spawn(E.A, storm, 1, t + E.S, "stormer", ["stormer"])
+    for i in range(25):
+        pid = 62_000 + i
+        events += E.spawn(
+            E.A, pid, storm, t + 2 * E.S + i * 10**6, "true", ["true"], end=t + 3 * E.S
+        )
+    store.insert_events(events)
+    window = {"from": str((t - E.S) // 10**6), "to": str((t + 10 * E.S) // 10**6)}
+    g = get(client, host=E.A, limit=str(limit), **window)
+    check_contract(g, limit)
+    group = f"group={E.key(E.A, storm)}|true"
+    assert by_id(g)[group]["detail__count"] == 25
+    assert (E.key(E.A, storm), group) in edges(g, "spawned")
+    assert g["meta"]["not_shown"] > 0

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
+from tests.cgroups import (
+    cgroup_dirs,
+    docker_scope_v2,
+    docker_v1,
+    fake_container_id,
+    oom_killed_in_container,
+    run_in,
+)
 
 pytestmark = pytest.mark.ebpf
 
@@ -71,11 +78,8 @@ def test_container_cpu_and_memory_from_v1_cgroups(running_exporter):
 
 def test_oom_kill_is_tied_to_the_exit_it_causes(running_exporter):
     cid = fake_container_id()
-    mem = docker_v1("memory", cid)
-    with cgroup_dirs(mem):
-        (mem / "memory.limit_in_bytes").write_text(str(64 << 20))
-        hog = run_in([mem], [sys.executable, "-c", "x = b'a' * (512 << 20)"])
-        assert hog.wait() == -9
+    with oom_killed_in_container(cid) as hog:
+        assert hog.returncode == -9
         got = running_exporter.events_of(hog.pid, ("exec", "exit", "oom_kill"))
         exit_ = got["exit"][0]
         assert (exit_.outcome, exit_.signal) == ("oom", 9)

@@ -1,0 +1,246 @@
+"""The detector: follows each decoded batch, keeps the ancestry, raises flags by rule.
+
+``observe(events)`` runs in the exporter's drain loop on every batch (the hot path): it routes
+each event by class and kind with cheap early exits (a fork, an ok exit and most execs touch a
+dict or two and nothing else), and returns the flags raised, which the exporter sends to the
+same sinks as the events. A rule that matches goes through, in order:
+
+1. its exceptions in the rules file: the first that matches silences it (counted) or sets its
+   severity (named in the flag's ``exception``);
+2. repeats: the same rule for the same program under the same parent in the same container
+   within ``flag_repeat_window_seconds`` is counted but not stored again (a server spawning a
+   shell per request, a loop executing from /tmp: one flag, every occurrence counted);
+3. a budget: at most ``flag_stored_per_rule_max`` flags of one rule are stored per repeat
+   window, the rest counted (a script running thousands of programs from /tmp cannot flood
+   the store; the metric still shows every one);
+4. a FlagEvent about the event's process (and connection).
+
+Baseline policies (issue 18) plug in as another family calling ``emit`` with kind ``policy``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import Counter
+
+from exporter.flags.ancestry import Ancestry, program_of
+from exporter.flags.families.connect_rules import ConnectRules
+from exporter.flags.families.exec_rules import ExecRules
+from exporter.flags.families.exit_rules import ExitRules
+from exporter.flags.rulebook import Rulebook
+from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent
+
+REPEATS_MAX = 16384
+PROGRAMS_MAX = 4096
+PROCESS, CONNECTION, LISTEN = 1, 2, 3
+
+
+class Detector:
+    def __init__(self, rulebook: Rulebook, thresholds: dict, clock=time.time_ns):
+        self.rulebook = rulebook
+        self.rules = rulebook.rules
+        self.exceptions = rulebook.exceptions
+        self.clock = clock
+        self.ancestry = Ancestry(int(thresholds["flag_ancestry_max_processes"]))
+        self.repeat_ns = int(thresholds["flag_repeat_window_seconds"] * 1_000_000_000)
+        self.stored_max = int(thresholds["flag_stored_per_rule_max"])
+        self.exec_rules = ExecRules(self.rules, self.emit)
+        self.exit_rules = ExitRules(self.rules, thresholds, self.emit)
+        self.connect_rules = ConnectRules(self.rules, thresholds, self.emit)
+        # For groundtruth_flags_*: every rule's default (class, severity) is reported from 0.
+        self.raised = Counter({(r.id, r.flag_class, r.severity): 0 for r in self.rules.values()})
+        self.not_stored: Counter = Counter()  # (rule, reason: repeat | budget)
+        self.excepted: Counter = Counter()
+        self.events_seen = 0
+        self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
+        self._routes: dict[type, int | None] = {}
+        self._programs: dict[str, str] = {}
+        self._last_stored: dict[tuple, int] = {}
+        self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
+        self._out: list[FlagEvent] = []
+        self._run_id = os.urandom(4).hex()
+        self._seq = itertools.count()
+        # Families added later (baseline policies): called on every exec, listen, connection.
+        self._exec_hooks: list = []
+        self._listen_hooks: list = []
+        self._connection_hooks: list = []
+
+    def add_family(self, family) -> None:
+        """Another family of rules (e.g. baseline policies): its ``on_exec(ev, program)``,
+        ``on_listen(ev)`` and ``on_connection(ev)``, where it has them, see every such event
+        after the built-in rules; it raises flags through ``emit`` (``kind="policy"``)."""
+        for name, hooks in (("on_exec", self._exec_hooks), ("on_listen", self._listen_hooks),
+                            ("on_connection", self._connection_hooks)):  # fmt: skip
+            if hasattr(family, name):
+                hooks.append(getattr(family, name))
+
+    def _route(self, cls) -> int | None:
+        found = self._routes.get(cls, 0)
+        if found == 0:
+            found = self._routes[cls] = next(
+                (r for base, r in ((ProcessEvent, PROCESS), (ConnectionEvent, CONNECTION),
+                                   (ListenEvent, LISTEN)) if issubclass(cls, base)),
+                None,
+            )  # fmt: skip
+        return found
+
+    def observe(self, events: list) -> list[FlagEvent]:
+        """The flags this batch raises (most batches: none)."""
+        cpu0 = time.thread_time_ns()
+        out = self._out = []
+        anc, routes, programs = self.ancestry, self._routes, self._programs
+        exec_rules, exit_rules = self.exec_rules, self.exit_rules
+        tracks_servers = exec_rules.tracks_servers
+        exec_hooks, listen_hooks = self._exec_hooks, self._listen_hooks
+        connection_hooks = self._connection_hooks
+        for ev in events:
+            cls = ev.__class__
+            route = routes.get(cls) or self._route(cls)
+            if route == PROCESS:
+                kind = ev.kind
+                if kind == "fork":
+                    anc.fork(ev.process_key, ev.parent_key)
+                elif kind == "exec":
+                    filename = ev.filename
+                    program = programs.get(filename) or self._program(filename, ev.comm)
+                    serving = anc.exec(ev.process_key, ev.parent_key, program)
+                    exec_rules.on_exec(ev, program, serving)
+                    for hook in exec_hooks:
+                        hook(ev, program)
+                elif kind == "exit":
+                    program = anc.exit(ev.process_key) or ev.comm
+                    if ev.outcome != "ok":
+                        exit_rules.on_failed_exit(ev, program)
+                elif kind == "oom_kill":
+                    exit_rules.on_oom_kill(ev, anc.program(ev.process_key) or ev.comm)
+                elif kind == "cred_change":
+                    exec_rules.on_cred_change(ev, anc.program(ev.process_key) or ev.comm)
+                elif kind == "scan":
+                    anc.known(ev.process_key, ev.parent_key, program_of(ev.filename, ev.comm))
+            elif route == CONNECTION:
+                for hook in connection_hooks:
+                    hook(ev)
+                if ev.kind == "connect_failed":
+                    self.connect_rules.on_connect_failed(ev, anc.program(ev.process_key))
+                elif (
+                    tracks_servers
+                    and ev.direction == "inbound"
+                    and ev.process_key
+                    and exec_rules.network_facing(ev.remote_addr)
+                ):
+                    anc.serving(ev.process_key)
+            elif route == LISTEN:
+                for hook in listen_hooks:
+                    hook(ev)
+                if (
+                    tracks_servers
+                    and ev.kind != "listen_close"
+                    and ev.process_key
+                    and exec_rules.network_facing(ev.local_addr)
+                ):
+                    anc.serving(ev.process_key)
+        self.events_seen += len(events)
+        self.cpu_ns += time.thread_time_ns() - cpu0
+        return out
+
+    def _program(self, filename: str, comm: str) -> str:
+        if len(self._programs) >= PROGRAMS_MAX:
+            self._programs.clear()
+        program = program_of(filename, comm)
+        if filename:
+            self._programs[filename] = program
+        return program
+
+    # -- raising ---------------------------------------------------------------------------
+    def emit(
+        self, rule_id: str, ev, program: str, description: str, occurrences: int = 1,
+        connection_id: str = "", kind: str = "rule",
+    ) -> None:  # fmt: skip
+        """A rule matched ``ev`` (the event that decided it): exceptions, repeats, the flag."""
+        rule = self.rules[rule_id]
+        parent_key = getattr(ev, "parent_key", None)
+        if parent_key is None:  # a connection event: its process's parent, if known
+            parent_key = self.ancestry.parent(ev.process_key)
+        severity, exception = rule.severity, ""
+        candidates = self.exceptions.get(rule_id)
+        if candidates:
+            exc = self._exception_for(candidates, ev, program, parent_key)
+            if exc is not None:
+                if not exc.severity:
+                    self.excepted[rule_id] += 1
+                    return
+                severity, exception = exc.severity, exc.id
+        self.raised[rule_id, rule.flag_class, severity] += 1
+        t = ev.time_ns
+        key = (rule_id, parent_key, program, ev.container_id)
+        last = self._last_stored.get(key)
+        if last is not None and 0 <= t - last < self.repeat_ns:
+            self.not_stored[rule_id, "repeat"] += 1
+            return
+        budget = self._budgets.get(rule_id)
+        if budget is None or not 0 <= t - budget[0] < self.repeat_ns:
+            budget = self._budgets[rule_id] = [t, 0]
+        if budget[1] >= self.stored_max:
+            self.not_stored[rule_id, "budget"] += 1
+            return
+        budget[1] += 1
+        if len(self._last_stored) >= REPEATS_MAX:
+            self._last_stored.clear()
+        self._last_stored[key] = t
+        self._out.append(
+            FlagEvent(
+                event_id=f"{self._run_id}-{next(self._seq)}",
+                kind=kind,
+                time_ns=self.clock(),
+                host=ev.host,
+                rule_id=rule_id,
+                flag_class=rule.flag_class,
+                severity=severity,
+                technique=rule.technique,
+                description=description,
+                process_key=ev.process_key,
+                pid=ev.pid,
+                comm=ev.comm,
+                program=program,
+                parent_key=parent_key,
+                uid=getattr(ev, "uid", 0),
+                connection_id=connection_id,
+                container_id=ev.container_id,
+                pod_uid=ev.pod_uid,
+                event_time_ns=ev.time_ns,
+                trigger_event_id=ev.event_id,
+                occurrences=occurrences,
+                exception=exception,
+            )
+        )
+
+    def _exception_for(self, candidates, ev, program: str, parent_key: str):
+        """The first exception of the rule whose every condition matches, or None."""
+        for exc in candidates:
+            if exc.programs is not None and not exc.programs.match(program):
+                continue
+            if exc.containers is not None and not exc.containers.match(ev.container_id):
+                continue
+            if exc.users is not None and not (
+                getattr(ev, "uid", None) in exc.users or getattr(ev, "auid", None) in exc.users
+            ):
+                continue
+            if exc.ancestors is not None and not any(
+                exc.ancestors.match(p) for p in self.ancestry.ancestor_programs(parent_key)
+            ):
+                continue
+            return exc
+        return None
+
+
+def load_detector(rules_path=None, thresholds: dict | None = None) -> Detector:
+    """A detector from the rules file (default: the one shipped) and the thresholds file's
+    flag_* numbers (default: mixin/mixin.yaml)."""
+    from exporter.flags.rulebook import load_rulebook
+    from mixin.config import load_config
+
+    if thresholds is None:
+        thresholds = load_config().raw["thresholds"]
+    return Detector(load_rulebook(rules_path), thresholds)

@@ -1,0 +1,163 @@
+"""Security rules decided at exec (and at a credential change): what ran, from where, started
+by whom, with which terminal, sockets and credentials.
+
+The security context fields of process events (``euid``, ``auid``, ``tty``, ``stdin_type``,
+``stdout_type``, ``exe_deleted``, ``exe_memfd``; ``prev_euid`` on ``cred_change``) are read
+with defaults where an event class lacks them, so these rules run (and stay silent) on an
+exporter whose probe does not record them yet.
+"""
+
+from __future__ import annotations
+
+import re
+
+from exporter.flags.rulebook import glob_pattern
+
+SHELLS = {"shells": "texts"}
+PARAMS = {
+    "exec_from_tmp": {"paths": "texts"},
+    "exec_fileless": {},
+    "network_tool_in_container": {"programs": "texts"},
+    "shell_from_server": {"shells": "texts", "interpreters": "texts", "local_only": "texts"},
+    "reverse_shell": SHELLS,
+    "interactive_shell_in_container": SHELLS,
+    "privilege_gain": {},
+}
+ROOT = 0
+AUID_UNSET = 4294967295
+SECURITY_FIELDS = ("uid", "euid", "auid", "tty", "stdin_type", "stdout_type", "exe_deleted",
+                   "exe_memfd")  # fmt: skip
+SECURITY_DEFAULTS = (0, None, AUID_UNSET, "", "", "", 0, 0)
+# Program classes, cached per program name.
+SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL = 1, 2, 4, 8
+PROGRAM_CACHE_MAX = 4096
+
+
+def security_reader(cls):
+    """A function giving an event's security fields (SECURITY_FIELDS order), the defaults
+    standing in for the fields its class lacks.
+
+    Runs for every exec: built once per class as one tuple expression (a getattr that misses
+    raises and catches an AttributeError, which costs more than the rest of the rules).
+    """
+    parts = [
+        f"ev.{name}" if hasattr(cls, name) else repr(default)
+        for name, default in zip(SECURITY_FIELDS, SECURITY_DEFAULTS, strict=True)
+    ]
+    return eval(f"lambda ev: ({', '.join(parts)})")  # names and reprs of our own constants
+
+
+def _matcher(rule, *keys) -> re.Pattern | None:
+    if rule is None:
+        return None
+    return glob_pattern([p for k in keys for p in rule.params[k]])
+
+
+class ExecRules:
+    def __init__(self, rules: dict, emit):
+        self.emit = emit
+        tmp = rules.get("exec_from_tmp")
+        self.tmp_paths = tuple(tmp.params["paths"]) if tmp else ()
+        self.fileless = "exec_fileless" in rules
+        self.privilege = "privilege_gain" in rules
+        self._classes = [
+            (SERVER_SHELL, _matcher(rules.get("shell_from_server"), "shells", "interpreters")),
+            (NETWORK_TOOL, _matcher(rules.get("network_tool_in_container"), "programs")),
+            (REVERSE_SHELL_PROGRAM, _matcher(rules.get("reverse_shell"), "shells")),
+            (TERMINAL_SHELL, _matcher(rules.get("interactive_shell_in_container"), "shells")),
+        ]
+        server = rules.get("shell_from_server")
+        self._local_only = _matcher(server, "local_only")
+        self.tracks_servers = server is not None
+        self._class_of: dict[str, int] = {}
+        self._readers: dict[type, object] = {}
+
+    def program_class(self, program: str) -> int:
+        found = self._class_of.get(program)
+        if found is None:
+            if len(self._class_of) >= PROGRAM_CACHE_MAX:
+                self._class_of.clear()
+            found = 0
+            for bit, pattern in self._classes:
+                if pattern is not None and pattern.match(program):
+                    found |= bit
+            self._class_of[program] = found
+        return found
+
+    def network_facing(self, addr: str) -> bool:
+        """Whether listening on (or accepting from) addr makes a process network-facing: not
+        when only this host can reach it (the rule's local_only addresses)."""
+        return self._local_only is None or not self._local_only.match(addr)
+
+    def reader(self, cls):
+        found = self._readers.get(cls)
+        if found is None:
+            found = self._readers[cls] = security_reader(cls)
+        return found
+
+    def on_exec(self, ev, program: str, serving: bool) -> None:
+        emit = self.emit
+        filename = ev.filename
+        if self.tmp_paths and filename.startswith(self.tmp_paths):
+            emit("exec_from_tmp", ev, program, f"{filename} executed (from a temporary directory)")
+        read = self._readers.get(ev.__class__) or self.reader(ev.__class__)
+        uid, euid, auid, tty, stdin, stdout, deleted, memfd = read(ev)
+        if self.fileless and (deleted or memfd):
+            what = "a memfd" if memfd else "a deleted file"
+            emit("exec_fileless", ev, program, f"{filename} executed from {what}")
+        if self.privilege and euid == ROOT and uid != ROOT and auid != ROOT:
+            emit(
+                "privilege_gain", ev, program,
+                f"{filename} runs as root (euid 0) for uid {uid}, login uid "
+                f"{_user(auid)}: setuid binary",
+            )  # fmt: skip
+        kind = self._class_of.get(program)
+        if kind is None:
+            kind = self.program_class(program)
+        if not kind:
+            return
+        container = ev.container_id
+        if kind & NETWORK_TOOL and container:
+            emit(
+                "network_tool_in_container",
+                ev,
+                program,
+                f"{program} ran in container {container[:12]}",
+            )
+        if kind & SERVER_SHELL and serving:
+            emit(
+                "shell_from_server",
+                ev,
+                program,
+                f"{program} started by a network-facing server process (parent {ev.parent_key})",
+            )
+        if kind & REVERSE_SHELL_PROGRAM and "socket" in (stdin, stdout):
+            emit(
+                "reverse_shell",
+                ev,
+                program,
+                f"shell {program} with stdin {stdin or '?'}, stdout {stdout or '?'} (a socket)",
+            )
+        if kind & TERMINAL_SHELL and container and tty:
+            emit(
+                "interactive_shell_in_container",
+                ev,
+                program,
+                f"shell {program} on terminal {tty} in container {container[:12]}",
+            )
+
+    def on_cred_change(self, ev, program: str) -> None:
+        if not self.privilege:
+            return
+        uid, euid, auid = self.reader(ev.__class__)(ev)[:3]
+        prev_euid = getattr(ev, "prev_euid", None)
+        if euid == ROOT and prev_euid not in (None, ROOT) and auid != ROOT:
+            self.emit(
+                "privilege_gain", ev, program,
+                f"{program} changed euid {prev_euid} -> 0 ({ev.outcome or 'credential change'}), "
+                f"login uid {_user(auid)}",
+            )  # fmt: skip
+
+
+def _user(auid: int) -> str:
+    return "unset" if auid == AUID_UNSET else str(auid)

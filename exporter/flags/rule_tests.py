@@ -1,0 +1,199 @@
+"""``groundtruth flags test FILE``: rule tests on recorded events, as ``promtool test rules``.
+
+A test file (YAML)::
+
+    rules: ../mixin/flag_rules.yaml   # optional, relative to this file; default: shipped
+    thresholds: {flag_crash_loop_exits: 3}  # optional, on top of the thresholds file's
+    tests:
+      - name: a program run from /tmp
+        events:                             # or events_file: recorded.jsonl (the JSON sink's lines)
+          - {type: process, kind: exec, pid: 42, process_key: h:42:7, filename: /tmp/x}
+        expect:
+          - {rule_id: exec_from_tmp, severity: high, process_key: h:42:7}
+
+Events are given with the fields of their event class (``type``: process, tcp_connection,
+tcp_listen, or the class name the JSON sink writes); fields left out take their defaults, and
+``time_ns`` defaults to one millisecond apart. Each test runs on a fresh detector; its flags
+are compared with ``expect`` on the keys the expectations name: pass, or a diff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import yaml
+
+from exporter.flags.detector import Detector
+from exporter.flags.families.exec_rules import SECURITY_FIELDS
+from exporter.flags.rulebook import load_rulebook
+from schema.events import EVENT_TYPES
+
+CLASSES = {**EVENT_TYPES, **{cls.__name__: cls for cls in EVENT_TYPES.values()}}
+# Process fields the rules read that an older ProcessEvent may lack (recorded by newer probes).
+RULE_READ_FIELDS = {
+    **dict(zip(SECURITY_FIELDS, (0, 0, 4294967295, "", "", "", 0, 0), strict=True)),
+    "prev_uid": 0, "prev_gid": 0, "prev_euid": 0, "prev_egid": 0,
+}  # fmt: skip
+BASE_TIME_NS = 1_700_000_000_000_000_000
+STEP_NS = 1_000_000
+
+
+class RuleTestError(ValueError):
+    """A malformed test file: the message starts with ``FILE:LINE:``."""
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Mappings carry ``__line__`` (1-based) so errors can name the line."""
+
+    def construct_mapping(self, node, deep=False):
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping["__line__"] = node.start_mark.line + 1
+        return mapping
+
+
+def _line(mapping) -> int:
+    return mapping.get("__line__", 0) if isinstance(mapping, dict) else 0
+
+
+def _clean(mapping: dict) -> dict:
+    return {k: v for k, v in mapping.items() if k != "__line__"}
+
+
+def _event_class(cls, extra: set[str]):
+    """cls, or (for fields only a newer probe records) a subclass that has them."""
+    missing = [n for n in extra if n not in cls.__dataclass_fields__]
+    if not missing:
+        return cls
+    extra = [(n, object, dataclasses.field(default=RULE_READ_FIELDS[n])) for n in missing]
+    return dataclasses.make_dataclass(cls.__name__, extra, bases=(cls,))
+
+
+def make_event(raw: dict, index: int, where: str):
+    """One event from its recorded fields."""
+    fields = _clean(raw)
+    type_name = fields.pop("type", "process")
+    cls = CLASSES.get(type_name)
+    if cls is None:
+        raise RuleTestError(
+            f"{where}: unknown event type {type_name!r} (known: {', '.join(EVENT_TYPES)})"
+        )
+    known = set(cls.__dataclass_fields__)
+    unknown = set(fields) - known - set(RULE_READ_FIELDS)
+    if unknown:
+        raise RuleTestError(f"{where}: {type_name} has no field {', '.join(sorted(unknown))}")
+    fields.setdefault("time_ns", BASE_TIME_NS + index * STEP_NS)
+    fields.setdefault("event_id", f"event-{index}")
+    fields.setdefault("host", "test")
+    try:
+        return _event_class(cls, set(fields) - known)(**fields)
+    except TypeError as e:
+        raise RuleTestError(f"{where}: {e}") from e
+
+
+def _events(test: dict, base: Path, where: str) -> list:
+    if "events_file" in test:
+        path = base / test["events_file"]
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as e:
+            raise RuleTestError(f"{where}: cannot read {path}: {e.strerror}") from e
+        out = []
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    raw = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise RuleTestError(f"{path}:{n}: not JSON: {e.msg}") from e
+                out.append(make_event(raw, len(out), f"{path}:{n}"))
+        return out
+    events = test.get("events")
+    if not isinstance(events, list):
+        raise RuleTestError(f"{where}: a test needs events (a list) or events_file")
+    return [
+        make_event(raw, i, f"{where.rsplit(':', 1)[0]}:{_line(raw)}")
+        for i, raw in enumerate(events)
+    ]
+
+
+def _project(flag, keys) -> tuple:
+    return tuple((k, getattr(flag, k)) for k in keys)
+
+
+def run_test_file(path: str | Path, thresholds_base: dict | None = None) -> tuple[bool, list[str]]:
+    """(all passed, report lines)."""
+    from mixin.config import load_config
+
+    path = Path(path)
+    try:
+        doc = yaml.load(path.read_text(), Loader=_LineLoader)
+    except OSError as e:
+        raise RuleTestError(f"{path}: cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise RuleTestError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
+        raise RuleTestError(f"{path}:1: a rule test file needs a 'tests' list")
+    thresholds = dict(thresholds_base or load_config().raw["thresholds"])
+    for key, value in _clean(doc.get("thresholds") or {}).items():
+        if key not in thresholds:
+            raise RuleTestError(f"{path}:{_line(doc['thresholds'])}: unknown threshold {key!r}")
+        thresholds[key] = value
+    rules_path = (path.parent / doc["rules"]) if doc.get("rules") else None
+    rulebook = load_rulebook(rules_path)
+    ok, report = True, []
+    for test in doc["tests"]:
+        where = f"{path}:{_line(test)}"
+        if not isinstance(test, dict):
+            raise RuleTestError(f"{where}: each test must be a mapping")
+        name = test.get("name", f"line {_line(test)}")
+        expected = [_clean(e) for e in test.get("expect") or []]
+        keys = ["rule_id", "severity", "process_key"]
+        for e in expected:
+            keys += [k for k in e if k not in keys]
+        for e in expected:
+            bad = [k for k in e if not hasattr(_FLAG_FIELDS, k)]
+            if bad:
+                raise RuleTestError(f"{where}: flags have no field {', '.join(bad)}")
+        detector = Detector(rulebook, thresholds)
+        flags = detector.observe(_events(test, path.parent, where))
+        got = sorted(_project(f, keys) for f in flags)
+        want = sorted(tuple((k, e.get(k, _ANY)) for k in keys) for e in expected)
+        missing, unexpected = _diff(want, got)
+        if missing or unexpected:
+            ok = False
+            report.append(f"FAIL {where}: {name}")
+            report += [f"  - expected, not raised: {_show(m)}" for m in missing]
+            report += [f"  + raised, not expected: {_show(u)}" for u in unexpected]
+        else:
+            report.append(f"ok   {where}: {name} ({len(flags)} flags)")
+    return ok, report
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "*"
+
+
+_ANY = _Any()
+_FLAG_FIELDS = EVENT_TYPES["flag"]
+
+
+def _matches(want: tuple, got: tuple) -> bool:
+    return all(w[1] is _ANY or w[1] == g[1] for w, g in zip(want, got, strict=True))
+
+
+def _diff(want: list, got: list) -> tuple[list, list]:
+    left = list(got)
+    missing = []
+    for w in want:
+        hit = next((g for g in left if _matches(w, g)), None)
+        if hit is None:
+            missing.append(w)
+        else:
+            left.remove(hit)
+    return missing, left
+
+
+def _show(pairs: tuple) -> str:
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in pairs if v is not _ANY) + "}"

@@ -1,0 +1,116 @@
+"""False positives of the flag detector while the test suite runs.
+
+Usage (scripts/flag-watch.sh does all three):
+
+1. run an exporter of its own that writes every event to JSON lines:
+   ``groundtruth run --host flag-watch --sink jsonl:EVENTS --listen 127.0.0.1:PORT``;
+2. run the suite with this module as a pytest plugin, which writes each test's time span:
+   ``GT_TEST_SPANS=SPANS pytest -p scripts.flag_watch``;
+3. ``python -m scripts.flag_watch report EVENTS SPANS --root-pid PID``: every security flag on
+   a process descending from PID (the suite; other processes on a shared host are left out),
+   with the test that was running when its event happened. Flags from tests that cause them on
+   purpose (tests/test_flags_live.py) are listed apart; the rest are the false positives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from bisect import bisect_right
+from collections import Counter
+
+PURPOSE = "tests/test_flags_live.py"
+EXAMPLES = 3
+
+
+# -- the pytest plugin ------------------------------------------------------------------------
+def pytest_runtest_logstart(nodeid, location):
+    _span(nodeid, "start")
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _span(nodeid, "end")
+
+
+def _span(nodeid: str, edge: str) -> None:
+    path = os.environ.get("GT_TEST_SPANS")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": nodeid, edge: time.time_ns()}) + "\n")
+
+
+# -- the report -------------------------------------------------------------------------------
+def read_lines(path: str):
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def test_at(starts: list[tuple[int, str]], t: int) -> str:
+    i = bisect_right(starts, (t, "\uffff")) - 1
+    return starts[i][1] if i >= 0 else "(before the first test)"
+
+
+def descendants(parents: dict[str, str], roots: set[str]):
+    """process keys whose ancestry reaches one of roots."""
+    memo: dict[str, bool] = {}
+
+    def under(key: str) -> bool:
+        chain = []
+        while key and key not in memo and key not in roots and len(chain) < 256:
+            chain.append(key)
+            key = parents.get(key, "")
+        found = key in roots or memo.get(key, False)
+        for k in chain:
+            memo[k] = found
+        return found
+
+    return under
+
+
+def report(events_path: str, spans_path: str, root_pid: int) -> int:
+    parents, roots, flags = {}, set(), []
+    for ev in read_lines(events_path):
+        if ev["type"] == "ProcessEvent" and ev["kind"] in ("fork", "exec", "scan"):
+            parents[ev["process_key"]] = ev["parent_key"]
+            if ev["pid"] == root_pid:
+                roots.add(ev["process_key"])
+        elif ev["type"] == "FlagEvent":
+            flags.append(ev)
+    starts = sorted((s["start"], s["test"]) for s in read_lines(spans_path) if "start" in s)
+    under = descendants(parents, roots)
+    ours = [f for f in flags if under(f["process_key"])]
+    security = [f for f in ours if f["flag_class"] == "security"]
+    by_purpose = [f for f in security if test_at(starts, f["event_time_ns"]).startswith(PURPOSE)]
+    unwanted = [f for f in security if f not in by_purpose]
+    print(f"flags on the suite's processes: {len(ours)} ({len(flags)} on the whole host)")
+    print(f"  by class: {dict(Counter(f['flag_class'] for f in ours))}")
+    print(f"security flags caused on purpose ({PURPOSE}): {len(by_purpose)}")
+    print(f"security flags no test meant to cause: {len(unwanted)}")
+    groups: dict[tuple[str, str], list] = {}
+    for f in unwanted:
+        groups.setdefault((f["rule_id"], test_at(starts, f["event_time_ns"])), []).append(f)
+    for (rule, test), group in sorted(groups.items(), key=lambda g: -len(g[1])):
+        print(f"  {len(group)} x {rule} in {test}, e.g.:")
+        for f in group[:EXAMPLES]:
+            print(f"      {f['severity']} {f['process_key']}: {f['description'][:160]}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.flag_watch", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("report", help="security flags raised on the suite's processes")
+    r.add_argument("events")
+    r.add_argument("spans")
+    r.add_argument("--root-pid", type=int, required=True, help="pid of the suite's pytest")
+    args = p.parse_args(argv)
+    return report(args.events, args.spans, args.root_pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

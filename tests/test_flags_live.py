@@ -1,0 +1,253 @@
+"""Flags from real activity: the real exporter (real eBPF probes, TCP probe on, the shipped rules
+file and thresholds) sees what each test does and raises exactly the flag for it, about exactly
+the process the test started; flags reach the store (chDB) and groundtruth_flags_total."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from exporter.proc_scan import start_ticks
+from mixin.config import load_config
+from schema.events import FlagEvent, ListenEvent, process_key
+from store.db import open_store
+from store.migrations import migrate
+from tests.cgroups import (
+    cgroup_dirs,
+    docker_scope_v2,
+    fake_container_id,
+    oom_killed_in_container,
+    run_in,
+)
+from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+from testservices.clickhouse import fresh_database_name
+from testservices.exporter import RunningExporter, exporter_config
+
+pytestmark = pytest.mark.ebpf
+THRESHOLDS = load_config().raw["thresholds"]
+
+
+@pytest.fixture(scope="module")
+def flagging_exporter(ebpf_problems, chdb_dir, tmp_path_factory):
+    """A real exporter with the TCP probe and the detector, writing to chDB as well."""
+    skip_or_fail_without_ebpf(ebpf_problems)
+    database = fresh_database_name()
+    store = open_store(None, data_dir=chdb_dir, database=database)
+    migrate(store)
+    spool = tmp_path_factory.mktemp("flags-spool")
+    exp = RunningExporter(exporter_config(tcp=True), store=store, spool_dir=spool).start()
+    exp.reader = open_store(None, data_dir=chdb_dir, database=database)
+    yield exp
+    exp.stop()
+    exp.reader.close()
+
+
+@pytest.fixture
+def run_dir():
+    """A directory outside the temporary directories the rules watch (for programs the test
+    copies that must not be flagged for where they are)."""
+    path = Path(tempfile.mkdtemp(prefix="gt-flags-", dir="/run"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def flags_for(exp, rule: str, key: str, timeout: float = 15.0) -> list[FlagEvent]:
+    return exp.wait_for(
+        lambda e: isinstance(e, FlagEvent) and e.rule_id == rule and e.process_key == key,
+        timeout=timeout,
+        what=f"{rule} flag for {key}",
+    )
+
+
+def key_of(exp, pid: int, kind: str = "exec") -> str:
+    return exp.events_of(pid, (kind,))[kind][-1].process_key
+
+
+def flags_total(exp, rule: str) -> float:
+    return sum(
+        v
+        for (name, labels), v in exp.scrape().items()
+        if name == "groundtruth_flags_total" and ("rule", rule) in labels
+    )
+
+
+def copy_program(source: str, directory: Path, name: str) -> Path:
+    target = directory / name
+    shutil.copy(source, target)
+    return target
+
+
+def test_exec_from_tmp_is_flagged_and_stored(flagging_exporter):
+    exp = flagging_exporter
+    before = flags_total(exp, "exec_from_tmp")
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        program = copy_program("/bin/true", Path(tmp), f"dropped-{secrets.token_hex(3)}")
+        child = subprocess.Popen([str(program)])
+        child.wait()
+    key = key_of(exp, child.pid)
+    (flag,) = flags_for(exp, "exec_from_tmp", key)
+    assert (flag.flag_class, flag.severity, flag.technique) == ("security", "high", "T1204.002")
+    assert (flag.pid, flag.program, flag.parent_key) == (
+        child.pid,
+        program.name,
+        process_key("test-host", os.getpid(), start_ticks(os.getpid())),
+    )
+    assert str(program) in flag.description
+    # Other processes on this host may be flagged meanwhile: at least this one was counted.
+    assert flags_total(exp, "exec_from_tmp") >= before + 1
+    rows = []
+    deadline = time.monotonic() + 20
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = exp.reader.query(
+            "SELECT rule_id, severity, process_key, pid, trigger_event_id FROM flag_events "
+            "WHERE host = {h:String} AND process_key = {k:String}",
+            {"h": "test-host", "k": key},
+        )
+    exec_id = exp.events_of(child.pid, ("exec",))["exec"][-1].event_id
+    assert rows == [("exec_from_tmp", "high", key, child.pid, exec_id)]
+
+
+def test_sigsegv_is_a_crash(flagging_exporter):
+    exp = flagging_exporter
+    child = subprocess.Popen(["/bin/sh", "-c", "kill -SEGV $$"])
+    assert child.wait() == -11
+    key = key_of(exp, child.pid, "exit")
+    (flag,) = flags_for(exp, "crash", key)
+    assert (flag.flag_class, flag.severity, flag.pid) == ("operations", "medium", child.pid)
+    assert "SIGSEGV" in flag.description
+
+
+def test_crash_loop_after_n_failures_of_one_program(flagging_exporter, run_dir):
+    exp = flagging_exporter
+    n = THRESHOLDS["flag_crash_loop_exits"]
+    program = copy_program("/bin/false", run_dir, f"gt-loop-{secrets.token_hex(3)}")
+    children = []
+    for _ in range(n):
+        child = subprocess.Popen([str(program)])
+        assert child.wait() == 1
+        children.append(child)
+    last_key = key_of(exp, children[-1].pid, "exit")
+    (flag,) = flags_for(exp, "crash_loop", last_key)
+    assert (flag.severity, flag.occurrences, flag.program) == ("high", n, program.name)
+    assert f"failed {n} times" in flag.description
+    earlier = {key_of(exp, c.pid, "exit") for c in children[:-1]}
+    raised = [e for e in exp.sink.snapshot() if isinstance(e, FlagEvent)]
+    assert not [f for f in raised if f.process_key in earlier]  # one flag, on the n-th
+
+
+def test_oom_kill_is_flagged(flagging_exporter):
+    exp = flagging_exporter
+    cid = fake_container_id()
+    with oom_killed_in_container(cid) as hog:
+        assert hog.returncode == -9
+    key = exp.events_of(hog.pid, ("oom_kill",))["oom_kill"][0].process_key
+    (flag,) = flags_for(exp, "oom_kill", key)
+    assert (flag.flag_class, flag.severity, flag.container_id) == ("operations", "high", cid)
+    assert flag.pid == hog.pid
+
+
+SHELL_SERVER = """
+import socket, subprocess, sys
+server = socket.create_server(("0.0.0.0", 0))
+print(server.getsockname()[1], flush=True)
+for _ in range(int(sys.argv[1])):
+    conn, _ = server.accept()
+    with conn:
+        sh = subprocess.run(["/bin/sh", "-c", "echo $$"], stdout=subprocess.PIPE)
+        conn.sendall(sh.stdout)
+"""
+
+
+def test_shell_started_by_a_server_per_request(flagging_exporter):
+    exp = flagging_exporter
+    before = flags_total(exp, "shell_from_server")
+    requests = 3
+    server = subprocess.Popen(
+        [sys.executable, "-c", SHELL_SERVER, str(requests)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(server.stdout.readline())
+        exp.wait_for(
+            lambda e: isinstance(e, ListenEvent) and e.pid == server.pid and e.local_port == port,
+            what="the server's listen event",
+        )
+        shell_pids = []
+        for _ in range(requests):
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                shell_pids.append(int(c.makefile().readline()))
+        assert server.wait(10) == 0
+    finally:
+        server.kill()
+        server.wait()
+    server_key = key_of(exp, server.pid)
+    first_shell, *_ = [key_of(exp, pid) for pid in shell_pids]  # every shell's exec is in
+    (flag,) = flags_for(exp, "shell_from_server", first_shell)
+    assert (flag.severity, flag.technique, flag.program) == ("high", "T1190", "sh")
+    assert flag.parent_key == server_key
+    # Every request is counted; the repeats under the same server are not stored again.
+    assert flags_total(exp, "shell_from_server") == before + requests
+    stored = [
+        e
+        for e in exp.sink.snapshot()
+        if isinstance(e, FlagEvent) and e.rule_id == "shell_from_server"
+        and e.parent_key == server_key
+    ]  # fmt: skip
+    assert [f.process_key for f in stored] == [first_shell]
+
+
+def test_burst_of_refused_connections(flagging_exporter):
+    exp = flagging_exporter
+    n = THRESHOLDS["flag_connect_failures"]
+    with socket.socket() as closed:  # a port bound but not listening: connects are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        for _ in range(n):
+            with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+                s.connect(("127.0.0.1", port))
+    own_key = process_key("test-host", os.getpid(), start_ticks(os.getpid()))
+    flags = exp.wait_for(
+        lambda e: (
+            isinstance(e, FlagEvent)
+            and e.rule_id == "connect_failure_burst"
+            and f"127.0.0.1:{port} " in e.description
+        ),
+        timeout=15,
+        what="the burst flag",
+    )
+    (flag,) = flags
+    assert (flag.severity, flag.occurrences, flag.process_key) == ("medium", n, own_key)
+    failed = [
+        e
+        for e in exp.sink.snapshot()
+        if getattr(e, "kind", "") == "connect_failed" and getattr(e, "remote_port", 0) == port
+    ]
+    assert len(failed) == n
+    assert flag.connection_id == failed[-1].connection_id
+
+
+def test_network_tool_in_a_container(flagging_exporter, run_dir):
+    exp = flagging_exporter
+    nc = copy_program("/bin/true", run_dir, "nc")
+    cid = fake_container_id()
+    with cgroup_dirs(docker_scope_v2(cid)) as (scope,):
+        child = run_in([scope], [str(nc), "-l", "4444"])
+        assert child.wait() == 0
+        on_host = subprocess.Popen([str(nc)])
+        on_host.wait()
+    key = key_of(exp, child.pid)
+    (flag,) = flags_for(exp, "network_tool_in_container", key)
+    assert (flag.severity, flag.technique, flag.container_id) == ("high", "T1046", cid)
+    # A flag is delivered with the events that raised it: once the exec is in, so is any flag.
+    host_key = key_of(exp, on_host.pid)
+    raised = [e for e in exp.sink.snapshot() if isinstance(e, FlagEvent)]
+    assert not [f for f in raised if f.process_key == host_key]

@@ -1,0 +1,186 @@
+"""The rules file, its validation (file and line), `groundtruth flags test`, the detector's
+bounds: on constructed events (the eBPF scenarios are in test_flags_live.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import ConfigError, ExporterConfig
+from exporter.flags.detector import Detector
+from exporter.flags.rulebook import DEFAULT_RULES_PATH, RulebookError, load_rulebook
+from groundtruth.cli import main
+from mixin.config import load_config
+from schema.events import ProcessEvent
+
+RULE_TESTS = Path(__file__).parent / "flags" / "rules_test.yaml"
+
+
+def test_shipped_rule_tests_pass(capsys):
+    assert main(["flags", "test", str(RULE_TESTS)]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("SUCCESS")
+    assert out.count("\nok   ") + out.startswith("ok   ") == 14
+
+
+def test_a_wrong_expectation_prints_a_diff(tmp_path, capsys):
+    test = tmp_path / "t.yaml"
+    test.write_text(
+        "tests:\n"
+        "  - name: tmp\n"
+        "    events:\n"
+        "      - {kind: exec, pid: 5, process_key: 'h:5:1', filename: /tmp/a}\n"
+        "    expect:\n"
+        "      - {rule_id: exec_from_tmp, severity: low, process_key: 'h:5:1'}\n"
+    )
+    assert main(["flags", "test", str(test)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL {test}:2: tmp" in out
+    assert "- expected, not raised: {rule_id: 'exec_from_tmp', severity: 'low'" in out
+    assert "+ raised, not expected: {rule_id: 'exec_from_tmp', severity: 'high'" in out
+
+
+def test_recorded_json_lines_are_test_input(tmp_path, capsys):
+    """The jsonl sink's own lines (with their type) replay through `flags test`."""
+    import json
+
+    from schema.events import as_dict
+
+    ev = ProcessEvent(kind="exec", pid=9, process_key="h:9:1", filename="/dev/shm/p", host="h")
+    (tmp_path / "rec.jsonl").write_text(json.dumps({"type": "ProcessEvent", **as_dict(ev)}) + "\n")
+    (tmp_path / "t.yaml").write_text(
+        "tests:\n  - name: recorded\n    events_file: rec.jsonl\n    expect:\n"
+        "      - {rule_id: exec_from_tmp, process_key: 'h:9:1'}\n"
+    )
+    assert main(["flags", "test", str(tmp_path / "t.yaml")]) == 0
+
+
+def test_an_unknown_event_field_names_file_and_line(tmp_path, capsys):
+    test = tmp_path / "t.yaml"
+    test.write_text("tests:\n  - name: x\n    events:\n      - {kind: exec, filenme: /tmp/a}\n")
+    assert main(["flags", "test", str(test)]) == 2
+    assert f"{test}:4: process has no field filenme" in capsys.readouterr().err
+
+
+def test_the_shipped_rules_file_checks_clean(capsys):
+    assert main(["flags", "rules", "--check"]) == 0
+    assert "11 rules, 4 exceptions: valid" in capsys.readouterr().out
+
+
+GOOD_RULE = (
+    "rules:\n"
+    "  - id: oom_kill\n"
+    "    class: operations\n"
+    "    severity: high\n"
+    "    technique: ''\n"
+    "    meaning: OOM.\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        (GOOD_RULE.replace("severity: high", "severity: urgent"), 4,
+         "severity must be one of info, low, medium, high, critical, not 'urgent'"),
+        (GOOD_RULE.replace("id: oom_kill", "id: oom_kil"), 2, "no rule logic named 'oom_kil'"),
+        (GOOD_RULE + "    colour: red\n", 7, "rule oom_kill: unknown key 'colour'"),
+        (GOOD_RULE.replace("class: operations", "class: security"), 5,
+         "security rule oom_kill needs a MITRE ATT&CK technique"),
+        (GOOD_RULE.replace("technique: ''", "technique: T99"), 5, "MITRE ATT&CK id"),
+        (GOOD_RULE.replace("    meaning: OOM.\n", ""), 2, "rule lacks 'meaning'"),
+        (GOOD_RULE + GOOD_RULE[7:], 7, "rule 'oom_kill' is defined twice (first at line 2)"),
+        (GOOD_RULE + "exceptions:\n  - {id: x, rule: crash, programs: [a], reason: r}\n", 8,
+         "exception for unknown rule 'crash'"),
+        (GOOD_RULE + "exceptions:\n  - {id: x, rule: oom_kill, reason: r}\n", 8,
+         "exception must name programs, ancestors, containers or users"),
+        (GOOD_RULE + "exceptions:\n  - {id: x, rule: oom_kill, users: [nobody-here], reason: r}\n",
+         8, "no user named 'nobody-here'"),
+        ("rules:\n  - id: [\n", 3, "not valid YAML"),
+    ],
+)  # fmt: skip
+def test_bad_rules_files_name_file_and_line(tmp_path, text, line, message):
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    with pytest.raises(RulebookError) as e:
+        load_rulebook(path)
+    assert str(e.value).startswith(f"{path}:{line}:")
+    assert message in str(e.value)
+
+
+def test_the_exporter_refuses_a_bad_rules_file(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(GOOD_RULE.replace("severity: high", "severity: urgent"))
+    with pytest.raises(ConfigError, match=f"^{path}:4: severity"):
+        ExporterConfig(flag_rules=str(path)).validate()
+    ExporterConfig(flag_rules=str(path), flags=False).validate()  # off: not read
+
+
+def test_rules_numbers_come_from_the_thresholds_file():
+    thresholds = dict(load_config().raw["thresholds"], flag_crash_loop_exits=2)
+    detector = Detector(load_rulebook(DEFAULT_RULES_PATH), thresholds)
+    exits = [
+        ProcessEvent(kind="exit", pid=p, process_key=f"h:{p}:1", comm="app", outcome="error",
+                     exit_code=1, time_ns=10**18 + p)
+        for p in (1, 2)
+    ]  # fmt: skip
+    flags = detector.observe(exits)
+    assert [(f.rule_id, f.process_key, f.occurrences) for f in flags] == [
+        ("crash_loop", "h:2:1", 2)
+    ]
+
+
+def test_ancestry_is_bounded_and_evictions_are_counted():
+    thresholds = dict(load_config().raw["thresholds"], flag_ancestry_max_processes=3)
+    detector = Detector(load_rulebook(), thresholds)
+    forks = [ProcessEvent(kind="fork", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1")
+             for p in range(10, 15)]  # fmt: skip
+    detector.observe(forks)
+    assert len(detector.ancestry) == 3 and detector.ancestry.evictions == 2
+    assert set(detector.ancestry.procs) == {"h:12:1", "h:13:1", "h:14:1"}  # the newest stay
+    detector.observe([ProcessEvent(kind="exit", pid=14, process_key="h:14:1", outcome="ok")])
+    assert len(detector.ancestry) == 2
+
+
+def test_a_flood_is_stored_up_to_the_budget_and_counted_whole():
+    thresholds = dict(load_config().raw["thresholds"], flag_stored_per_rule_max=2)
+    detector = Detector(load_rulebook(), thresholds)
+    execs = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
+                     filename=f"/tmp/p{p}", time_ns=10**18 + p)
+        for p in range(5)
+    ]  # fmt: skip
+    flags = detector.observe(execs)
+    assert [f.process_key for f in flags] == ["h:0:1", "h:1:1"]
+    assert detector.raised["exec_from_tmp", "security", "high"] == 5
+    assert detector.not_stored == {("exec_from_tmp", "budget"): 3}
+    later = ProcessEvent(kind="exec", pid=9, process_key="h:9:1", parent_key="h:1:1",
+                         filename="/tmp/p9", time_ns=10**18 + 61 * 10**9)  # fmt: skip
+    assert [f.process_key for f in detector.observe([later])] == ["h:9:1"]  # a new window
+
+
+def test_a_family_added_later_raises_policy_flags_through_the_same_path():
+    """How baseline policies plug in: a family with on_exec, flags of kind policy."""
+    detector = Detector(load_rulebook(), load_config().raw["thresholds"])
+
+    class NewProgram:
+        def on_exec(self, ev, program):
+            if program != "allowed":
+                detector.emit("exec_from_tmp", ev, program, f"{program} is new", kind="policy")
+
+    detector.add_family(NewProgram())
+    events = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", filename=f"/usr/bin/{name}")
+        for p, name in ((1, "allowed"), (2, "surprise"))
+    ]
+    flags = detector.observe(events)
+    assert [(f.kind, f.process_key, f.description) for f in flags] == [
+        ("policy", "h:2:1", "surprise is new")
+    ]
+
+
+def test_flags_test_has_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["flags", "test", "--help"])
+    assert e.value.code == 0
+    assert "promtool test rules" in capsys.readouterr().out
