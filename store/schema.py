@@ -31,7 +31,7 @@ TABLE_OF_CLASS = {cls: name for name, cls in TABLES.items()}
 LOW_CARDINALITY = {
     "kind", "host", "outcome", "source", "container_id", "pod_uid", "comm", "direction",
     "state", "status", "alertname", "severity", "container", "receiver", "family", "closed_by",
-    "error",
+    "error", "tty", "stdin_type", "stdout_type", "stderr_type",
 }  # fmt: skip
 # Columns looked up by equality (a process, its children, a connection): bloom-filter indexed.
 LOOKUP_COLUMNS = ("process_key", "parent_key", "connection_id")

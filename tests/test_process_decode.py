@@ -10,6 +10,7 @@ from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import (
     CGROUP_PATH_LEN,
+    CONTEXT,
     EV_CGROUP_MKDIR,
     EV_EXEC,
     HEAD,
@@ -23,7 +24,8 @@ def exec_record(filename: bytes, argv: list[bytes], pid: int = 4242, cgroup_id: 
         10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, 0, pid, b"prog"
     )
     cmdline = b"".join(s + b"\0" for s in [filename, *argv])  # as bpf/process.h packs it
-    return head + struct.pack("<II", len(argv), len(cmdline)) + cmdline
+    context = CONTEXT.pack(0, 0, 2**32 - 1, 2**32 - 1, 0, 0, 0, 0, 0, 0, 0, b"")
+    return head + context + struct.pack("<II", len(argv), len(cmdline)) + cmdline
 
 
 def test_a_repeated_command_line_decodes_the_same_into_a_list_of_its_own():
