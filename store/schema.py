@@ -73,8 +73,30 @@ def column_type(name: str, ch_type: str, features: Features) -> str:
     return ch_type
 
 
-def column_definition(name: str, ch_type: str, doc: str, features: Features) -> str:
-    return f"{ident(name)} {column_type(name, ch_type, features)} COMMENT {_literal(doc)}"
+def column_default(cls: type, name: str) -> str | None:
+    """A column's DEFAULT, where the class's default for the field is not the type's zero (a
+    login uid's 4294967295, "unset"): rows written before the column existed read as that."""
+    field = getattr(cls, "__dataclass_fields__", {}).get(name)
+    value = getattr(field, "default", None)
+    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
+        return str(value)
+    return None
+
+
+def column_definition(
+    name: str, ch_type: str, doc: str, features: Features, default: str | None = None
+) -> str:
+    default_clause = f" DEFAULT {default}" if default is not None else ""
+    column = f"{ident(name)} {column_type(name, ch_type, features)}{default_clause}"
+    return f"{column} COMMENT {_literal(doc)}"
+
+
+def column_definitions(cls: type, features: Features) -> list[str]:
+    """Every column of a class's table, in field order."""
+    return [
+        column_definition(name, ch_type, doc, features, column_default(cls, name))
+        for name, ch_type, doc in columns(cls)
+    ]
 
 
 def time_column(features: Features, kind: str = "MATERIALIZED") -> str:
@@ -101,7 +123,7 @@ def create_table(
 ) -> str:
     """CREATE TABLE IF NOT EXISTS for one event class, as a MergeTree."""
     names = [name for name, _, _ in columns(cls)]
-    parts = [column_definition(*c, features) for c in columns(cls)] + [time_column(features)]
+    parts = column_definitions(cls, features) + [time_column(features)]
     if features.skip_index:
         parts += [
             f"INDEX {ident('idx_' + c)} {ident(c)} TYPE bloom_filter GRANULARITY 4"
@@ -129,7 +151,7 @@ def create_distributed(
     local = table + LOCAL_SUFFIX
     for name in (cluster, database, local):
         ident(name)  # validates: these go into the engine's string arguments
-    parts = [column_definition(*c, features) for c in columns(cls)]
+    parts = column_definitions(cls, features)
     parts.append(time_column(features, kind="ALIAS"))
     return (
         f"CREATE TABLE IF NOT EXISTS {ddl_target(table, on_cluster)} (\n    "
@@ -139,9 +161,15 @@ def create_distributed(
 
 
 def add_column(
-    table: str, name: str, ch_type: str, doc: str, features: Features, on_cluster=None
+    table: str,
+    name: str,
+    ch_type: str,
+    doc: str,
+    features: Features,
+    on_cluster=None,
+    default: str | None = None,
 ) -> str:
-    column = column_definition(name, ch_type, doc, features)
+    column = column_definition(name, ch_type, doc, features, default)
     return f"ALTER TABLE {ddl_target(table, on_cluster)} ADD COLUMN {column}"
 
 
