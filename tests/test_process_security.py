@@ -251,3 +251,29 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
         os.close(slave)
         if exp is not None:
             exp.stop()
+
+
+def test_a_wrong_fd_offset_fails_the_selftest_and_blanks_the_fd_types(ebpf_problems):
+    """A wrong struct offset (as a kernel change could cause) must not become wrong data."""
+    from exporter.probes.process import ProcessProbe
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+
+    class WrongInodeModeOffset(ProcessProbe):
+        offsets = {**ProcessProbe.offsets, "INODE_MODE": ("inode", "i_rdev")}
+
+    exp = RunningExporter(exporter_config())
+    exp.exporter.process_probe.__class__ = WrongInodeModeOffset
+    exp.start()
+    try:
+        samples = exp.scrape()
+        assert samples[("groundtruth_probe_selftest_ok", (("probe", "process"),))] == 0
+        argv = ["/bin/true", token()]
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        child.communicate()
+        exec_ = exec_with(exp, child.pid, argv)
+        assert (exec_.stdin_type, exec_.stdout_type, exec_.stderr_type) == ("", "", "")
+        assert (exec_.euid, exec_.egid) == (os.geteuid(), os.getegid())  # the rest still flows
+    finally:
+        exp.stop()
