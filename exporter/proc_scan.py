@@ -14,7 +14,8 @@ from pathlib import Path
 
 from exporter.containers import container_from_proc_cgroup
 from exporter.probes.process import ARG_LEN, ARGV_MAX, TICK_NS
-from schema.events import ProcessEvent, process_key
+from exporter.security_context import TtyDrivers, device_tty_name, fd_type
+from schema.events import UNSET_ID, ProcessEvent, process_key
 
 MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
 
@@ -27,21 +28,56 @@ def parse_stat(text: str) -> tuple[str, int, int]:
     return comm, int(fields[1]), int(fields[19])
 
 
+def stat_tty_nr(text: str) -> int:
+    """The controlling terminal's device number (0: none) from /proc/<pid>/stat."""
+    return int(text.rpartition(")")[2].split()[4])
+
+
 def start_ticks(pid: int, proc: Path = Path("/proc")) -> int:
     """A live process's start time in clock ticks: the last part of its process key."""
     return parse_stat((proc / str(pid) / "stat").read_text())[2]
 
 
-def parse_ids(status: str) -> tuple[int, int]:
-    """Real uid and gid from /proc/<pid>/status."""
-    uid = gid = 0
+def parse_ids(status: str) -> tuple[int, int, int, int]:
+    """Real uid and gid, effective uid and gid from /proc/<pid>/status."""
+    uid = gid = euid = egid = 0
     for line in status.splitlines():
         if line.startswith("Uid:"):
-            uid = int(line.split()[1])
+            uid, euid = (int(v) for v in line.split()[1:3])
         elif line.startswith("Gid:"):
-            gid = int(line.split()[1])
+            gid, egid = (int(v) for v in line.split()[1:3])
             break
-    return uid, gid
+    return uid, gid, euid, egid
+
+
+def read_id(path: Path) -> int:
+    """/proc/<pid>/loginuid or sessionid; unset when the kernel has no audit support."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return UNSET_ID
+
+
+def fd_type_of(path: Path, ttys: TtyDrivers) -> str:
+    """What /proc/<pid>/fd/<n> is (security_context.fd_type); '' when it cannot be told."""
+    try:
+        st = os.stat(path)  # follows the link to the open file itself, as the probe reads it
+    except FileNotFoundError:
+        return "none"
+    except OSError:
+        return ""
+    return fd_type(st.st_mode, os.major(st.st_rdev), ttys)
+
+
+def exe_state(base: Path) -> tuple[int, int]:
+    """(exe_deleted, exe_memfd) of /proc/<pid>/exe; (0, 0) for kernel threads."""
+    try:
+        links = os.stat(base / "exe").st_nlink
+        target = os.readlink(base / "exe")
+    except OSError:
+        return 0, 0
+    deleted = links == 0
+    return int(deleted), int(deleted and target.startswith("/memfd:"))
 
 
 def cap_argv(args: list[str]) -> tuple[list[str], int]:
@@ -52,17 +88,22 @@ def cap_argv(args: list[str]) -> tuple[list[str], int]:
 
 
 class ProcScanner:
-    def __init__(self, host: str, clock, proc: Path = Path("/proc")):
+    def __init__(
+        self, host: str, clock, proc: Path = Path("/proc"), ttys: TtyDrivers | None = None
+    ):
         self.host = host
         self.clock = clock
         self.proc = proc
+        self.ttys = ttys or TtyDrivers.read(proc)
         self.duration_seconds = 0.0
 
     def _read(self, pid: int) -> dict | None:
         base = self.proc / str(pid)
         try:
-            comm, ppid, ticks = parse_stat((base / "stat").read_text())
-            uid, gid = parse_ids((base / "status").read_text())
+            stat_text = (base / "stat").read_text()
+            comm, ppid, ticks = parse_stat(stat_text)
+            tty_nr = stat_tty_nr(stat_text)
+            uid, gid, euid, egid = parse_ids((base / "status").read_text())
             cmdline = (base / "cmdline").read_bytes()
             cgroup = (base / "cgroup").read_text()
         except (OSError, ValueError, IndexError):
@@ -73,8 +114,20 @@ class ProcScanner:
             exe = ""  # kernel threads have none
         args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]]
         return dict(
-            comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup
-        )
+            comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup,
+            context=self._context(base, euid, egid, tty_nr),
+        )  # fmt: skip
+
+    def _context(self, base: Path, euid: int, egid: int, tty_nr: int) -> dict:
+        """The security context fields of a process, as the probe fills them at exec."""
+        types = [fd_type_of(base / "fd" / str(fd), self.ttys) for fd in range(3)]
+        deleted, memfd = exe_state(base)
+        return dict(
+            euid=euid, egid=egid, auid=read_id(base / "loginuid"),
+            session_id=read_id(base / "sessionid"), tty=device_tty_name(tty_nr, self.ttys),
+            stdin_type=types[0], stdout_type=types[1], stderr_type=types[2],
+            exe_deleted=deleted, exe_memfd=memfd,
+        )  # fmt: skip
 
     def scan(self, next_event_id) -> list[ProcessEvent]:
         started = time.monotonic()
@@ -110,6 +163,7 @@ class ProcScanner:
                     container_id=container.id,
                     pod_uid=container.pod_uid,
                     source="scan",
+                    **p["context"],
                 )
             )
         self.duration_seconds = time.monotonic() - started

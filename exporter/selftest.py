@@ -1,4 +1,5 @@
-"""Start-up self-test of the process probe: a canary with known argv, exit code and parent.
+"""Start-up self-test of the process probe: a canary with known argv, exit code and parent,
+credentials, login, terminal and standard fds (a pipe, a file and a socket).
 
 The exporter spawns the canary, drains the probe until the canary's exec and exit arrive, and
 compares every field it can know exactly. A field that does not match is reported and blanked
@@ -8,9 +9,15 @@ from then on (``ProcessProbe.untrusted``): wrong ground truth is worse than none
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import tempfile
 import time
 import uuid
+from pathlib import Path
+
+from exporter.proc_scan import read_id, stat_tty_nr
+from exporter.security_context import TtyDrivers, device_tty_name
 
 CANARY_EXIT_CODE = 42
 
@@ -21,7 +28,14 @@ UNTRUSTED_FIELDS = {
     "uid": {"uid", "gid"},
     "exit_code": {"exit_code", "signal", "core_dumped", "outcome"},
     "process_key": {"process_key", "parent_key"},
+    "euid": {"euid", "egid", "prev_euid", "prev_egid"},
+    "auid": {"auid", "session_id"},
+    "tty": {"tty"},
+    "stdio": {"stdin_type", "stdout_type", "stderr_type"},
+    "exe": {"exe_deleted", "exe_memfd"},
 }
+# The canary's standard fds: one of each kind a probe could confuse.
+CANARY_STDIO = ("pipe", "file", "socket")
 
 
 def run_process_selftest(probe, on_events, timeout: float = 10.0) -> dict[str, str]:
@@ -31,8 +45,11 @@ def run_process_selftest(probe, on_events, timeout: float = 10.0) -> dict[str, s
     """
     token = f"groundtruth-selftest-{uuid.uuid4().hex[:8]}"
     argv = ["/bin/sh", "-c", f"exit {CANARY_EXIT_CODE}", token]
-    child = subprocess.Popen(argv)
-    child.wait()
+    ours, theirs = socket.socketpair()
+    with tempfile.TemporaryFile() as out, ours, theirs:
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=theirs)
+        child.stdin.close()
+        child.wait()
     seen = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not {"exec", "exit"} <= seen.keys():
@@ -53,8 +70,24 @@ def run_process_selftest(probe, on_events, timeout: float = 10.0) -> dict[str, s
         "uid": (exec_ev.uid, os.getuid()),
         "exit_code": (exit_ev.exit_code, CANARY_EXIT_CODE),
         "process_key": (exit_ev.process_key, exec_ev.process_key),
+        "euid": ((exec_ev.euid, exec_ev.egid), (os.geteuid(), os.getegid())),
+        "auid": ((exec_ev.auid, exec_ev.session_id), own_login()),
+        "tty": (exec_ev.tty, own_tty()),
+        "stdio": ((exec_ev.stdin_type, exec_ev.stdout_type, exec_ev.stderr_type), CANARY_STDIO),
+        "exe": ((exec_ev.exe_deleted, exec_ev.exe_memfd), (0, 0)),
     }
     for field, (got, want) in expected.items():
         if got != want:
             problems[field] = f"canary {field} decoded as {got!r}, expected {want!r}"
     return problems
+
+
+def own_login() -> tuple[int, int]:
+    """This process's login uid and session id, which the canary inherits."""
+    return read_id(Path("/proc/self/loginuid")), read_id(Path("/proc/self/sessionid"))
+
+
+def own_tty() -> str:
+    """This process's controlling terminal, which the canary inherits ('' for a daemon)."""
+    tty_nr = stat_tty_nr(Path("/proc/self/stat").read_text())
+    return device_tty_name(tty_nr, TtyDrivers.read())

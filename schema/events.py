@@ -36,6 +36,10 @@ _ZERO = {
 }
 
 
+# (u32)-1: the kernel's "not set" login uid and session id.
+UNSET_ID = 4294967295
+
+
 def process_key(host: str, pid: int, start_ticks: int) -> str:
     """Identity of a process that survives pid reuse: host, pid and start time in clock ticks.
 
@@ -51,7 +55,7 @@ class ProcessEvent:
     """One process lifecycle fact: a fork, exec, exit or OOM kill, or a process found by scan."""
 
     event_id: str = col("String", "Unique id of this event (exporter run id and sequence).")
-    kind: str = col("String", "fork, exec, exec_failed, exit, oom_kill or scan.")
+    kind: str = col("String", "fork, exec, exec_failed, exit, oom_kill, cred_change or scan.")
     time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
     host: str = col("String", "Host name the exporter runs on.")
     pid: int = col("UInt32", "Process id (thread group id).")
@@ -78,6 +82,40 @@ class ProcessEvent:
     container_id: str = col("String", "Container id (docker, containerd, CRI-O, podman) or ''.")
     pod_uid: str = col("String", "Kubernetes pod UID from a kubepods cgroup path, or ''.")
     source: str = col("String", "ebpf (seen live) or scan (found in /proc at start-up).")
+    # Security context (exec, scan; euid/egid also cred_change).
+    euid: int = col("UInt32", "Effective user id (exec, scan, cred_change).")
+    egid: int = col("UInt32", "Effective group id (exec, scan, cred_change).")
+    auid: int = col(
+        "UInt32",
+        "Login uid: the user who logged in, kept across sudo; 4294967295 when unset.",
+        UNSET_ID,
+    )
+    session_id: int = col(
+        "UInt32", "Audit session id of the login; 4294967295 when unset.", UNSET_ID
+    )
+    tty: str = col("String", "Controlling terminal as under /dev (pts/3, tty1), '' when none.")
+    stdin_type: str = col(
+        "String",
+        "What fd 0 is: socket, pipe (or FIFO), tty (a terminal), file (regular), none (not open), "
+        "or other (another device such as /dev/null, a directory, an eventfd or other "
+        "anonymous file).",
+    )
+    stdout_type: str = col("String", "What fd 1 is (as stdin_type).")
+    stderr_type: str = col("String", "What fd 2 is (as stdin_type).")
+    exe_deleted: int = col(
+        "UInt8", "1 when the executed file has no links left: unlinked, or a memfd (exec, scan)."
+    )
+    exe_memfd: int = col("UInt8", "1 when the executed file is a memfd: a fileless exec.")
+    # kind cred_change: a set*id call changed the real or effective uid or gid; uid, gid,
+    # euid, egid are the ids after it, outcome is the call's name.
+    prev_uid: int = col(
+        "UInt32",
+        "cred_change (a setuid, setreuid, setresuid, setgid, setregid or setresgid call, named "
+        "in outcome, that changed a real or effective id): real user id before the call.",
+    )
+    prev_gid: int = col("UInt32", "cred_change: real group id before the call.")
+    prev_euid: int = col("UInt32", "cred_change: effective user id before the call.")
+    prev_egid: int = col("UInt32", "cred_change: effective group id before the call.")
 
 
 EVENT_TYPES = {"process": ProcessEvent}

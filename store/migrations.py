@@ -29,6 +29,7 @@ from store.db import Store
 from store.schema import (
     TABLES,
     add_column,
+    column_default,
     create_distributed,
     create_table,
     ddl_target,
@@ -92,6 +93,21 @@ def _retain_by_class_column(store: Store, node, retention_days: int) -> None:
             node.execute(f"DROP TABLE IF EXISTS {ident(table)}")
 
 
+# The process security context (exporter/events.py), added to process_events in version 2.
+SECURITY_CONTEXT_COLUMNS = (
+    "euid", "egid", "auid", "session_id", "tty", "stdin_type", "stdout_type", "stderr_type",
+    "exe_deleted", "exe_memfd", "prev_uid", "prev_gid", "prev_euid", "prev_egid",
+)  # fmt: skip
+
+
+def _security_context(store: Store, node, retention_days: int) -> None:
+    """Adds the security context columns to an existing process_events table. Rows written
+    before read as unknown: the login uid and session id as unset (4294967295), the rest
+    empty. (A new database gets them from sync_tables, with the table.)"""
+    on = store.cluster if store.on_cluster_ddl else None
+    add_missing_columns(store, node, "process_events", SECURITY_CONTEXT_COLUMNS, node.execute, on)
+
+
 MIGRATIONS = [
     Migration(
         1,
@@ -105,6 +121,12 @@ MIGRATIONS = [
         per_server=True,
     ),
     Migration(3, "flag_events: flags raised by the exporter's detector", _initial_layout),
+    Migration(
+        4,
+        "process_events: security context (effective ids, login uid and session, terminal, "
+        "stdin/stdout/stderr types, deleted or memfd executable, ids before a cred_change)",
+        _security_context,
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
@@ -154,14 +176,28 @@ def sync_tables(store: Store, node, retention_days: int) -> list[str]:
             run(create_table(local, cls, store.features, retention_days, on))
         if store.cluster and _existing_columns(node, table) is None:
             run(create_distributed(table, cls, store.features, store.cluster, store.database, on))
-        for target in [local, table] if store.cluster else [local]:
-            present = set(_existing_columns(node, target))
-            for name, ch_type, doc in columns(cls):
-                if name not in present:
-                    run(add_column(target, name, ch_type, doc, store.features, on))
+        add_missing_columns(store, node, table, [name for name, _, _ in columns(cls)], run, on)
         if store.features.ttl and _ttl_days(node, local) != retention_days:
             run(set_ttl(local, retention_days, on))
     return ran
+
+
+def add_missing_columns(store: Store, node, table: str, names, run, on_cluster=None) -> None:
+    """Runs ADD COLUMN for each of ``names`` (fields of the table's class) that one of the
+    table's existing tables on this server lacks: the local one, and in cluster mode the
+    Distributed one over it."""
+    cls = TABLES[table]
+    wanted = {name: (ch_type, doc) for name, ch_type, doc in columns(cls) if name in names}
+    for target in (
+        [store.local_table(table), table] if store.cluster else [store.local_table(table)]
+    ):
+        present = _existing_columns(node, target)
+        if present is None:
+            continue  # not created yet: it will have every column
+        for name, (ch_type, doc) in wanted.items():
+            if name not in present:
+                default = column_default(cls, name)
+                run(add_column(target, name, ch_type, doc, store.features, on_cluster, default))
 
 
 def _ttl_days(node, table: str) -> int | None:

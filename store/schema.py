@@ -33,7 +33,8 @@ TABLE_OF_CLASS = {cls: name for name, cls in TABLES.items()}
 LOW_CARDINALITY = {
     "kind", "host", "outcome", "source", "container_id", "pod_uid", "comm", "direction",
     "state", "status", "alertname", "severity", "container", "receiver", "family", "closed_by",
-    "error", "rule_id", "flag_class", "technique",
+    "error", "rule_id", "flag_class", "technique", "tty", "stdin_type", "stdout_type",
+    "stderr_type",
 }  # fmt: skip
 # Columns looked up by equality (a process, its children, a connection): bloom-filter indexed.
 LOOKUP_COLUMNS = ("process_key", "parent_key", "connection_id")
@@ -75,8 +76,30 @@ def column_type(name: str, ch_type: str, features: Features) -> str:
     return ch_type
 
 
-def column_definition(name: str, ch_type: str, doc: str, features: Features) -> str:
-    return f"{ident(name)} {column_type(name, ch_type, features)} COMMENT {_literal(doc)}"
+def column_default(cls: type, name: str) -> str | None:
+    """A column's DEFAULT, where the class's default for the field is not the type's zero (a
+    login uid's 4294967295, "unset"): rows written before the column existed read as that."""
+    field = getattr(cls, "__dataclass_fields__", {}).get(name)
+    value = getattr(field, "default", None)
+    if isinstance(value, int) and not isinstance(value, bool) and value != 0:
+        return str(value)
+    return None
+
+
+def column_definition(
+    name: str, ch_type: str, doc: str, features: Features, default: str | None = None
+) -> str:
+    default_clause = f" DEFAULT {default}" if default is not None else ""
+    column = f"{ident(name)} {column_type(name, ch_type, features)}{default_clause}"
+    return f"{column} COMMENT {_literal(doc)}"
+
+
+def column_definitions(cls: type, features: Features) -> list[str]:
+    """Every column of a class's table, in field order."""
+    return [
+        column_definition(name, ch_type, doc, features, column_default(cls, name))
+        for name, ch_type, doc in columns(cls)
+    ]
 
 
 def retained_by(cls: type) -> str:
@@ -110,7 +133,7 @@ def create_table(
 ) -> str:
     """CREATE TABLE IF NOT EXISTS for one event class, as a MergeTree."""
     names = [name for name, _, _ in columns(cls)]
-    parts = [column_definition(*c, features) for c in columns(cls)]
+    parts = column_definitions(cls, features)
     parts.append(time_column(features, source=retained_by(cls)))
     if features.skip_index:
         parts += [
@@ -139,7 +162,7 @@ def create_distributed(
     local = table + LOCAL_SUFFIX
     for name in (cluster, database, local):
         ident(name)  # validates: these go into the engine's string arguments
-    parts = [column_definition(*c, features) for c in columns(cls)]
+    parts = column_definitions(cls, features)
     parts.append(time_column(features, kind="ALIAS", source=retained_by(cls)))
     return (
         f"CREATE TABLE IF NOT EXISTS {ddl_target(table, on_cluster)} (\n    "
@@ -149,9 +172,15 @@ def create_distributed(
 
 
 def add_column(
-    table: str, name: str, ch_type: str, doc: str, features: Features, on_cluster=None
+    table: str,
+    name: str,
+    ch_type: str,
+    doc: str,
+    features: Features,
+    on_cluster=None,
+    default: str | None = None,
 ) -> str:
-    column = column_definition(name, ch_type, doc, features)
+    column = column_definition(name, ch_type, doc, features, default)
     return f"ALTER TABLE {ddl_target(table, on_cluster)} ADD COLUMN {column}"
 
 

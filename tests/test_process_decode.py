@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from stat import S_IFCHR, S_IFIFO, S_IFSOCK
 
 import pytest
 
@@ -10,20 +11,68 @@ from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import (
     CGROUP_PATH_LEN,
+    CONTEXT,
+    CRED,
     EV_CGROUP_MKDIR,
+    EV_CRED_CHANGE,
     EV_EXEC,
     HEAD,
     ProcessProbe,
 )
 from exporter.selftest import UNTRUSTED_FIELDS
 
+NO_CONTEXT = CONTEXT.pack(0, 0, 2**32 - 1, 2**32 - 1, 0, 0, 0, 0, 0, 0, 0, b"")
 
-def exec_record(filename: bytes, argv: list[bytes], pid: int = 4242, cgroup_id: int = 1) -> bytes:
+
+def exec_record(
+    filename: bytes,
+    argv: list[bytes],
+    pid: int = 4242,
+    cgroup_id: int = 1,
+    context: bytes = NO_CONTEXT,
+    flags: int = 0,
+) -> bytes:
     head = HEAD.pack(
-        10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, 0, pid, b"prog"
+        10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, flags, pid, b"prog"
     )
     cmdline = b"".join(s + b"\0" for s in [filename, *argv])  # as bpf/process.h packs it
-    return head + struct.pack("<II", len(argv), len(cmdline)) + cmdline
+    return head + context + struct.pack("<II", len(argv), len(cmdline)) + cmdline
+
+
+def test_the_security_context_decodes_from_its_raw_fields():
+    probe = ProcessProbe(ProbeContext(host="h"))
+    pts = 136 << 20 | 3  # the kernel's dev_t of /dev/pts/3
+    shell = CONTEXT.pack(
+        0, 0, 1000, 7, pts, pts, pts, S_IFCHR | 0o620, S_IFCHR | 0o620, S_IFCHR | 0o620, 0,
+        b"pts3",
+    )  # fmt: skip
+    reverse = CONTEXT.pack(
+        0, 0, 1000, 7, 0, 0, 0, S_IFSOCK | 0o777, S_IFIFO | 0o600, 0, 0, b""
+    )  # fmt: skip
+    one = probe.decode(exec_record(b"/bin/sh", [b"sh"], context=shell))
+    two = probe.decode(exec_record(b"/bin/sh", [b"sh"], context=reverse, flags=16 | 32))
+    three = probe.decode(exec_record(b"/bin/sh", [b"sh"], context=reverse, flags=16))
+    assert (one.auid, one.session_id, one.tty) == (1000, 7, "pts/3")
+    assert (one.stdin_type, one.stdout_type, one.stderr_type) == ("tty", "tty", "tty")
+    assert (one.exe_deleted, one.exe_memfd) == (0, 0)
+    assert (two.tty, two.stdin_type, two.stdout_type, two.stderr_type) == (
+        "", "socket", "pipe", "none",
+    )  # fmt: skip
+    assert (two.exe_deleted, two.exe_memfd) == (1, 1)  # the same context, other flags: apart
+    assert (three.exe_deleted, three.exe_memfd) == (1, 0)
+
+
+def test_a_cred_change_record_decodes_ids_before_and_after():
+    probe = ProcessProbe(ProbeContext(host="h"))
+    head = HEAD.pack(
+        10**9, 5 * 10**8, 10**8, 1, 0, EV_CRED_CHANGE, 77, 1, 65534, 0, 0, 0, 77, b"python3"
+    )
+    after, before = (65534, 0, 65534, 0), (0, 0, 0, 0)
+    ev = probe.decode(head + CRED.pack(*after, *before, 3) + bytes(4))
+    assert (ev.kind, ev.outcome, ev.pid) == ("cred_change", "setresuid", 77)
+    assert (ev.uid, ev.gid, ev.euid, ev.egid) == after
+    assert (ev.prev_uid, ev.prev_gid, ev.prev_euid, ev.prev_egid) == before
+    assert (ev.auid, ev.stdin_type) == (4294967295, "")  # not part of a cred_change
 
 
 def test_a_repeated_command_line_decodes_the_same_into_a_list_of_its_own():

@@ -5,7 +5,16 @@ import time
 import pytest
 
 from schema.events import ProcessEvent, columns
-from store.migrations import LATEST, SchemaTooNew, migrate, schema_version
+from store.migrations import (
+    LATEST,
+    MIGRATIONS,
+    SECURITY_CONTEXT_COLUMNS,
+    SchemaTooNew,
+    _ensure_migrations_table,
+    _record,
+    migrate,
+    schema_version,
+)
 from store.retention import drop_expired
 from store.schema import TABLES, Features
 from testservices.store_helpers import make_events, open_test_store, stored_ids
@@ -51,6 +60,35 @@ def test_a_field_missing_from_the_table_is_added(store):
     done = migrate(store)
     assert len(done) == 1 and "ADD COLUMN `filename` String" in done[0]
     assert ("filename", "String") in table_columns(store, "process_events")
+
+
+def test_version_1_process_events_get_the_security_context(store):
+    """A database written by version 1: the columns are added, its rows read as unknown."""
+    migrate(store)
+    for name in SECURITY_CONTEXT_COLUMNS:
+        store.execute(f"ALTER TABLE process_events DROP COLUMN {name}")
+    store.execute("DROP TABLE schema_migrations")
+    _ensure_migrations_table(store.backend)
+    _record(store.backend, MIGRATIONS[0])
+    assert schema_version(store) == 1
+    store.execute(
+        "INSERT INTO process_events (event_id, kind, time_ns, host, pid) "
+        "SELECT 'old-row', 'exec', {t:UInt64}, 'host-a', 77",
+        {"t": time.time_ns()},
+    )
+    done = migrate(store)
+    assert any("migration 4: process_events: security context" in line for line in done)
+    assert schema_version(store) == LATEST == 4
+    types = dict(table_columns(store, "process_events"))
+    expected = {name: ch_type for name, ch_type, _ in columns(ProcessEvent)}
+    for name in SECURITY_CONTEXT_COLUMNS:
+        assert types[name].removeprefix("LowCardinality(").removesuffix(")") == expected[name]
+    row = store.query(
+        "SELECT pid, euid, auid, session_id, tty, stdin_type, exe_deleted, prev_uid "
+        "FROM process_events WHERE event_id = 'old-row'"
+    )
+    assert row == [(77, 0, 4294967295, 4294967295, "", "", 0, 0)]
+    assert migrate(store) == []
 
 
 def test_refuses_a_newer_schema(store):

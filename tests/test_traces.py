@@ -27,8 +27,8 @@ from mixin.config import load_config
 from schema.events import FlagEvent
 from store.db import open_store
 from store.migrations import migrate
-from tests.fixtures.clickhouse import fresh_database_name
 from tests.graphapi_events import A_ADDR, B_ADDR, T0, WINDOW, A, B, S, conn, key, proc, spawn
+from testservices.clickhouse import fresh_database_name
 
 TOKEN = "trace-t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

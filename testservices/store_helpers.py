@@ -46,6 +46,20 @@ def make_events(n: int, host: str = "host-a", start_ns: int | None = None, tag: 
                 container_id="c0ffee" if i % 3 else "",
                 pod_uid="",
                 source="ebpf",
+                euid=i % 2 * 1000,
+                egid=100,
+                auid=1000,
+                session_id=3 + i,
+                tty="pts/3" if i % 2 else "",
+                stdin_type="socket",
+                stdout_type="pipe",
+                stderr_type="none",
+                exe_deleted=i % 2,
+                exe_memfd=i % 4 // 3,
+                prev_uid=i,
+                prev_gid=2 * i,
+                prev_euid=3 * i,
+                prev_egid=4 * i,
             )
         )
     return events

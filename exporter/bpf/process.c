@@ -1,4 +1,5 @@
-/* Process lifecycle: fork, exec (filename, argv, uid/gid), exit (code or signal), OOM kills.
+/* Process lifecycle: fork, exec (filename, argv, uid/gid, security context), exit (code or
+ * signal), OOM kills, credential changes (set*id).
  *
  * Tracepoints and raw tracepoints only (no kprobes on these kernels). Task fields are read at
  * offsets from the running kernel's BTF (task.h). Counters for metrics are kept here in maps
@@ -7,6 +8,7 @@
  */
 #include "process.h"
 #include "task.h"
+#include "security.h"
 #include "ring.h"
 
 #define EPERM 1
@@ -19,6 +21,14 @@ BPF_PERCPU_ARRAY(exec_scratch, struct exec_args, 1);
 BPF_PERCPU_ARRAY(exec_out, struct exec_event, 1);     /* an exec event being built */
 BPF_HASH(exec_args_by_tid, u32, struct exec_args, 10240);
 BPF_HASH(oom_victims, u32, u8, 1024);
+BPF_HASH(cred_before, u32, struct cred_ids, 1024);   /* by thread, during a set*id call */
+/* The last change sent per process: glibc makes every thread of a process repeat a set*id
+ * call (each thread has its own credentials), and one change is one event. */
+struct cred_change {
+    struct cred_ids before;
+    struct cred_ids now;
+};
+BPF_HASH(cred_last, u32, struct cred_change, 10240);
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_ARRAY(counts_overflow, u64, 8);                  /* by count kind, when `counts` is full */
 
@@ -182,6 +192,7 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
     if (!e)
         return 0;
     fill_head(&e->hdr, kind);
+    u32 exe = read_exec_context((void *)bpf_get_current_task(), &e->sec);
     /* The filename's bytes, its NUL included; a failed read (-errno, a huge u64 here) is an
      * empty filename. The empty asm keeps the compiler from checking a copy of `at` that the
      * verifier cannot connect to the `at` used below. */
@@ -193,12 +204,14 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
     }
     e->cmdline_size = at;
     e->argc = 0;
+    /* The executable is the new one only once exec succeeded. */
+    u32 flags = kind == EV_EXEC ? exe : 0;
     if (!a) {
-        e->hdr.flags = F_ARGV_UNKNOWN;
+        e->hdr.flags = flags | F_ARGV_UNKNOWN;
         return e;
     }
     u32 size = a->args_size > ARGS_LEN ? ARGS_LEN : a->args_size;
-    e->hdr.flags = a->flags;
+    e->hdr.flags = flags | a->flags;
     if (bpf_probe_read_kernel(&e->cmdline[at], size, a->args) == 0) {
         e->argc = a->argc;
         e->cmdline_size = at + size;
@@ -278,6 +291,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         flags |= F_OOM_KILLED;
         oom_victims.delete(&tgid);
     }
+    cred_last.delete(&tgid);
     u32 outcome = C_EXIT_OK;
     if (flags & F_OOM_KILLED)
         outcome = C_EXIT_OOM;
@@ -333,3 +347,64 @@ TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
     events.ringbuf_submit(e, RINGBUF_FLAGS);
     return 0;
 }
+
+/* ---- credential changes: set*id calls that changed the real or effective uid or gid ----
+ * setfsuid/setfsgid are left out: they change only the ids used for file access. */
+static __always_inline int cred_enter(void)
+{
+    struct cred_ids ids = {};
+    task_cred_ids((void *)bpf_get_current_task(), &ids);
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    cred_before.update(&tid, &ids);
+    return 0;
+}
+
+static __always_inline int same_ids(const struct cred_ids *a, const struct cred_ids *b)
+{
+    return a->uid == b->uid && a->gid == b->gid && a->euid == b->euid && a->egid == b->egid;
+}
+
+static __always_inline int cred_exit(long ret, u32 syscall)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct cred_ids *before = cred_before.lookup(&tid);
+    if (!before)
+        return 0;
+    struct cred_change change = {.before = *before};
+    cred_before.delete(&tid);
+    if (ret != 0)
+        return 0;
+    task_cred_ids((void *)bpf_get_current_task(), &change.now);
+    if (same_ids(&change.now, &change.before))
+        return 0;
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    struct cred_change *last = cred_last.lookup(&tgid);
+    if (last && same_ids(&last->before, &change.before) && same_ids(&last->now, &change.now))
+        return 0;  /* another thread of the process making the same change */
+    cred_last.update(&tgid, &change);
+    struct cred_event *e = reserve_event(sizeof(*e), EV_CRED_CHANGE);
+    if (!e)
+        return 0;
+    fill_head(&e->hdr, EV_CRED_CHANGE);
+    e->hdr.uid = change.now.uid;
+    e->hdr.gid = change.now.gid;
+    e->now = change.now;
+    e->before = change.before;
+    e->syscall = syscall;
+    e->pad = 0;
+    events.ringbuf_submit(e, RINGBUF_FLAGS);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setuid) { return cred_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_setuid) { return cred_exit(args->ret, SYS_SETUID); }
+TRACEPOINT_PROBE(syscalls, sys_enter_setreuid) { return cred_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_setreuid) { return cred_exit(args->ret, SYS_SETREUID); }
+TRACEPOINT_PROBE(syscalls, sys_enter_setresuid) { return cred_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_setresuid) { return cred_exit(args->ret, SYS_SETRESUID); }
+TRACEPOINT_PROBE(syscalls, sys_enter_setgid) { return cred_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_setgid) { return cred_exit(args->ret, SYS_SETGID); }
+TRACEPOINT_PROBE(syscalls, sys_enter_setregid) { return cred_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_setregid) { return cred_exit(args->ret, SYS_SETREGID); }
+TRACEPOINT_PROBE(syscalls, sys_enter_setresgid) { return cred_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_setresgid) { return cred_exit(args->ret, SYS_SETRESGID); }

@@ -9,6 +9,8 @@
 #define FILENAME_LEN 256
 #define CGROUP_PATH_LEN 256
 #define COMM_LEN 16
+#define TTY_NAME_LEN 32      /* of the kernel's 64: "pts1048575" and "ttyUSB0" fit */
+#define STDIO_FDS 3          /* stdin, stdout, stderr */
 
 enum event_kind {
     EV_FORK = 1,
@@ -17,7 +19,8 @@ enum event_kind {
     EV_EXIT = 4,
     EV_OOM_KILL = 5,
     EV_CGROUP_MKDIR = 6,
-    EV_KIND_MAX = 7,
+    EV_CRED_CHANGE = 7,
+    EV_KIND_MAX = 8,
 };
 
 enum event_flags {
@@ -25,6 +28,18 @@ enum event_flags {
     F_ARGV_UNKNOWN = 2,      /* exec began before the probe was attached (or argv not copied) */
     F_OOM_KILLED = 4,        /* exit caused by the OOM killer */
     F_CGROUP_V1 = 8,         /* cgroup_mkdir in the v1 memory hierarchy */
+    F_EXE_DELETED = 16,      /* exec: the executable has no links left (unlinked, or a memfd) */
+    F_EXE_MEMFD = 32,        /* exec: the executable is a memfd */
+};
+
+/* Which set*id syscall changed the credentials (cred_event.syscall). */
+enum cred_syscall {
+    SYS_SETUID = 1,
+    SYS_SETREUID = 2,
+    SYS_SETRESUID = 3,
+    SYS_SETGID = 4,
+    SYS_SETREGID = 5,
+    SYS_SETRESGID = 6,
 };
 
 /* Counter kinds kept in the `counts` map, read at scrape time. */
@@ -60,11 +75,42 @@ struct proc_event {
  * a short command line makes a short record (more events fit in the ring, less to copy). */
 #define CMDLINE_LEN (FILENAME_LEN + ARGS_LEN)
 
+/* Security context of a process, read from its task at exec (hdr.flags has F_EXE_*). */
+struct exec_context {
+    u32 euid;
+    u32 egid;
+    u32 auid;                /* login uid, (u32)-1 when unset */
+    u32 session_id;          /* audit session id, (u32)-1 when unset */
+    u32 stdio_rdev[STDIO_FDS];   /* device of fds 0-2 (kernel dev_t: major << 20 | minor) */
+    u16 stdio_mode[STDIO_FDS];   /* i_mode of fds 0-2; 0 when the fd is not open */
+    u16 pad;
+    char tty[TTY_NAME_LEN];  /* controlling terminal's kernel name ("pts3"), "" when none */
+};
+
 struct exec_event {
     struct proc_event hdr;
+    struct exec_context sec;
     u32 argc;                /* arguments captured */
     u32 cmdline_size;        /* bytes of cmdline in use */
     char cmdline[CMDLINE_LEN];
+};
+
+/* Real and effective ids of a task. */
+struct cred_ids {
+    u32 uid;
+    u32 gid;
+    u32 euid;
+    u32 egid;
+};
+
+/* A set*id syscall that changed the real or effective uid or gid: hdr.uid/gid are the ids
+ * after, `now` the same with the effective ones, `before` the ids at syscall entry. */
+struct cred_event {
+    struct proc_event hdr;
+    struct cred_ids now;
+    struct cred_ids before;
+    u32 syscall;             /* enum cred_syscall */
+    u32 pad;
 };
 
 struct cgroup_event {

@@ -16,33 +16,58 @@ from exporter.btf import enum_value
 from exporter.containers import Container, ContainerResolver
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
-from schema.events import ProcessEvent
+from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
+from schema.events import UNSET_ID, ProcessEvent
 
 # Layouts of bpf/process.h.
 HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event
-# struct exec_event: the head, argc (u32), cmdline_size (u32), then the command line: the
-# filename and each argument, each ended by a NUL.
+# struct exec_context: euid, egid, auid, session_id, stdio_rdev[3], stdio_mode[3], pad, tty.
+CONTEXT = struct.Struct("<7I3HH32s")
+# struct exec_event: the head, the context, argc (u32), cmdline_size (u32), then the command
+# line: the filename and each argument, each ended by a NUL.
 ARGV_MAX, ARG_LEN, CGROUP_PATH_LEN = 20, 128, 256
-CMDLINE_AT = HEAD.size + 8
-CMDLINE_SIZE = struct.Struct("<I")  # at HEAD.size + 4
+CONTEXT_END = HEAD.size + CONTEXT.size
+CMDLINE_AT = CONTEXT_END + 8
+CMDLINE_SIZE = struct.Struct("<I")  # at CONTEXT_END + 4
+# struct cred_event: the head, then the ids after and before (uid, gid, euid, egid) and the call.
+CRED = struct.Struct("<8II")
 
-EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR = range(1, 7)
+EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR, EV_CRED_CHANGE = range(
+    1, 8
+)
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
+F_EXE_DELETED, F_EXE_MEMFD = 16, 32
 KIND_NAMES = {
     EV_FORK: "fork",
     EV_EXEC: "exec",
     EV_EXEC_FAILED: "exec_failed",
     EV_EXIT: "exit",
     EV_OOM_KILL: "oom_kill",
+    EV_CRED_CHANGE: "cred_change",
 }
+# enum cred_syscall: a cred_change's outcome.
+CRED_SYSCALLS = {
+    1: "setuid",
+    2: "setreuid",
+    3: "setresuid",
+    4: "setgid",
+    5: "setregid",
+    6: "setresgid",
+}
+KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
 
 TICK_NS = 10_000_000
 COMM_CACHE_MAX = 4096
 EXEC_ARGS_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
+CONTEXT_CACHE_MAX = 1024
 # filename, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of events that
 # are neither an exec nor an exit (ProcessEvent's defaults).
 NOT_EXEC_OR_EXIT = ("", 0, -1, 0, 0, "", 0)
+# euid, egid, auid, session_id, tty, stdin/stdout/stderr types, exe_deleted, exe_memfd of
+# events that carry no security context (ProcessEvent's defaults).
+NO_CONTEXT = (0, 0, UNSET_ID, UNSET_ID, "", "", "", "", 0, 0)
+NO_PREV_IDS = (0, 0, 0, 0)  # prev_uid, prev_gid, prev_euid, prev_egid
 
 # The path from a task to its v1 memory cgroup's id (task_v1_memcg_id in bpf/task.h).
 CGROUP_OFFSETS = {
@@ -52,6 +77,34 @@ CGROUP_OFFSETS = {
     "CGROUP_KN": ("cgroup", "kn"),
     "KERNFS_NODE_ID": ("kernfs_node", "id"),
 }  # USER_HZ = 100: the unit of /proc/<pid>/stat start times
+
+# What bpf/security.h reads: credentials, login, terminal, fds 0-2, the executable.
+SECURITY_OFFSETS = {
+    "TASK_REAL_CRED": ("task_struct", "real_cred"),
+    "CRED_UID": ("cred", "uid"),
+    "CRED_GID": ("cred", "gid"),
+    "CRED_EUID": ("cred", "euid"),
+    "CRED_EGID": ("cred", "egid"),
+    "TASK_LOGINUID": ("task_struct", "loginuid"),
+    "TASK_SESSIONID": ("task_struct", "sessionid"),
+    "TASK_SIGNAL": ("task_struct", "signal"),
+    "SIGNAL_TTY": ("signal_struct", "tty"),
+    "TTY_NAME": ("tty_struct", "name"),
+    "TASK_FILES": ("task_struct", "files"),
+    "FILES_FDT": ("files_struct", "fdt"),
+    "FDTABLE_FD": ("fdtable", "fd"),
+    "FDTABLE_MAX_FDS": ("fdtable", "max_fds"),
+    "FILE_INODE": ("file", "f_inode"),
+    "FILE_PATH_DENTRY": ("file", "f_path.dentry"),
+    "DENTRY_NAME": ("dentry", "d_name.name"),
+    "INODE_MODE": ("inode", "i_mode"),
+    "INODE_RDEV": ("inode", "i_rdev"),
+    "INODE_NLINK": ("inode", "__i_nlink"),
+    "INODE_SB": ("inode", "i_sb"),
+    "SB_FLAGS": ("super_block", "s_flags"),
+    "TASK_MM": ("task_struct", "mm"),
+    "MM_EXE_FILE": ("mm_struct", "exe_file"),
+}
 
 
 def cstr(raw: bytes) -> str:
@@ -89,9 +142,28 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
 
 def exec_args(raw: bytes) -> tuple[str, list[str]]:
     """(filename, argv) of an exec event, from its packed command line."""
-    end = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, HEAD.size + 4)[0]
+    end = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, CONTEXT_END + 4)[0]
     filename, *argv = raw[CMDLINE_AT:end].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
     return filename, argv
+
+
+def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
+    """An exec event's security context, in ProcessEvent's order (NO_CONTEXT's fields)."""
+    fields = CONTEXT.unpack_from(raw, HEAD.size)
+    euid, egid, auid, session, rdevs, modes, tty = (
+        *fields[:4],
+        fields[4:7],
+        fields[7:10],
+        fields[11],
+    )
+    types = [
+        fd_type(mode, rdev >> KDEV_MINOR_BITS, ttys)
+        for mode, rdev in zip(modes, rdevs, strict=True)
+    ]
+    return (
+        euid, egid, auid, session, kernel_tty_name(cstr(tty)), *types,
+        1 if flags & F_EXE_DELETED else 0, 1 if flags & F_EXE_MEMFD else 0,
+    )  # fmt: skip
 
 
 def errno_name(err: int) -> str:
@@ -102,7 +174,7 @@ def errno_name(err: int) -> str:
 class ProcessProbe(BpfProbe):
     name = "process"
     source = "process.c"
-    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS}
+    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS, **SECURITY_OFFSETS}
 
     def __init__(
         self,
@@ -115,11 +187,13 @@ class ProcessProbe(BpfProbe):
         self.containers = containers or ContainerResolver()
         self.table = table if table is not None else ProcessTable()
         self.counts_max = counts_max
+        self.ttys = TtyDrivers.read()
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
         self._comms: dict[bytes, str] = {}
         self._exec_args: dict[bytes, tuple[str, tuple[str, ...]]] = {}
         self._keys: dict[tuple[int, int], str] = {}
+        self._contexts: dict[bytes, tuple] = {}
 
     def defines(self) -> dict[str, int]:
         defines = {**super().defines(), "COUNTS_MAX": self.counts_max}
@@ -151,6 +225,7 @@ class ProcessProbe(BpfProbe):
         # built in one constructor call (field order of ProcessEvent).
         host, table, keys, comms = self.ctx.host, self.table, self._keys, self._comms
         new_key, new_comm, exec_args_of = self._key, self._comm, self._exec_args_of
+        context_of = self._context_of
         resolve, add, remove = self.containers.resolve, table.add, table.remove
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._seq
@@ -174,13 +249,14 @@ class ProcessProbe(BpfProbe):
                 if container is None:
                     container = containers[cgroup_id, v1_id] = resolve(cgroup_id, v1_id)
             filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
-            argv = []
+            argv, context, prev_ids = [], NO_CONTEXT, NO_PREV_IDS
             if kind == EV_EXIT:
                 exit_code, sig, core, outcome = exit_status(code, flags & F_OOM_KILLED)
                 lifetime = ts - start if start else 0
                 remove(pid, key)
             elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
                 filename, argv = exec_args_of(raw)
+                context = context_of(raw, flags)
                 truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
                 if kind == EV_EXEC:
                     add(pid, key, container)
@@ -188,6 +264,10 @@ class ProcessProbe(BpfProbe):
                     outcome = errno_name(-code)  # the kernel returned -errno
             elif kind == EV_FORK:
                 add(pid, key, container)
+            elif kind == EV_CRED_CHANGE:
+                _uid, _gid, euid, egid, *prev_ids, call = CRED.unpack_from(raw, HEAD.size)
+                context = (euid, egid, *NO_CONTEXT[2:])
+                outcome = CRED_SYSCALLS.get(call) or str(call)
             events.append(ProcessEvent(
                 f"{id_prefix}{next(seq)}", KIND_NAMES.get(kind) or str(kind),
                 ts + offset, host, pid, ppid, key,
@@ -195,7 +275,7 @@ class ProcessProbe(BpfProbe):
                 start + offset if start else 0,
                 uid, gid, comms.get(comm) or new_comm(comm), filename, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
-                container.pod_uid, "ebpf",
+                container.pod_uid, "ebpf", *context, *prev_ids,
             ))  # fmt: skip
         if self.untrusted:
             self.blank_untrusted(events)
@@ -220,6 +300,16 @@ class ProcessProbe(BpfProbe):
             filename, argv = exec_args(raw)
             found = self._exec_args[tail] = (filename, tuple(argv))
         return found[0], list(found[1])  # a list of its own for each event
+
+    def _context_of(self, raw: bytes, flags: int) -> tuple:
+        """exec_context(), cached by its bytes: a user's execs from one shell repeat them."""
+        key = raw[HEAD.size : CONTEXT_END] + bytes((flags & (F_EXE_DELETED | F_EXE_MEMFD),))
+        found = self._contexts.get(key)
+        if found is None:
+            if len(self._contexts) >= CONTEXT_CACHE_MAX:
+                self._contexts.clear()
+            found = self._contexts[key] = exec_context(raw, flags, self.ttys)
+        return found
 
     def _comm(self, raw: bytes) -> str:
         """A command name's text, cached: few distinct names make most events."""
