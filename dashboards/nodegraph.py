@@ -50,6 +50,7 @@ NODE_DETAIL_NAMES = {
     "detail__container": "Container",
     "detail__count": "Processes",
     "detail__focus": "Focus",
+    "detail__flags": "Flags",
 }
 EDGE_DETAIL_NAMES = {
     "detail__kind": "Kind",

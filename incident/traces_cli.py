@@ -43,14 +43,14 @@ def run_traces(args, window_from_args, out=None) -> int:
     try:
         assembler = TraceAssembler(_Rows(Reader(store)), scoring, TraceLimits())
         if args.trace:
-            found = assembler.trace(args.trace, window.from_ns, window.to_ns)
+            found = assembler.trace(args.trace, window.start_ns, window.end_ns)
             if found is None:
                 raise IncidentError(
                     f"no trace {args.trace!r} has a flag in {window.describe(zone)}"
                 )
             traces = [found]
         else:
-            traces = assembler.assemble(window.from_ns, window.to_ns, hosts)
+            traces = assembler.assemble(window.start_ns, window.end_ns, hosts)
     finally:
         store.close()
     if not traces:

@@ -6,6 +6,7 @@ Every expected node, edge and count follows from the events the test wrote.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 
 import pytest
@@ -218,7 +219,7 @@ def test_token_is_required_but_health_and_openapi_are_public(client):
 
 def test_openapi_documents_every_route(app, client):
     doc = client.get("/api/openapi.json").get_json()
-    routes = {r.rule.replace("<path:key>", "{key}") for r in app.url_map.iter_rules()}
+    routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule) for r in app.url_map.iter_rules()}
     assert routes == set(doc["paths"])
 
 

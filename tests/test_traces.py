@@ -27,7 +27,7 @@ from mixin.config import load_config
 from schema.events import FlagEvent
 from store.db import open_store
 from store.migrations import migrate
-from tests.graphapi_events import A_ADDR, B_ADDR, T0, WINDOW, A, B, S, conn, key, proc, spawn
+from tests.graphapi_events import A_ADDR, B_ADDR, T0, WINDOW, A, B, S, conn, key, proc
 from testservices.clickhouse import fresh_database_name
 
 TOKEN = "trace-t0ken"
@@ -35,6 +35,15 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONTAINER = "c0ffee" + "0" * 58
 SCORING = TraceScoring.from_thresholds(load_config().raw["thresholds"])
 W = SCORING.weights
+
+
+def spawn(host, pid, ppid, t, comm, argv, **fields) -> list:
+    """fork and exec of one process, both carrying ``fields`` (its session, terminal, ...)."""
+    return [
+        proc("fork", host, pid, ppid, t, comm, start=t, **fields),
+        proc("exec", host, pid, ppid, t + 1000, comm, start=t, filename=argv[0], argv=argv,
+             **fields),
+    ]  # fmt: skip
 
 
 def session(**kw) -> dict:

@@ -28,7 +28,7 @@ WINDOW = [
 FOCUS = _q(
     "focus",
     "Process key (host:pid:start_ticks), pid@host or host:pid, address:port, "
-    "alert=<fingerprint>, host=<name>, container=<id>, or any node id of a graph.",
+    "alert=<fingerprint>, trace=<id>, host=<name>, container=<id>, or any node id of a graph.",
 )
 ERROR = {
     "description": "Bad input, unknown focus, missing token or unavailable store.",
@@ -72,6 +72,17 @@ PATHS = {
         "get": _op(
             "Process and connection events in time order.",
             WINDOW + [_q("process_key", "Only this process's events.")],
+            JSON_OK,
+        )
+    },
+    "/api/traces": {
+        "get": _op("Traces with a flag in the window, highest score first.", WINDOW, JSON_OK)
+    },
+    "/api/traces/{trace_id}": {
+        "get": _op(
+            "One trace: its flags and the path from its root to each.",
+            WINDOW[:2]
+            + [{"name": "trace_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             JSON_OK,
         )
     },
