@@ -145,6 +145,8 @@ def alert(event_id, time_ns, host="host-a"):
         labels="{}",
         annotations="{}",
         starts_at_ns=time_ns,
+        # Kept by when it arrived: without it (1970) a TTL merge may delete it at any moment.
+        received_ns=time_ns,
     )
 
 
