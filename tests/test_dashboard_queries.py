@@ -147,7 +147,9 @@ def alert(event_id, time_ns, host="host-a"):
         labels="{}",
         annotations="{}",
         starts_at_ns=time_ns,
-        received_ns=time_ns + 90 * 10**9,  # delivered later: the panel shows time_ns
+        # Delivered later than it fired (the panel shows time_ns), and kept by its arrival: at
+        # 0 (1970) a TTL merge may delete it at any moment.
+        received_ns=time_ns + 90 * 10**9,
     )
 
 

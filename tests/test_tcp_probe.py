@@ -55,11 +55,20 @@ class Probe:
 
 
 @pytest.fixture(scope="module")
-def tcp(ebpf_problems):
+def loaded_probe(ebpf_problems):
     skip_or_fail_without_ebpf(ebpf_problems)
     p = Probe()
     yield p
     p.probe.close()
+
+
+@pytest.fixture
+def tcp(loaded_probe):
+    """The module's probe, holding only events from this test on: a port number an earlier
+    test used can come round again, and its events must not answer this test's waits."""
+    loaded_probe.probe.drain()
+    loaded_probe.events = []
+    return loaded_probe
 
 
 class Peer:
