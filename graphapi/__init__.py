@@ -36,7 +36,7 @@ DEFAULTS = {
 
 def create_app(config: dict | None = None) -> Flask:
     """The graphapi Flask application, configured from DEFAULTS then ``config``."""
-    from graphapi import auth, errors, storage
+    from graphapi import auth, errors, request_args, storage
     from graphapi.api import BLUEPRINTS
 
     app = Flask(__name__, static_folder=None)
@@ -46,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     errors.register(app)
     auth.register(app)
+    app.before_request(request_args.refuse_repeated_args)  # after the token check
     storage.register(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
