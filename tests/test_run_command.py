@@ -84,10 +84,11 @@ def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     assert any(e["kind"] == "scan" for e in events)
 
 
-def start_up_error(port: int, sink: str) -> str:
-    """What ``groundtruth run`` says on stderr when it refuses to start (exit status 2)."""
+def start_up_error(port: int, sink: str, command=("run",)) -> str:
+    """What ``groundtruth run`` (or ``command``) says on stderr when it refuses to start (exit
+    status 2)."""
     out = subprocess.run(
-        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", sink],
+        [*GROUNDTRUTH, *command, "--listen", f"127.0.0.1:{port}", "--sink", sink],
         capture_output=True,
         text=True,
         timeout=120,
@@ -97,19 +98,25 @@ def start_up_error(port: int, sink: str) -> str:
 
 
 @pytest.mark.ebpf
-def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path):
-    """The port is bound first: no probe is loaded and no sink has written when it is taken."""
+@pytest.mark.parametrize("command", ["run", "up"])
+def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path, command):
+    """The port is bound first: no probe is loaded, no store opened and no sink has written
+    when it is taken."""
     skip_or_fail_without_ebpf(ebpf_problems)
+    chdb = tmp_path / "chdb"
+    argv = ["run"] if command == "run" else ["up", "--data-dir", str(chdb), "--graphapi-listen",
+                                             f"127.0.0.1:{free_port()}"]  # fmt: skip
     out_file = tmp_path / "events.jsonl"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        error = start_up_error(port, f"jsonl:{out_file}")
+        error = start_up_error(port, f"jsonl:{out_file}", argv)
     assert error == (
         f"groundtruth: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
     )
     assert not out_file.exists(), "no sink was opened, no event written"
+    assert not chdb.exists(), "no store was opened"
 
 
 @pytest.mark.ebpf
