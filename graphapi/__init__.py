@@ -43,7 +43,7 @@ DEFAULTS = {
 def create_app(config: dict | None = None) -> Flask:
     """The graphapi Flask application, configured from DEFAULTS then ``config``."""
     from graph.traces import TraceScoring
-    from graphapi import auth, errors, snapshots, storage
+    from graphapi import auth, errors, request_args, snapshots, storage
     from graphapi.api import BLUEPRINTS
     from mixin.config import load_config
 
@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     errors.register(app)
     auth.register(app)
+    app.before_request(request_args.refuse_repeated_args)  # after the token check
     storage.register(app)
     snapshots.register(app)
     for bp in BLUEPRINTS:

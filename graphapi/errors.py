@@ -34,7 +34,7 @@ def as_json(error: HTTPException):
     response = jsonify(body)
     response.status_code = error.code or 500
     for name, value in error.get_headers():
-        if name.lower() == "www-authenticate":
+        if name.lower() in ("www-authenticate", "allow"):  # 401's challenge, 405's methods
             response.headers[name] = value
     return response
 

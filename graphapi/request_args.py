@@ -54,8 +54,17 @@ FOCUS_HELP = (
 )
 
 
+def refuse_repeated_args() -> None:
+    """A query parameter given twice is a 400: which one was meant is not ours to guess."""
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise bad(f"{name[:MAX_TEXT]!r} is given {len(values)} times; give it once")
+
+
 def text_arg(name: str, value: str | None) -> str:
-    value = (value or "").strip()
+    # Taken as sent (not stripped: str.strip() also takes control characters), so that what
+    # is accepted is exactly what the OpenAPI document describes.
+    value = value or ""
     if len(value) > MAX_TEXT:
         raise bad(f"{name} is longer than {MAX_TEXT} characters")
     if not TEXT.match(value):

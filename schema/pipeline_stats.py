@@ -19,6 +19,7 @@ class PipelineStats:
         self._lock = threading.Lock()
         self.events = Counter()  # type -> count
         self.dropped = Counter()  # (stage, reason) -> count
+        self.declared: set[tuple[str, str]] = set()  # (stage, reason) exported even at zero
 
     def count_events(self, event_type: str, n: int = 1) -> None:
         with self._lock:
@@ -31,8 +32,11 @@ class PipelineStats:
     def declare_dropped(self, stage: str, reasons) -> None:
         """Export these reasons from the start, at zero until something is dropped."""
         with self._lock:
-            for reason in reasons:
-                self.dropped[(stage, reason)] += 0
+            self.declared |= {(stage, reason) for reason in reasons}
+
+    def declared_drops(self) -> set:
+        with self._lock:
+            return set(self.declared)
 
     def snapshot(self) -> tuple[dict, dict]:
         with self._lock:
@@ -49,6 +53,8 @@ class PipelineCollector:
 
     def collect(self):
         events, dropped = self.stats.snapshot()
+        for key in self.stats.declared_drops():
+            dropped.setdefault(key, 0)
         for source in self.kernel_drop_sources:
             for key, n in source().items():
                 dropped[key] = dropped.get(key, 0) + n

@@ -590,3 +590,28 @@ def test_past_the_limit_a_storm_outranks_quiet_processes(store, client):
     assert by_id(g)[group]["detail__count"] == 25
     assert (E.key(E.A, storm), group) in edges(g, "spawned")
     assert g["meta"]["not_shown"] > 0
+
+
+def test_a_405_says_which_methods_are_allowed(client):
+    reply = client.delete("/api/graph", headers=AUTH)
+    assert reply.status_code == 405
+    assert set(reply.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert reply.get_json()["code"] == 405
+
+
+def test_a_repeated_query_parameter_is_a_400(client):
+    reply = client.get("/api/graph?limit=5&limit=6", headers=AUTH)
+    assert reply.status_code == 400
+    assert reply.get_json()["description"] == "'limit' is given 2 times; give it once"
+
+
+def test_the_openapi_document_states_the_bounds_the_server_enforces(app, client):
+    doc = client.get("/api/openapi.json").get_json()
+    for path, item in doc["paths"].items():
+        params = {p["name"]: p["schema"] for p in item.get("get", {}).get("parameters", [])}
+        if "limit" in params:
+            (integer,) = [s for s in params["limit"]["anyOf"] if s.get("type") == "integer"]
+            assert (integer["minimum"], integer["maximum"]) == (1, app.config["MAX_LIMIT"]), path
+    assert "limit" in {p["name"] for p in doc["paths"]["/api/processes/{key}"]["get"]["parameters"]}
+    body = doc["paths"]["/api/alerts/webhook"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["required"] == ["version", "alerts"]

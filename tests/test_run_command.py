@@ -84,26 +84,39 @@ def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     assert any(e["kind"] == "scan" for e in events)
 
 
+def start_up_error(port: int, sink: str, command=("run",)) -> str:
+    """What ``groundtruth run`` (or ``command``) says on stderr when it refuses to start (exit
+    status 2)."""
+    out = subprocess.run(
+        [*GROUNDTRUTH, *command, "--listen", f"127.0.0.1:{port}", "--sink", sink],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    return out.stderr.strip()
+
+
 @pytest.mark.ebpf
-def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path):
-    """The port is bound first: no probe is loaded and no sink has written when it is taken."""
+@pytest.mark.parametrize("command", ["run", "up"])
+def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path, command):
+    """The port is bound first: no probe is loaded, no store opened and no sink has written
+    when it is taken."""
     skip_or_fail_without_ebpf(ebpf_problems)
+    chdb = tmp_path / "chdb"
+    argv = ["run"] if command == "run" else ["up", "--data-dir", str(chdb), "--graphapi-listen",
+                                             f"127.0.0.1:{free_port()}"]  # fmt: skip
     out_file = tmp_path / "events.jsonl"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = subprocess.run(
-            [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", f"jsonl:{out_file}"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert out.returncode == 2
-    assert out.stderr.strip() == (
+        error = start_up_error(port, f"jsonl:{out_file}", argv)
+    assert error == (
         f"groundtruth: error: cannot serve metrics on 127.0.0.1:{port}: Address already in use"
     )
     assert not out_file.exists(), "no sink was opened, no event written"
+    assert not chdb.exists(), "no store was opened"
 
 
 @pytest.mark.ebpf
@@ -118,14 +131,7 @@ def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems,
 def test_an_unwritable_jsonl_sink_is_one_line_and_exit_2(ebpf_problems, path, reason):
     skip_or_fail_without_ebpf(ebpf_problems)
     port = free_port()
-    out = subprocess.run(
-        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--sink", f"jsonl:{path}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 2
-    assert out.stderr.strip() == (
+    assert start_up_error(port, f"jsonl:{path}") == (
         f"groundtruth: error: sink 'jsonl:{path}': cannot write to '{path}': {reason}"
     )
     with socket.socket() as again:  # the metrics port bound first is released
