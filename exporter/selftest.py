@@ -25,7 +25,7 @@ CANARY_EXIT_CODE = 42
 UNTRUSTED_FIELDS = {
     "argv": {"argv", "argv_truncated"},
     "ppid": {"ppid", "parent_key"},
-    "uid": {"uid", "gid"},
+    "uid": {"uid", "gid", "prev_uid", "prev_gid"},
     "exit_code": {"exit_code", "signal", "core_dumped", "outcome"},
     "process_key": {"process_key", "parent_key"},
     "euid": {"euid", "egid", "prev_euid", "prev_egid"},

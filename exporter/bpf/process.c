@@ -353,7 +353,7 @@ TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
 static __always_inline int cred_enter(void)
 {
     struct cred_ids ids = {};
-    task_cred_ids((void *)bpf_get_current_task(), &ids);
+    current_cred_ids(&ids);
     u32 tid = (u32)bpf_get_current_pid_tgid();
     cred_before.update(&tid, &ids);
     return 0;
@@ -374,7 +374,7 @@ static __always_inline int cred_exit(long ret, u32 syscall)
     cred_before.delete(&tid);
     if (ret != 0)
         return 0;
-    task_cred_ids((void *)bpf_get_current_task(), &change.now);
+    current_cred_ids(&change.now);
     if (same_ids(&change.now, &change.before))
         return 0;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -386,8 +386,6 @@ static __always_inline int cred_exit(long ret, u32 syscall)
     if (!e)
         return 0;
     fill_head(&e->hdr, EV_CRED_CHANGE);
-    e->hdr.uid = change.now.uid;
-    e->hdr.gid = change.now.gid;
     e->now = change.now;
     e->before = change.before;
     e->syscall = syscall;

@@ -21,13 +21,14 @@ static __always_inline u16 read_u16(void *p, u32 off)
     return v;
 }
 
-/* Real and effective ids, from the task's objective credentials (what /proc/<pid>/status
- * shows). */
-static __always_inline void task_cred_ids(void *task, struct cred_ids *ids)
+/* Real and effective ids of the current task: the real ones from the helper (as every event's
+ * uid and gid), the effective ones from its credentials (what /proc/<pid>/status shows). */
+static __always_inline void current_cred_ids(struct cred_ids *ids)
 {
-    void *cred = task_read_ptr(task, TASK_REAL_CRED);
-    ids->uid = task_read_u32(cred, CRED_UID);
-    ids->gid = task_read_u32(cred, CRED_GID);
+    u64 uid_gid = bpf_get_current_uid_gid();
+    void *cred = task_read_ptr((void *)bpf_get_current_task(), TASK_REAL_CRED);
+    ids->uid = (u32)uid_gid;
+    ids->gid = uid_gid >> 32;
     ids->euid = task_read_u32(cred, CRED_EUID);
     ids->egid = task_read_u32(cred, CRED_EGID);
 }
@@ -83,11 +84,11 @@ static __always_inline u32 exe_flags(void *task)
     return flags;
 }
 
-/* The task's security context; returns its F_EXE_* flags. */
+/* The security context of `task`, the current task; returns its F_EXE_* flags. */
 static __always_inline u32 read_exec_context(void *task, struct exec_context *c)
 {
     struct cred_ids ids = {};
-    task_cred_ids(task, &ids);
+    current_cred_ids(&ids);
     c->euid = ids.euid;
     c->egid = ids.egid;
     c->auid = task_read_u32(task, TASK_LOGINUID);

@@ -81,8 +81,6 @@ CGROUP_OFFSETS = {
 # What bpf/security.h reads: credentials, login, terminal, fds 0-2, the executable.
 SECURITY_OFFSETS = {
     "TASK_REAL_CRED": ("task_struct", "real_cred"),
-    "CRED_UID": ("cred", "uid"),
-    "CRED_GID": ("cred", "gid"),
     "CRED_EUID": ("cred", "euid"),
     "CRED_EGID": ("cred", "egid"),
     "TASK_LOGINUID": ("task_struct", "loginuid"),
