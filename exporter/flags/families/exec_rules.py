@@ -24,6 +24,7 @@ PARAMS = {
     "privilege_gain": {},
 }
 ROOT = 0
+CLASS_LISTS = ("shells", "interpreters", "programs")  # the lists program_class() matches
 AUID_UNSET = 4294967295
 SECURITY_FIELDS = ("uid", "euid", "auid", "tty", "stdin_type", "stdout_type", "exe_deleted",
                    "exe_memfd")  # fmt: skip
@@ -69,6 +70,10 @@ class ExecRules:
         server = rules.get("shell_from_server")
         self._local_only = _matcher(server, "local_only")
         self.tracks_servers = server is not None
+        # Most programs match no list: one regex over every list says so in one match.
+        self._any_class = glob_pattern(
+            [p for rule in rules.values() for k in CLASS_LISTS for p in rule.params.get(k, ())]
+        )
         self._class_of: dict[str, int] = {}
         self._readers: dict[type, object] = {}
 
@@ -78,9 +83,10 @@ class ExecRules:
             if len(self._class_of) >= PROGRAM_CACHE_MAX:
                 self._class_of.clear()
             found = 0
-            for bit, pattern in self._classes:
-                if pattern is not None and pattern.match(program):
-                    found |= bit
+            if self._any_class is not None and self._any_class.match(program):
+                for bit, pattern in self._classes:
+                    if pattern is not None and pattern.match(program):
+                        found |= bit
             self._class_of[program] = found
         return found
 
