@@ -86,15 +86,15 @@ def run(args) -> int:
             fail(problem)
         return 2
     from exporter.runner import Exporter
-    from groundtruth.sinks import make_sink
+    from groundtruth.sinks import make_sink, sink_collectors
     from schema.pipeline_stats import PipelineStats
 
     stats = PipelineStats()
     try:
-        sink, collectors = make_sink(config.sinks, stats)
+        sink, writers = make_sink(config.sinks, stats)
     except ConfigError as e:
         return fail(str(e))
-    exporter = Exporter(config, sink, stats=stats, collectors=collectors)
+    exporter = Exporter(config, sink, stats=stats, collectors=sink_collectors(writers))
     exporter.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: exporter.stop())

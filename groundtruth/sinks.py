@@ -12,12 +12,11 @@ from exporter.sinks.jsonlines import JsonLinesSink
 
 
 def make_sink(specs: list[str], stats) -> tuple[FanoutSink, list]:
-    """(one sink for all specs, the Prometheus collectors of the store writers among them)."""
+    """(one sink for all specs, the store writers among them: see ``sink_collectors``)."""
     from store.db import StoreConfigError
-    from store.metrics import SinkCollector
     from store.sink import open_sink
 
-    sinks, collectors = [], []
+    sinks, writers = [], []
     for spec in specs:
         if spec.startswith("jsonl:"):
             sinks.append(JsonLinesSink(spec[len("jsonl:") :]))
@@ -27,5 +26,14 @@ def make_sink(specs: list[str], stats) -> tuple[FanoutSink, list]:
         except (StoreConfigError, ValueError) as e:
             raise ConfigError(f"sink {spec!r}: {e}") from e
         sinks.append(writer)
-        collectors.append(SinkCollector(writer))
-    return FanoutSink(sinks), collectors
+        writers.append(writer)
+    return FanoutSink(sinks), writers
+
+
+def sink_collectors(writers: list) -> list:
+    """The Prometheus collectors of the process's store writers: one for all of them, each
+    writer's series labelled by its sink (one collector per writer would print each name
+    twice, which Prometheus rejects)."""
+    from store.metrics import SinkCollector
+
+    return [SinkCollector(writers)] if writers else []

@@ -54,10 +54,9 @@ def run(args) -> int:
     from graphapi import create_app
     from graphapi.cli import read_token, split_listen
     from graphapi.server import InsecureListen, make_server
-    from groundtruth.sinks import make_sink
+    from groundtruth.sinks import make_sink, sink_collectors
     from schema.pipeline_stats import PipelineStats
     from store.db import DEFAULT_DATA_DIR, open_store
-    from store.metrics import SinkCollector
     from store.migrations import migrate
     from store.sink import default_spool_dir
     from store.writer import StoreWriter
@@ -66,7 +65,7 @@ def run(args) -> int:
     stats = PipelineStats()
     try:
         host, port = split_listen(args.graphapi_listen)
-        other_sinks, collectors = make_sink(config.sinks, stats)
+        other_sinks, other_writers = make_sink(config.sinks, stats)
         store = open_store(None, data_dir)
         migrate(store)
         app = create_app(
@@ -80,7 +79,7 @@ def run(args) -> int:
         config,
         FanoutSink([writer, *other_sinks.sinks]),
         stats=stats,
-        collectors=[SinkCollector(writer), *collectors],
+        collectors=sink_collectors([writer, *other_writers]),
     )
     exporter.start()
     threading.Thread(target=server.run, name="graphapi", daemon=True).start()
