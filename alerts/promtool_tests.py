@@ -113,6 +113,26 @@ CASES = [
         why="self-test passes",
     ),
     Case(
+        "CollectorFailing",
+        "16m",
+        [series("groundtruth_collector_errors_total", "0+1x20", collector="tcp_counts")],
+        {**HOST, "collector": "tcp_counts"},
+        "The tcp_counts collector on host1 failed 5 reads in 5 minutes: the metrics it exports "
+        "are missing from this host's scrapes (the exporter's log names the error).",
+    ),
+    Case(
+        "CollectorFailing",
+        "16m",
+        [
+            series(
+                "groundtruth_collector_errors_total",
+                "0 1x16",
+                collector="tcp_counts",
+            )
+        ],
+        why="one failed read long ago",
+    ),
+    Case(
         "HostCpuSaturated",
         "20m",
         [

@@ -106,6 +106,19 @@ def alerts(cfg: MixinConfig) -> list[Alert]:
             link_labels=on_host,
         ),
         Alert(
+            # A container that goes away mid-read fails one scrape: only a read that keeps
+            # failing for the whole `for:` pages.
+            "CollectorFailing",
+            f"increase(groundtruth_collector_errors_total{s()}[5m]) > 0",
+            t("collector_errors_for"),
+            "warning",
+            f"The {_label('collector')} collector on {host} keeps failing.",
+            f"The {_label('collector')} collector on {host} failed {{{{ $value | humanize }}}} "
+            "reads in 5 minutes: the metrics it exports are missing from this host's scrapes "
+            "(the exporter's log names the error).",
+            link_labels=on_host,
+        ),
+        Alert(
             "HostCpuSaturated",
             f"{r['cpu_busy']} > {t('host_cpu_saturated_ratio')}",
             t("host_cpu_saturated_for"),

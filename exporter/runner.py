@@ -17,6 +17,7 @@ from operator import attrgetter
 from prometheus_client import CollectorRegistry, start_http_server
 
 from exporter.collectors.cgroups import ContainerResourcesCollector
+from exporter.collectors.errors import CollectorErrorsCollector
 from exporter.collectors.exporter_health import ExporterHealthCollector
 from exporter.collectors.host import HostResourcesCollector
 from exporter.collectors.process_counts import ProcessCountsCollector
@@ -115,19 +116,23 @@ class Exporter:
 
     def _register_collectors(self) -> None:
         cfg = self.config
-        for collector in (
-            PipelineCollector(self.stats, [p.kernel_drops for p in self.probes]),
+        readers = [
             ProcessCountsCollector(
                 self.process_probe, cfg.container_label_cap, cfg.program_label_cap
             ),
             ContainerResourcesCollector(container_cap=cfg.container_label_cap),
             HostResourcesCollector(),
+        ]
+        if self.tcp_probe is not None:
+            readers.append(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
+        for collector in (
+            PipelineCollector(self.stats, [p.kernel_drops for p in self.probes]),
+            *readers,
+            CollectorErrorsCollector([r.errors for r in readers]),
             ExporterHealthCollector(self),
             *self.extra_collectors,
         ):
             self.registry.register(collector)
-        if self.tcp_probe is not None:
-            self.registry.register(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
 
     # -- the loop --------------------------------------------------------------------------
     def deliver(self, events: list) -> None:

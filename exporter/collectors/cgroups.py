@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from exporter.collectors.errors import CollectorErrors
 from exporter.containers import CGROUP_ROOT, NO_CONTAINER, container_from_path, unified_mount
 from exporter.labels import BoundedLabels
 
@@ -53,7 +54,7 @@ class ContainerResourcesCollector:
         self.unified = unified_mount(cgroup_root)
         self.pure_v2 = self.unified == cgroup_root
         self.containers = BoundedLabels(container_cap)
-        self.errors = 0
+        self.errors = CollectorErrors("container_resources")
 
     def _cpu(self) -> dict[str, tuple[float, float]]:
         """{container id: (user seconds, system seconds)}"""
@@ -106,8 +107,9 @@ class ContainerResourcesCollector:
                 mem.add_metric([label], usage)
                 if max_bytes is not None and max_bytes < UNLIMITED:
                     limit.add_metric([label], max_bytes)
-        except (OSError, KeyError, ValueError):
-            self.errors += 1  # a container went away mid-read; next scrape sees the rest
+            self.errors.succeeded()
+        except (OSError, KeyError, ValueError) as e:
+            self.errors.failed(e)  # a container went away mid-read; next scrape sees the rest
         yield cpu
         yield mem
         yield limit

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from exporter.collectors.errors import CollectorErrors
+
 CPU_MODES = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
 
 
@@ -30,20 +32,28 @@ def parse_meminfo(text: str) -> dict[str, int]:
 class HostResourcesCollector:
     def __init__(self, proc: Path = Path("/proc")):
         self.proc = proc
+        self.errors = CollectorErrors("host_resources")
 
     def collect(self):
+        try:
+            cpu_seconds = parse_cpu_line((self.proc / "stat").read_text())
+            mem = parse_meminfo((self.proc / "meminfo").read_text())
+            total, available = mem["MemTotal"], mem["MemAvailable"]
+        except (OSError, KeyError, ValueError, IndexError) as e:
+            self.errors.failed(e)
+            return
+        self.errors.succeeded()
         cpu = CounterMetricFamily(
             "groundtruth_host_cpu_seconds", "CPU time of the whole host, by mode.", labels=["mode"]
         )
-        for mode, seconds in parse_cpu_line((self.proc / "stat").read_text()).items():
+        for mode, seconds in cpu_seconds.items():
             cpu.add_metric([mode], seconds)
         yield cpu
-        mem = parse_meminfo((self.proc / "meminfo").read_text())
         yield GaugeMetricFamily(
-            "groundtruth_host_memory_total_bytes", "Usable RAM of the host.", mem["MemTotal"]
+            "groundtruth_host_memory_total_bytes", "Usable RAM of the host.", total
         )
         yield GaugeMetricFamily(
             "groundtruth_host_memory_available_bytes",
             "Memory available for new work without swapping (MemAvailable).",
-            mem["MemAvailable"],
+            available,
         )

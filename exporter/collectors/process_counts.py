@@ -10,6 +10,7 @@ from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily
 
+from exporter.collectors.errors import CollectorErrors
 from exporter.labels import OTHER, BoundedLabels
 
 # count_kind in bpf/process.h
@@ -22,7 +23,7 @@ class ProcessCountsCollector:
         self.probe = probe
         self.containers = BoundedLabels(container_cap)
         self.programs = BoundedLabels(program_cap)
-        self.errors = 0
+        self.errors = CollectorErrors("process_counts")
 
     def _container_label(self, cgroup_id: int, v1_cgroup_id: int) -> str:
         found = self.probe.containers.by_cgroup_id(cgroup_id, v1_cgroup_id)
@@ -62,9 +63,10 @@ class ProcessCountsCollector:
             return
         try:
             execs, exits, ooms, exec_failed = self.read_counts()
-        except Exception:  # noqa: BLE001 - a scrape never raises
-            self.errors += 1
+        except Exception as e:  # noqa: BLE001 - a scrape never raises
+            self.errors.failed(e)
             return
+        self.errors.succeeded()
         families = [
             (
                 "groundtruth_process_execs",

@@ -13,6 +13,7 @@ from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from exporter.collectors.errors import CollectorErrors
 from exporter.labels import BoundedLabels
 from exporter.probes.tcp import DURATION_BOUNDS_S
 
@@ -47,7 +48,7 @@ class TcpCountsCollector:
         self.probe = probe
         self.containers = BoundedLabels(container_cap)
         self.remotes = BoundedLabels(remote_cap)
-        self.errors = 0
+        self.errors = CollectorErrors("tcp_counts")
 
     def _container_label(self, cgroup_id: int) -> str:
         found = self.probe.containers.by_cgroup_id(cgroup_id)
@@ -112,9 +113,10 @@ class TcpCountsCollector:
         try:
             c = self.read_counts()
             gauge = self.open_connections(c)
-        except Exception:  # noqa: BLE001 - a scrape never raises
-            self.errors += 1
+        except Exception as e:  # noqa: BLE001 - a scrape never raises
+            self.errors.failed(e)
             return
+        self.errors.succeeded()
         counters = [
             (
                 "groundtruth_tcp_connections",
