@@ -51,6 +51,7 @@ class Exporter:
         self.sink = sink
         self.extra_collectors = list(collectors)  # e.g. the store writer's health
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.collectors: list = []  # what _register_collectors registered, in order
         self.stats = stats if stats is not None else PipelineStats()
         self.ctx = ProbeContext(
             host=config.host, stats=self.stats, ringbuf_pages=config.ringbuf_pages
@@ -125,13 +126,15 @@ class Exporter:
         ]
         if self.tcp_probe is not None:
             readers.append(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
-        for collector in (
+        self.collectors = [
             PipelineCollector(self.stats, [p.kernel_drops for p in self.probes]),
             *readers,
             CollectorErrorsCollector([r.errors for r in readers]),
             ExporterHealthCollector(self),
             *self.extra_collectors,
-        ):
+        ]
+        # Each describes its metrics, so two that clash fail here, at start-up, not at scrape.
+        for collector in self.collectors:
             self.registry.register(collector)
 
     # -- the loop --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class PipelineStats:
@@ -33,7 +34,7 @@ class PipelineStats:
             return dict(self.events), dict(self.dropped)
 
 
-class PipelineCollector:
+class PipelineCollector(Collector):
     """Exports PipelineStats at scrape time."""
 
     def __init__(self, stats: PipelineStats, kernel_drop_sources=()):
@@ -41,23 +42,31 @@ class PipelineCollector:
         # Callables returning {(stage, reason): count} kept in BPF maps, one per probe.
         self.kernel_drop_sources = list(kernel_drop_sources)
 
-    def collect(self):
-        events, dropped = self.stats.snapshot()
-        for source in self.kernel_drop_sources:
-            for key, n in source().items():
-                dropped[key] = dropped.get(key, 0) + n
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
         ev = CounterMetricFamily(
             "groundtruth_events",
             "Events delivered by the probes, by type and kind (e.g. process_exec).",
             labels=["type"],
         )
-        for event_type, n in sorted(events.items()):
-            ev.add_metric([event_type], n)
         dr = CounterMetricFamily(
             "groundtruth_events_dropped",
             "Events lost, by pipeline stage and reason.",
             labels=["stage", "reason"],
         )
+        return ev, dr
+
+    def describe(self):
+        return self._families()
+
+    def collect(self):
+        events, dropped = self.stats.snapshot()
+        for source in self.kernel_drop_sources:
+            for key, n in source().items():
+                dropped[key] = dropped.get(key, 0) + n
+        ev, dr = self._families()
+        for event_type, n in sorted(events.items()):
+            ev.add_metric([event_type], n)
         for (stage, reason), n in sorted(dropped.items()):
             dr.add_metric([stage, reason], n)
         yield ev

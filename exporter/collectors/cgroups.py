@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from exporter.collectors.errors import CollectorErrors
 from exporter.containers import CGROUP_ROOT, NO_CONTAINER, container_from_path, unified_mount
@@ -48,7 +49,7 @@ def read_int(path: Path) -> int | None:
     return None if text == "max" else int(text)
 
 
-class ContainerResourcesCollector:
+class ContainerResourcesCollector(Collector):
     def __init__(self, cgroup_root: Path = CGROUP_ROOT, container_cap: int = 200):
         self.root = cgroup_root
         self.unified = unified_mount(cgroup_root)
@@ -81,7 +82,8 @@ class ContainerResourcesCollector:
                 out[cid] = (read_int(d / "memory.current"), read_int(d / "memory.max"))
         return out
 
-    def collect(self):
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         cpu = CounterMetricFamily(
             "groundtruth_container_cpu_seconds",
             "CPU time used by a container's processes, by mode.",
@@ -97,6 +99,13 @@ class ContainerResourcesCollector:
             "Memory limit of a container's cgroup (absent when unlimited).",
             labels=["container"],
         )
+        return cpu, mem, limit
+
+    def describe(self):
+        return self._families()
+
+    def collect(self):
+        cpu, mem, limit = self._families()
         try:
             for cid, (user, system) in sorted(self._cpu().items()):
                 label = self.containers(cid[:12])

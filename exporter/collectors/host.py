@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from exporter.collectors.errors import CollectorErrors
 
@@ -29,7 +30,7 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-class HostResourcesCollector:
+class HostResourcesCollector(Collector):
     def __init__(self, proc: Path = Path("/proc")):
         self.proc = proc
         self.errors = CollectorErrors("host_resources")
@@ -41,19 +42,29 @@ class HostResourcesCollector:
             total, available = mem["MemTotal"], mem["MemAvailable"]
         except (OSError, KeyError, ValueError, IndexError) as e:
             self.errors.failed(e)
-            return
+            return []
         self.errors.succeeded()
-        cpu = CounterMetricFamily(
-            "groundtruth_host_cpu_seconds", "CPU time of the whole host, by mode.", labels=["mode"]
-        )
+        cpu, total_family, available_family = self._families()
         for mode, seconds in cpu_seconds.items():
             cpu.add_metric([mode], seconds)
-        yield cpu
-        yield GaugeMetricFamily(
-            "groundtruth_host_memory_total_bytes", "Usable RAM of the host.", total
+        total_family.add_metric([], total)
+        available_family.add_metric([], available)
+        return [cpu, total_family, available_family]
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "groundtruth_host_cpu_seconds",
+                "CPU time of the whole host, by mode.",
+                labels=["mode"],
+            ),
+            GaugeMetricFamily("groundtruth_host_memory_total_bytes", "Usable RAM of the host."),
+            GaugeMetricFamily(
+                "groundtruth_host_memory_available_bytes",
+                "Memory available for new work without swapping (MemAvailable).",
+            ),
         )
-        yield GaugeMetricFamily(
-            "groundtruth_host_memory_available_bytes",
-            "Memory available for new work without swapping (MemAvailable).",
-            available,
-        )
+
+    def describe(self):
+        return self._families()

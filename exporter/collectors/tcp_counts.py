@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from exporter.collectors.errors import CollectorErrors
 from exporter.labels import BoundedLabels
@@ -38,7 +39,7 @@ def remote_label(bounded: BoundedLabels, inbound: int, port: int) -> str:
     return bounded(str(port))
 
 
-class TcpCountsCollector:
+class TcpCountsCollector(Collector):
     def __init__(
         self,
         probe,
@@ -91,12 +92,45 @@ class TcpCountsCollector:
             gauge[(ev.direction, self.containers(found.short_id) if found else "")] += 1
         return gauge
 
-    def histogram(self, c: dict[str, Counter]) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
+    @staticmethod
+    def _families() -> tuple[list[CounterMetricFamily], HistogramMetricFamily, GaugeMetricFamily]:
+        """(connections, bytes, retransmits, resets counters; the duration histogram; the open
+        connections gauge)."""
+        counters = [
+            CounterMetricFamily(
+                "groundtruth_tcp_connections",
+                "TCP connections opened (outbound attempts, inbound accepted), by outcome.",
+                labels=["direction", "outcome", "container", "remote"],
+            ),
+            CounterMetricFamily(
+                "groundtruth_tcp_bytes",
+                "Bytes written (sent) and read (received) on TCP connections by processes.",
+                labels=["direction", "container"],
+            ),
+            CounterMetricFamily(
+                "groundtruth_tcp_retransmits", "TCP segments retransmitted.", labels=["container"]
+            ),
+            CounterMetricFamily(
+                "groundtruth_tcp_resets", "TCP RSTs sent and received.", labels=["container"]
+            ),
+        ]
+        histogram = HistogramMetricFamily(
             "groundtruth_tcp_connection_duration_seconds",
             "Time established of closed TCP connections, by direction and container.",
             labels=["direction", "container"],
         )
+        open_now = GaugeMetricFamily(
+            "groundtruth_tcp_open_connections",
+            "TCP connections open now, by direction and container.",
+            labels=["direction", "container"],
+        )
+        return counters, histogram, open_now
+
+    def describe(self):
+        counters, histogram, open_now = self._families()
+        return [*counters, histogram, open_now]
+
+    def histogram(self, c: dict[str, Counter], family: HistogramMetricFamily) -> None:
         for way, container in sorted({k[:2] for k in c["buckets"]}):
             cumulative, buckets = 0, []
             for i, bound in enumerate(DURATION_BOUNDS_S):
@@ -105,7 +139,6 @@ class TcpCountsCollector:
             cumulative += c["buckets"].get((way, container, len(DURATION_BOUNDS_S)), 0)
             buckets.append(("+Inf", cumulative))
             family.add_metric([way, container], buckets, c["sum"].get((way, container), 0.0))
-        return family
 
     def collect(self):
         if self.probe.bpf is None:
@@ -117,34 +150,14 @@ class TcpCountsCollector:
             self.errors.failed(e)
             return
         self.errors.succeeded()
-        counters = [
-            (
-                "groundtruth_tcp_connections",
-                "TCP connections opened (outbound attempts, inbound accepted), by outcome.",
-                ["direction", "outcome", "container", "remote"],
-                c["conns"],
-            ),
-            (
-                "groundtruth_tcp_bytes",
-                "Bytes written (sent) and read (received) on TCP connections by processes.",
-                ["direction", "container"],
-                c["bytes"],
-            ),
-            ("groundtruth_tcp_retransmits", "TCP segments retransmitted.", ["container"],
-             c["retransmits"]),
-            ("groundtruth_tcp_resets", "TCP RSTs sent and received.", ["container"], c["resets"]),
-        ]  # fmt: skip
-        for name, help_text, labels, values in counters:
-            family = CounterMetricFamily(name, help_text, labels=labels)
-            for label_values, n in sorted(values.items()):
+        counters, histogram, open_family = self._families()
+        values = (c["conns"], c["bytes"], c["retransmits"], c["resets"])
+        for family, by_labels in zip(counters, values, strict=True):
+            for label_values, n in sorted(by_labels.items()):
                 family.add_metric(list(label_values), n)
             yield family
-        yield self.histogram(c)
-        open_family = GaugeMetricFamily(
-            "groundtruth_tcp_open_connections",
-            "TCP connections open now, by direction and container.",
-            labels=["direction", "container"],
-        )
+        self.histogram(c, histogram)
+        yield histogram
         for label_values, n in sorted(gauge.items()):
             open_family.add_metric(list(label_values), max(n, 0))
         yield open_family
