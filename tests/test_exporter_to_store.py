@@ -19,8 +19,6 @@ from store.writer import StoreWriter, WriterSettings
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.exporter import exporter_config
 
-pytestmark = pytest.mark.ebpf
-
 
 @pytest.fixture(params=["clickhouse", "chdb"])
 def open_test_store(request):

@@ -6,11 +6,7 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.cgroups import cgroup_dirs, docker_scope_v2, docker_v1, fake_container_id, run_in
-
-pytestmark = pytest.mark.ebpf
 
 
 def wait_metric(exporter, metric, want, timeout=5.0):

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.service import free_port
 
@@ -44,7 +42,6 @@ def test_bad_flag_value_is_one_clear_line():
     assert out.stderr.strip() == "groundtruth: error: listen address 'nowhere' is not HOST:PORT"
 
 
-@pytest.mark.ebpf
 def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     skip_or_fail_without_ebpf(ebpf_problems)
     out_file = tmp_path / "events.jsonl"

@@ -17,8 +17,6 @@ from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.clickhouse import WRITER_PASSWORD, WRITER_USER, fresh_database_name
 from testservices.service import free_port
 
-pytestmark = pytest.mark.ebpf
-
 SINK_METRICS = (
     "groundtruth_sink_spool_events",
     "groundtruth_sink_spool_bytes",
