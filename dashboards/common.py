@@ -31,7 +31,6 @@ SECONDS = "s"
 PER_SECOND = "cps"  # counts per second
 CORES = "short"  # CPU seconds per second: cores busy
 COUNT = "short"
-BOOL = "bool_on_off"
 NONE = "none"
 
 PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
