@@ -7,6 +7,8 @@ alert's threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grafanalib.core import (
     REFRESH_ON_TIME_RANGE_CHANGE,
     Annotations,
@@ -221,7 +223,7 @@ def dashboard(
     description: str,
     panels: list,
     variables: list[Template],
-    annotations: list[dict] = (),
+    annotations: Sequence[dict] = (),
 ) -> Dashboard:
     return Dashboard(
         uid=uid,

@@ -24,7 +24,7 @@ from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
-from exporter.probes.base import ProbeContext
+from exporter.probes.base import BpfProbe, ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import ProcScanner, start_ticks
@@ -59,7 +59,7 @@ class Exporter:
         self.table = ProcessTable()
         self.containers = ContainerResolver()
         self.process_probe = ProcessProbe(self.ctx, self.containers, self.table)
-        self.probes = [self.process_probe]
+        self.probes: list[BpfProbe] = [self.process_probe]
         self.tcp_probe = None
         if config.tcp:
             self.tcp_probe = TcpProbe(self.ctx, self.containers, self.table)
@@ -67,7 +67,7 @@ class Exporter:
         self.selftest_results: dict[str, bool] = {}
         self.scan_duration_seconds = 0.0
         self._stop = threading.Event()
-        self._http = None
+        self._http: tuple | None = None
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, serve: bool = True) -> None:
@@ -117,7 +117,12 @@ class Exporter:
 
     def _register_collectors(self) -> None:
         cfg = self.config
-        readers = [
+        readers: list[
+            ProcessCountsCollector
+            | ContainerResourcesCollector
+            | HostResourcesCollector
+            | TcpCountsCollector
+        ] = [
             ProcessCountsCollector(
                 self.process_probe, cfg.container_label_cap, cfg.program_label_cap
             ),

@@ -7,7 +7,7 @@ and the store's writer is plugged in here (``exporter`` never imports ``store``)
 from __future__ import annotations
 
 from exporter.config import ConfigError
-from exporter.sinks import FanoutSink
+from exporter.sinks import FanoutSink, Sink
 from exporter.sinks.jsonlines import JsonLinesSink
 
 
@@ -16,7 +16,8 @@ def make_sink(specs: list[str], stats) -> tuple[FanoutSink, list]:
     from store.db import StoreConfigError
     from store.sink import open_sink
 
-    sinks, writers = [], []
+    sinks: list[Sink] = []
+    writers: list = []
     for spec in specs:
         if spec.startswith("jsonl:"):
             sinks.append(JsonLinesSink(spec[len("jsonl:") :]))

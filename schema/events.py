@@ -80,7 +80,7 @@ class ProcessEvent:
     source: str = col("String", "ebpf (seen live) or scan (found in /proc at start-up).")
 
 
-EVENT_TYPES = {"process": ProcessEvent}
+EVENT_TYPES: dict[str, type] = {"process": ProcessEvent}
 
 
 def columns(event_class) -> list[tuple[str, str, str]]:

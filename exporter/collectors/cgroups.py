@@ -70,7 +70,7 @@ class ContainerResourcesCollector(Collector):
                 out[cid] = (stat["user_usec"] / 1e6, stat["system_usec"] / 1e6)
         return out
 
-    def _memory(self) -> dict[str, tuple[int, int | None]]:
+    def _memory(self) -> dict[str, tuple[int | None, int | None]]:
         """{container id: (usage bytes, limit bytes or None)}"""
         out = {}
         if not self.pure_v2:

@@ -57,7 +57,9 @@ class TcpCountsCollector(Collector):
 
     def read_counts(self) -> dict[str, Counter]:
         """Sums by metric and labels, from the BPF map (its overflow is a kernel-stage drop)."""
-        c = {name: Counter() for name in ("conns", "closed", "buckets", "sum", "bytes")}
+        c: dict[str, Counter] = {
+            name: Counter() for name in ("conns", "closed", "buckets", "sum", "bytes")
+        }
         c["retransmits"], c["resets"] = Counter(), Counter()
         for key, value in self.probe.bpf[b"counts"].items():
             container, n, way = self._container_label(key.cgroup_id), sum(value), key.inbound
@@ -81,7 +83,7 @@ class TcpCountsCollector(Collector):
 
     def open_connections(self, c: dict[str, Counter]) -> Counter:
         """Established minus closed, per direction and container, plus the scan's still open."""
-        gauge = Counter()
+        gauge: Counter = Counter()
         for (way, outcome, container, _remote), n in c["conns"].items():
             if outcome == "ok":
                 gauge[(way, container)] += n
