@@ -2,8 +2,9 @@
 
 Probes, the user-space queue and the sinks all report here; ``PipelineCollector`` exports it as
 ``groundtruth_events_total{type}`` and ``groundtruth_events_dropped_total{stage,reason}``.
-Stages: ``kernel`` (ring buffer full; read from BPF maps by the probe's collector), ``queue``
-(user-space queue full), ``sink`` (store unreachable and spool full, or rejected rows).
+Stages: ``kernel`` (ring buffer full; read from BPF maps by the probe's collector), ``decode``
+(a record that is not the probe's event struct), ``queue`` (user-space queue full), ``sink``
+(store unreachable and spool full, or rejected rows).
 """
 
 from __future__ import annotations

@@ -287,7 +287,11 @@ class TcpProbe(BpfProbe):
         owners, owner_of, host = self._owners, self.owner, self.ctx.host
         offset, run_id, seq = self.ctx.clock.offset_ns, self._run_id, self._seq
         events: list[ConnectionEvent | ListenEvent] = []
+        size = EVENT.size
         for raw in records:
+            if len(raw) != size:  # not this probe's struct tcp_event: counted, never guessed at
+                self.ctx.stats.count_dropped("decode", "tcp_record_size")
+                continue
             (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
              addrs, sport, dport, family, _, kind, flags, retransmits, err,
              ) = EVENT_DECODED.unpack_from(raw)  # fmt: skip
