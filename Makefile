@@ -24,6 +24,7 @@ run: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/mypy_baseline.py
 
 test: setup lint
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

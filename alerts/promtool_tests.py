@@ -1,20 +1,21 @@
 """``promtool test rules`` cases: for every alert, series that make it fire and series that don't.
 
 The cases are written for the default thresholds (``mixin/mixin.yaml``): the series are
-the evidence, chosen by hand on either side of each threshold, and the expected description is
-spelled out with the value the series produce. Summaries and links only substitute labels, so
-they are rendered here from the expected labels instead of being written twice.
+the evidence, chosen by hand on either side of each threshold, and every expected annotation is
+spelled out (the description with the value the series produce), never rendered from the rule
+under test; only the deployment's own URLs (Grafana, the runbook) come from the config. A firing
+case also pins its ``for:`` edge: quiet one evaluation before ``fires_from``, firing at it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from alerts.rules import alert_name, alerts, annotations
+from alerts.rules import alert_name, alerts
 from mixin.config import MixinConfig
 
 HOST = {"job": "groundtruth", "instance": "host1"}
+INVESTIGATION = "/d/groundtruth-investigation/groundtruth-incident-investigation?from=now-1h&to=now"
 
 
 def series(metric: str, values: str, **labels) -> dict:
@@ -47,6 +48,14 @@ class Case:
     description: str = ""
     why: str = ""
     extra: dict = field(default_factory=dict)
+    # Firing cases: the last evaluation at which it is still quiet and the first at which it
+    # fires (the next one, unless the alert reads a recording rule: promtool evaluates the rule
+    # groups in no fixed order, so a recorded series may reach the alert one evaluation late),
+    # its summary, and the investigation dashboard's variables its link carries.
+    quiet_until: str = ""
+    fires_from: str = ""
+    summary: str = ""
+    link: str = ""
 
 
 CASES = [
@@ -58,6 +67,10 @@ CASES = [
         "Prometheus cannot scrape the groundtruth exporter on host1: no process, connection or "
         "pipeline data comes from this host, and the alerts that depend on it are inhibited "
         "until it is back.",
+        quiet_until="4m",
+        fires_from="5m",
+        summary="The groundtruth exporter on host1 is down.",
+        link="&var-instance=host1",
     ),
     Case("ExporterDown", "6m", [series("up", "1x10")], why="scraped fine"),
     Case(
@@ -67,6 +80,9 @@ CASES = [
         {"job": "groundtruth"},
         "Prometheus has no scrape target for the groundtruth exporter at all: every "
         "groundtruth dashboard and alert is blind.",
+        quiet_until="14m",
+        fires_from="15m",
+        summary="No groundtruth exporter is being scraped.",
     ),
     Case("ExporterAbsent", "16m", [series("up", "1x20")], why="the target exists"),
     Case(
@@ -76,6 +92,10 @@ CASES = [
         {**HOST, "stage": "sink", "reason": "spool_full"},
         "host1 drops 1 events/s at stage sink (spool_full): the event store is missing events "
         "from this host, so graphs and timelines from it are incomplete.",
+        quiet_until="5m",
+        fires_from="7m",
+        summary="The groundtruth exporter on host1 is dropping events.",
+        link="&var-instance=host1",
     ),
     Case(
         "EventsDropped",
@@ -91,6 +111,10 @@ CASES = [
         "The oldest event not yet written to the store on host1 is 6m 40s old: the store is "
         "down or too slow, events are spooling on disk and will be dropped when the spool is "
         "full.",
+        quiet_until="9m",
+        fires_from="10m",
+        summary="The event store is falling behind on host1.",
+        link="&var-instance=host1",
     ),
     Case(
         "SinkBacklogGrowing",
@@ -105,12 +129,40 @@ CASES = [
         {**HOST, "probe": "process"},
         "The process probe's self-test fails on host1: its events and metrics cannot be "
         "believed until it passes again.",
+        quiet_until="4m",
+        fires_from="5m",
+        summary="The process probe on host1 fails its self-test.",
+        link="&var-instance=host1",
     ),
     Case(
         "ProbeSelftestFailing",
         "6m",
         [series("groundtruth_probe_selftest_ok", "1x10", probe="process")],
         why="self-test passes",
+    ),
+    Case(
+        "CollectorFailing",
+        "16m",
+        [series("groundtruth_collector_errors_total", "0+1x20", collector="tcp_counts")],
+        {**HOST, "collector": "tcp_counts"},
+        "The tcp_counts collector on host1 failed 5 reads in 5 minutes: the metrics it exports "
+        "are missing from this host's scrapes (the exporter's log names the error).",
+        quiet_until="10m",
+        fires_from="11m",
+        summary="The tcp_counts collector on host1 keeps failing.",
+        link="&var-instance=host1",
+    ),
+    Case(
+        "CollectorFailing",
+        "16m",
+        [
+            series(
+                "groundtruth_collector_errors_total",
+                "0 1x16",
+                collector="tcp_counts",
+            )
+        ],
+        why="one failed read long ago",
     ),
     Case(
         "HostCpuSaturated",
@@ -121,6 +173,10 @@ CASES = [
         ],
         HOST,
         "host1 has been 95% busy for 15m: work queues up and latency grows.",
+        quiet_until="15m",
+        fires_from="17m",
+        summary="CPU on host1 is saturated.",
+        link="&var-instance=host1",
     ),
     Case(
         "HostCpuSaturated",
@@ -142,6 +198,10 @@ CASES = [
         HOST,
         "Only 5% of the memory of host1 is available: the kernel reclaims hard and the OOM "
         "killer is next.",
+        quiet_until="9m",
+        fires_from="11m",
+        summary="host1 is running out of memory.",
+        link="&var-instance=host1",
     ),
     Case(
         "HostMemoryPressure",
@@ -162,6 +222,10 @@ CASES = [
         {**HOST, "container": "web"},
         "Container web on host1 uses 95% of its memory limit: it will be OOM-killed when it "
         "reaches it.",
+        quiet_until="14m",
+        fires_from="16m",
+        summary="Container web on host1 is near its memory limit.",
+        link="&var-instance=host1&var-container=web",
     ),
     Case(
         "ContainerNearMemoryLimit",
@@ -181,6 +245,10 @@ CASES = [
         {**HOST, "container": "web"},
         "1 processes in container web (empty: not in a container) on host1 were OOM-killed "
         "in the last 10 minutes.",
+        quiet_until="10m",
+        fires_from="11m",
+        summary="A process in web on host1 was OOM-killed.",
+        link="&var-instance=host1&var-container=web",
     ),
     Case(
         "OomKill",
@@ -196,6 +264,10 @@ CASES = [
         "1 processes in container db (empty: not in a container) on host1 were OOM-killed in "
         "the last 10 minutes.",
         why="the container's first kill: its counter appears at 1",
+        quiet_until="3m",
+        fires_from="4m",
+        summary="A process in db on host1 was OOM-killed.",
+        link="&var-instance=host1&var-container=db",
     ),
     Case(
         "OomKill",
@@ -213,6 +285,10 @@ CASES = [
         {**HOST, "program": "sh"},
         "host1 runs more than 200 execs/s; most of them are sh at 400/s: a crash loop, a "
         "runaway script or a health check spawning shells. The causal graph shows which parent.",
+        quiet_until="7m",
+        fires_from="9m",
+        summary="Exec storm on host1.",
+        link="&var-instance=host1",
     ),
     Case(
         "ExecStorm",
@@ -233,6 +309,10 @@ CASES = [
         {**HOST, "container": "web"},
         "75% of outbound connection attempts from container web on host1 fail (refused, "
         "timeout, reset or error).",
+        quiet_until="10m",
+        fires_from="12m",
+        summary="Outbound connections from web on host1 are failing.",
+        link="&var-instance=host1&var-container=web",
     ),
     Case(
         "FailedConnectionSurge",
@@ -253,6 +333,10 @@ CASES = [
         [series("groundtruth_tcp_retransmits_total", "0+6000x20")],
         HOST,
         "host1 retransmits 100 TCP segments/s: packet loss on the path or an overloaded peer.",
+        quiet_until="12m",
+        fires_from="14m",
+        summary="TCP retransmits surge on host1.",
+        link="&var-instance=host1",
     ),
     Case(
         "RetransmitSurge",
@@ -263,36 +347,13 @@ CASES = [
 ]
 
 
-def render_labels(template: str, labels: dict) -> str:
-    """Substitute ``{{ $labels.x }}``; anything else left in a template is an error here."""
-    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
-    if "{{" in text:
-        raise ValueError(f"only label references can be rendered here: {template!r}")
-    return text
-
-
 def test_file(cfg: MixinConfig, rule_file_name: str) -> dict:
     """The promtool test file for the rules in ``rule_file_name`` (same directory)."""
     by_name = {a.name: a for a in alerts(cfg)}
     tests = []
     for case in CASES:
         alert = by_name[case.alert]
-        expected = []
-        if case.labels is not None:
-            labels = {**case.labels, "severity": alert.severity}
-            notes = annotations(cfg, alert)
-            expected.append(
-                {
-                    "exp_labels": labels,
-                    "exp_annotations": {
-                        "summary": render_labels(notes["summary"], labels),
-                        "description": case.description,
-                        "runbook_url": notes["runbook_url"],
-                        "dashboard_url": render_labels(notes["dashboard_url"], labels),
-                    },
-                }
-            )
-        name = f"{case.alert} {'fires' if expected else 'stays quiet'}"
+        name = f"{case.alert} {'fires' if case.labels is not None else 'stays quiet'}"
         if case.why:
             name += f": {case.why}"
         tests.append(
@@ -301,12 +362,28 @@ def test_file(cfg: MixinConfig, rule_file_name: str) -> dict:
                 "interval": "1m",
                 "input_series": case.input_series,
                 "alert_rule_test": [
-                    {
-                        "eval_time": case.eval_time,
-                        "alertname": alert_name(cfg, alert),
-                        "exp_alerts": expected,
-                    }
+                    {"eval_time": at, "alertname": alert_name(cfg, alert), "exp_alerts": expected}
+                    for at, expected in evaluations(cfg, case, alert.severity)
                 ],
             }
         )
     return {"rule_files": [rule_file_name], "evaluation_interval": "1m", "tests": tests}
+
+
+def evaluations(cfg: MixinConfig, case: Case, severity: str) -> list[tuple[str, list]]:
+    """(eval time, expected alerts) of a case: quiet at its eval time, or quiet at
+    ``quiet_until``, then firing at ``fires_from`` and at its eval time."""
+    if case.labels is None:
+        return [(case.eval_time, [])]
+    firing = [
+        {
+            "exp_labels": {**case.labels, "severity": severity},
+            "exp_annotations": {
+                "summary": case.summary,
+                "description": case.description,
+                "runbook_url": f"{cfg.raw['runbook_url']}#groundtruth{case.alert.lower()}",
+                "dashboard_url": f"{cfg.grafana_url}{INVESTIGATION}{case.link}",
+            },
+        }
+    ]
+    return [(case.quiet_until, []), (case.fires_from, firing), (case.eval_time, firing)]

@@ -21,7 +21,7 @@ from mixin.recording import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Alert:
     name: str  # without the prefix
     expr: str
@@ -52,135 +52,180 @@ def alerts(cfg: MixinConfig) -> list[Alert]:
     ooms = f"groundtruth_oom_kills_total{s()}"
     return [
         Alert(
-            "ExporterDown",
-            f"up{s()} == 0",
-            t("exporter_down_for"),
-            "critical",
-            f"The groundtruth exporter on {host} is down.",
-            f"Prometheus cannot scrape the groundtruth exporter on {host}: no process, "
-            "connection or pipeline data comes from this host, and the alerts that depend on "
-            "it are inhibited until it is back.",
+            name="ExporterDown",
+            expr=f"up{s()} == 0",
+            for_=t("exporter_down_for"),
+            severity="critical",
+            summary=f"The groundtruth exporter on {host} is down.",
+            description=(
+                f"Prometheus cannot scrape the groundtruth exporter on {host}: no process, "
+                "connection or pipeline data comes from this host, and the alerts that depend on "
+                "it are inhibited until it is back."
+            ),
             needs_exporter=False,
             link_labels=on_host,
         ),
         Alert(
-            "ExporterAbsent",
-            f"absent(up{s()})",
-            t("exporter_absent_for"),
-            "critical",
-            "No groundtruth exporter is being scraped.",
-            "Prometheus has no scrape target for the groundtruth exporter at all: every "
-            "groundtruth dashboard and alert is blind.",
+            name="ExporterAbsent",
+            expr=f"absent(up{s()})",
+            for_=t("exporter_absent_for"),
+            severity="critical",
+            summary="No groundtruth exporter is being scraped.",
+            description=(
+                "Prometheus has no scrape target for the groundtruth exporter at all: every "
+                "groundtruth dashboard and alert is blind."
+            ),
             needs_exporter=False,
         ),
         Alert(
-            "EventsDropped",
-            f"{r['dropped']} > {t('events_dropped_per_second')}",
-            t("events_dropped_for"),
-            "warning",
-            f"The groundtruth exporter on {host} is dropping events.",
-            f"{host} drops {{{{ $value | humanize }}}} events/s at stage "
-            f"{_label('stage')} ({_label('reason')}): the event store is missing events "
-            "from this host, so graphs and timelines from it are incomplete.",
+            name="EventsDropped",
+            expr=f"{r['dropped']} > {t('events_dropped_per_second')}",
+            for_=t("events_dropped_for"),
+            severity="warning",
+            summary=f"The groundtruth exporter on {host} is dropping events.",
+            description=(
+                f"{host} drops {{{{ $value | humanize }}}} events/s at stage "
+                f"{_label('stage')} ({_label('reason')}): the event store is missing events "
+                "from this host, so graphs and timelines from it are incomplete."
+            ),
             link_labels=on_host,
         ),
         Alert(
-            "SinkBacklogGrowing",
-            f"groundtruth_sink_lag_seconds{s()} > {t('sink_lag_seconds')}",
-            t("sink_backlog_for"),
-            "warning",
-            f"The event store is falling behind on {host}.",
-            f"The oldest event not yet written to the store on {host} is "
-            "{{ $value | humanizeDuration }} old: the store is down or too slow, events are "
-            "spooling on disk and will be dropped when the spool is full.",
+            name="SinkBacklogGrowing",
+            expr=f"groundtruth_sink_lag_seconds{s()} > {t('sink_lag_seconds')}",
+            for_=t("sink_backlog_for"),
+            severity="warning",
+            summary=f"The event store is falling behind on {host}.",
+            description=(
+                f"The oldest event not yet written to the store on {host} is "
+                "{{ $value | humanizeDuration }} old: the store is down or too slow, events are "
+                "spooling on disk and will be dropped when the spool is full."
+            ),
             link_labels=on_host,
         ),
         Alert(
-            "ProbeSelftestFailing",
-            f"groundtruth_probe_selftest_ok{s()} == 0",
-            t("probe_selftest_for"),
-            "critical",
-            f"The {_label('probe')} probe on {host} fails its self-test.",
-            f"The {_label('probe')} probe's self-test fails on {host}: its events and "
-            "metrics cannot be believed until it passes again.",
+            name="ProbeSelftestFailing",
+            expr=f"groundtruth_probe_selftest_ok{s()} == 0",
+            for_=t("probe_selftest_for"),
+            severity="critical",
+            summary=f"The {_label('probe')} probe on {host} fails its self-test.",
+            description=(
+                f"The {_label('probe')} probe's self-test fails on {host}: its events and "
+                "metrics cannot be believed until it passes again."
+            ),
             link_labels=on_host,
         ),
         Alert(
-            "HostCpuSaturated",
-            f"{r['cpu_busy']} > {t('host_cpu_saturated_ratio')}",
-            t("host_cpu_saturated_for"),
-            "warning",
-            f"CPU on {host} is saturated.",
-            f"{host} has been {{{{ $value | humanizePercentage }}}} busy for "
-            f"{t('host_cpu_saturated_for')}: work queues up and latency grows.",
+            # A container that goes away mid-read fails one scrape: only a read that keeps
+            # failing for the whole `for:` pages.
+            name="CollectorFailing",
+            expr=f"increase(groundtruth_collector_errors_total{s()}[5m]) > 0",
+            for_=t("collector_errors_for"),
+            severity="warning",
+            summary=f"The {_label('collector')} collector on {host} keeps failing.",
+            description=(
+                f"The {_label('collector')} collector on {host} failed {{{{ $value | humanize }}}} "
+                "reads in 5 minutes: the metrics it exports are missing from this host's scrapes "
+                "(the exporter's log names the error)."
+            ),
             link_labels=on_host,
         ),
         Alert(
-            "HostMemoryPressure",
-            f"{r['mem_available']} < {t('host_memory_available_min_ratio')}",
-            t("host_memory_pressure_for"),
-            "warning",
-            f"{host} is running out of memory.",
-            f"Only {{{{ $value | humanizePercentage }}}} of the memory of {host} is "
-            "available: the kernel reclaims hard and the OOM killer is next.",
+            name="HostCpuSaturated",
+            expr=f"{r['cpu_busy']} > {t('host_cpu_saturated_ratio')}",
+            for_=t("host_cpu_saturated_for"),
+            severity="warning",
+            summary=f"CPU on {host} is saturated.",
+            description=(
+                f"{host} has been {{{{ $value | humanizePercentage }}}} busy for "
+                f"{t('host_cpu_saturated_for')}: work queues up and latency grows."
+            ),
             link_labels=on_host,
         ),
         Alert(
-            "ContainerNearMemoryLimit",
-            f"{r['container_mem_limit']} > {t('container_memory_limit_ratio')}",
-            t("container_memory_limit_for"),
-            "warning",
-            f"Container {container} on {host} is near its memory limit.",
-            f"Container {container} on {host} uses {{{{ $value | humanizePercentage }}}} "
-            "of its memory limit: it will be OOM-killed when it reaches it.",
+            name="HostMemoryPressure",
+            expr=f"{r['mem_available']} < {t('host_memory_available_min_ratio')}",
+            for_=t("host_memory_pressure_for"),
+            severity="warning",
+            summary=f"{host} is running out of memory.",
+            description=(
+                f"Only {{{{ $value | humanizePercentage }}}} of the memory of {host} is "
+                "available: the kernel reclaims hard and the OOM killer is next."
+            ),
+            link_labels=on_host,
+        ),
+        Alert(
+            name="ContainerNearMemoryLimit",
+            expr=f"{r['container_mem_limit']} > {t('container_memory_limit_ratio')}",
+            for_=t("container_memory_limit_for"),
+            severity="warning",
+            summary=f"Container {container} on {host} is near its memory limit.",
+            description=(
+                f"Container {container} on {host} uses {{{{ $value | humanizePercentage }}}} "
+                "of its memory limit: it will be OOM-killed when it reaches it."
+            ),
             link_labels=on_container,
         ),
         Alert(
             # A container's counter appears with its first kill (value 1), which increase()
             # cannot see: a series that did not exist 10 minutes ago counts in full.
-            "OomKill",
-            f"sum by ({by_container}) (increase({ooms}[10m])) > 0"
-            f" or sum by ({by_container}) ({ooms} unless {ooms} offset 10m) > 0",
-            "0m",
-            "warning",
-            f"A process in {container} on {host} was OOM-killed.",
-            f"{{{{ $value | humanize }}}} processes in container {container} "
-            f"(empty: not in a container) on {host} were OOM-killed in the last 10 minutes.",
+            name="OomKill",
+            expr=(
+                f"sum by ({by_container}) (increase({ooms}[10m])) > 0"
+                f" or sum by ({by_container}) ({ooms} unless {ooms} offset 10m) > 0"
+            ),
+            for_="0m",
+            severity="warning",
+            summary=f"A process in {container} on {host} was OOM-killed.",
+            description=(
+                f"{{{{ $value | humanize }}}} processes in container {container} "
+                f"(empty: not in a container) on {host} were OOM-killed in the last 10 minutes."
+            ),
             link_labels=on_container,
         ),
         Alert(
             # The host's total crosses the threshold; the alert names the program doing most
             # of it, so it reaches the team that owns that program.
-            "ExecStorm",
-            f"topk by (job, {cfg.host_label}) (1, {r['program_execs']})"
-            f" and on (job, {cfg.host_label}) {r['execs']} > {t('exec_storm_per_second')}",
-            t("exec_storm_for"),
-            "warning",
-            f"Exec storm on {host}.",
-            f"{host} runs more than {t('exec_storm_per_second')} execs/s; most of them are "
-            f"{_label('program')} at {{{{ $value | humanize }}}}/s: a crash loop, a runaway "
-            "script or a health check spawning shells. The causal graph shows which parent.",
+            name="ExecStorm",
+            expr=(
+                f"topk by (job, {cfg.host_label}) (1, {r['program_execs']})"
+                f" and on (job, {cfg.host_label}) {r['execs']} > {t('exec_storm_per_second')}"
+            ),
+            for_=t("exec_storm_for"),
+            severity="warning",
+            summary=f"Exec storm on {host}.",
+            description=(
+                f"{host} runs more than {t('exec_storm_per_second')} execs/s; most of them are "
+                f"{_label('program')} at {{{{ $value | humanize }}}}/s: a crash loop, a runaway "
+                "script or a health check spawning shells. The causal graph shows which parent."
+            ),
             link_labels=on_host,
         ),
         Alert(
-            "FailedConnectionSurge",
-            f"{r['failed_ratio']} > {t('failed_connect_ratio')}"
-            f" and {r['outbound_failed']} > {t('failed_connect_min_per_second')}",
-            t("failed_connect_for"),
-            "warning",
-            f"Outbound connections from {container} on {host} are failing.",
-            f"{{{{ $value | humanizePercentage }}}} of outbound connection attempts from "
-            f"container {container} on {host} fail (refused, timeout, reset or error).",
+            name="FailedConnectionSurge",
+            expr=(
+                f"{r['failed_ratio']} > {t('failed_connect_ratio')}"
+                f" and {r['outbound_failed']} > {t('failed_connect_min_per_second')}"
+            ),
+            for_=t("failed_connect_for"),
+            severity="warning",
+            summary=f"Outbound connections from {container} on {host} are failing.",
+            description=(
+                f"{{{{ $value | humanizePercentage }}}} of outbound connection attempts from "
+                f"container {container} on {host} fail (refused, timeout, reset or error)."
+            ),
             link_labels=on_container,
         ),
         Alert(
-            "RetransmitSurge",
-            f"{r['retransmits']} > {t('retransmits_per_second')}",
-            t("retransmits_for"),
-            "warning",
-            f"TCP retransmits surge on {host}.",
-            f"{host} retransmits {{{{ $value | humanize }}}} TCP segments/s: packet loss on "
-            "the path or an overloaded peer.",
+            name="RetransmitSurge",
+            expr=f"{r['retransmits']} > {t('retransmits_per_second')}",
+            for_=t("retransmits_for"),
+            severity="warning",
+            summary=f"TCP retransmits surge on {host}.",
+            description=(
+                f"{host} retransmits {{{{ $value | humanize }}}} TCP segments/s: packet loss on "
+                "the path or an overloaded peer."
+            ),
             link_labels=on_host,
         ),
     ]

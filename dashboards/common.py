@@ -7,6 +7,8 @@ alert's threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grafanalib.core import (
     REFRESH_ON_TIME_RANGE_CHANGE,
     Annotations,
@@ -31,7 +33,6 @@ SECONDS = "s"
 PER_SECOND = "cps"  # counts per second
 CORES = "short"  # CPU seconds per second: cores busy
 COUNT = "short"
-BOOL = "bool_on_off"
 NONE = "none"
 
 PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
@@ -247,7 +248,7 @@ def dashboard(
     description: str,
     panels: list,
     variables: list[Template],
-    annotations: list[dict] = (),
+    annotations: Sequence[dict] = (),
 ) -> Dashboard:
     return Dashboard(
         uid=uid,

@@ -132,7 +132,7 @@ def build(cfg: MixinConfig):
                 "Store lag",
                 "Age of the oldest event not yet written to the store. The line is the "
                 "SinkBacklogGrowing alert threshold.",
-                [target(f"groundtruth_sink_lag_seconds{s}", legend(h))],
+                [target(f"groundtruth_sink_lag_seconds{s}", legend(h, "sink"))],
                 SECONDS,
                 (0, 12, 8, 8),
                 steps(("red", t("sink_lag_seconds"))),
@@ -140,14 +140,14 @@ def build(cfg: MixinConfig):
             timeseries(
                 "Spooled events",
                 "Events waiting in the on-disk spool while the store is slow or unreachable.",
-                [target(f"groundtruth_sink_spool_events{s}", legend(h))],
+                [target(f"groundtruth_sink_spool_events{s}", legend(h, "sink"))],
                 COUNT,
                 (8, 12, 8, 8),
             ),
             timeseries(
                 "Spool size",
                 "Bytes of the on-disk spool. When it is full the oldest events are dropped.",
-                [target(f"groundtruth_sink_spool_bytes{s}", legend(h))],
+                [target(f"groundtruth_sink_spool_bytes{s}", legend(h, "sink"))],
                 BYTES,
                 (16, 12, 8, 8),
             ),
@@ -161,8 +161,9 @@ def build(cfg: MixinConfig):
                         legend(h, "sink") + " errors",
                     ),
                     target(
-                        f"sum by ({h}) (rate(groundtruth_sink_replayed_events_total{s}{rate}))",
-                        legend(h) + " replayed",
+                        f"sum by ({h}, sink) "
+                        f"(rate(groundtruth_sink_replayed_events_total{s}{rate}))",
+                        legend(h, "sink") + " replayed",
                         ref="B",
                     ),
                 ],

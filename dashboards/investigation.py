@@ -7,6 +7,8 @@ from ClickHouse (SQL in ``dashboards/sql.py``), the alert markers from Prometheu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grafanalib.core import GridPos, Table, Template
 
 from dashboards import sql
@@ -95,7 +97,7 @@ def unit_override(column: str, unit: str) -> dict:
 
 
 def events_table(
-    title: str, description: str, rawsql: str, grid, overrides: list[dict] = ()
+    title: str, description: str, rawsql: str, grid, overrides: Sequence[dict] = ()
 ) -> Table:
     x, y, w, h = grid
     return Table(

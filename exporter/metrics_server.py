@@ -19,7 +19,7 @@ from exporter.config import ConfigError
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+    def log_message(self, format, *args):
         """Scrapes are not logged."""
 
 

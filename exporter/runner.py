@@ -17,6 +17,7 @@ from operator import attrgetter
 from prometheus_client import CollectorRegistry
 
 from exporter.collectors.cgroups import ContainerResourcesCollector
+from exporter.collectors.errors import CollectorErrorsCollector
 from exporter.collectors.exporter_health import ExporterHealthCollector
 from exporter.collectors.host import HostResourcesCollector
 from exporter.collectors.process_counts import ProcessCountsCollector
@@ -26,7 +27,7 @@ from exporter.containers import ContainerResolver
 from exporter.flags.metrics import FlagsCollector
 from exporter.flags.setup import flag_detector
 from exporter.metrics_server import MetricsServer, bind_metrics
-from exporter.probes.base import ProbeContext
+from exporter.probes.base import BpfProbe, ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import ProcScanner, start_ticks
@@ -61,6 +62,7 @@ class Exporter:
         self.sink = sink
         self.extra_collectors = list(collectors)  # e.g. the store writer's health
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.collectors: list = []  # what _register_collectors registered, in order
         self.stats = stats if stats is not None else PipelineStats()
         self.ctx = ProbeContext(
             host=config.host, stats=self.stats, ringbuf_pages=config.ringbuf_pages
@@ -68,7 +70,7 @@ class Exporter:
         self.table = ProcessTable()
         self.containers = ContainerResolver()
         self.process_probe = ProcessProbe(self.ctx, self.containers, self.table)
-        self.probes = [self.process_probe]
+        self.probes: list[BpfProbe] = [self.process_probe]
         self.tcp_probe = None
         if config.tcp:
             self.tcp_probe = TcpProbe(self.ctx, self.containers, self.table)
@@ -128,21 +130,31 @@ class Exporter:
 
     def _register_collectors(self) -> None:
         cfg = self.config
-        for collector in (
-            PipelineCollector(self.stats, [p.kernel_drops for p in self.probes]),
+        readers: list[
+            ProcessCountsCollector
+            | ContainerResourcesCollector
+            | HostResourcesCollector
+            | TcpCountsCollector
+        ] = [
             ProcessCountsCollector(
                 self.process_probe, cfg.container_label_cap, cfg.program_label_cap
             ),
             ContainerResourcesCollector(container_cap=cfg.container_label_cap),
             HostResourcesCollector(),
-            ExporterHealthCollector(self),
-            *self.extra_collectors,
-        ):
-            self.registry.register(collector)
+        ]
         if self.tcp_probe is not None:
-            self.registry.register(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
-        if self.detector is not None:
-            self.registry.register(FlagsCollector(self.detector))
+            readers.append(TcpCountsCollector(self.tcp_probe, cfg.container_label_cap))
+        self.collectors = [
+            PipelineCollector(self.stats, [p.kernel_drops for p in self.probes]),
+            *readers,
+            CollectorErrorsCollector([r.errors for r in readers]),
+            ExporterHealthCollector(self),
+            *([FlagsCollector(self.detector)] if self.detector is not None else []),
+            *self.extra_collectors,
+        ]
+        # Each describes its metrics, so two that clash fail here, at start-up, not at scrape.
+        for collector in self.collectors:
+            self.registry.register(collector)
 
     # -- the loop --------------------------------------------------------------------------
     def deliver(self, events: list) -> None:

@@ -295,8 +295,9 @@ ORDER BY a_starts_ns
 LIMIT {{alerts_max:UInt32}}"""
 
 
-ALERT_COLUMNS = "fingerprint status alertname severity host container starts_ns ends_ns annotations"
-ALERT_COLUMNS = ALERT_COLUMNS.split()
+ALERT_COLUMNS = (
+    "fingerprint status alertname severity host container starts_ns ends_ns annotations"
+).split()
 
 ALERT_BY_FINGERPRINT = """
 SELECT any(host), any(container), min(starts_at_ns), max(ends_at_ns), count()

@@ -54,7 +54,7 @@ class Gateway:
             return fn(*args)
         except ParameterError:
             raise  # our own SQL and its parameters disagree: a bug, not an outage
-        except Exception as e:  # noqa: BLE001 - any other failure means "unavailable"
+        except Exception as e:  # any other failure means "unavailable"
             if is_query_bug(e):
                 raise  # the error handler logs it with its traceback and answers 500
             log.warning("graphapi: store %s failed: %s", what, e)

@@ -99,7 +99,7 @@ def run(args) -> int:
         return 2
     from exporter.metrics_server import bind_metrics
     from exporter.runner import Exporter
-    from groundtruth.sinks import make_sink
+    from groundtruth.sinks import make_sink, sink_collectors
     from schema.pipeline_stats import PipelineStats
 
     stats = PipelineStats()
@@ -108,11 +108,13 @@ def run(args) -> int:
     except ConfigError as e:
         return fail(str(e))
     try:
-        sink, collectors = make_sink(config.sinks, stats)
+        sink, writers = make_sink(config.sinks, stats)
     except ConfigError as e:
         metrics.close()
         return fail(str(e))
-    exporter = Exporter(config, sink, stats=stats, collectors=collectors, metrics=metrics)
+    exporter = Exporter(
+        config, sink, stats=stats, collectors=sink_collectors(writers), metrics=metrics
+    )
     exporter.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: exporter.stop())

@@ -55,10 +55,9 @@ def run(args) -> int:
     from graphapi import create_app
     from graphapi.cli import read_token, split_listen
     from graphapi.server import InsecureListen, make_server
-    from groundtruth.sinks import make_sink
+    from groundtruth.sinks import make_sink, sink_collectors
     from schema.pipeline_stats import PipelineStats
     from store.db import DEFAULT_DATA_DIR, open_store
-    from store.metrics import SinkCollector
     from store.migrations import migrate
     from store.sink import default_spool_dir
     from store.writer import StoreWriter
@@ -71,7 +70,7 @@ def run(args) -> int:
         return fail(str(e))
     try:
         host, port = split_listen(args.graphapi_listen)
-        other_sinks, collectors = make_sink(config.sinks, stats)
+        other_sinks, other_writers = make_sink(config.sinks, stats)
         store = open_store(None, data_dir)
         migrate(store)
         app = create_app(
@@ -86,7 +85,7 @@ def run(args) -> int:
         config,
         FanoutSink([writer, *other_sinks.sinks]),
         stats=stats,
-        collectors=[SinkCollector(writer), *collectors],
+        collectors=sink_collectors([writer, *other_writers]),
         metrics=metrics,
     )
     exporter.start()

@@ -118,7 +118,7 @@ class ProcessEvent:
     prev_egid: int = col("UInt32", "cred_change: effective group id before the call.")
 
 
-EVENT_TYPES = {"process": ProcessEvent}
+EVENT_TYPES: dict[str, type] = {"process": ProcessEvent}
 
 
 def columns(event_class) -> list[tuple[str, str, str]]:

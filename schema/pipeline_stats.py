@@ -2,8 +2,9 @@
 
 Probes, the user-space queue and the sinks all report here; ``PipelineCollector`` exports it as
 ``groundtruth_events_total{type}`` and ``groundtruth_events_dropped_total{stage,reason}``.
-Stages: ``kernel`` (ring buffer full; read from BPF maps by the probe's collector), ``queue``
-(user-space queue full), ``sink`` (store unreachable and spool full, or rejected rows).
+Stages: ``kernel`` (ring buffer full; read from BPF maps by the probe's collector), ``decode``
+(a record that is not the probe's event struct), ``queue`` (user-space queue full), ``sink``
+(store unreachable and spool full, or rejected rows).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class PipelineStats:
@@ -43,13 +45,30 @@ class PipelineStats:
             return dict(self.events), dict(self.dropped)
 
 
-class PipelineCollector:
+class PipelineCollector(Collector):
     """Exports PipelineStats at scrape time."""
 
     def __init__(self, stats: PipelineStats, kernel_drop_sources=()):
         self.stats = stats
         # Callables returning {(stage, reason): count} kept in BPF maps, one per probe.
         self.kernel_drop_sources = list(kernel_drop_sources)
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
+        ev = CounterMetricFamily(
+            "groundtruth_events",
+            "Events delivered by the probes, by type and kind (e.g. process_exec).",
+            labels=["type"],
+        )
+        dr = CounterMetricFamily(
+            "groundtruth_events_dropped",
+            "Events lost, by pipeline stage and reason.",
+            labels=["stage", "reason"],
+        )
+        return ev, dr
+
+    def describe(self):
+        return self._families()
 
     def collect(self):
         events, dropped = self.stats.snapshot()
@@ -58,18 +77,9 @@ class PipelineCollector:
         for source in self.kernel_drop_sources:
             for key, n in source().items():
                 dropped[key] = dropped.get(key, 0) + n
-        ev = CounterMetricFamily(
-            "groundtruth_events",
-            "Events delivered by the probes, by type and kind (e.g. process_exec).",
-            labels=["type"],
-        )
+        ev, dr = self._families()
         for event_type, n in sorted(events.items()):
             ev.add_metric([event_type], n)
-        dr = CounterMetricFamily(
-            "groundtruth_events_dropped",
-            "Events lost, by pipeline stage and reason.",
-            labels=["stage", "reason"],
-        )
         for (stage, reason), n in sorted(dropped.items()):
             dr.add_metric([stage, reason], n)
         yield ev

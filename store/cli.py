@@ -16,8 +16,6 @@ from store.db import DEFAULT_DATA_DIR, URL_FORMS, StoreConfigError, open_store
 from store.errors import short_error
 from store.migrations import DEFAULT_RETENTION_DAYS, LATEST, SchemaTooNew, migrate, schema_version
 from store.retention import drop_expired
-from store.sink import default_spool_dir
-from store.writer import StoreWriter, WriterSettings
 
 
 def add_store_arguments(parser: argparse.ArgumentParser, writes: bool = True) -> None:
@@ -64,13 +62,6 @@ def open_store_from_args(args):
         database=args.database,
         on_cluster_ddl=getattr(args, "on_cluster", False),
     )
-
-
-def writer_from_args(args, stats) -> StoreWriter:
-    """The exporter's store sink, as configured on the command line."""
-    settings = WriterSettings(retention_days=args.retention_days)
-    spool = default_spool_dir(args.store_url, args.data_dir)
-    return StoreWriter(open_store_from_args(args), spool, stats, settings)
 
 
 def _migrate(store, args) -> None:

@@ -2,7 +2,7 @@
 
 ``open_sink("clickhouse://user:password@host:9000/groundtruth", stats)`` or
 ``open_sink("chdb:/var/lib/groundtruth/chdb", stats)`` (or None: chDB in the default data
-directory) returns a started ``StoreWriter``; ``SinkCollector(writer)`` exports its health.
+directory) returns a started ``StoreWriter``; ``SinkCollector([writer])`` exports its health.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def open_sink(
     settings: WriterSettings | None = None,
 ) -> StoreWriter:
     """The exporter's store sink for a sink spec: ``clickhouse://...``, ``chdb:DIR``, or None
-    (chDB in ``data_dir``). Export its health with ``SinkCollector(writer)``."""
+    (chDB in ``data_dir``). Export its health with ``SinkCollector([writer])``."""
     store = open_store(url, data_dir=data_dir)
     spool = spool_dir or default_spool_dir(url, data_dir)
     return StoreWriter(store, spool, stats, settings)

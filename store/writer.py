@@ -129,10 +129,6 @@ class StoreWriter:
         """Whether the store took the schema check and has not failed since."""
         return self._ready and not self._failing
 
-    @property
-    def sink_name(self) -> str:
-        return self.store.backend.name
-
     def lag_seconds(self) -> float:
         """Age of the oldest event not yet in the store (0 when all are written)."""
         inflight = self._inflight

@@ -15,6 +15,30 @@ pytest_plugins = [
 ]
 
 
+# Markers follow the fixtures a test uses, so none is forgotten by hand (`-m "not ebpf"` on a
+# machine without BPF, `-m "not services"` without the server packages). Every fixture that
+# loads BPF asks for ebpf_problems; these start real servers.
+EBPF_FIXTURE = "ebpf_problems"
+SERVICE_FIXTURES = {
+    "clickhouse_server",
+    "clickhouse_factory",
+    "clickhouse_cluster",
+    "clickhouse_zk_cluster",
+    "zookeeper",
+    "prometheus_factory",
+    "alertmanager_factory",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(item.fixturenames)
+        if EBPF_FIXTURE in names:
+            item.add_marker(pytest.mark.ebpf)
+        if names & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+
+
 def _children(pid: int) -> list[str]:
     """Processes whose parent is pid: (pid, command) lines."""
     found = []

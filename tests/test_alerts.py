@@ -60,6 +60,21 @@ def test_every_alert_has_a_firing_and_a_quiet_case(cfg):
         fires = [c for c in CASES if c.alert == alert.name and c.labels is not None]
         quiet = [c for c in CASES if c.alert == alert.name and c.labels is None]
         assert fires and quiet, alert.name
+    for case in CASES:
+        if case.labels is not None:  # its for: edge and literal summary are spelled out
+            assert case.quiet_until and case.fires_from and case.summary, case.alert
+
+
+@pytest.mark.parametrize("moved_for", ["4m", "6m"])
+def test_promtool_tests_fail_when_a_for_moves_by_one_evaluation(tmp_path, moved_for):
+    """The for: edge is pinned: quiet at 4m and firing at 5m for ExporterDown's 5m."""
+    override = tmp_path / "o.yml"
+    override.write_text(f"thresholds:\n  exporter_down_for: {moved_for}\n")
+    build.write(load_config(), tmp_path)
+    (tmp_path / build.RULES).write_text(build.render(load_config(override))[build.RULES])
+    result = build.check(tmp_path)[1]
+    assert not result.ok
+    assert "ExporterDown fires" in result.output
 
 
 def test_naming_annotations_and_runbook_sections(cfg):

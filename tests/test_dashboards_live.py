@@ -30,8 +30,6 @@ from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.exporter import RunningExporter, exporter_config
 from testservices.store_helpers import open_test_store
 
-pytestmark = pytest.mark.ebpf
-
 HOST = "test-host"  # the exporter fixture's host name
 LOSSY_HOST = "lossy-host"
 

@@ -22,8 +22,6 @@ from graph.nodegraph_fields import ALERT as ALERT_NODE
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.alert_stack import ALERT, AlertStack
 
-pytestmark = pytest.mark.ebpf
-
 
 def descendants(graph: dict, root: str) -> set[str]:
     """Nodes reachable from root along the graph's edges (spawned, exec, ...)."""

@@ -19,8 +19,6 @@ from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.exporter import exporter_config
 from testservices.store_helpers import wait_until
 
-pytestmark = pytest.mark.ebpf
-
 
 @pytest.fixture(params=["clickhouse", "chdb"])
 def open_test_store(request):

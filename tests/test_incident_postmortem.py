@@ -11,14 +11,11 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from graph.nodegraph_fields import iso
 from graphapi import create_app
 from groundtruth.cli import main
 from tests.fixtures.incident import MARKER
 
-pytestmark = pytest.mark.ebpf
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 

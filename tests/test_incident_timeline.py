@@ -13,13 +13,9 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from exporter.proc_scan import start_ticks
 from groundtruth.cli import main
 from tests.fixtures.incident import MARKER, PEER, RECEIVED, SENT
-
-pytestmark = pytest.mark.ebpf
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

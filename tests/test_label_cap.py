@@ -8,12 +8,9 @@ import subprocess
 import time
 from collections import Counter
 
-import pytest
-
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.exporter import RunningExporter, exporter_config
 
-pytestmark = pytest.mark.ebpf
 NAMES = 10_000
 CAP = 50
 

@@ -6,8 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.cgroups import (
     cgroup_dirs,
     docker_scope_v2,
@@ -16,8 +14,6 @@ from tests.cgroups import (
     oom_killed_in_container,
     run_in,
 )
-
-pytestmark = pytest.mark.ebpf
 
 
 def test_docker_scope_on_cgroup_v2_is_attributed_and_counted(running_exporter):

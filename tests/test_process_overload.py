@@ -5,14 +5,10 @@ from __future__ import annotations
 import subprocess
 import time
 
-import pytest
-
 from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import EV_EXEC, ProcessProbe
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-
-pytestmark = pytest.mark.ebpf
 
 
 def test_tiny_ring_buffer_drops_are_all_counted(ebpf_problems):

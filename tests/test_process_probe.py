@@ -16,8 +16,6 @@ import pytest
 from exporter.proc_scan import start_ticks
 from testservices.exporter import RunningExporter, exporter_config
 
-pytestmark = pytest.mark.ebpf
-
 
 def test_exec_and_exit_are_exact(running_exporter):
     argv = ["/bin/sh", "-c", "exit 7", "first arg", "x" * 10]

@@ -47,7 +47,6 @@ def test_bad_flag_value_is_one_clear_line():
     assert out.stderr.strip() == "groundtruth: error: listen address 'nowhere' is not HOST:PORT"
 
 
-@pytest.mark.ebpf
 def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     skip_or_fail_without_ebpf(ebpf_problems)
     out_file = tmp_path / "events.jsonl"

@@ -210,14 +210,16 @@ def test_bad_credentials_one_error_line_then_events_wait_on_disk(
     wait_until(lambda: writer.errors >= 3, what="retries")
     assert not writer.connected
     registry = CollectorRegistry()
-    registry.register(SinkCollector(writer))
+    registry.register(SinkCollector([writer]))
     text = generate_latest(registry).decode()  # a scrape works while the store does not
     writer.close()
     errors = [r.getMessage() for r in caplog.records]
     assert len(errors) == 1, errors
     assert WRITER_USER in errors[0] and "wrong-password" not in errors[0]
     assert "password" in errors[0].lower() or "authentication" in errors[0].lower()
-    assert 'groundtruth_sink_errors_total{sink="clickhouse"}' in text
+    sink = f"clickhouse://{WRITER_USER}@127.0.0.1:{clickhouse_server.tcp_port}/{database}"
+    assert f'groundtruth_sink_errors_total{{sink="{sink}"}}' in text
+    assert "wrong-password" not in text
     assert writer.spool.events == 500 and stats.snapshot()[1] == {}
     # The right credentials later: everything that waited arrives.
     good = open_store(clickhouse_server.url(database))
@@ -238,20 +240,21 @@ def test_metrics_report_the_spool(target, tmp_path):
         writer.write(make_events(100))
         wait_until(lambda: writer.spool.events == 100, what="spooling")
         registry = CollectorRegistry()
-        registry.register(SinkCollector(writer))
+        registry.register(SinkCollector([writer]))
+        sink = {"sink": writer.store.describe()}
         values = {
-            name: registry.get_sample_value(name)
+            name: registry.get_sample_value(name, sink)
             for name in ("groundtruth_sink_spool_events", "groundtruth_sink_spool_bytes")
         }
         assert values["groundtruth_sink_spool_events"] == 100
         assert values["groundtruth_sink_spool_bytes"] == writer.spool.bytes > 0
-        assert registry.get_sample_value("groundtruth_sink_lag_seconds") > 0
+        assert registry.get_sample_value("groundtruth_sink_lag_seconds", sink) > 0
     finally:
         target["outage"].end()
     wait_until(lambda: writer.spool.events == 0, what="replay")
     writer.close()
-    assert registry.get_sample_value("groundtruth_sink_replayed_events_total") == 100
-    assert registry.get_sample_value("groundtruth_sink_lag_seconds") == 0
+    assert registry.get_sample_value("groundtruth_sink_replayed_events_total", sink) == 100
+    assert registry.get_sample_value("groundtruth_sink_lag_seconds", sink) == 0
 
 
 def test_the_writer_applies_retention(target, tmp_path):

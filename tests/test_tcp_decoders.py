@@ -151,3 +151,11 @@ def test_a_batch_decodes_like_its_records_one_by_one_and_an_unknown_kind_keeps_i
     assert [e.kind for e in batch] == ["close", "99", "listen"]
     no_ids = [dataclasses.replace(e, event_id="") for e in batch]
     assert no_ids == [dataclasses.replace(e, event_id="") for e in one_by_one]
+
+
+def test_a_record_that_is_not_the_event_size_is_a_counted_decode_error():
+    probe = TcpProbe(ProbeContext(host="h"), containers=KnownCgroups())
+    good = packed_event(EV_CLOSE, F_CLOSED_LOCAL)
+    batch = probe.decode_batch([good[:-4], good, good + bytes(8)])
+    assert [e.kind for e in batch] == ["close"]
+    assert probe.ctx.stats.snapshot()[1] == {("decode", "tcp_record_size"): 2}

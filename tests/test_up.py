@@ -11,12 +11,8 @@ import time
 import urllib.request
 import uuid
 
-import pytest
-
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.service import free_port
-
-pytestmark = pytest.mark.ebpf
 
 
 def stored_events(data_dir, pid: int) -> list:

@@ -36,12 +36,8 @@ static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbo
 {
     struct count_key key = {
         .cgroup_id = cgroup_id, .kind = kind, .port = port, .inbound = inbound, .outcome = outcome};
-    u64 *v = counts.lookup(&key);
-    if (!v) {
-        u64 zero = 0;
-        counts.insert(&key, &zero);
-        v = counts.lookup(&key);
-    }
+    u64 zero = 0;
+    u64 *v = counts.lookup_or_try_init(&key, &zero);
     if (v) {
         *v += n;
     } else {

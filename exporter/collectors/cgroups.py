@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from exporter.collectors.errors import CollectorErrors
 from exporter.containers import CGROUP_ROOT, NO_CONTAINER, container_from_path, unified_mount
 from exporter.labels import BoundedLabels
 
@@ -47,13 +49,13 @@ def read_int(path: Path) -> int | None:
     return None if text == "max" else int(text)
 
 
-class ContainerResourcesCollector:
+class ContainerResourcesCollector(Collector):
     def __init__(self, cgroup_root: Path = CGROUP_ROOT, container_cap: int = 200):
         self.root = cgroup_root
         self.unified = unified_mount(cgroup_root)
         self.pure_v2 = self.unified == cgroup_root
         self.containers = BoundedLabels(container_cap)
-        self.errors = 0
+        self.errors = CollectorErrors("container_resources")
 
     def _cpu(self) -> dict[str, tuple[float, float]]:
         """{container id: (user seconds, system seconds)}"""
@@ -68,7 +70,7 @@ class ContainerResourcesCollector:
                 out[cid] = (stat["user_usec"] / 1e6, stat["system_usec"] / 1e6)
         return out
 
-    def _memory(self) -> dict[str, tuple[int, int | None]]:
+    def _memory(self) -> dict[str, tuple[int | None, int | None]]:
         """{container id: (usage bytes, limit bytes or None)}"""
         out = {}
         if not self.pure_v2:
@@ -80,7 +82,8 @@ class ContainerResourcesCollector:
                 out[cid] = (read_int(d / "memory.current"), read_int(d / "memory.max"))
         return out
 
-    def collect(self):
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         cpu = CounterMetricFamily(
             "groundtruth_container_cpu_seconds",
             "CPU time used by a container's processes, by mode.",
@@ -96,6 +99,13 @@ class ContainerResourcesCollector:
             "Memory limit of a container's cgroup (absent when unlimited).",
             labels=["container"],
         )
+        return cpu, mem, limit
+
+    def describe(self):
+        return self._families()
+
+    def collect(self):
+        cpu, mem, limit = self._families()
         try:
             for cid, (user, system) in sorted(self._cpu().items()):
                 label = self.containers(cid[:12])
@@ -106,8 +116,9 @@ class ContainerResourcesCollector:
                 mem.add_metric([label], usage)
                 if max_bytes is not None and max_bytes < UNLIMITED:
                     limit.add_metric([label], max_bytes)
-        except (OSError, KeyError, ValueError):
-            self.errors += 1  # a container went away mid-read; next scrape sees the rest
+            self.errors.succeeded()
+        except (OSError, KeyError, ValueError) as e:
+            self.errors.failed(e)  # a container went away mid-read; next scrape sees the rest
         yield cpu
         yield mem
         yield limit

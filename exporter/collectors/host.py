@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from exporter.collectors.errors import CollectorErrors
 
 CPU_MODES = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
 
@@ -27,23 +30,41 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-class HostResourcesCollector:
+class HostResourcesCollector(Collector):
     def __init__(self, proc: Path = Path("/proc")):
         self.proc = proc
+        self.errors = CollectorErrors("host_resources")
 
     def collect(self):
-        cpu = CounterMetricFamily(
-            "groundtruth_host_cpu_seconds", "CPU time of the whole host, by mode.", labels=["mode"]
-        )
-        for mode, seconds in parse_cpu_line((self.proc / "stat").read_text()).items():
+        try:
+            cpu_seconds = parse_cpu_line((self.proc / "stat").read_text())
+            mem = parse_meminfo((self.proc / "meminfo").read_text())
+            total, available = mem["MemTotal"], mem["MemAvailable"]
+        except (OSError, KeyError, ValueError, IndexError) as e:
+            self.errors.failed(e)
+            return []
+        self.errors.succeeded()
+        cpu, total_family, available_family = self._families()
+        for mode, seconds in cpu_seconds.items():
             cpu.add_metric([mode], seconds)
-        yield cpu
-        mem = parse_meminfo((self.proc / "meminfo").read_text())
-        yield GaugeMetricFamily(
-            "groundtruth_host_memory_total_bytes", "Usable RAM of the host.", mem["MemTotal"]
+        total_family.add_metric([], total)
+        available_family.add_metric([], available)
+        return [cpu, total_family, available_family]
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "groundtruth_host_cpu_seconds",
+                "CPU time of the whole host, by mode.",
+                labels=["mode"],
+            ),
+            GaugeMetricFamily("groundtruth_host_memory_total_bytes", "Usable RAM of the host."),
+            GaugeMetricFamily(
+                "groundtruth_host_memory_available_bytes",
+                "Memory available for new work without swapping (MemAvailable).",
+            ),
         )
-        yield GaugeMetricFamily(
-            "groundtruth_host_memory_available_bytes",
-            "Memory available for new work without swapping (MemAvailable).",
-            mem["MemAvailable"],
-        )
+
+    def describe(self):
+        return self._families()

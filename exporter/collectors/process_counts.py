@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
+from exporter.collectors.errors import CollectorErrors
 from exporter.labels import OTHER, BoundedLabels
 
 # count_kind in bpf/process.h
@@ -17,12 +19,12 @@ C_EXEC, C_EXIT_OK, C_EXIT_ERROR, C_EXIT_SIGNAL, C_EXIT_OOM, C_OOM_KILL, C_EXEC_F
 EXIT_OUTCOMES = {C_EXIT_OK: "ok", C_EXIT_ERROR: "error", C_EXIT_SIGNAL: "signal", C_EXIT_OOM: "oom"}
 
 
-class ProcessCountsCollector:
+class ProcessCountsCollector(Collector):
     def __init__(self, probe, container_cap: int = 200, program_cap: int = 200):
         self.probe = probe
         self.containers = BoundedLabels(container_cap)
         self.programs = BoundedLabels(program_cap)
-        self.errors = 0
+        self.errors = CollectorErrors("process_counts")
 
     def _container_label(self, cgroup_id: int, v1_cgroup_id: int) -> str:
         found = self.probe.containers.by_cgroup_id(cgroup_id, v1_cgroup_id)
@@ -62,32 +64,38 @@ class ProcessCountsCollector:
             return
         try:
             execs, exits, ooms, exec_failed = self.read_counts()
-        except Exception:  # noqa: BLE001 - a scrape never raises
-            self.errors += 1
+        except Exception as e:  # noqa: BLE001 - a scrape never raises
+            self.errors.failed(e)
             return
-        families = [
-            (
-                "groundtruth_process_execs",
-                "Successful execs, by container and program.",
-                ["container", "program"],
-                execs,
-            ),
-            (
-                "groundtruth_process_exits",
-                "Process exits (last thread), by container and outcome.",
-                ["container", "outcome"],
-                exits,
-            ),
-            ("groundtruth_oom_kills", "Processes chosen by the OOM killer.", ["container"], ooms),
-            (
-                "groundtruth_process_exec_failures",
-                "Failed execve calls (PATH-search ENOENT included), by container.",
-                ["container"],
-                exec_failed,
-            ),
-        ]
-        for name, help_text, labels, values in families:
-            family = CounterMetricFamily(name, help_text, labels=labels)
+        self.errors.succeeded()
+        for family, values in zip(self._families(), (execs, exits, ooms, exec_failed), strict=True):
             for label_values, n in sorted(values.items()):
                 family.add_metric(list(label_values), n)
             yield family
+
+    @staticmethod
+    def _families() -> list[CounterMetricFamily]:
+        """Execs, exits, OOM kills, exec failures: in the order ``read_counts`` returns them."""
+        return [
+            CounterMetricFamily(
+                "groundtruth_process_execs",
+                "Successful execs, by container and program.",
+                labels=["container", "program"],
+            ),
+            CounterMetricFamily(
+                "groundtruth_process_exits",
+                "Process exits (last thread), by container and outcome.",
+                labels=["container", "outcome"],
+            ),
+            CounterMetricFamily(
+                "groundtruth_oom_kills", "Processes chosen by the OOM killer.", labels=["container"]
+            ),
+            CounterMetricFamily(
+                "groundtruth_process_exec_failures",
+                "Failed execve calls (PATH-search ENOENT included), by container.",
+                labels=["container"],
+            ),
+        ]
+
+    def describe(self):
+        return self._families()

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
 
+from exporter.collectors.errors import CollectorErrors
 from exporter.labels import BoundedLabels
 from exporter.probes.tcp import DURATION_BOUNDS_S
 
@@ -37,7 +39,7 @@ def remote_label(bounded: BoundedLabels, inbound: int, port: int) -> str:
     return bounded(str(port))
 
 
-class TcpCountsCollector:
+class TcpCountsCollector(Collector):
     def __init__(
         self,
         probe,
@@ -47,7 +49,7 @@ class TcpCountsCollector:
         self.probe = probe
         self.containers = BoundedLabels(container_cap)
         self.remotes = BoundedLabels(remote_cap)
-        self.errors = 0
+        self.errors = CollectorErrors("tcp_counts")
 
     def _container_label(self, cgroup_id: int) -> str:
         found = self.probe.containers.by_cgroup_id(cgroup_id)
@@ -55,7 +57,9 @@ class TcpCountsCollector:
 
     def read_counts(self) -> dict[str, Counter]:
         """Sums by metric and labels, from the BPF map (its overflow is a kernel-stage drop)."""
-        c = {name: Counter() for name in ("conns", "closed", "buckets", "sum", "bytes")}
+        c: dict[str, Counter] = {
+            name: Counter() for name in ("conns", "closed", "buckets", "sum", "bytes")
+        }
         c["retransmits"], c["resets"] = Counter(), Counter()
         for key, value in self.probe.bpf[b"counts"].items():
             container, n, way = self._container_label(key.cgroup_id), sum(value), key.inbound
@@ -79,7 +83,7 @@ class TcpCountsCollector:
 
     def open_connections(self, c: dict[str, Counter]) -> Counter:
         """Established minus closed, per direction and container, plus the scan's still open."""
-        gauge = Counter()
+        gauge: Counter = Counter()
         for (way, outcome, container, _remote), n in c["conns"].items():
             if outcome == "ok":
                 gauge[(way, container)] += n
@@ -90,12 +94,45 @@ class TcpCountsCollector:
             gauge[(ev.direction, self.containers(found.short_id) if found else "")] += 1
         return gauge
 
-    def histogram(self, c: dict[str, Counter]) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
+    @staticmethod
+    def _families() -> tuple[list[CounterMetricFamily], HistogramMetricFamily, GaugeMetricFamily]:
+        """(connections, bytes, retransmits, resets counters; the duration histogram; the open
+        connections gauge)."""
+        counters = [
+            CounterMetricFamily(
+                "groundtruth_tcp_connections",
+                "TCP connections opened (outbound attempts, inbound accepted), by outcome.",
+                labels=["direction", "outcome", "container", "remote"],
+            ),
+            CounterMetricFamily(
+                "groundtruth_tcp_bytes",
+                "Bytes written (sent) and read (received) on TCP connections by processes.",
+                labels=["direction", "container"],
+            ),
+            CounterMetricFamily(
+                "groundtruth_tcp_retransmits", "TCP segments retransmitted.", labels=["container"]
+            ),
+            CounterMetricFamily(
+                "groundtruth_tcp_resets", "TCP RSTs sent and received.", labels=["container"]
+            ),
+        ]
+        histogram = HistogramMetricFamily(
             "groundtruth_tcp_connection_duration_seconds",
             "Time established of closed TCP connections, by direction and container.",
             labels=["direction", "container"],
         )
+        open_now = GaugeMetricFamily(
+            "groundtruth_tcp_open_connections",
+            "TCP connections open now, by direction and container.",
+            labels=["direction", "container"],
+        )
+        return counters, histogram, open_now
+
+    def describe(self):
+        counters, histogram, open_now = self._families()
+        return [*counters, histogram, open_now]
+
+    def histogram(self, c: dict[str, Counter], family: HistogramMetricFamily) -> None:
         for way, container in sorted({k[:2] for k in c["buckets"]}):
             cumulative, buckets = 0, []
             for i, bound in enumerate(DURATION_BOUNDS_S):
@@ -104,7 +141,6 @@ class TcpCountsCollector:
             cumulative += c["buckets"].get((way, container, len(DURATION_BOUNDS_S)), 0)
             buckets.append(("+Inf", cumulative))
             family.add_metric([way, container], buckets, c["sum"].get((way, container), 0.0))
-        return family
 
     def collect(self):
         if self.probe.bpf is None:
@@ -112,37 +148,18 @@ class TcpCountsCollector:
         try:
             c = self.read_counts()
             gauge = self.open_connections(c)
-        except Exception:  # noqa: BLE001 - a scrape never raises
-            self.errors += 1
+        except Exception as e:  # noqa: BLE001 - a scrape never raises
+            self.errors.failed(e)
             return
-        counters = [
-            (
-                "groundtruth_tcp_connections",
-                "TCP connections opened (outbound attempts, inbound accepted), by outcome.",
-                ["direction", "outcome", "container", "remote"],
-                c["conns"],
-            ),
-            (
-                "groundtruth_tcp_bytes",
-                "Bytes written (sent) and read (received) on TCP connections by processes.",
-                ["direction", "container"],
-                c["bytes"],
-            ),
-            ("groundtruth_tcp_retransmits", "TCP segments retransmitted.", ["container"],
-             c["retransmits"]),
-            ("groundtruth_tcp_resets", "TCP RSTs sent and received.", ["container"], c["resets"]),
-        ]  # fmt: skip
-        for name, help_text, labels, values in counters:
-            family = CounterMetricFamily(name, help_text, labels=labels)
-            for label_values, n in sorted(values.items()):
+        self.errors.succeeded()
+        counters, histogram, open_family = self._families()
+        values = (c["conns"], c["bytes"], c["retransmits"], c["resets"])
+        for family, by_labels in zip(counters, values, strict=True):
+            for label_values, n in sorted(by_labels.items()):
                 family.add_metric(list(label_values), n)
             yield family
-        yield self.histogram(c)
-        open_family = GaugeMetricFamily(
-            "groundtruth_tcp_open_connections",
-            "TCP connections open now, by direction and container.",
-            labels=["direction", "container"],
-        )
+        self.histogram(c, histogram)
+        yield histogram
         for label_values, n in sorted(gauge.items()):
             open_family.add_metric(list(label_values), max(n, 0))
         yield open_family

@@ -286,8 +286,12 @@ class TcpProbe(BpfProbe):
         # call (field order of ConnectionEvent).
         owners, owner_of, host = self._owners, self.owner, self.ctx.host
         offset, run_id, seq = self.ctx.clock.offset_ns, self._run_id, self._seq
-        events = []
+        events: list[ConnectionEvent | ListenEvent] = []
+        size = EVENT.size
         for raw in records:
+            if len(raw) != size:  # not this probe's struct tcp_event: counted, never guessed at
+                self.ctx.stats.count_dropped("decode", "tcp_record_size")
+                continue
             (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
              addrs, sport, dport, family, _, kind, flags, retransmits, err,
              ) = EVENT_DECODED.unpack_from(raw)  # fmt: skip
@@ -337,7 +341,7 @@ class TcpProbe(BpfProbe):
             batch += self.sweep_open()
         return batch
 
-    def sweep_open(self) -> list[ConnectionEvent]:
+    def sweep_open(self) -> list[ConnectionEvent | ListenEvent]:
         """`open` events for connections established at least ``open_after_seconds`` ago and
         not announced yet, read from the kernel's connection table. Short-lived connections,
         the bulk, never get one: their close event says everything."""

@@ -1,0 +1,30 @@
+"""Markers come from the fixtures a test uses (conftest.py), not from a hand-written mark."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def collected(marker: str, path: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-m", marker, path],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    return {line.split("::", 1)[1] for line in out.stdout.splitlines() if "::" in line}
+
+
+def test_a_test_asking_for_ebpf_is_marked_ebpf_and_only_it():
+    assert collected("ebpf", "tests/test_run_command.py") == {"test_sigterm_flushes_every_event"}
+
+
+def test_a_test_starting_a_server_is_marked_services():
+    assert collected("services", "tests/test_prometheus_fixtures.py") == {
+        "test_prometheus_scrapes_itself_and_evaluates_a_rule",
+        "test_prometheus_rejects_a_bad_query_with_its_error",
+        "test_alertmanager_starts_with_clustering_off",
+    }
