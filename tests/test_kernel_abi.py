@@ -33,10 +33,13 @@ INT_TYPES = "\n".join(
 PROBES = {
     "process.h": (
         [process, process_counts],
-        {"proc_event": [process.HEAD.format]},
+        {"proc_event": [process.HEAD.format], "exec_context": [process.CONTEXT.format]},
         {
-            ("exec_event", "cmdline_size"): process.HEAD.size + 4,
+            ("exec_event", "sec.euid"): process.HEAD.size,
+            ("exec_event", "cmdline_size"): process.CONTEXT_END + 4,
             ("exec_event", "cmdline"): process.CMDLINE_AT,
+            ("cred_event", "now.uid"): process.HEAD.size,
+            ("cred_event", "syscall"): process.HEAD.size + process.CRED.size - 4,
         },
         {},
     ),
@@ -163,12 +166,22 @@ def probe_abi(request, tmp_path):
     return structs, compiled, formats, offsets, {**named, **extra}
 
 
+def elements(ctype: str, offset: int, size: int) -> list[tuple[tuple[int, int], str]]:
+    """((offset, size), C type) of a field, or of each element of an integer array field (a
+    ``u32 x[3]`` unpacks as three ``I``)."""
+    m = re.fullmatch(r"[us](8|16|32|64)", ctype)
+    width = int(m.group(1)) // 8 if m else size
+    return [((offset + i, width), ctype) for i in range(0, size, width)]
+
+
 def test_python_formats_match_the_compiled_structs(probe_abi):
     structs, compiled, formats, offsets, _ = probe_abi
     for name, fmts in formats.items():
-        fields = {
-            compiled[("field", name, f)]: ctype for ctype, f in leaves(structs, name)
-        }  # (offset, size) -> C type
+        fields = dict(
+            element
+            for ctype, f in leaves(structs, name)
+            for element in elements(ctype, *compiled[("field", name, f)])
+        )  # (offset, size) -> C type; an integer array's elements each count as a field
         starts = {off for off, _ in fields}
         ends = {off + size for off, size in fields}
         for fmt in fmts:

@@ -19,7 +19,17 @@ def collected(marker: str, path: str) -> set[str]:
 
 
 def test_a_test_asking_for_ebpf_is_marked_ebpf_and_only_it():
-    assert collected("ebpf", "tests/test_run_command.py") == {"test_sigterm_flushes_every_event"}
+    # The tests that ask for ebpf_problems (they start the real exporter); the others do not.
+    assert collected("ebpf", "tests/test_run_command.py") == {
+        "test_sigterm_flushes_every_event",
+        "test_a_metrics_port_in_use_is_one_line_before_anything_starts[run]",
+        "test_a_metrics_port_in_use_is_one_line_before_anything_starts[up]",
+        "test_an_unwritable_jsonl_sink_is_one_line_and_exit_2[/nonexistent/dir/x.jsonl-No such "
+        "file or directory]",
+        "test_an_unwritable_jsonl_sink_is_one_line_and_exit_2[/proc/x-No such file or directory]",
+        "test_an_unwritable_jsonl_sink_is_one_line_and_exit_2[/tmp-Is a directory]",
+        "test_every_drop_reason_is_exported_from_the_start",
+    }
 
 
 def test_a_test_starting_a_server_is_marked_services():

@@ -96,7 +96,6 @@ def start_up_error(port: int, sink: str, command=("run",)) -> str:
     return out.stderr.strip()
 
 
-@pytest.mark.ebpf
 @pytest.mark.parametrize("command", ["run", "up"])
 def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems, tmp_path, command):
     """The port is bound first: no probe is loaded, no store opened and no sink has written
@@ -118,7 +117,6 @@ def test_a_metrics_port_in_use_is_one_line_before_anything_starts(ebpf_problems,
     assert not chdb.exists(), "no store was opened"
 
 
-@pytest.mark.ebpf
 @pytest.mark.parametrize(
     "path, reason",
     [
@@ -151,7 +149,6 @@ KNOWN_DROPS = {
 }
 
 
-@pytest.mark.ebpf
 def test_every_drop_reason_is_exported_from_the_start(ebpf_problems, tmp_path):
     """So that rate() and alert rules see each series before anything is dropped."""
     skip_or_fail_without_ebpf(ebpf_problems)

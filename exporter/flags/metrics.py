@@ -6,11 +6,19 @@ Labels are bounded: rule ids come from the rules file, class and severity from f
 from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
-class FlagsCollector:
+class FlagsCollector(Collector):
     def __init__(self, detector):
         self.detector = detector
+
+    def describe(self):
+        """The families collect() yields, without their samples (the detector is cheap to read
+        at registration, and the names are then checked against the other collectors')."""
+        for family in self.collect():
+            family.samples = []
+            yield family
 
     def collect(self):
         d = self.detector
