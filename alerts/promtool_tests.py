@@ -37,6 +37,16 @@ def outbound(values: str, outcome: str, container: str, remote: str) -> dict:
     )
 
 
+def trace_score(values: str, band: str) -> dict:
+    """graphapi's score of one trace rooted at bash on host1 (scraped from graphapi)."""
+    labels = {
+        "job": "graphapi", "instance": "graphapi:8080", "trace_id": "t-0123456789abcdef",
+        "host": "host1", "root_program": "bash", "band": band, "severity": "critical",
+    }  # fmt: skip
+    body = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"groundtruth_trace_score{{{body}}}", "values": values}
+
+
 @dataclass
 class Case:
     alert: str  # without the prefix
@@ -343,6 +353,25 @@ CASES = [
         "16m",
         [series("groundtruth_tcp_retransmits_total", "0+600x20")],
         why="10 retransmits/s",
+    ),
+    Case(
+        "TraceScoreHigh",
+        "5m",
+        [trace_score("60 60 90x10", band="critical")],
+        {"trace_id": "t-0123456789abcdef", "host": "host1", "root_program": "bash"},
+        "Flags linked to one root cause (bash on host1, trace t-0123456789abcdef) score 90: "
+        "security or operational rules fired along one chain of processes. Open the trace's "
+        "graph: the root, the path to each flag, the connections between hosts.",
+        quiet_until="1m",
+        fires_from="2m",
+        summary="A trace of flags from bash on host1 scores 90.",
+        link="&var-instance=host1&var-focus=trace%3Dt-0123456789abcdef",
+    ),
+    Case(
+        "TraceScoreHigh",
+        "5m",
+        [trace_score("79x10", band="high")],
+        why="a score under the line",
     ),
 ]
 

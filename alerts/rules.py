@@ -33,6 +33,8 @@ class Alert:
     needs_exporter: bool = True
     # Labels the alert keeps, passed to the investigation dashboard link.
     link_labels: tuple[str, ...] = ()
+    # Other dashboard variables the link sets: (variable, value template).
+    link_vars: tuple[tuple[str, str], ...] = ()
     labels: dict = field(default_factory=dict)
 
 
@@ -228,6 +230,32 @@ def alerts(cfg: MixinConfig) -> list[Alert]:
             ),
             link_labels=on_host,
         ),
+        Alert(
+            name="TraceScoreHigh",
+            # graphapi exports the scores (traces are assembled from every host's events);
+            # band and severity labels change as a trace grows: one alert per trace.
+            expr=(
+                "max by (trace_id, host, root_program) (groundtruth_trace_score) >= "
+                f"{t('trace_alert_score')}"
+            ),
+            for_=t("trace_alert_for"),
+            severity="critical",
+            summary=(
+                f"A trace of flags from {_label('root_program')} on {_label('host')} scores "
+                "{{ $value }}."
+            ),
+            description=(
+                f"Flags linked to one root cause ({_label('root_program')} on {_label('host')},"
+                f" trace {_label('trace_id')}) score {{{{ $value }}}}: security or operational "
+                "rules fired along one chain of processes. Open the trace's graph: the root, "
+                "the path to each flag, the connections between hosts."
+            ),
+            needs_exporter=False,
+            link_vars=(
+                (cfg.host_label, _label("host")),
+                ("focus", "trace%3D" + _label("trace_id")),
+            ),
+        ),
     ]
 
 
@@ -244,6 +272,7 @@ def dashboard_url(cfg: MixinConfig, alert: Alert) -> str:
     params = ["from=now-1h", "to=now"]
     # The dashboard's variables are named after the labels they filter on.
     params += [f"var-{label}={_label(label)}" for label in alert.link_labels]
+    params += [f"var-{name}={value}" for name, value in alert.link_vars]
     return f"{cfg.grafana_url}/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?" + "&".join(params)
 
 

@@ -1,4 +1,5 @@
-"""Incident investigation: the causal graph of one host's window, its raw events, its alerts.
+"""Incident investigation: the traces of one host's window, its causal graph, its raw events,
+its alerts.
 
 Alerts link here with the host, container and time set; every other dashboard's data links
 too. The graph comes from graphapi through the Infinity data source, the event tables straight
@@ -36,6 +37,7 @@ from dashboards.nodegraph import (
     NODE_LIMITS,
     NodeGraph,
     infinity_graph_target,
+    infinity_traces_target,
 )
 from mixin.config import MixinConfig
 from mixin.recording import INVESTIGATION_UID
@@ -71,18 +73,24 @@ def refocus_link(cfg: MixinConfig) -> dict:
 
 def focus_link(cfg: MixinConfig) -> dict:
     """Clicking a process key re-focuses the graph on that process, same host and time."""
+    return column_focus_link(cfg, "process_key", "Focus the causal graph on this process")
+
+
+def trace_focus_link(cfg: MixinConfig) -> dict:
+    """Clicking a trace's focus (``trace=ID``) draws that trace's graph, same host and time."""
+    return column_focus_link(cfg, "focus", "Draw this trace's graph")
+
+
+def column_focus_link(cfg: MixinConfig, column: str, title: str) -> dict:
+    """A table column whose values are graph focuses: a click re-focuses the graph on one."""
     h = cfg.host_label
     return {
-        "matcher": {"id": "byName", "options": "process_key"},
+        "matcher": {"id": "byName", "options": column},
         "properties": [
             {
                 "id": "links",
                 "value": [
-                    investigation_link(
-                        "Focus the causal graph on this process",
-                        {h: h, "focus": "__value.raw"},
-                        URL_TIME_RANGE,
-                    )
+                    investigation_link(title, {h: h, "focus": "__value.raw"}, URL_TIME_RANGE)
                 ],
             }
         ],
@@ -167,6 +175,34 @@ def build(cfg: MixinConfig):
         ],
         annotations=[alert_annotation(cfg)],
         panels=[
+            Table(
+                title="Traces",
+                description="Flags (security and operations rules on the live event stream) "
+                "linked to one root cause (a login session, a container's entrypoint, a "
+                "service), highest score first (docs/traces.md). Click a focus to draw the "
+                "trace's graph below.",
+                dataSource=INFINITY,
+                targets=[infinity_traces_target(h)],
+                unit=NONE,
+                gridPos=GridPos(h=8, w=16, x=0, y=0),
+                filterable=True,
+                overrides=[trace_focus_link(cfg)],
+                editable=False,
+            ),
+            timeseries(
+                "Flags by class and severity",
+                "Flags raised on this host per second, by class (security, operations) and "
+                "severity (every occurrence, repeats included).",
+                [
+                    target(
+                        f"sum by (class, severity) (rate(groundtruth_flags_total{s}{rate}))",
+                        "{{class}} {{severity}}",
+                    )
+                ],
+                PER_SECOND,
+                (16, 0, 8, 8),
+                stacked=True,
+            ),
             NodeGraph(
                 title="Causal graph",
                 description="Processes (by exec), their parents and children, and the "
@@ -179,7 +215,7 @@ def build(cfg: MixinConfig):
                     infinity_graph_target("nodes", h),
                     infinity_graph_target("edges", h),
                 ],
-                gridPos=GridPos(h=16, w=24, x=0, y=0),
+                gridPos=GridPos(h=16, w=24, x=0, y=8),
                 editable=False,
                 nodeLinks=[refocus_link(cfg)],
             ),
@@ -194,7 +230,7 @@ def build(cfg: MixinConfig):
                     )
                 ],
                 PER_SECOND,
-                (0, 16, 12, 8),
+                (0, 24, 12, 8),
             ),
             timeseries(
                 "Exits by outcome",
@@ -206,7 +242,7 @@ def build(cfg: MixinConfig):
                     )
                 ],
                 PER_SECOND,
-                (12, 16, 12, 8),
+                (12, 24, 12, 8),
                 stacked=True,
             ),
             events_table(
@@ -215,7 +251,7 @@ def build(cfg: MixinConfig):
                 "the event store: full command line, parent, user. Click a process key to "
                 "focus the graph on it.",
                 sql.PROCESS_EXECS,
-                (0, 24, 24, 10),
+                (0, 32, 24, 10),
                 [focus_link(cfg)],
             ),
             events_table(
@@ -223,7 +259,7 @@ def build(cfg: MixinConfig):
                 "Execs that failed, exits with a non-zero status or a signal, and OOM kills, "
                 "newest first.",
                 sql.PROCESS_FAILURES,
-                (0, 34, 24, 8),
+                (0, 42, 24, 8),
                 [focus_link(cfg), unit_override("lifetime_seconds", "s")],
             ),
             events_table(
@@ -231,7 +267,7 @@ def build(cfg: MixinConfig):
                 "TCP connections made (outbound) and accepted (inbound) on this host in the "
                 "window, newest first: the process, both ends, outcome, bytes and duration.",
                 sql.CONNECTIONS,
-                (0, 42, 24, 10),
+                (0, 50, 24, 10),
                 [
                     focus_link(cfg),
                     unit_override("duration_seconds", "s"),
@@ -243,7 +279,7 @@ def build(cfg: MixinConfig):
                 "Alerts received",
                 "Alerts Alertmanager delivered to graphapi for this host in the window.",
                 sql.RECEIVED_ALERTS,
-                (0, 52, 24, 6),
+                (0, 60, 24, 6),
             ),
         ],
     )

@@ -145,6 +145,26 @@ def graph_params(host_var: str) -> list[dict]:
     ]
 
 
+TRACES_PATH = "/api/traces"
+
+
+def infinity_traces_target(host_var: str) -> dict:
+    """An Infinity table of graphapi's traces of the window (on the selected host)."""
+    params = [p for p in graph_params(host_var) if p["key"] in ("from", "to", "host")]
+    return {
+        "refId": "traces",
+        "datasource": INFINITY,
+        "type": "json",
+        "source": "url",
+        "parser": "backend",
+        "format": "table",
+        "url": TRACES_PATH,
+        "url_options": {"method": "GET", "params": params},
+        "root_selector": "",
+        "columns": [],
+    }
+
+
 def infinity_graph_target(frame: str, host_var: str) -> dict:
     """An Infinity query reading the ``nodes`` or ``edges`` array of graphapi's answer."""
     return {

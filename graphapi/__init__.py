@@ -36,6 +36,9 @@ DEFAULTS = {
     # Identical graph requests share one graph this long: the panel's nodes and edges calls.
     "GRAPH_SNAPSHOT_SECONDS": 10.0,
     "JSON_SORT_KEYS": False,
+    # /metrics: the scores of the traces of this last window, the highest this many.
+    "TRACE_METRICS_WINDOW_SECONDS": 3600,
+    "TRACE_METRICS_MAX": 20,
     "TRACE_SCORING": None,  # a graph.traces.TraceScoring; None: the thresholds file's
 }
 

@@ -54,9 +54,12 @@ CLICKHOUSE_USER = "groundtruth"
 GRAPHAPI_TOKEN_FILE = "/run/secrets/graphapi_token"
 PROMETHEUS_RULES = "rules/*.yml"
 EXPORTER_TARGETS = "targets/exporter.json"  # written by compose, with the host's name
+# graphapi's token as Prometheus reads it (the secret, mounted beside its config).
+PROMETHEUS_GRAPHAPI_TOKEN = "secrets/graphapi_token"
 GRAFANA_DASHBOARDS = "/var/lib/grafana/dashboards/groundtruth"
 
 SCRAPE_INTERVAL = "15s"
+GRAPHAPI_JOB = "graphapi"
 
 # Output file -> path under deploy/.
 PROMETHEUS_YML = "prometheus/prometheus.yml"
@@ -94,6 +97,13 @@ def prometheus_config(cfg: MixinConfig) -> dict:
                 "static_configs": [{"targets": [f"localhost:{PROMETHEUS.port}"]}],
             },
             {"job_name": "alertmanager", "static_configs": [{"targets": [ALERTMANAGER.hostport]}]},
+            {
+                # Trace scores (graphapi assembles traces from every host's events): the
+                # trace alert reads them. graphapi asks for its token on every data endpoint.
+                "job_name": GRAPHAPI_JOB,
+                "static_configs": [{"targets": [GRAPHAPI.hostport]}],
+                "authorization": {"credentials_file": PROMETHEUS_GRAPHAPI_TOKEN},
+            },
         ],
     }
 

@@ -153,6 +153,23 @@ def _alerts_sql(where: str, limit: int) -> str:
     )
 
 
+FLAG_COLUMNS = (
+    "time_ns, event_time_ns, host, event_id, rule_id, flag_class, severity, technique,"
+    " description, pid, comm, container_id, process_key"
+)
+
+
+def flag_timeline(container: str, limit: int, center_ns: int | None = None) -> tuple[str, dict]:
+    """The flags the exporter's detector raised on the host in the window."""
+    params: dict = {}
+    where = WINDOW
+    if container:
+        where += " AND " + IN_CONTAINER
+        params["container"] = container
+    sql = f"SELECT {FLAG_COLUMNS} FROM flag_events WHERE {where}" + _order(limit, center_ns, params)
+    return sql, params
+
+
 def alerts_for_host(container: str, limit: int) -> tuple[str, dict]:
     params: dict = {}
     where = ALERT_ON_HOST + " AND time_ns >= {lo:UInt64} AND time_ns < {hi:UInt64}"

@@ -24,8 +24,9 @@ from incident.errors import NothingFound
 from incident.store_access import Reader
 from incident.times import Window
 
-# Same-instant order: what happened to processes, then their connections, then the alert.
-_SOURCE_ORDER = {"process": 0, "tcp": 1, "alert": 2}
+# Same-instant order: what happened to processes, then their connections, the flags on them
+# (each right after the event that raised it), then the alert.
+_SOURCE_ORDER = {"process": 0, "tcp": 1, "flag": 2, "alert": 3}
 
 
 @dataclass
@@ -34,8 +35,8 @@ class Entry:
 
     time_ns: int
     host: str
-    source: str  # process, tcp or alert
-    kind: str  # exec, exec_failed, exit, oom_kill; open, close, connect_failed; alert
+    source: str  # process, tcp, flag or alert
+    kind: str  # exec, exec_failed, exit, oom_kill; open, close, connect_failed; flag; alert
     pid: int
     program: str
     container: str
@@ -91,6 +92,11 @@ def build_timeline(reader: Reader, req: TimelineRequest) -> Timeline:
     rows = reader.rows(sql, {**base, **params})
     truncated += ["connections"] if len(rows) >= req.limit else []
     entries += [connection_entry(r) for r in rows]
+    if not (req.filters.program or req.filters.uid is not None or req.filters.remote_addr):
+        sql, params = Q.flag_timeline(req.filters.container, req.limit, req.center_ns)
+        rows = reader.rows(sql, {**base, **params})
+        truncated += ["flags"] if len(rows) >= req.limit else []
+        entries += [flag_entry(r) for r in rows]
     if req.alerts:
         sql, params = Q.alerts_for_host(req.filters.container, req.limit)
         rows = reader.rows(sql, {**base, "host_colon": req.host + ":", **params})
@@ -207,6 +213,22 @@ def connection_entry(r: tuple) -> Entry:
         "closed_by": closed_by,
     }
     return Entry(t, host, "tcp", kind, pid, comm, short_container(container), key, detail, fields)
+
+
+def flag_entry(r: tuple) -> Entry:
+    """A flag, placed at the time of the event that raised it (so it follows that event)."""
+    (raised_ns, event_ns, host, event_id, rule, flag_class, severity, technique) = r[:8]
+    description, pid, comm, container, key = r[8:13]
+    detail = f"FLAG {severity} {flag_class} {rule}" + (f" ({technique})" if technique else "")
+    detail += f": {description}"
+    fields = {
+        "flag_id": event_id, "rule_id": rule, "flag_class": flag_class, "severity": severity,
+        "technique": technique, "raised_ns": raised_ns, "container_id": container,
+    }  # fmt: skip
+    return Entry(
+        event_ns or raised_ns, host, "flag", "flag", pid, comm, short_container(container), key,
+        detail, fields,
+    )  # fmt: skip
 
 
 def alert_entries(rows: list[tuple]) -> list[Entry]:

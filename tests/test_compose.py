@@ -306,6 +306,17 @@ def test_prometheus_scrapes_the_exporter_by_service_name_with_the_host_label(sta
             "labels": {cfg.host_label: read_env()["GROUNDTRUTH_HOST"]},
         }
     ]
+    # graphapi's trace scores, with the token graphapi asks for, from the secret it reads too.
+    assert jobs[compose.GRAPHAPI_JOB] == {
+        "job_name": compose.GRAPHAPI_JOB,
+        "static_configs": [{"targets": [compose.GRAPHAPI.hostport]}],
+        "authorization": {"credentials_file": compose.PROMETHEUS_GRAPHAPI_TOKEN},
+    }
+    token = {
+        "source": "graphapi_token",
+        "target": f"/etc/prometheus/{compose.PROMETHEUS_GRAPHAPI_TOKEN}",
+    }
+    assert token in stack["services"]["prometheus"]["secrets"]
     alertmanagers = prometheus["alerting"]["alertmanagers"]
     assert alertmanagers == [{"static_configs": [{"targets": [compose.ALERTMANAGER.hostport]}]}]
 
@@ -323,6 +334,10 @@ def test_promtool_accepts_prometheus_config_as_the_container_sees_it(tmp_path, s
         dest = etc / Path(config["target"]).relative_to("/etc/prometheus")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(stack["configs"][config["source"]]["content"])
+    for secret in prometheus["secrets"]:  # their values come from the environment
+        dest = etc / Path(secret["target"]).relative_to("/etc/prometheus")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("a-token")
     result = subprocess.run(
         ["promtool", "check", "config", str(etc / "prometheus.yml")],
         capture_output=True,

@@ -76,4 +76,4 @@ def test_clickhouse_queries_are_the_plugins_v4_sql_queries(where, query):
 
 
 def test_both_plugins_are_queried():
-    assert len(INFINITY) == 2 and len(CLICKHOUSE) >= 4
+    assert len(INFINITY) == 3 and len(CLICKHOUSE) >= 4  # graph nodes, graph edges, traces

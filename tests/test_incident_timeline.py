@@ -298,3 +298,20 @@ def test_on_a_two_shard_cluster(capsys, tmp_path, clickhouse_cluster, incident_s
     # either way, saying why when there is none.
     graph = report[report.index("## Causal graph") :].split("\n## ")[0]
     assert "![causal graph](causal-graph.svg)" in graph or "No graph was drawn: " in graph
+
+
+def test_the_timeline_marks_the_flag_right_after_the_event_that_raised_it(
+    capsys, incident_store, incident_scenario
+):
+    """The scenario's OOM kill raised the detector's oom_kill flag: it follows that event."""
+    s = incident_scenario
+    records = timeline_records(capsys, incident_store, s)
+    oom = s.pids["oom"]
+    (kill_at,) = [i for i, r in enumerate(records) if r["pid"] == oom and r["kind"] == "oom_kill"]
+    flags = [r for r in records if r["source"] == "flag" and r["pid"] == oom]
+    assert [f["rule_id"] for f in flags] == ["oom_kill"]
+    (flag,) = flags
+    assert flag["time_ns"] == records[kill_at]["time_ns"]
+    assert records.index(flag) > kill_at
+    assert flag["detail"].startswith("FLAG ") and "oom_kill" in flag["detail"]
+    assert flag["container"] == s.container[:12]

@@ -17,8 +17,10 @@ shell from a server): joined into host a's session trace.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from graph.traces import UNSET_ID, TraceAssembler, TraceScoring, trace_id
 from graphapi import create_app
@@ -268,3 +270,49 @@ def test_focus_on_a_trace_draws_its_chain_with_the_flags_in_the_nodes(client):
     missing = {**WINDOW, "focus": "trace=t-0000000000000000"}
     reply = client.get("/api/graph", query_string=missing, headers=AUTH)
     assert reply.status_code == 404 and "no trace" in reply.get_json()["description"]
+
+
+def test_metrics_export_each_traces_score_for_the_alert(store):
+    """graphapi's /metrics: the score of every trace of the last window, as Prometheus reads it
+    (``promtool check metrics`` accepts the page)."""
+    app = create_app(
+        {"STORE": store, "TOKEN": TOKEN, "TESTING": True,
+         "TRACE_METRICS_WINDOW_SECONDS": (TO_NS - FROM_NS) / 1e9 + 3600}
+    )  # fmt: skip
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 401
+    reply = client.get("/metrics", headers=AUTH)
+    assert reply.status_code == 200
+    text = reply.get_data(as_text=True)
+    scores = {
+        s.labels["trace_id"]: (s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        if family.name == "groundtruth_trace_score"
+        for s in family.samples
+    }
+    traces = assemble(store)
+    assert set(scores) == {t.id for t in traces.values()}
+    labels, value = scores[trace_id(key(A, 200))]
+    assert value == traces[key(A, 200)].score
+    assert labels == {
+        "trace_id": trace_id(key(A, 200)), "host": A, "root_program": "bash",
+        "band": "critical", "severity": "critical",
+    }  # fmt: skip
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_metrics_without_a_store_have_no_scores_and_count_the_failure():
+    app = create_app({"STORE_URL": "clickhouse://u:p@127.0.0.1:1/nowhere", "TESTING": True})
+    client = app.test_client()
+    for expected_errors in (1.0, 2.0):
+        text = client.get("/metrics").get_data(as_text=True)
+        samples = {
+            s.name: s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples["groundtruth_graphapi_trace_errors_total"] == expected_errors
+        assert not any(name.startswith("groundtruth_trace_score") for name in samples)

@@ -187,6 +187,13 @@ def paths(cfg) -> dict:
                 },
             }
         },
+        "/metrics": {
+            "get": _op(
+                "Scores of the last window's traces, in Prometheus' text format.",
+                [],
+                {"description": "Prometheus metrics.", "content": {"text/plain": {}}},
+            )
+        },
         "/api/openapi.json": {"get": _op("This document.", [], JSON_OK, secured=False)},
     }
 

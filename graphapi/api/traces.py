@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from werkzeug.exceptions import NotFound
 
-from graph.nodegraph_fields import iso
+from graph.nodegraph_fields import TRACE, iso
 from graph.traces import Trace, TraceAssembler, TraceLimits
 from graphapi.request_args import limit_arg, scope_arg, text_arg, window_arg
 from graphapi.storage import get_store
@@ -24,6 +24,7 @@ def _row(t: Trace) -> dict:
     s = t.summary()
     return {
         **s,
+        "focus": f"{TRACE}{t.id}",  # the graph's focus on this trace (the dashboard's link)
         "rules": ", ".join(s["rules"]),
         "hosts": ", ".join(s["hosts"]),
         "first_seen": iso(s.pop("first_ns")),
