@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 
 from exporter.events import UNSET_ID
-from tests.fixtures.exporter import RunningExporter, exporter_config
+from tests.fixtures.exporter import (
+    RunningExporter,
+    exporter_config,
+    exporter_with_wrong_offset,
+    selftest_ok,
+)
 
 pytestmark = pytest.mark.ebpf
 
@@ -261,20 +266,12 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
 
 def test_a_wrong_fd_offset_fails_the_selftest_and_blanks_the_fd_types(ebpf_problems):
     """A wrong struct offset (as a kernel change could cause) must not become wrong data."""
-    from exporter.probes.process import ProcessProbe
     from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 
     skip_or_fail_without_ebpf(ebpf_problems)
-
-    class WrongInodeModeOffset(ProcessProbe):
-        offsets = {**ProcessProbe.offsets, "INODE_MODE": ("inode", "i_rdev")}
-
-    exp = RunningExporter(exporter_config())
-    exp.exporter.process_probe.__class__ = WrongInodeModeOffset
-    exp.start()
+    exp = exporter_with_wrong_offset("INODE_MODE", ("inode", "i_rdev"))
     try:
-        samples = exp.scrape()
-        assert samples[("groundtruth_probe_selftest_ok", (("probe", "process"),))] == 0
+        assert selftest_ok(exp) == 0
         argv = ["/bin/true", token()]
         child = subprocess.Popen(argv, stdout=subprocess.PIPE)
         child.communicate()
