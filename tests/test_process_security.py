@@ -280,3 +280,34 @@ def test_a_wrong_fd_offset_fails_the_selftest_and_blanks_the_fd_types(ebpf_probl
         assert (exec_.euid, exec_.egid) == (os.geteuid(), os.getegid())  # the rest still flows
     finally:
         exp.stop()
+
+
+def test_without_audit_support_the_login_uid_is_unset(ebpf_problems):
+    """On a kernel built without audit (no task_struct.loginuid) the probe still loads."""
+    from exporter.probes.process import ProcessProbe
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    login_defines = {"TASK_LOGINUID", "TASK_SESSIONID"}  # what login_offsets() leaves out
+
+    class WithoutAudit(ProcessProbe):
+        def defines(self):
+            return {k: v for k, v in super().defines().items() if k not in login_defines}
+
+    exp = RunningExporter(exporter_config(selftest=False))
+    exp.exporter.process_probe.__class__ = WithoutAudit
+    exp.start()
+    try:
+        argv = ["/bin/true", token()]
+        code = (
+            "import os, sys\n"
+            "open('/proc/self/loginuid', 'w').write('4321')\n"
+            "os.execv(sys.argv[1], sys.argv[1:])\n"
+        )
+        child = python_child(code, *argv)
+        assert child.wait() == 0
+        exec_ = exec_with(exp, child.pid, argv)
+        assert (exec_.auid, exec_.session_id) == (UNSET_ID, UNSET_ID)
+        assert exec_.euid == os.geteuid()  # the rest of the context is read
+    finally:
+        exp.stop()

@@ -305,8 +305,12 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         flags |= F_OOM_KILLED;
         oom_victims.delete(&tgid);
     }
-    drop_last_claim(tgid);
-    cred_last_claim.delete(&tgid);
+    struct cred_claim *claim = cred_last_claim.lookup(&tgid);
+    if (claim) {  /* the process changed its ids: forget its last change */
+        struct cred_claim last = *claim;
+        cred_claims.delete(&last);
+        cred_last_claim.delete(&tgid);
+    }
     u32 outcome = C_EXIT_OK;
     if (flags & F_OOM_KILLED)
         outcome = C_EXIT_OOM;
