@@ -44,6 +44,20 @@ def exec_with(exporter, pid: int, argv: list[str]):
     return found[0]
 
 
+# Child programs (python -c). Each ends by exec'ing the program and arguments it is given.
+LOGIN_UID = 4321
+SET_LOGIN_UID = f"open('/proc/self/loginuid', 'w').write('{LOGIN_UID}')\n"  # as root, unset
+LOGIN_THEN_EXEC = f"import os, sys\n{SET_LOGIN_UID}os.execv(sys.argv[1], sys.argv[1:])\n"
+# argv[1]: the binary to copy into a memfd; argv[2:]: the argv it runs with.
+MEMFD_EXEC = (
+    "import os, sys\n"
+    "fd = os.memfd_create('gt-test', 0)\n"
+    "os.write(fd, open(sys.argv[1], 'rb').read())\n"
+    "{before_exec}"
+    "os.execv(f'/proc/self/fd/{{fd}}', sys.argv[2:])\n"
+)
+
+
 def python_child(code: str, *args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *args], **popen)
 
@@ -119,13 +133,7 @@ def test_an_unlinked_executable_is_deleted_and_not_a_memfd(running_exporter, tmp
 
 def test_a_memfd_exec_is_a_memfd(running_exporter):
     argv = ["gt-memfd-true", token()]
-    code = (
-        "import os, sys\n"
-        "fd = os.memfd_create('gt-test', 0)\n"
-        "os.write(fd, open('/bin/true', 'rb').read())\n"
-        "os.execv(f'/proc/self/fd/{fd}', sys.argv[1:])\n"
-    )
-    child = python_child(code, *argv)
+    child = python_child(MEMFD_EXEC.format(before_exec=""), "/bin/true", *argv)
     assert child.wait() == 0
     exec_ = exec_with(running_exporter, child.pid, argv)
     assert (exec_.exe_deleted, exec_.exe_memfd) == (1, 1)  # a memfd never had a link
@@ -136,7 +144,7 @@ def test_a_set_login_uid_and_its_session_are_reported(running_exporter):
     argv = ["/bin/true", token()]
     code = (
         "import os, sys\n"
-        "open('/proc/self/loginuid', 'w').write('4321')\n"
+        f"{SET_LOGIN_UID}"
         "print(open('/proc/self/sessionid').read(), flush=True)\n"
         "os.execv(sys.argv[1], sys.argv[1:])\n"
     )
@@ -144,7 +152,7 @@ def test_a_set_login_uid_and_its_session_are_reported(running_exporter):
     session = int(child.communicate()[0])
     assert child.returncode == 0
     exec_ = exec_with(running_exporter, child.pid, argv)
-    assert (exec_.auid, exec_.session_id) == (4321, session)
+    assert (exec_.auid, exec_.session_id) == (LOGIN_UID, session)
     assert session != UNSET_ID
 
 
@@ -214,8 +222,7 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
     shutil.copy("/bin/sleep", program)
     # Under a terminal, with a login uid, running an unlinked copy of sleep.
     code = (
-        "import os, sys\n"
-        "open('/proc/self/loginuid', 'w').write('4321')\n"
+        f"import os, sys\n{SET_LOGIN_UID}"
         "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
         "os.unlink(sys.argv[1])\n"
         "os.execve(fd, ['sleep', '30'], {})\n"
@@ -225,15 +232,12 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
         preexec_fn=take_terminal,
     )  # fmt: skip
     # A memfd sleep on a socket, a pipe and nothing.
-    memfd_code = (
-        "import os\n"
-        "fd = os.memfd_create('gt-sleep', 0)\n"
-        "os.write(fd, open('/bin/sleep', 'rb').read())\n"
-        "os.close(2)\n"  # after memfd_create, which would have taken the free fd 2
-        "os.execv(f'/proc/self/fd/{fd}', ['sleep', '30'])\n"
-    )
+    # (fd 2 closed after memfd_create, which would have taken the free fd 2)
+    memfd_code = MEMFD_EXEC.format(before_exec="os.close(2)\n")
     ours, theirs = socket.socketpair()
-    fileless = python_child(memfd_code, stdin=theirs, stdout=subprocess.PIPE)
+    fileless = python_child(
+        memfd_code, "/bin/sleep", "sleep", "30", stdin=theirs, stdout=subprocess.PIPE
+    )
     exp = None
     try:
         for proc in (at_terminal, fileless):  # both are sleeping in their final program
@@ -246,7 +250,7 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
         term, mem = scanned[at_terminal.pid], scanned[fileless.pid]
         assert term.tty == os.ttyname(slave).removeprefix("/dev/")
         assert (term.stdin_type, term.stdout_type, term.stderr_type) == ("tty",) * 3
-        assert term.auid == 4321 and term.session_id != UNSET_ID
+        assert term.auid == LOGIN_UID and term.session_id != UNSET_ID
         assert (term.exe_deleted, term.exe_memfd) == (1, 0)
         assert (term.euid, term.egid) == (os.geteuid(), os.getegid())
         assert mem.tty == ""
@@ -299,12 +303,7 @@ def test_without_audit_support_the_login_uid_is_unset(ebpf_problems):
     exp.start()
     try:
         argv = ["/bin/true", token()]
-        code = (
-            "import os, sys\n"
-            "open('/proc/self/loginuid', 'w').write('4321')\n"
-            "os.execv(sys.argv[1], sys.argv[1:])\n"
-        )
-        child = python_child(code, *argv)
+        child = python_child(LOGIN_THEN_EXEC, *argv)
         assert child.wait() == 0
         exec_ = exec_with(exp, child.pid, argv)
         assert (exec_.auid, exec_.session_id) == (UNSET_ID, UNSET_ID)
