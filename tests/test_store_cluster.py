@@ -5,7 +5,7 @@ import time
 from exporter.pipeline_stats import PipelineStats
 from groundtruth.cli import main
 from store.db import open_store
-from store.migrations import LATEST, migrate, schema_version
+from store.migrations import LATEST, migrate, node_version, schema_version
 from store.received_alerts import ReceivedAlert
 from store.retention import drop_expired
 from store.schema import create_distributed, create_table
@@ -152,6 +152,13 @@ def test_received_alerts_rekeyed_by_arrival_on_every_shard(clickhouse_cluster):
                                    database)
             )  # fmt: skip
             node.execute("ALTER TABLE schema_migrations DELETE WHERE version > 1")
+    # A DELETE is a mutation each server applies in the background (18.16 cannot wait for it).
+
+    def every_server_at_version_1() -> bool:
+        with store.nodes() as nodes:
+            return all(node_version(node) == 1 for node in nodes)
+
+    wait_until(every_server_at_version_1, what="the deletion of later versions on each server")
     now = time.time_ns()
     alerts = [
         ReceivedAlert(event_id=f"a{i}", time_ns=now - 3600 * 10**9, host=f"host-{i}",
