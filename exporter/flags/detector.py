@@ -5,11 +5,12 @@ each event by class and kind with cheap early exits (a fork, an ok exit and most
 dict or two and nothing else), and returns the flags raised, which the exporter sends to the
 same sinks as the events. A rule that matches goes through, in order:
 
-1. its exceptions in the rules file: the first that matches silences it (counted) or sets its
+1. repeats: the same rule for the same program under the same parent in the same container
+   within ``flag_repeat_window_seconds`` of a stored flag is counted (as that flag was) but not
+   stored again (a server spawning a shell per request, a loop executing from /tmp: one flag,
+   every occurrence counted);
+2. its exceptions in the rules file: the first that matches silences it (counted) or sets its
    severity (named in the flag's ``exception``);
-2. repeats: the same rule for the same program under the same parent in the same container
-   within ``flag_repeat_window_seconds`` is counted but not stored again (a server spawning a
-   shell per request, a loop executing from /tmp: one flag, every occurrence counted);
 3. a budget: at most ``flag_stored_per_rule_max`` flags of one rule are stored per repeat
    window, the rest counted (a script running thousands of programs from /tmp cannot flood
    the store; the metric still shows every one);
@@ -57,7 +58,7 @@ class Detector:
         self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
         self._routes: dict[type, int | None] = {}
         self._programs: dict[str, str] = {}
-        self._last_stored: dict[tuple, int] = {}
+        self._last_stored: dict[tuple, tuple] = {}  # repeat key -> (time, counted as)
         self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
         self._out: list[FlagEvent] = []
         self._run_id = os.urandom(4).hex()
@@ -158,11 +159,20 @@ class Detector:
         self, rule_id: str, ev, program: str, description: str, occurrences: int = 1,
         connection_id: str = "", kind: str = "rule",
     ) -> None:  # fmt: skip
-        """A rule matched ``ev`` (the event that decided it): exceptions, repeats, the flag."""
+        """A rule matched ``ev`` (the event that decided it): repeats, exceptions, budget, flag."""
         rule = self.rules[rule_id]
         parent_key = getattr(ev, "parent_key", None)
         if parent_key is None:  # a connection event: its process's parent, if known
             parent_key = self.ancestry.parent(ev.process_key)
+        t = ev.time_ns
+        key = (rule_id, parent_key, program, ev.container_id)
+        last = self._last_stored.get(key)
+        if last is not None and 0 <= t - last[0] < self.repeat_ns:
+            # A repeat (the hot case of a loop): counted as the flag it repeats was, exception
+            # included (same program, parent and container decide the same exception).
+            self.raised[last[1]] += 1
+            self.not_stored[rule_id, "repeat"] += 1
+            return
         severity, exception = rule.severity, ""
         candidates = self.exceptions.get(rule_id)
         if candidates:
@@ -172,13 +182,8 @@ class Detector:
                     self.excepted[rule_id] += 1
                     return
                 severity, exception = exc.severity, exc.id
-        self.raised[rule_id, rule.flag_class, severity] += 1
-        t = ev.time_ns
-        key = (rule_id, parent_key, program, ev.container_id)
-        last = self._last_stored.get(key)
-        if last is not None and 0 <= t - last < self.repeat_ns:
-            self.not_stored[rule_id, "repeat"] += 1
-            return
+        counted_as = (rule_id, rule.flag_class, severity)
+        self.raised[counted_as] += 1
         budget = self._budgets.get(rule_id)
         if budget is None or not 0 <= t - budget[0] < self.repeat_ns:
             budget = self._budgets[rule_id] = [t, 0]
@@ -188,7 +193,7 @@ class Detector:
         budget[1] += 1
         if len(self._last_stored) >= REPEATS_MAX:
             self._last_stored.clear()
-        self._last_stored[key] = t
+        self._last_stored[key] = (t, counted_as)
         self._out.append(
             FlagEvent(
                 event_id=f"{self._run_id}-{next(self._seq)}",
