@@ -28,23 +28,25 @@ class Ancestry:
         return len(self.procs)
 
     def _put(self, key: str, entry: tuple[str, str, bool]) -> None:
-        procs = self.procs
-        if len(procs) >= self.max_processes and key not in procs:
-            self._evict_oldest()
-        procs[key] = entry
+        if len(self.procs) >= self.max_processes:
+            self.make_room(key)
+        self.procs[key] = entry
 
-    def _evict_oldest(self) -> None:
-        # Insertion order: the oldest process still held goes first.
-        del self.procs[next(iter(self.procs))]
-        self.evictions += 1
+    def make_room(self, key: str) -> None:
+        """Called when full, before key is put: evicts the oldest process unless key is held."""
+        if key not in self.procs:
+            # Insertion order: the oldest process still held goes first.
+            del self.procs[next(iter(self.procs))]
+            self.evictions += 1
 
-    # fork() and exec() run for every process: _put() is inlined in them.
+    # fork() and exec() run for every process: _put() is inlined in them (and fork() and exit()
+    # in Detector.observe()).
     def fork(self, key: str, parent_key: str) -> None:
         """A child starts as its parent: same program, and it holds the parent's sockets."""
         procs = self.procs
         parent = procs.get(parent_key, NOT_KNOWN)
-        if len(procs) >= self.max_processes and key not in procs:
-            self._evict_oldest()
+        if len(procs) >= self.max_processes:
+            self.make_room(key)
         procs[key] = (parent_key, parent[PROGRAM], parent[SERVER])
 
     def exec(self, key: str, parent_key: str, program: str) -> bool:
@@ -53,7 +55,7 @@ class Ancestry:
         own = procs.get(key)
         serving = (own is not None and own[SERVER]) or procs.get(parent_key, NOT_KNOWN)[SERVER]
         if own is None and len(procs) >= self.max_processes:
-            self._evict_oldest()
+            self.make_room(key)
         # A new image: it serves again only once it listens or accepts itself.
         procs[key] = (parent_key, program, False)
         return serving
