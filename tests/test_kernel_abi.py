@@ -35,7 +35,7 @@ PROBES = {
         [process, process_counts],
         {"proc_event": [process.HEAD.format]},
         {
-            ("exec_event", "cmdline_size"): process.HEAD.size + 4,
+            ("exec_event", "cmdline_size"): process.CONTEXT_END + 4,
             ("exec_event", "cmdline"): process.CMDLINE_AT,
         },
         {},
