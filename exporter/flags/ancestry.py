@@ -8,7 +8,13 @@ scanned at start) are known; a rule that needs an ancestor that is not known doe
 
 from __future__ import annotations
 
-PARENT, PROGRAM, SERVER = range(3)
+from collections.abc import Iterator
+from typing import Final
+
+# Final: each index is a literal, so mypy knows the type of the tuple field it selects.
+PARENT: Final = 0
+PROGRAM: Final = 1
+SERVER: Final = 2
 NOT_KNOWN = ("", "", False)
 ANCESTRY_DEPTH_MAX = 64  # a walk up the chain stops here (and at a loop of reused keys)
 
@@ -83,9 +89,9 @@ class Ancestry:
     def program(self, key: str) -> str:
         return self.procs.get(key, NOT_KNOWN)[PROGRAM]
 
-    def ancestor_programs(self, parent_key: str):
+    def ancestor_programs(self, parent_key: str) -> Iterator[str]:
         """The programs of a process's known ancestors, parent first."""
-        seen = set()
+        seen: set[str] = set()
         key = parent_key
         while key and key not in seen and len(seen) < ANCESTRY_DEPTH_MAX:
             seen.add(key)

@@ -270,7 +270,10 @@ class ProcessProbe(BpfProbe):
             elif kind == EV_FORK:
                 add(pid, key, container)
             elif kind == EV_CRED_CHANGE:
-                _uid, _gid, euid, egid, *prev_ids, call = CRED.unpack_from(raw, HEAD.size)
+                _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = (
+                    CRED.unpack_from(raw, HEAD.size)
+                )
+                prev_ids = (prev_uid, prev_gid, prev_euid, prev_egid)
                 context = (euid, egid, *NO_CONTEXT[2:])
                 outcome = CRED_SYSCALLS.get(call) or str(call)
             events.append(ProcessEvent(

@@ -406,14 +406,16 @@ class TcpProbe(BpfProbe):
 
     def kernel_drops(self) -> dict[tuple[str, str], int]:
         """Ring buffer full; sockets not tracked (table full); counts lost (counter map full)."""
-        loaded = self.bpf is not None  # each reason is exported from the start, zero or not
+        bpf = self.bpf  # each reason is exported from the start, zero or not
         return {
             **super().kernel_drops(),
             ("kernel", f"{self.name}_conn_table_full"): self.conns_untracked(),
             ("kernel", f"{self.name}_counts_full"): (
-                sum(sum(v) for _, v in self.bpf[b"counts_overflow"].items()) if loaded else 0
+                sum(sum(v) for _, v in bpf[b"counts_overflow"].items()) if bpf is not None else 0
             ),
-            ("kernel", f"{self.name}_recursion_misses"): self.recursion_misses() if loaded else 0,
+            ("kernel", f"{self.name}_recursion_misses"): (
+                self.recursion_misses() if bpf is not None else 0
+            ),
         }
 
     def recursion_misses(self) -> int:
