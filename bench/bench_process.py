@@ -89,11 +89,14 @@ def detector_replay_us_per_event(batches: list[list]) -> tuple[float, int]:
     return (time.process_time() - cpu0) / events * 1e6, events
 
 
-def exporter_through(storm: list[str], sink, detector_cpu=None) -> tuple[float, float, int]:
+def exporter_through(
+    storm: list[str], sink, detector_cpu=None, flags: bool = True
+) -> tuple[float, float, int]:
     """(storm seconds, CPU seconds, events dropped) with the exporter on the full path:
     probe -> decode -> identity, containers, process table -> flag detector -> sink.
     ``detector_cpu`` (a list) gets (the detector's own CPU ns, events it saw)."""
-    exporter = Exporter(ExporterConfig(host="bench", selftest=False, tcp=False), sink)
+    config = ExporterConfig(host="bench", selftest=False, tcp=False, flags=flags)
+    exporter = Exporter(config, sink)
     exporter.start(serve=False)
     try:
         secs, cpu = measure_with(exporter.drain_once, storm)
@@ -140,7 +143,8 @@ def run() -> list[Result]:
 def storm_results(storm: list[str], binary: str) -> list[Result]:
     storm_seconds(storm)  # warm the page cache
     base, full, floor = [], [], []
-    full_cpu = floor_cpu = 0.0
+    full_cpu = floor_cpu = bare_cpu = 0.0
+    bare_events = 0
     full_events = floor_events = storm_execs = drops = 0
     detector_cpu: list[tuple[int, int]] = []
     replays: list[tuple[float, int]] = []
@@ -153,6 +157,12 @@ def storm_results(storm: list[str], binary: str) -> list[Result]:
         full.append(secs)
         full_cpu += cpu
         full_events += sink.events
+        drops += dropped
+        # The full path without the detector: its share, measured in the same conditions.
+        sink = CountingSink()
+        _, cpu, dropped = exporter_through(storm, sink, flags=False)
+        bare_cpu += cpu
+        bare_events += sink.events
         drops += dropped
         # The same again, checking that every exec of the storm arrived.
         check = StormExecsSink(binary)
@@ -205,6 +215,14 @@ def storm_results(storm: list[str], binary: str) -> list[Result]:
             "<= 3x",
             per_event <= 3 * floor_per_event,
             f"{full_events} events",
+        ),
+        Result(
+            "exporter CPU per event, full path without the flag detector (same run)",
+            bare_cpu / bare_events * 1e6,
+            "us",
+            "counting-only ring buffer consumer",
+            floor_per_event,
+            note=f"{bare_events} events",
         ),
         Result(
             "of which the flag detector, live (its thread CPU time in observe(), over every "

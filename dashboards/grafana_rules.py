@@ -143,7 +143,7 @@ def _panel(panel: dict, variables: dict) -> list[tuple[str, str]]:
 
 def _v4(version: str) -> bool:
     m = re.match(r"(\d+)\.", version or "")
-    return bool(m) and int(m.group(1)) >= 4
+    return m is not None and int(m.group(1)) >= 4
 
 
 def _node_graph(panel: dict, variables: dict) -> list[tuple[str, str]]:

@@ -52,10 +52,10 @@ def fill_variables(expr: str, host_label: str = "instance") -> str:
         expr = expr.replace(name, value)
     values = {**ALL_VALUES, host_label: ".+"}
 
-    def value(m: re.Match) -> str:
+    def value_of(m: re.Match) -> str:
         return values.get(m.group(1) or m.group(2), ".*")
 
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value_of, expr)
 
 
 def dashboard_expressions(dashboards: dict[str, dict], host_label: str = "instance"):

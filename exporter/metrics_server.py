@@ -32,12 +32,18 @@ class MetricsServer:
     """An HTTP server bound to (addr, port) at construction; ``serve(registry)`` starts it."""
 
     def __init__(self, addr: str, port: int):
-        family, sockaddr = socket.getaddrinfo(
+        family, _, _, _, sockaddr = socket.getaddrinfo(
             addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0][::4]
-        server_class = type("MetricsHTTPServer", (ThreadingWSGIServer,), {"address_family": family})
+        )[0]
+
+        class MetricsHTTPServer(ThreadingWSGIServer):
+            address_family = family
+
+        # An IPv4 or IPv6 address starts with its host as text (typeshed also allows the
+        # (int, bytes) of a Python built without IPv6, which cannot listen on such an address).
+        host = str(sockaddr[0])
         self._httpd = make_server(
-            sockaddr[0], port, _not_serving, server_class, handler_class=_QuietHandler
+            host, port, _not_serving, MetricsHTTPServer, handler_class=_QuietHandler
         )
         self._thread: threading.Thread | None = None
 

@@ -160,15 +160,14 @@ class Exporter:
     def deliver(self, events: list) -> None:
         if not events:
             return
+        if self.detector is not None:
+            flags = self.detector.observe(events)
+            if flags:  # to the same sinks, with the events that raised them
+                events = events + flags
         # Counted without a Python-level loop: this runs for every event.
         kinds = Counter(zip(map(type, events), map(KIND, events), strict=True))
         for (cls, kind), n in kinds.items():
             self.stats.count_events(f"{EVENT_TYPE_NAMES[cls]}_{kind}", n)
-        if self.detector is not None:
-            flags = self.detector.observe(events)
-            if flags:
-                self.stats.count_events("flag_rule", len(flags))
-                events = events + flags
         self.sink.write(events)
 
     def drain_once(self) -> None:

@@ -47,9 +47,8 @@ def run_process_selftest(probe, on_events, timeout: float = 10.0) -> dict[str, s
     argv = ["/bin/sh", "-c", f"exit {CANARY_EXIT_CODE}", token]
     ours, theirs = socket.socketpair()
     with tempfile.TemporaryFile() as out, ours, theirs:
-        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=theirs)
-        child.stdin.close()
-        child.wait()
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=theirs.fileno())
+        child.communicate()  # closes its stdin (the pipe it was given), then waits
     seen = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not {"exec", "exit"} <= seen.keys():

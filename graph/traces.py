@@ -213,8 +213,10 @@ class TraceAssembler:
         traces = self._by_root(flags)
         self._join_across_hosts(traces)
         found = [t for t in traces.values() if not hosts or set(t.hosts) & set(hosts)]
-        for t in found if self.scoring else ():  # no scoring: a graph focus needs none
-            t.score, t.band = self.scoring.score(t.flags, interactive=bool(t.root["tty"]))
+        scoring = self.scoring
+        if scoring is not None:  # no scoring: a graph focus needs none
+            for t in found:
+                t.score, t.band = scoring.score(t.flags, interactive=bool(t.root["tty"]))
         return sorted(found, key=lambda t: (-t.score, t.first_ns))
 
     def trace(self, trace_id_: str, from_ns: int, to_ns: int) -> Trace | None:
@@ -227,7 +229,11 @@ class TraceAssembler:
     # ---- reading ---------------------------------------------------------------------------
     def _flags(self, from_ns: int, to_ns: int, hosts: tuple[str, ...]) -> list[dict]:
         where = "time_ns >= {from_ns:UInt64} AND time_ns < {to_ns:UInt64}"
-        params = {"from_ns": from_ns, "to_ns": to_ns, "flags_max": self.limits.flags_max}
+        params: dict[str, object] = {
+            "from_ns": from_ns,
+            "to_ns": to_ns,
+            "flags_max": self.limits.flags_max,
+        }
         if hosts:
             where += " AND " + in_set("host", "hosts")
             params["hosts"] = list(hosts)
@@ -257,7 +263,9 @@ class TraceAssembler:
             grown = []
             for chain in chains.values():
                 top = self.details.get(chain[-1])
-                parent = top["parent_key"] if top else ""
+                if top is None:  # the store does not know this process: the chain ends
+                    continue
+                parent = top["parent_key"]
                 if parent and parent not in chain and top["pid"] not in INIT_PIDS:
                     chain.append(parent)
                     grown.append(parent)
@@ -312,6 +320,7 @@ class TraceAssembler:
             into = trace_of_key.get(server_key)
             if into is None or into.id not in traces or accepted_ns > into.first_ns:
                 continue
+            outer: Trace | None
             if client_key in trace_of_key:
                 outer = trace_of_key[client_key]
             else:

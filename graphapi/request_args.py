@@ -39,7 +39,7 @@ PANEL_MAX_NODES = 1500
 MAX_TEXT = 512
 # Printable text without control characters: hosts, containers, keys (values are bound as
 # parameters, so this is about clear errors, not about SQL).
-TEXT = re.compile(r"[^\x00-\x1f\x7f]*$")
+TEXT = re.compile(r"[^\x00-\x1f\x7f]*")  # fullmatch: "$" would let a final newline through
 MIN_NS, MAX_NS = 0, 2**62  # 2116: anything later is a mistake
 
 
@@ -67,7 +67,7 @@ def text_arg(name: str, value: str | None) -> str:
     value = value or ""
     if len(value) > MAX_TEXT:
         raise bad(f"{name} is longer than {MAX_TEXT} characters")
-    if not TEXT.match(value):
+    if not TEXT.fullmatch(value):
         raise bad(f"{name} contains control characters")
     return value
 

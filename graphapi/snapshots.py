@@ -56,7 +56,7 @@ class SnapshotCache:
             self._drop_expired()
             entry = self._entries.get(key)
             building = entry is None
-            if building:
+            if entry is None:
                 entry = self._entries[key] = _Entry()
         if not building:
             entry.done.wait()
@@ -75,9 +75,11 @@ class SnapshotCache:
 
     def _drop_expired(self) -> None:
         now = self.clock()
-        for key in [k for k, e in self._entries.items() if e.expires is not None]:
-            if self._entries[key].expires <= now:
-                del self._entries[key]
+        expired = [
+            k for k, e in self._entries.items() if e.expires is not None and e.expires <= now
+        ]
+        for key in expired:
+            del self._entries[key]
         built = [k for k, e in self._entries.items() if e.expires is not None]
         for key in built[: max(0, len(self._entries) - self.max_entries + 1)]:
             del self._entries[key]  # oldest first; graphs being built are never dropped

@@ -82,20 +82,24 @@ def fail(message: str) -> int:
     return 2
 
 
-def check_host() -> list[str]:
-    return preflight_problems()
-
-
-def run(args) -> int:
+def startup_config(args):
+    """The exporter's config, once the host can run it; None after saying (one line each)
+    what is wrong with the config or the host. Logging is set up on the way."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         config = config_from_args(args)
     except ConfigError as e:
-        return fail(str(e))
-    problems = check_host()
-    if problems:
-        for problem in problems:
-            fail(problem)
+        fail(str(e))
+        return None
+    problems = preflight_problems()
+    for problem in problems:
+        fail(problem)
+    return None if problems else config
+
+
+def run(args) -> int:
+    config = startup_config(args)
+    if config is None:
         return 2
     from exporter.metrics_server import bind_metrics
     from exporter.runner import Exporter

@@ -7,14 +7,12 @@ for each other). This is what ``make run`` starts.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
 
 from exporter.config import ConfigError
-from exporter.preflight import preflight_problems
-from groundtruth.run import add_exporter_arguments, config_from_args, fail
+from groundtruth.run import add_exporter_arguments, fail, startup_config
 
 HELP = """\
 Run the eBPF exporter and the graph API together on the embedded store (chDB in --data-dir):
@@ -38,15 +36,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        config = config_from_args(args)
-    except ConfigError as e:
-        return fail(str(e))
-    problems = preflight_problems()
-    for problem in problems:
-        fail(problem)
-    if problems:
+    config = startup_config(args)
+    if config is None:
         return 2
 
     from exporter.metrics_server import bind_metrics

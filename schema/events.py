@@ -103,7 +103,9 @@ class ProcessEvent:
     stdout_type: str = col("String", "What fd 1 is (as stdin_type).")
     stderr_type: str = col("String", "What fd 2 is (as stdin_type).")
     exe_deleted: int = col(
-        "UInt8", "1 when the executed file has no links left: unlinked, or a memfd (exec, scan)."
+        "UInt8",
+        "1 when the executed file has no links left: unlinked, or a memfd. exec: at exec; scan: "
+        "at the scan (so also a program replaced on disk since it started, as by an upgrade).",
     )
     exe_memfd: int = col("UInt8", "1 when the executed file is a memfd: a fileless exec.")
     # kind cred_change: a set*id call changed the real or effective uid or gid; uid, gid,

@@ -85,7 +85,7 @@ def _retain_by_class_column(store: Store, node, retention_days: int) -> None:
         new, old = local + "_rebuilt", local + "_before_rebuild"
         node.execute(f"DROP TABLE IF EXISTS {ident(new)}")  # left by an interrupted run
         node.execute(create_table(new, cls, store.features, retention_days))
-        kept = ", ".join(ident(c) for c in _existing_columns(node, local) if c != "time")
+        kept = ", ".join(ident(c) for c in _column_names(node, local) if c != "time")
         node.execute(f"INSERT INTO {ident(new)} ({kept}) SELECT {kept} FROM {ident(local)}")
         node.execute(f"RENAME TABLE {ident(local)} TO {ident(old)}, {ident(new)} TO {ident(local)}")
         node.execute(f"DROP TABLE {ident(old)}")
@@ -150,12 +150,18 @@ def schema_version(store: Store) -> int:
         return min(node_version(node) for node in nodes)
 
 
-def _existing_columns(node, table: str) -> list[str] | None:
+def _column_names(node, table: str) -> list[str]:
+    """A table's columns, in order ([] when there is no such table)."""
     rows = node.query(
         "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}",
         {"t": table},
     )
-    return [name for (name,) in rows] or None
+    return [name for (name,) in rows]
+
+
+def _existing_columns(node, table: str) -> list[str] | None:
+    """A table's columns, or None when it does not exist."""
+    return _column_names(node, table) or None
 
 
 def sync_tables(store: Store, node, retention_days: int) -> list[str]:

@@ -104,6 +104,7 @@ def test_exec_from_tmp_is_flagged_and_stored(flagging_exporter):
     assert str(program) in flag.description
     # Other processes on this host may be flagged meanwhile: at least this one was counted.
     assert flags_total(exp, "exec_from_tmp") >= before + 1
+    assert exp.scrape()[("groundtruth_events_total", (("type", "flag_rule"),))] >= 1
     rows = []
     deadline = time.monotonic() + 20
     while not rows and time.monotonic() < deadline:

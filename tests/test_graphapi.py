@@ -199,6 +199,7 @@ def test_malformed_webhook_is_a_400(client, payload, problem):
         ({"focus": "alert=ffffffffffffffff"}, 404, "no alert"),
         ({"focus": "host-a'; DROP TABLE process_events; --:1:2"}, 404, "no such process"),
         ({"host": "x\x00y"}, 400, "control characters"),
+        ({"host": "x\n"}, 400, "control characters"),  # a final newline, which "$" accepts
     ],
 )
 def test_bad_input_is_a_json_4xx_that_says_what_is_wrong(client, args, status, says):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import process_counts, tcp_counts
+from exporter.collectors import process_counts
 from exporter.probes import process, tcp
 
 BPF = Path(__file__).resolve().parent.parent / "exporter" / "bpf"
@@ -44,12 +44,12 @@ PROBES = {
         {},
     ),
     "tcp.h": (
-        [tcp, tcp_counts],
+        [tcp],
         {"tcp_event": [tcp.EVENT.format, tcp.EVENT_DECODED.format]},
         {("tcp_event", "owner.comm"): tcp.COMM_AT},
         {
             "DURATION_BUCKETS": len(tcp.DURATION_BOUNDS_S),
-            **{f"O_{name.upper()}": value for value, name in tcp_counts.OUTCOMES.items()},
+            **{f"O_{name.upper()}": value for value, name in tcp.OUTCOMES.items()},
         },
     ),
 }

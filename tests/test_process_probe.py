@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from exporter.proc_scan import start_ticks
-from testservices.exporter import RunningExporter, exporter_config
+from testservices.exporter import (
+    RunningExporter,
+    exporter_config,
+    exporter_with_wrong_offset,
+    selftest_ok,
+)
 
 
 def test_exec_and_exit_are_exact(running_exporter):
@@ -209,20 +214,12 @@ def test_promtool_check_metrics_is_clean_on_the_real_output(running_exporter):
 
 def test_a_failed_selftest_blanks_the_untrusted_field(ebpf_problems):
     """A wrong struct offset (as a kernel change could cause) must not become wrong data."""
-    from exporter.probes.process import ProcessProbe
     from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 
     skip_or_fail_without_ebpf(ebpf_problems)
-
-    class WrongExitCodeOffset(ProcessProbe):
-        offsets = {**ProcessProbe.offsets, "TASK_EXIT_CODE": ("task_struct", "pid")}
-
-    exp = RunningExporter(exporter_config())
-    exp.exporter.process_probe.__class__ = WrongExitCodeOffset
-    exp.start()
+    exp = exporter_with_wrong_offset("TASK_EXIT_CODE", ("task_struct", "pid"))
     try:
-        samples = exp.scrape()
-        assert samples[("groundtruth_probe_selftest_ok", (("probe", "process"),))] == 0
+        assert selftest_ok(exp) == 0
         child = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
         child.wait()
         got = exp.events_of(child.pid, ("exec", "exit"))

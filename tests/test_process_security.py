@@ -17,12 +17,13 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from schema.events import UNSET_ID
-from testservices.exporter import RunningExporter, exporter_config
-
-pytestmark = pytest.mark.ebpf
+from testservices.exporter import (
+    RunningExporter,
+    exporter_config,
+    exporter_with_wrong_offset,
+    selftest_ok,
+)
 
 NOBODY = 65534  # an unprivileged uid and gid that exist on Debian
 
@@ -37,6 +38,20 @@ def exec_with(exporter, pid: int, argv: list[str]):
         lambda e: e.pid == pid and e.kind == "exec" and e.argv == argv, what=f"exec of {argv}"
     )
     return found[0]
+
+
+# Child programs (python -c). Each ends by exec'ing the program and arguments it is given.
+LOGIN_UID = 4321
+SET_LOGIN_UID = f"open('/proc/self/loginuid', 'w').write('{LOGIN_UID}')\n"  # as root, unset
+LOGIN_THEN_EXEC = f"import os, sys\n{SET_LOGIN_UID}os.execv(sys.argv[1], sys.argv[1:])\n"
+# argv[1]: the binary to copy into a memfd; argv[2:]: the argv it runs with.
+MEMFD_EXEC = (
+    "import os, sys\n"
+    "fd = os.memfd_create('gt-test', 0)\n"
+    "os.write(fd, open(sys.argv[1], 'rb').read())\n"
+    "{before_exec}"
+    "os.execv(f'/proc/self/fd/{{fd}}', sys.argv[2:])\n"
+)
 
 
 def python_child(code: str, *args: str, **popen) -> subprocess.Popen:
@@ -114,13 +129,7 @@ def test_an_unlinked_executable_is_deleted_and_not_a_memfd(running_exporter, tmp
 
 def test_a_memfd_exec_is_a_memfd(running_exporter):
     argv = ["gt-memfd-true", token()]
-    code = (
-        "import os, sys\n"
-        "fd = os.memfd_create('gt-test', 0)\n"
-        "os.write(fd, open('/bin/true', 'rb').read())\n"
-        "os.execv(f'/proc/self/fd/{fd}', sys.argv[1:])\n"
-    )
-    child = python_child(code, *argv)
+    child = python_child(MEMFD_EXEC.format(before_exec=""), "/bin/true", *argv)
     assert child.wait() == 0
     exec_ = exec_with(running_exporter, child.pid, argv)
     assert (exec_.exe_deleted, exec_.exe_memfd) == (1, 1)  # a memfd never had a link
@@ -131,7 +140,7 @@ def test_a_set_login_uid_and_its_session_are_reported(running_exporter):
     argv = ["/bin/true", token()]
     code = (
         "import os, sys\n"
-        "open('/proc/self/loginuid', 'w').write('4321')\n"
+        f"{SET_LOGIN_UID}"
         "print(open('/proc/self/sessionid').read(), flush=True)\n"
         "os.execv(sys.argv[1], sys.argv[1:])\n"
     )
@@ -139,19 +148,22 @@ def test_a_set_login_uid_and_its_session_are_reported(running_exporter):
     session = int(child.communicate()[0])
     assert child.returncode == 0
     exec_ = exec_with(running_exporter, child.pid, argv)
-    assert (exec_.auid, exec_.session_id) == (4321, session)
+    assert (exec_.auid, exec_.session_id) == (LOGIN_UID, session)
     assert session != UNSET_ID
 
 
 def test_credential_changes_are_events_with_before_and_after(running_exporter):
-    """A root child with threads changes its gid, then its uid; calls that change nothing or
-    fail make no event, and each change is one event although every thread makes the call."""
+    """A root child with threads changes its gid (there, back, and there again), then its uid;
+    calls that change nothing or fail make no event, and each change is one event although
+    every thread makes the call (glibc repeats it in each, on both CPUs at once)."""
     marker = ["/bin/true", token()]
     code = (
         "import os, sys, threading, time\n"
-        "for _ in range(3):\n"
+        "for _ in range(8):\n"
         "    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
         "os.setresuid(0, 0, 0)\n"  # no change
+        f"os.setresgid({NOBODY}, {NOBODY}, {NOBODY})\n"
+        "os.setresgid(0, 0, 0)\n"
         f"os.setresgid({NOBODY}, {NOBODY}, {NOBODY})\n"
         f"os.setresuid({NOBODY}, {NOBODY}, {NOBODY})\n"
         "try:\n    os.setuid(0)\nexcept PermissionError:\n    pass\n"  # fails: no event
@@ -170,7 +182,10 @@ def test_credential_changes_are_events_with_before_and_after(running_exporter):
         for e in running_exporter.sink.snapshot()
         if e.pid == child.pid and e.kind == "cred_change"
     ]  # fmt: skip
+    assert gid == 0
     assert changes == [
+        ("setresgid", (uid, uid, gid, gid), (uid, uid, NOBODY, NOBODY)),
+        ("setresgid", (uid, uid, NOBODY, NOBODY), (uid, uid, gid, gid)),
         ("setresgid", (uid, uid, gid, gid), (uid, uid, NOBODY, NOBODY)),
         ("setresuid", (uid, uid, NOBODY, NOBODY), (NOBODY, NOBODY, NOBODY, NOBODY)),
     ]
@@ -203,8 +218,7 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
     shutil.copy("/bin/sleep", program)
     # Under a terminal, with a login uid, running an unlinked copy of sleep.
     code = (
-        "import os, sys\n"
-        "open('/proc/self/loginuid', 'w').write('4321')\n"
+        f"import os, sys\n{SET_LOGIN_UID}"
         "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
         "os.unlink(sys.argv[1])\n"
         "os.execve(fd, ['sleep', '30'], {})\n"
@@ -214,15 +228,12 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
         preexec_fn=take_terminal,
     )  # fmt: skip
     # A memfd sleep on a socket, a pipe and nothing.
-    memfd_code = (
-        "import os\n"
-        "fd = os.memfd_create('gt-sleep', 0)\n"
-        "os.write(fd, open('/bin/sleep', 'rb').read())\n"
-        "os.close(2)\n"  # after memfd_create, which would have taken the free fd 2
-        "os.execv(f'/proc/self/fd/{fd}', ['sleep', '30'])\n"
-    )
+    # (fd 2 closed after memfd_create, which would have taken the free fd 2)
+    memfd_code = MEMFD_EXEC.format(before_exec="os.close(2)\n")
     ours, theirs = socket.socketpair()
-    fileless = python_child(memfd_code, stdin=theirs, stdout=subprocess.PIPE)
+    fileless = python_child(
+        memfd_code, "/bin/sleep", "sleep", "30", stdin=theirs, stdout=subprocess.PIPE
+    )
     exp = None
     try:
         for proc in (at_terminal, fileless):  # both are sleeping in their final program
@@ -235,7 +246,7 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
         term, mem = scanned[at_terminal.pid], scanned[fileless.pid]
         assert term.tty == os.ttyname(slave).removeprefix("/dev/")
         assert (term.stdin_type, term.stdout_type, term.stderr_type) == ("tty",) * 3
-        assert term.auid == 4321 and term.session_id != UNSET_ID
+        assert term.auid == LOGIN_UID and term.session_id != UNSET_ID
         assert (term.exe_deleted, term.exe_memfd) == (1, 0)
         assert (term.euid, term.egid) == (os.geteuid(), os.getegid())
         assert mem.tty == ""
@@ -255,25 +266,43 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
 
 def test_a_wrong_fd_offset_fails_the_selftest_and_blanks_the_fd_types(ebpf_problems):
     """A wrong struct offset (as a kernel change could cause) must not become wrong data."""
-    from exporter.probes.process import ProcessProbe
     from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 
     skip_or_fail_without_ebpf(ebpf_problems)
-
-    class WrongInodeModeOffset(ProcessProbe):
-        offsets = {**ProcessProbe.offsets, "INODE_MODE": ("inode", "i_rdev")}
-
-    exp = RunningExporter(exporter_config())
-    exp.exporter.process_probe.__class__ = WrongInodeModeOffset
-    exp.start()
+    exp = exporter_with_wrong_offset("INODE_MODE", ("inode", "i_rdev"))
     try:
-        samples = exp.scrape()
-        assert samples[("groundtruth_probe_selftest_ok", (("probe", "process"),))] == 0
+        assert selftest_ok(exp) == 0
         argv = ["/bin/true", token()]
         child = subprocess.Popen(argv, stdout=subprocess.PIPE)
         child.communicate()
         exec_ = exec_with(exp, child.pid, argv)
         assert (exec_.stdin_type, exec_.stdout_type, exec_.stderr_type) == ("", "", "")
         assert (exec_.euid, exec_.egid) == (os.geteuid(), os.getegid())  # the rest still flows
+    finally:
+        exp.stop()
+
+
+def test_without_audit_support_the_login_uid_is_unset(ebpf_problems):
+    """On a kernel built without audit (no task_struct.loginuid) the probe still loads."""
+    from exporter.probes.process import ProcessProbe
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    login_defines = {"TASK_LOGINUID", "TASK_SESSIONID"}  # what login_offsets() leaves out
+
+    class WithoutAudit(ProcessProbe):
+        def defines(self):
+            return {k: v for k, v in super().defines().items() if k not in login_defines}
+
+    exp = RunningExporter(exporter_config(selftest=False))
+    exp.exporter.process_probe.__class__ = WithoutAudit
+    exp.start()
+    try:
+        argv = ["/bin/true", token()]
+        child = python_child(LOGIN_THEN_EXEC, *argv)
+        assert child.wait() == 0
+        exec_ = exec_with(exp, child.pid, argv)
+        assert (exec_.auid, exec_.session_id) == (UNSET_ID, UNSET_ID)
+        assert exec_.euid == os.geteuid()  # the rest of the context is read
     finally:
         exp.stop()

@@ -271,6 +271,8 @@ def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
     port = int(server.line())
     client = Peer("client", "ipv4", port, 7, 5, 1, "hold")
     client_port = int(client.line())
+    # Accepted, not just connected: until then the server's end has no owner to find.
+    assert server.line() == f"accepted {client_port}"
     late = Probe()  # loaded after the connection was made
     try:
         ids = itertools.count()
@@ -309,6 +311,8 @@ def test_scan_leaves_out_connections_the_probe_already_tracks(tcp):
     client = Peer("client", "ipv4", port, 1, 1, 1, "hold")
     try:
         client_port = int(client.line())
+        # Accepted, not just connected: until then the server's end has no owner to find.
+        assert server.line() == f"accepted {client_port}"
         ids = itertools.count()
         scanned = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
         ours = [

@@ -13,6 +13,7 @@
 
 #define EPERM 1
 #define ENOENT 2
+#define EEXIST 17
 #define CLONE_THREAD 0x00010000
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
@@ -22,13 +23,26 @@ BPF_PERCPU_ARRAY(exec_out, struct exec_event, 1);     /* an exec event being bui
 BPF_HASH(exec_args_by_tid, u32, struct exec_args, 10240);
 BPF_HASH(oom_victims, u32, u8, 1024);
 BPF_HASH(cred_before, u32, struct cred_ids, 1024);   /* by thread, during a set*id call */
-/* The last change sent per process: glibc makes every thread of a process repeat a set*id
- * call (each thread has its own credentials), and one change is one event. */
-struct cred_change {
+/* One change is one event, although glibc makes every thread of a process repeat a set*id call
+ * (each thread has its own credentials), on both CPUs at once: the first thread to insert the
+ * (process, change) claim sends it. A process's last claim is dropped at its next change, so
+ * changing back and forth again is sent again, and at its exit. */
+struct cred_claim {
+    u32 tgid;
     struct cred_ids before;
     struct cred_ids now;
 };
-BPF_HASH(cred_last, u32, struct cred_change, 10240);
+BPF_HASH(cred_claims, struct cred_claim, u8, 10240);
+BPF_HASH(cred_last_claim, u32, struct cred_claim, 10240);
+
+static __always_inline void drop_last_claim(u32 tgid)
+{
+    struct cred_claim *last = cred_last_claim.lookup(&tgid);
+    if (last) {
+        struct cred_claim old = *last;
+        cred_claims.delete(&old);
+    }
+}
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_ARRAY(counts_overflow, u64, 8);                  /* by count kind, when `counts` is full */
 
@@ -291,7 +305,12 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         flags |= F_OOM_KILLED;
         oom_victims.delete(&tgid);
     }
-    cred_last.delete(&tgid);
+    struct cred_claim *claim = cred_last_claim.lookup(&tgid);
+    if (claim) {  /* the process changed its ids: forget its last change */
+        struct cred_claim last = *claim;
+        cred_claims.delete(&last);
+        cred_last_claim.delete(&tgid);
+    }
     u32 outcome = C_EXIT_OK;
     if (flags & F_OOM_KILLED)
         outcome = C_EXIT_OOM;
@@ -370,18 +389,19 @@ static __always_inline int cred_exit(long ret, u32 syscall)
     struct cred_ids *before = cred_before.lookup(&tid);
     if (!before)
         return 0;
-    struct cred_change change = {.before = *before};
+    struct cred_claim change = {.tgid = bpf_get_current_pid_tgid() >> 32, .before = *before};
     cred_before.delete(&tid);
     if (ret != 0)
         return 0;
     current_cred_ids(&change.now);
     if (same_ids(&change.now, &change.before))
         return 0;
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    struct cred_change *last = cred_last.lookup(&tgid);
-    if (last && same_ids(&last->before, &change.before) && same_ids(&last->now, &change.now))
-        return 0;  /* another thread of the process making the same change */
-    cred_last.update(&tgid, &change);
+    u8 one = 1;
+    /* (A full map fails otherwise: then the change is sent, perhaps once per thread.) */
+    if (cred_claims.insert(&change, &one) == -EEXIST)
+        return 0;  /* another thread of the process made the same change and sent it */
+    drop_last_claim(change.tgid);
+    cred_last_claim.update(&change.tgid, &change);
     struct cred_event *e = reserve_event(sizeof(*e), EV_CRED_CHANGE);
     if (!e)
         return 0;

@@ -91,8 +91,12 @@ static __always_inline u32 read_exec_context(void *task, struct exec_context *c)
     current_cred_ids(&ids);
     c->euid = ids.euid;
     c->egid = ids.egid;
+#ifdef TASK_LOGINUID
     c->auid = task_read_u32(task, TASK_LOGINUID);
     c->session_id = task_read_u32(task, TASK_SESSIONID);
+#else
+    c->auid = c->session_id = (u32)-1;  /* a kernel without audit: never set */
+#endif
     c->pad = 0;
     void *signal = task_read_ptr(task, TASK_SIGNAL);
     void *tty = signal ? task_read_ptr(signal, SIGNAL_TTY) : 0;

@@ -16,12 +16,19 @@ from prometheus_client.registry import Collector
 
 from exporter.collectors.errors import CollectorErrors
 from exporter.labels import BoundedLabels
-from exporter.probes.tcp import DURATION_BOUNDS_S
+from exporter.probes.tcp import (
+    C_BYTES_RECEIVED,
+    C_BYTES_SENT,
+    C_CLOSED,
+    C_DURATION,
+    C_DURATION_SUM_US,
+    C_OPENED,
+    C_RESETS,
+    C_RETRANSMITS,
+    DURATION_BOUNDS_S,
+    OUTCOMES,
+)
 
-# count_kind and outcome in bpf/tcp.h
-C_OPENED, C_CLOSED, C_DURATION, C_DURATION_SUM_US = 1, 2, 3, 4
-C_BYTES_SENT, C_BYTES_RECEIVED, C_RETRANSMITS, C_RESETS = 5, 6, 7, 8
-OUTCOMES = {0: "ok", 1: "refused", 2: "timeout", 3: "reset", 4: "error"}
 BYTE_KINDS = {C_BYTES_SENT: "sent", C_BYTES_RECEIVED: "received"}
 
 EPHEMERAL = "ephemeral"

@@ -8,7 +8,13 @@ scanned at start) are known; a rule that needs an ancestor that is not known doe
 
 from __future__ import annotations
 
-PARENT, PROGRAM, SERVER = range(3)
+from collections.abc import Iterator
+from typing import Final
+
+# Final: each index is a literal, so mypy knows the type of the tuple field it selects.
+PARENT: Final = 0
+PROGRAM: Final = 1
+SERVER: Final = 2
 NOT_KNOWN = ("", "", False)
 ANCESTRY_DEPTH_MAX = 64  # a walk up the chain stops here (and at a loop of reused keys)
 
@@ -28,23 +34,25 @@ class Ancestry:
         return len(self.procs)
 
     def _put(self, key: str, entry: tuple[str, str, bool]) -> None:
-        procs = self.procs
-        if len(procs) >= self.max_processes and key not in procs:
-            self._evict_oldest()
-        procs[key] = entry
+        if len(self.procs) >= self.max_processes:
+            self.make_room(key)
+        self.procs[key] = entry
 
-    def _evict_oldest(self) -> None:
-        # Insertion order: the oldest process still held goes first.
-        del self.procs[next(iter(self.procs))]
-        self.evictions += 1
+    def make_room(self, key: str) -> None:
+        """Called when full, before key is put: evicts the oldest process unless key is held."""
+        if key not in self.procs:
+            # Insertion order: the oldest process still held goes first.
+            del self.procs[next(iter(self.procs))]
+            self.evictions += 1
 
-    # fork() and exec() run for every process: _put() is inlined in them.
+    # fork() and exec() run for every process: _put() is inlined in them (and fork() and exit()
+    # in Detector.observe()).
     def fork(self, key: str, parent_key: str) -> None:
         """A child starts as its parent: same program, and it holds the parent's sockets."""
         procs = self.procs
         parent = procs.get(parent_key, NOT_KNOWN)
-        if len(procs) >= self.max_processes and key not in procs:
-            self._evict_oldest()
+        if len(procs) >= self.max_processes:
+            self.make_room(key)
         procs[key] = (parent_key, parent[PROGRAM], parent[SERVER])
 
     def exec(self, key: str, parent_key: str, program: str) -> bool:
@@ -53,7 +61,7 @@ class Ancestry:
         own = procs.get(key)
         serving = (own is not None and own[SERVER]) or procs.get(parent_key, NOT_KNOWN)[SERVER]
         if own is None and len(procs) >= self.max_processes:
-            self._evict_oldest()
+            self.make_room(key)
         # A new image: it serves again only once it listens or accepts itself.
         procs[key] = (parent_key, program, False)
         return serving
@@ -81,9 +89,9 @@ class Ancestry:
     def program(self, key: str) -> str:
         return self.procs.get(key, NOT_KNOWN)[PROGRAM]
 
-    def ancestor_programs(self, parent_key: str):
+    def ancestor_programs(self, parent_key: str) -> Iterator[str]:
         """The programs of a process's known ancestors, parent first."""
-        seen = set()
+        seen: set[str] = set()
         key = parent_key
         while key and key not in seen and len(seen) < ANCESTRY_DEPTH_MAX:
             seen.add(key)

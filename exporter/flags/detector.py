@@ -5,11 +5,12 @@ each event by class and kind with cheap early exits (a fork, an ok exit and most
 dict or two and nothing else), and returns the flags raised, which the exporter sends to the
 same sinks as the events. A rule that matches goes through, in order:
 
-1. its exceptions in the rules file: the first that matches silences it (counted) or sets its
+1. repeats: the same rule for the same program under the same parent in the same container
+   within ``flag_repeat_window_seconds`` of a stored flag is counted (as that flag was) but not
+   stored again (a server spawning a shell per request, a loop executing from /tmp: one flag,
+   every occurrence counted);
+2. its exceptions in the rules file: the first that matches silences it (counted) or sets its
    severity (named in the flag's ``exception``);
-2. repeats: the same rule for the same program under the same parent in the same container
-   within ``flag_repeat_window_seconds`` is counted but not stored again (a server spawning a
-   shell per request, a loop executing from /tmp: one flag, every occurrence counted);
 3. a budget: at most ``flag_stored_per_rule_max`` flags of one rule are stored per repeat
    window, the rest counted (a script running thousands of programs from /tmp cannot flood
    the store; the metric still shows every one);
@@ -25,7 +26,7 @@ import os
 import time
 from collections import Counter
 
-from exporter.flags.ancestry import Ancestry, program_of
+from exporter.flags.ancestry import NOT_KNOWN, PROGRAM, SERVER, Ancestry, program_of
 from exporter.flags.families.connect_rules import ConnectRules
 from exporter.flags.families.exec_rules import ExecRules
 from exporter.flags.families.exit_rules import ExitRules
@@ -49,15 +50,15 @@ class Detector:
         self.exec_rules = ExecRules(self.rules, self.emit)
         self.exit_rules = ExitRules(self.rules, thresholds, self.emit)
         self.connect_rules = ConnectRules(self.rules, thresholds, self.emit)
-        # For groundtruth_flags_*: every rule's default (class, severity) is reported from 0.
-        self.raised = Counter({(r.id, r.flag_class, r.severity): 0 for r in self.rules.values()})
-        self.not_stored: Counter = Counter()  # (rule, reason: repeat | budget)
+        self.raised: Counter = Counter()  # (rule, class, severity) of flags stored or over budget
+        self.repeats: Counter = Counter()  # (rule, class, severity) of flags not stored again
+        self.not_stored: Counter = Counter()  # (rule, "budget")
         self.excepted: Counter = Counter()
         self.events_seen = 0
         self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
         self._routes: dict[type, int | None] = {}
         self._programs: dict[str, str] = {}
-        self._last_stored: dict[tuple, int] = {}
+        self._last_stored: dict[tuple, tuple] = {}  # repeat key -> (time, counted as)
         self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
         self._out: list[FlagEvent] = []
         self._run_id = os.urandom(4).hex()
@@ -91,6 +92,7 @@ class Detector:
         cpu0 = time.thread_time_ns()
         out = self._out = []
         anc, routes, programs = self.ancestry, self._routes, self._programs
+        procs, cap = anc.procs, anc.max_processes
         exec_rules, exit_rules = self.exec_rules, self.exit_rules
         tracks_servers = exec_rules.tracks_servers
         exec_hooks, listen_hooks = self._exec_hooks, self._listen_hooks
@@ -101,7 +103,12 @@ class Detector:
             if route == PROCESS:
                 kind = ev.kind
                 if kind == "fork":
-                    anc.fork(ev.process_key, ev.parent_key)
+                    # Ancestry.fork(), inlined: a call less for every process on the host.
+                    parent_key = ev.parent_key
+                    parent = procs.get(parent_key, NOT_KNOWN)
+                    if len(procs) >= cap:
+                        anc.make_room(ev.process_key)
+                    procs[ev.process_key] = (parent_key, parent[PROGRAM], parent[SERVER])
                 elif kind == "exec":
                     filename = ev.filename
                     program = programs.get(filename) or self._program(filename, ev.comm)
@@ -110,9 +117,9 @@ class Detector:
                     for hook in exec_hooks:
                         hook(ev, program)
                 elif kind == "exit":
-                    program = anc.exit(ev.process_key) or ev.comm
+                    entry = procs.pop(ev.process_key, None)  # Ancestry.exit(), inlined
                     if ev.outcome != "ok":
-                        exit_rules.on_failed_exit(ev, program)
+                        exit_rules.on_failed_exit(ev, entry[PROGRAM] if entry else ev.comm)
                 elif kind == "oom_kill":
                     exit_rules.on_oom_kill(ev, anc.program(ev.process_key) or ev.comm)
                 elif kind == "cred_change":
@@ -145,6 +152,17 @@ class Detector:
         self.cpu_ns += time.thread_time_ns() - cpu0
         return out
 
+    def raised_total(self) -> Counter:
+        """Flags raised by (rule, class, severity): stored, over budget, and repeats."""
+        return Counter(dict(self.raised)) + Counter(dict(self.repeats))
+
+    def not_stored_total(self) -> Counter:
+        """Flags counted but not stored, by (rule, reason: repeat | budget)."""
+        total = Counter(dict(self.not_stored))
+        for (rule, _, _), n in dict(self.repeats).items():
+            total[rule, "repeat"] += n
+        return total
+
     def _program(self, filename: str, comm: str) -> str:
         if len(self._programs) >= PROGRAMS_MAX:
             self._programs.clear()
@@ -158,11 +176,19 @@ class Detector:
         self, rule_id: str, ev, program: str, description: str, occurrences: int = 1,
         connection_id: str = "", kind: str = "rule",
     ) -> None:  # fmt: skip
-        """A rule matched ``ev`` (the event that decided it): exceptions, repeats, the flag."""
+        """A rule matched ``ev`` (the event that decided it): repeats, exceptions, budget, flag."""
         rule = self.rules[rule_id]
         parent_key = getattr(ev, "parent_key", None)
         if parent_key is None:  # a connection event: its process's parent, if known
             parent_key = self.ancestry.parent(ev.process_key)
+        t = ev.time_ns
+        key = (rule_id, parent_key, program, ev.container_id)
+        last = self._last_stored.get(key)
+        if last is not None and 0 <= t - last[0] < self.repeat_ns:
+            # A repeat (the hot case of a loop): counted as the flag it repeats was, exception
+            # included (same program, parent and container decide the same exception).
+            self.repeats[last[1]] += 1
+            return
         severity, exception = rule.severity, ""
         candidates = self.exceptions.get(rule_id)
         if candidates:
@@ -172,13 +198,8 @@ class Detector:
                     self.excepted[rule_id] += 1
                     return
                 severity, exception = exc.severity, exc.id
-        self.raised[rule_id, rule.flag_class, severity] += 1
-        t = ev.time_ns
-        key = (rule_id, parent_key, program, ev.container_id)
-        last = self._last_stored.get(key)
-        if last is not None and 0 <= t - last < self.repeat_ns:
-            self.not_stored[rule_id, "repeat"] += 1
-            return
+        counted_as = (rule_id, rule.flag_class, severity)
+        self.raised[counted_as] += 1
         budget = self._budgets.get(rule_id)
         if budget is None or not 0 <= t - budget[0] < self.repeat_ns:
             budget = self._budgets[rule_id] = [t, 0]
@@ -188,7 +209,7 @@ class Detector:
         budget[1] += 1
         if len(self._last_stored) >= REPEATS_MAX:
             self._last_stored.clear()
-        self._last_stored[key] = t
+        self._last_stored[key] = (t, counted_as)
         self._out.append(
             FlagEvent(
                 event_id=f"{self._run_id}-{next(self._seq)}",

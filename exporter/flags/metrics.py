@@ -27,7 +27,10 @@ class FlagsCollector(Collector):
             "Flags raised, by rule, class and severity (repeats not stored again included).",
             labels=["rule", "class", "severity"],
         )
-        for (rule, cls, severity), n in sorted(dict(d.raised).items()):
+        raised_total = d.raised_total()
+        for r in d.rules.values():  # every rule from 0, at its default severity
+            raised_total.setdefault((r.id, r.flag_class, r.severity), 0)
+        for (rule, cls, severity), n in sorted(raised_total.items()):
             raised.add_metric([rule, cls, severity], n)
         yield raised
         not_stored = CounterMetricFamily(
@@ -41,9 +44,10 @@ class FlagsCollector(Collector):
             "Rule matches silenced by an exception of the rules file.",
             labels=["rule"],
         )
+        not_stored_total = d.not_stored_total()
         for rule in sorted(d.rules):
             for reason in ("repeat", "budget"):
-                not_stored.add_metric([rule, reason], d.not_stored.get((rule, reason), 0))
+                not_stored.add_metric([rule, reason], not_stored_total.get((rule, reason), 0))
             excepted.add_metric([rule], d.excepted.get(rule, 0))
         yield not_stored
         yield excepted

@@ -66,8 +66,8 @@ def _event_class(cls, extra: set[str]):
     missing = [n for n in extra if n not in cls.__dataclass_fields__]
     if not missing:
         return cls
-    extra = [(n, object, dataclasses.field(default=RULE_READ_FIELDS[n])) for n in missing]
-    return dataclasses.make_dataclass(cls.__name__, extra, bases=(cls,))
+    added = [(n, object, dataclasses.field(default=RULE_READ_FIELDS[n])) for n in missing]
+    return dataclasses.make_dataclass(cls.__name__, added, bases=(cls,))
 
 
 def make_event(raw: dict, index: int, where: str):
@@ -79,7 +79,7 @@ def make_event(raw: dict, index: int, where: str):
         raise RuleTestError(
             f"{where}: unknown event type {type_name!r} (known: {', '.join(EVENT_TYPES)})"
         )
-    known = set(cls.__dataclass_fields__)
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(fields) - known - set(RULE_READ_FIELDS)
     if unknown:
         raise RuleTestError(f"{where}: {type_name} has no field {', '.join(sorted(unknown))}")
@@ -99,7 +99,7 @@ def _events(test: dict, base: Path, where: str) -> list:
             lines = path.read_text().splitlines()
         except OSError as e:
             raise RuleTestError(f"{where}: cannot read {path}: {e.strerror}") from e
-        out = []
+        out: list[object] = []
         for n, line in enumerate(lines, 1):
             if line.strip():
                 try:
@@ -149,10 +149,10 @@ def run_test_file(path: str | Path, thresholds_base: dict | None = None) -> tupl
         name = test.get("name", f"line {_line(test)}")
         expected = [_clean(e) for e in test.get("expect") or []]
         keys = ["rule_id", "severity", "process_key"]
-        for e in expected:
-            keys += [k for k in e if k not in keys]
-        for e in expected:
-            bad = [k for k in e if not hasattr(_FLAG_FIELDS, k)]
+        for expect in expected:
+            keys += [k for k in expect if k not in keys]
+        for expect in expected:
+            bad = [k for k in expect if not hasattr(_FLAG_FIELDS, k)]
             if bad:
                 raise RuleTestError(f"{where}: flags have no field {', '.join(bad)}")
         detector = Detector(rulebook, thresholds)

@@ -12,7 +12,7 @@ import os
 import struct
 from functools import lru_cache
 
-from exporter.btf import enum_value
+from exporter.btf import BtfError, enum_value, member_offset
 from exporter.containers import Container, ContainerResolver
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.process_table import ProcessTable
@@ -83,8 +83,6 @@ SECURITY_OFFSETS = {
     "TASK_REAL_CRED": ("task_struct", "real_cred"),
     "CRED_EUID": ("cred", "euid"),
     "CRED_EGID": ("cred", "egid"),
-    "TASK_LOGINUID": ("task_struct", "loginuid"),
-    "TASK_SESSIONID": ("task_struct", "sessionid"),
     "TASK_SIGNAL": ("task_struct", "signal"),
     "SIGNAL_TTY": ("signal_struct", "tty"),
     "TTY_NAME": ("tty_struct", "name"),
@@ -103,6 +101,18 @@ SECURITY_OFFSETS = {
     "TASK_MM": ("task_struct", "mm"),
     "MM_EXE_FILE": ("mm_struct", "exe_file"),
 }
+
+
+def login_offsets() -> dict[str, int]:
+    """TASK_LOGINUID and TASK_SESSIONID, or {} on a kernel built without audit support (no
+    such members), whose processes then all report them unset."""
+    try:
+        return {
+            "TASK_LOGINUID": member_offset("task_struct", "loginuid"),
+            "TASK_SESSIONID": member_offset("task_struct", "sessionid"),
+        }
+    except BtfError:
+        return {}
 
 
 def cstr(raw: bytes) -> str:
@@ -148,12 +158,8 @@ def exec_args(raw: bytes) -> tuple[str, list[str]]:
 def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
     """An exec event's security context, in ProcessEvent's order (NO_CONTEXT's fields)."""
     fields = CONTEXT.unpack_from(raw, HEAD.size)
-    euid, egid, auid, session, rdevs, modes, tty = (
-        *fields[:4],
-        fields[4:7],
-        fields[7:10],
-        fields[11],
-    )
+    euid, egid, auid, session = fields[:4]
+    rdevs, modes, tty = fields[4:7], fields[7:10], fields[11]  # (fields[10] is padding)
     types = [
         fd_type(mode, rdev >> KDEV_MINOR_BITS, ttys)
         for mode, rdev in zip(modes, rdevs, strict=True)
@@ -197,6 +203,7 @@ class ProcessProbe(BpfProbe):
         defines = {**super().defines(), "COUNTS_MAX": self.counts_max}
         hierarchy = self.containers.v1_hierarchy
         defines["MEMCG_V1_HIERARCHY"] = hierarchy or -1
+        defines.update(login_offsets())
         if hierarchy:
             defines["MEMCG_V1"] = 1
             defines["MEMORY_CGRP_ID"] = enum_value("cgroup_subsys_id", "memory_cgrp_id")
@@ -263,7 +270,10 @@ class ProcessProbe(BpfProbe):
             elif kind == EV_FORK:
                 add(pid, key, container)
             elif kind == EV_CRED_CHANGE:
-                _uid, _gid, euid, egid, *prev_ids, call = CRED.unpack_from(raw, HEAD.size)
+                _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = (
+                    CRED.unpack_from(raw, HEAD.size)
+                )
+                prev_ids = (prev_uid, prev_gid, prev_euid, prev_egid)
                 context = (euid, egid, *NO_CONTEXT[2:])
                 outcome = CRED_SYSCALLS.get(call) or str(call)
             events.append(ProcessEvent(

@@ -43,6 +43,11 @@ KIND_NAMES = {
 F_INBOUND, F_OWNER_ACCEPT, F_OWNER_IO, F_COUNTED = 1, 2, 4, 8
 F_RESET_SENT, F_RESET_RECEIVED, F_CLOSED_LOCAL, F_CLOSED_REMOTE, F_UNTRACKED = 16, 32, 64, 128, 256
 
+# count_kind and outcome: the keys of the `counts` map (read by collectors/tcp_counts.py).
+C_OPENED, C_CLOSED, C_DURATION, C_DURATION_SUM_US = 1, 2, 3, 4
+C_BYTES_SENT, C_BYTES_RECEIVED, C_RETRANSMITS, C_RESETS = 5, 6, 7, 8
+OUTCOMES = {0: "ok", 1: "refused", 2: "timeout", 3: "reset", 4: "error"}
+
 AF_INET, AF_INET6 = 2, 10
 FAMILIES = {AF_INET: "ipv4", AF_INET6: "ipv6"}
 OWNER_CACHE_MAX = 4096
@@ -401,14 +406,16 @@ class TcpProbe(BpfProbe):
 
     def kernel_drops(self) -> dict[tuple[str, str], int]:
         """Ring buffer full; sockets not tracked (table full); counts lost (counter map full)."""
-        loaded = self.bpf is not None  # each reason is exported from the start, zero or not
+        bpf = self.bpf  # each reason is exported from the start, zero or not
         return {
             **super().kernel_drops(),
             ("kernel", f"{self.name}_conn_table_full"): self.conns_untracked(),
             ("kernel", f"{self.name}_counts_full"): (
-                sum(sum(v) for _, v in self.bpf[b"counts_overflow"].items()) if loaded else 0
+                sum(sum(v) for _, v in bpf[b"counts_overflow"].items()) if bpf is not None else 0
             ),
-            ("kernel", f"{self.name}_recursion_misses"): self.recursion_misses() if loaded else 0,
+            ("kernel", f"{self.name}_recursion_misses"): (
+                self.recursion_misses() if bpf is not None else 0
+            ),
         }
 
     def recursion_misses(self) -> int:

@@ -23,8 +23,11 @@ def graph_from_request() -> dict:
     """The graph for this request's window, scope, focus and limit (a snapshot shared by
     identical requests for ``GRAPH_SNAPSHOT_SECONDS``)."""
     req = GraphRequest(window_arg(), scope_arg(), focus_arg(), limit_arg())
-    app = current_app._get_current_object()
-    return snapshots(app).get(req, lambda: build_graph(get_store(), req, graph_limits(app.config)))
+    # build runs in this request (SnapshotCache.get calls it in the caller's thread), so the
+    # proxy is this app throughout.
+    return snapshots(current_app).get(
+        req, lambda: build_graph(get_store(), req, graph_limits(current_app.config))
+    )
 
 
 @bp.get("/api/graph")

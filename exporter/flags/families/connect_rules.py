@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporter.flags.windows import WindowCounts
 
-PARAMS = {"connect_failure_burst": {}}
+PARAMS: dict[str, dict[str, str]] = {"connect_failure_burst": {}}
 FAILED = frozenset({"refused", "timeout"})
 
 

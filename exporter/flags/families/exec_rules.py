@@ -10,6 +10,8 @@ exporter whose probe does not record them yet.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from exporter.flags.rulebook import glob_pattern
 
@@ -32,9 +34,11 @@ SECURITY_DEFAULTS = (0, None, AUID_UNSET, "", "", "", 0, 0)
 # Program classes, cached per program name.
 SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL = 1, 2, 4, 8
 PROGRAM_CACHE_MAX = 4096
+# An event's security fields, in SECURITY_FIELDS order.
+SecurityReader = Callable[[Any], tuple]
 
 
-def security_reader(cls):
+def security_reader(cls: type) -> SecurityReader:
     """A function giving an event's security fields (SECURITY_FIELDS order), the defaults
     standing in for the fields its class lacks.
 
@@ -75,7 +79,7 @@ class ExecRules:
             [p for rule in rules.values() for k in CLASS_LISTS for p in rule.params.get(k, ())]
         )
         self._class_of: dict[str, int] = {}
-        self._readers: dict[type, object] = {}
+        self._readers: dict[type, SecurityReader] = {}
 
     def program_class(self, program: str) -> int:
         found = self._class_of.get(program)
@@ -95,7 +99,7 @@ class ExecRules:
         when only this host can reach it (the rule's local_only addresses)."""
         return self._local_only is None or not self._local_only.match(addr)
 
-    def reader(self, cls):
+    def reader(self, cls: type) -> SecurityReader:
         found = self._readers.get(cls)
         if found is None:
             found = self._readers[cls] = security_reader(cls)
