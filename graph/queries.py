@@ -341,6 +341,18 @@ ORDER BY time_ns
 LIMIT {{rows_max:UInt32}}"""
 
 
+def flags_of(where: str) -> str:
+    """The flags raised about one process, in order."""
+    return f"""
+SELECT time_ns, rule_id, flag_class, severity, technique, description, connection_id
+FROM flag_events
+WHERE {where}
+ORDER BY time_ns
+LIMIT {{rows_max:UInt32}}"""
+
+
+FLAG_COLUMNS = "time_ns rule_id flag_class severity technique description connection_id".split()
+
 PROCESS_EVENT_COLUMNS = (
     "time_ns kind pid ppid comm filename argv exit_code signal outcome container_id source"
 ).split()

@@ -146,12 +146,15 @@ PROCESS_COLUMNS = (
 
 
 def processes(where: str) -> str:
-    """What a trace needs of each process: its parent and what marks a root."""
+    """What a trace needs of each process: its parent and what marks a root (the security
+    context is read at exec and by the scan; other events do not carry it)."""
     return f"""
 SELECT process_key, any(host), argMax(pid, time_ns), argMin(parent_key, time_ns),
        argMax(comm, time_ns), argMaxIf(filename, time_ns, kind IN ('exec', 'scan')),
        argMaxIf(argv, time_ns, kind IN ('exec', 'scan')), argMax(container_id, time_ns),
-       argMax(auid, time_ns), argMax(session_id, time_ns), argMax(tty, time_ns),
+       argMaxIf(auid, time_ns, kind IN ('exec', 'scan')),
+       argMaxIf(session_id, time_ns, kind IN ('exec', 'scan')),
+       argMaxIf(tty, time_ns, kind IN ('exec', 'scan')),
        max(start_time_ns)
 FROM process_events
 WHERE {where} AND {in_set("process_key", "keys")}

@@ -13,7 +13,7 @@ import subprocess
 
 from graph.causal import build_graph
 from graph.errors import GraphError
-from graph.request import ALERT_FOCUS, Focus, GraphLimits, GraphRequest, Scope
+from graph.request import ALERT_FOCUS, TRACE_FOCUS, Focus, GraphLimits, GraphRequest, Scope
 from graph.request import Window as GraphWindow
 from incident.errors import IncidentError
 from store.writer import short_error
@@ -32,13 +32,16 @@ SHAPES = {
 }
 
 
-def causal_graph(store, hosts: list[str], start_ns: int, end_ns: int, alert: str, limit: int):
-    """graphapi's graph of the window: focused on the alert when one is given."""
+def causal_graph(
+    store, hosts: list[str], start_ns: int, end_ns: int, alert: str, limit: int, trace: str = ""
+):
+    """graphapi's graph of the window: focused on the alert, or the trace, when one is given."""
+    focus = Focus(TRACE_FOCUS, trace) if trace else Focus(ALERT_FOCUS, alert) if alert else None
     try:
         req = GraphRequest(
             window=GraphWindow(start_ns, end_ns),
             scope=Scope(hosts=tuple(hosts)),
-            focus=Focus(ALERT_FOCUS, alert) if alert else None,
+            focus=focus,
             limit=limit,
         )
         return build_graph(store, req, GraphLimits())

@@ -7,7 +7,9 @@
 4. Per host: the timeline of the focus window, the processes that failed, were killed or
    OOM-killed in the window, outbound destinations not contacted in the ``baseline`` before
    the window, and the containers that ran processes.
-5. The causal graph, built by graphapi (``incident.graph_svg``).
+5. The traces with a flag in the window (``graph.traces``), highest score first: each one's
+   root, the path to each flag, its score, and its own graph.
+6. The causal graph, built by graphapi (``incident.graph_svg``).
 
 Each step runs under the progress display, since a busy host's window can take a while.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from graph.traces import Trace, TraceAssembler, TraceScoring
 from incident import queries as Q
 from incident.errors import NothingFound
 from incident.progress import Progress
@@ -64,6 +67,8 @@ class PostmortemRequest:
     baseline_ns: int = 24 * 3600 * NS
     timeline_limit: int = 2000
     graph_limit: int = 150
+    scoring: TraceScoring | None = None  # None: no traces section
+    traces_max: int = 5
 
 
 @dataclass
@@ -75,6 +80,9 @@ class Facts:
     per_host: list[HostFacts]
     graph: dict | None = None
     graph_error: str = ""
+    traces: list[Trace] = field(default_factory=list)
+    trace_processes: dict[str, dict] = field(default_factory=dict)  # key -> what a path shows
+    trace_graphs: dict[str, str] = field(default_factory=dict)  # trace id -> its SVG file
 
 
 def gather(reader: Reader, req: PostmortemRequest, progress: Progress) -> Facts:
@@ -99,7 +107,14 @@ def gather(reader: Reader, req: PostmortemRequest, progress: Progress) -> Facts:
         per_host.append(host_facts(reader, req, host, focus, alerts, progress))
     if not alerts and not any(h.timeline or h.failed for h in per_host):
         raise NothingFound(f"no events on {', '.join(hosts)} and no alerts in the window")
-    return Facts(req, alerts, hosts, focus, per_host)
+    facts = Facts(req, alerts, hosts, focus, per_host)
+    if req.scoring is not None:
+        with progress.step("traces") as step:
+            assembler = TraceAssembler(reader, req.scoring)
+            facts.traces = assembler.assemble(w.start_ns, w.end_ns, tuple(hosts))
+            facts.trace_processes = assembler.details
+            step.note = f"{len(facts.traces)} found"
+    return facts
 
 
 def involved_hosts(reader: Reader, req: PostmortemRequest, alerts: list[Entry]) -> list[str]:

@@ -19,6 +19,7 @@ from incident.render import write_jsonl
 from incident.report_md import render
 from incident.store_access import Reader, open_from_args
 from incident.times import get_zone, make_window, parse_duration_ns
+from incident.traces_cli import scoring_from_args
 
 REPORT, SVG, DOT, TIMELINE = (
     "postmortem.md",
@@ -61,6 +62,7 @@ def run_postmortem(args) -> int:
         around_ns=parse_duration_ns(args.around),
         baseline_ns=parse_duration_ns(args.baseline),
         graph_limit=args.graph_limit,
+        scoring=scoring_from_args(args),
     )
     if not 1 <= req.graph_limit <= 1500:
         raise IncidentError("--graph-limit must be between 1 and 1500")
@@ -86,6 +88,10 @@ def run_postmortem(args) -> int:
             except IncidentError as e:
                 facts.graph_error = str(e)
                 step.note = f"not drawn: {e}"
+        for trace in facts.traces[: req.traces_max]:
+            with progress.step(f"graph of trace {trace.id}") as step:
+                facts.trace_graphs[trace.id] = draw_trace(store, facts, trace.id, out, zone)
+                step.note = "drawn" if facts.trace_graphs[trace.id] else "not drawn"
         describe = store.describe()
     finally:
         store.close()
@@ -101,13 +107,28 @@ def run_postmortem(args) -> int:
     return 0
 
 
+def draw_trace(store, facts, trace_id: str, out: Path, zone) -> str:
+    """The trace's own graph as ``trace-<id>.svg`` (its name), or '' when it cannot be drawn."""
+    w = facts.request.window
+    try:
+        graph = causal_graph(
+            store, facts.hosts, w.start_ns, w.end_ns, "", facts.request.graph_limit, trace_id
+        )
+        svg = f"trace-{trace_id}.svg"
+        (out / svg).write_bytes(render_svg(to_dot(graph, f"groundtruth: trace {trace_id}")))
+        return svg
+    except IncidentError:
+        return ""
+
+
 def add_postmortem_parser(sub, common, guarded) -> None:
     p = sub.add_parser(
         "postmortem",
         help="a Markdown postmortem of a window: alerts, timeline, causal graph, failures",
         description="Write a postmortem for a time window into DIR: the alerts received, the "
         "timeline around them, the causal graph as SVG (graphviz), processes that failed, were "
-        "killed or OOM-killed, new outbound destinations, hosts and containers involved, and "
+        "killed or OOM-killed, new outbound destinations, hosts and containers involved, the "
+        "traces of flags (root, path to each flag, score, graph), and "
         "headed sections for impact, remediation and follow-ups. Progress goes to stderr.",
     )
     common(p)
@@ -124,6 +145,7 @@ def add_postmortem_parser(sub, common, guarded) -> None:
         help="a destination is new if not contacted this long before the window (24h)",
     )
     p.add_argument("--graph-limit", type=int, default=150, help="nodes in the graph (150)")
+    p.add_argument("--config", help="a thresholds file merged over the defaults (trace scores)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the report")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=guarded("postmortem", run_postmortem), since=None, since_default=None)

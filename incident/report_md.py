@@ -64,6 +64,7 @@ def render(facts: Facts, zone: tzinfo, store: str, files: dict[str, str]) -> str
     ]
     out += _summary(facts, zone)
     out += _alerts(facts, zone)
+    out += _traces(facts, zone)
     out += _timeline(facts, zone)
     out += _graph(facts, files)
     out += _failed(facts, zone)
@@ -110,6 +111,44 @@ def _alerts(facts: Facts, zone) -> list[str]:
     ]
     head = ["Time", "Status", "Alert", "Severity", "Host", "Container", "Fingerprint", "Detail"]
     return out + table(head, rows) + [""]
+
+
+def _traces(facts: Facts, zone) -> list[str]:
+    """Each trace: its root, its score, and the path from the root to each flag."""
+    out = ["## Traces", ""]
+    if not facts.traces:
+        return out + ["No flag was raised in the window.", ""]
+    shown = facts.traces[: facts.request.traces_max]
+    rows = [
+        [t.score, t.band, t.id, t.root_kind, Code(" ".join(t.root["argv"]) or t.root["program"]),
+         ", ".join(t.hosts), len(t.flags), format_ns(t.first_ns, zone)]
+        for t in shown
+    ]  # fmt: skip
+    head = ["Score", "Band", "Trace", "Root", "Root command", "Hosts", "Flags", "First flag"]
+    out += table(head, rows) + [""]
+    if len(shown) < len(facts.traces):
+        out += [f"{len(shown)} of {len(facts.traces)} traces: `groundtruth traces` lists all.", ""]
+    for t in shown:
+        out += [f"### Trace {t.id} (score {t.score}, {t.band})", ""]
+        if facts.trace_graphs.get(t.id):
+            out += [f"![trace {t.id}]({facts.trace_graphs[t.id]})", ""]
+        rows = [
+            [format_ns(f["time_ns"], zone), f["severity"], f["flag_class"], f["rule_id"],
+             f["technique"], Code(_path(facts, t.paths[f["process_key"]])), f["description"]]
+            for f in t.flags
+        ]  # fmt: skip
+        head = ["Time", "Severity", "Class", "Rule", "Technique", "Path from the root", "Facts"]
+        out += table(head, rows) + [""]
+    return out
+
+
+def _path(facts: Facts, keys: list[str]) -> str:
+    """root > ... > flagged process, each by its program and pid."""
+    steps = []
+    for key in keys:
+        d = facts.trace_processes.get(key, {})
+        steps.append(f"{d.get('program') or '?'}[{d.get('pid', key.rsplit(':', 2)[-2])}]")
+    return " > ".join(steps)
 
 
 def _timeline(facts: Facts, zone) -> list[str]:

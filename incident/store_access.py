@@ -45,6 +45,10 @@ class Reader:
         self.queries = 0
         self.seconds = 0.0
 
+    def query(self, sql: str, params: dict | None = None) -> list[tuple]:
+        """``Store.query``'s form, for code written against a store (the trace assembler)."""
+        return self.rows(sql, params or {})
+
     def rows(self, sql: str, params: dict) -> list[tuple]:
         if self.record is not None:
             self.record.append((sql, dict(params)))

@@ -19,13 +19,6 @@ from incident.times import format_ns, get_zone
 from mixin.config import MixinConfigError, load_config
 
 
-class _Rows:
-    """The store as the assembler reads it, through the commands' Reader (one-line errors)."""
-
-    def __init__(self, reader: Reader):
-        self.query = reader.rows
-
-
 def scoring_from_args(args) -> TraceScoring:
     try:
         return TraceScoring.from_thresholds(load_config(args.config).raw["thresholds"])
@@ -41,7 +34,7 @@ def run_traces(args, window_from_args, out=None) -> int:
     scoring = scoring_from_args(args)
     store = open_from_args(args)
     try:
-        assembler = TraceAssembler(_Rows(Reader(store)), scoring, TraceLimits())
+        assembler = TraceAssembler(Reader(store), scoring, TraceLimits())
         if args.trace:
             found = assembler.trace(args.trace, window.start_ns, window.end_ns)
             if found is None:

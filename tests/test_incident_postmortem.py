@@ -121,6 +121,15 @@ def test_postmortem_of_a_provoked_alert(capsys, tmp_path, incident_store, incide
     lines = (out_dir / "timeline.jsonl").read_text().splitlines()
     assert any(f'"pid": {s.pids["oom"]}' in ln and '"oom_kill"' in ln for ln in lines)
 
+    # The OOM kill raised the detector's oom_kill flag: its trace, the path from the trace's
+    # root ending at the OOM-killed process, and the trace's own graph.
+    (block,) = [b for b in section(report, "Traces").split("### Trace ")[1:] if "| oom_kill |" in b]
+    (row,) = [ln for ln in block.splitlines() if "| oom_kill |" in ln]
+    assert f"[{s.pids['oom']}]`" in row and "| operations |" in row
+    (image,) = [ln for ln in block.splitlines() if ln.startswith("![trace ")]
+    svg = ET.parse(out_dir / image.split("](")[1].rstrip(")")).getroot()
+    assert f"pid {s.pids['oom']}" in " ".join(t.text or "" for t in svg.iter(f"{SVG_NS}text"))
+
 
 def test_postmortem_bad_input_is_one_clear_line(
     capsys, tmp_path, incident_store, incident_scenario

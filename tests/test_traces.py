@@ -316,3 +316,13 @@ def test_metrics_without_a_store_have_no_scores_and_count_the_failure():
         }
         assert samples["groundtruth_graphapi_trace_errors_total"] == expected_errors
         assert not any(name.startswith("groundtruth_trace_score") for name in samples)
+
+
+def test_process_details_carry_the_process_flags(client):
+    reply = client.get(f"/api/processes/{key(A, 220)}", query_string=WINDOW, headers=AUTH)
+    assert reply.status_code == 200, reply.get_json()
+    flags = reply.get_json()["flags"]
+    assert [(f["rule_id"], f["severity"]) for f in flags] == [("exec_from_tmp", "high")] * 2
+    assert flags[0]["time_ns"] == T0 + 3 * S
+    reply = client.get(f"/api/processes/{key(A, 200)}", query_string=WINDOW, headers=AUTH)
+    assert reply.get_json()["flags"] == []

@@ -53,7 +53,7 @@ def processes():
 
 @bp.get("/api/processes/<path:key>")
 def process(key: str):
-    """One process: its summary, its events, and its children in the window."""
+    """One process: its summary, its events, its flags, and its children in the window."""
     key = text_arg("process key", key)
     window = window_arg()
     lookback = int(current_app.config["ANCESTRY_LOOKBACK_SECONDS"] * 1e9)
@@ -66,6 +66,7 @@ def process(key: str):
     events = store.query(
         Q.process_events_of(where.sql()), {**where.params, "rows_max": limit_arg()}
     )
+    flags = store.query(Q.flags_of(where.sql()), {**where.params, "rows_max": limit_arg()})
     kids = _where(window, scope_arg({"host": host_of(key)}))
     kids.add("parent_key = {key:String} AND process_key != ''", key=key)
     children = store.query(
@@ -77,6 +78,9 @@ def process(key: str):
             "events": [
                 {**dict(zip(Q.PROCESS_EVENT_COLUMNS, r, strict=True)), "time": iso(r[0])}
                 for r in events
+            ],
+            "flags": [
+                {**dict(zip(Q.FLAG_COLUMNS, r, strict=True)), "time": iso(r[0])} for r in flags
             ],
             "children": [_table_row(dict(zip(Q.DETAIL_COLUMNS, r, strict=True))) for r in children],
         }
