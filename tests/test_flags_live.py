@@ -19,8 +19,6 @@ import pytest
 from exporter.proc_scan import start_ticks
 from mixin.config import load_config
 from schema.events import FlagEvent, ListenEvent, process_key
-from store.db import open_store
-from store.migrations import migrate
 from tests.cgroups import (
     cgroup_dirs,
     docker_scope_v2,
@@ -28,27 +26,9 @@ from tests.cgroups import (
     oom_killed_in_container,
     run_in,
 )
-from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from testservices.clickhouse import fresh_database_name
-from testservices.exporter import RunningExporter, exporter_config
 
 pytestmark = pytest.mark.ebpf
 THRESHOLDS = load_config().raw["thresholds"]
-
-
-@pytest.fixture(scope="module")
-def flagging_exporter(ebpf_problems, chdb_dir, tmp_path_factory):
-    """A real exporter with the TCP probe and the detector, writing to chDB as well."""
-    skip_or_fail_without_ebpf(ebpf_problems)
-    database = fresh_database_name()
-    store = open_store(None, data_dir=chdb_dir, database=database)
-    migrate(store)
-    spool = tmp_path_factory.mktemp("flags-spool")
-    exp = RunningExporter(exporter_config(tcp=True), store=store, spool_dir=spool).start()
-    exp.reader = open_store(None, data_dir=chdb_dir, database=database)
-    yield exp
-    exp.stop()
-    exp.reader.close()
 
 
 @pytest.fixture

@@ -13,11 +13,9 @@ import pytest
 
 from graphapi import create_app
 from graphapi.server import InsecureListen, check_listen
-from store.db import open_store
-from store.migrations import migrate
 from tests import graphapi_events as E
-from testservices.clickhouse import fresh_database_name
 from testservices.service import free_port
+from testservices.store_helpers import database_with
 
 TOKEN = "t0ken-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -25,17 +23,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture(scope="module", params=["clickhouse", "chdb"])
 def store(request, clickhouse_server, chdb_dir):
-    name = fresh_database_name()
-    if request.param == "clickhouse":
-        s = open_store(clickhouse_server.url(name))
-    else:
-        s = open_store(None, data_dir=chdb_dir, database=name)
-    migrate(s)
-    s.insert_events(E.events())
-    yield s
-    if request.param == "clickhouse":
-        s.execute(f"DROP DATABASE IF EXISTS {name}")
-    s.close()
+    with database_with(E.events(), request.param, clickhouse_server, chdb_dir) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

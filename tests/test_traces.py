@@ -31,6 +31,7 @@ from store.db import open_store
 from store.migrations import migrate
 from tests.graphapi_events import A_ADDR, B_ADDR, T0, WINDOW, A, B, S, conn, key, proc
 from testservices.clickhouse import fresh_database_name
+from testservices.store_helpers import database_with
 
 TOKEN = "trace-t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -103,17 +104,8 @@ def events() -> list:
 
 @pytest.fixture(scope="module", params=["clickhouse", "chdb"])
 def store(request, clickhouse_server, chdb_dir):
-    name = fresh_database_name()
-    if request.param == "clickhouse":
-        s = open_store(clickhouse_server.url(name))
-    else:
-        s = open_store(None, data_dir=chdb_dir, database=name)
-    migrate(s)
-    s.insert_events(events())
-    yield s
-    if request.param == "clickhouse":
-        s.execute(f"DROP DATABASE IF EXISTS {name}")
-    s.close()
+    with database_with(events(), request.param, clickhouse_server, chdb_dir) as s:
+        yield s
 
 
 FROM_NS, TO_NS = int(WINDOW["from"]) * 10**6, int(WINDOW["to"]) * 10**6

@@ -17,33 +17,12 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from graph.traces import TraceAssembler, TraceScoring
 from mixin.config import load_config
-from store.db import open_store
-from store.migrations import migrate
-from tests.fixtures.ebpf import skip_or_fail_without_ebpf
-from testservices.clickhouse import fresh_database_name
-from testservices.exporter import RunningExporter, exporter_config
 
 SCORING = TraceScoring.from_thresholds(load_config().raw["thresholds"])
 # A child that logs in as `uid` (a new audit session), then runs argv.
 LOGIN = "import os, sys\nopen('/proc/self/loginuid', 'w').write(sys.argv[1])\nos.execv(sys.argv[2], sys.argv[3:])\n"  # noqa: E501
-
-
-@pytest.fixture(scope="module")
-def exporter_with_store(ebpf_problems, chdb_dir, tmp_path_factory):
-    skip_or_fail_without_ebpf(ebpf_problems)
-    database = fresh_database_name()
-    store = open_store(None, data_dir=chdb_dir, database=database)
-    migrate(store)
-    spool = tmp_path_factory.mktemp("traces-spool")
-    exp = RunningExporter(exporter_config(tcp=True), store=store, spool_dir=spool).start()
-    exp.reader = open_store(None, data_dir=chdb_dir, database=database)
-    yield exp
-    exp.stop()
-    exp.reader.close()
 
 
 def stored_flags(exp, wanted: dict[str, str], timeout: float = 60.0) -> None:
@@ -87,9 +66,9 @@ def reverse_shell_dropping_a_program(uid: int) -> tuple[int, int]:
 
 
 def test_two_flags_of_one_chain_share_a_trace_and_an_unrelated_flag_does_not(
-    exporter_with_store,
+    flagging_exporter,
 ):
-    exp = exporter_with_store
+    exp = flagging_exporter
     started_ns = time.time_ns()
     shell_pid, dropped_pid = reverse_shell_dropping_a_program(uid=4242)
     crash = subprocess.Popen(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from schema.events import ProcessEvent, process_key
 from store.db import open_store
+from store.migrations import migrate
+from testservices.clickhouse import fresh_database_name
 
 _run = itertools.count()
 
@@ -83,3 +87,22 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@contextmanager
+def database_with(events: list, backend: str, clickhouse_server, chdb_dir) -> Iterator:
+    """A fresh database on ``backend`` (clickhouse or chdb), migrated, holding ``events``;
+    dropped afterwards on the server."""
+    name = fresh_database_name()
+    if backend == "clickhouse":
+        store = open_store(clickhouse_server.url(name))
+    else:
+        store = open_store(None, data_dir=chdb_dir, database=name)
+    migrate(store)
+    store.insert_events(events)
+    try:
+        yield store
+    finally:
+        if backend == "clickhouse":
+            store.execute(f"DROP DATABASE IF EXISTS {name}")
+        store.close()
