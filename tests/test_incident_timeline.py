@@ -308,9 +308,10 @@ def test_the_timeline_marks_the_flag_right_after_the_event_that_raised_it(
     records = timeline_records(capsys, incident_store, s)
     oom = s.pids["oom"]
     (kill_at,) = [i for i, r in enumerate(records) if r["pid"] == oom and r["kind"] == "oom_kill"]
-    flags = [r for r in records if r["source"] == "flag" and r["pid"] == oom]
-    assert [f["rule_id"] for f in flags] == ["oom_kill"]
-    (flag,) = flags
+    # (Other rules may flag the hog too: a python run from a virtual environment under /tmp
+    # is an exec from /tmp.)
+    (flag,) = [r for r in records if r.get("rule_id") == "oom_kill" and r["pid"] == oom]
+    assert flag["source"] == "flag"
     assert flag["time_ns"] == records[kill_at]["time_ns"]
     assert records.index(flag) > kill_at
     assert flag["detail"].startswith("FLAG ") and "oom_kill" in flag["detail"]

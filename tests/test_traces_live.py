@@ -14,13 +14,15 @@ from __future__ import annotations
 import secrets
 import socket
 import subprocess
-import sys
 import time
 
 from graph.traces import TraceAssembler, TraceScoring
 from mixin.config import load_config
 
 SCORING = TraceScoring.from_thresholds(load_config().raw["thresholds"])
+# Debian's interpreter, never under /tmp (a checkout's virtual environment may be, and a program
+# run from /tmp is a flag of its own): the flags here are exactly those the test means.
+PYTHON = "/usr/bin/python3"
 # A child that logs in as `uid` (a new audit session), then runs argv.
 LOGIN = "import os, sys\nopen('/proc/self/loginuid', 'w').write(sys.argv[1])\nos.execv(sys.argv[2], sys.argv[3:])\n"  # noqa: E501
 
@@ -51,7 +53,7 @@ def reverse_shell_dropping_a_program(uid: int) -> tuple[int, int]:
             "for fd in (0, 1, 2): os.dup2(s.fileno(), fd)\n"
             f"open('/proc/self/loginuid', 'w').write('{uid}')\nos.execv('/bin/sh', ['sh'])\n"
         )
-        shell = subprocess.Popen([sys.executable, "-c", connect])
+        shell = subprocess.Popen([PYTHON, "-c", connect])
         conn, _ = listener.accept()
         with conn:
             script = f"cp /bin/true {dropped}; {dropped} & echo $!; wait; rm -f {dropped}; exit\n"
@@ -71,9 +73,7 @@ def test_two_flags_of_one_chain_share_a_trace_and_an_unrelated_flag_does_not(
     exp = flagging_exporter
     started_ns = time.time_ns()
     shell_pid, dropped_pid = reverse_shell_dropping_a_program(uid=4242)
-    crash = subprocess.Popen(
-        [sys.executable, "-c", LOGIN, "4343", "/bin/sh", "sh", "-c", "kill -SEGV $$"]
-    )
+    crash = subprocess.Popen([PYTHON, "-c", LOGIN, "4343", "/bin/sh", "sh", "-c", "kill -SEGV $$"])
     assert crash.wait() == -11
 
     shell = key_of(exp, shell_pid, lambda e: e.filename == "/bin/sh")
