@@ -16,8 +16,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from graph.traces import SEVERITIES, TraceAssembler, TraceLimits
-
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger("groundtruth.graphapi")
 BANDS = ("low", "high", "critical")
@@ -61,29 +59,24 @@ class TraceScoreCollector(Collector):
             count.add_metric([band], sum(t.band == band for t in traces or ()))
         for t in (traces or [])[: self.top]:
             s = t.summary()
-            highest = max((f["severity"] for f in t.flags), key=SEVERITIES.index)
-            labels = [t.id, t.root["host"], s["root_program"], t.band, highest]
+            labels = [t.id, t.root["host"], s["root_program"], t.band, s["highest_severity"]]
             score.add_metric(labels, t.score)
         errors.add_metric([], self.errors)
         yield from (score, count, errors)
 
 
 def _collector(app) -> TraceScoreCollector:
-    """One collector (and its error count) per app, created on the first scrape."""
+    """One collector (and its error count) per app, created on the first scrape; it assembles
+    the traces as ``/api/traces`` does, in the scrape's own request."""
     ext = app.extensions.setdefault("groundtruth", {})
     if "trace_metrics" not in ext:
-        from graphapi.storage import get_store
+        from graphapi.api.traces import assembler
 
         cfg = app.config
-        limits = TraceLimits(lookback_ns=int(cfg["ANCESTRY_LOOKBACK_SECONDS"] * 1e9))
-
-        def assemble(from_ns: int, to_ns: int):
-            return TraceAssembler(get_store(), cfg["TRACE_SCORING"], limits).assemble(
-                from_ns, to_ns
-            )
-
         ext["trace_metrics"] = TraceScoreCollector(
-            assemble, cfg["TRACE_METRICS_WINDOW_SECONDS"], cfg["TRACE_METRICS_MAX"]
+            lambda from_ns, to_ns: assembler().assemble(from_ns, to_ns),
+            cfg["TRACE_METRICS_WINDOW_SECONDS"],
+            cfg["TRACE_METRICS_MAX"],
         )
     return ext["trace_metrics"]
 
