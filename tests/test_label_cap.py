@@ -23,7 +23,12 @@ def test_ten_thousand_program_names_stay_under_the_cap(ebpf_problems, tmp_path):
     shutil.copy("/bin/true", true)
     for i in range(NAMES):
         os.link(true, tmp_path / f"p{i}")
-    exp = RunningExporter(exporter_config(program_label_cap=CAP, selftest=False)).start()
+    # Without the flag detector: each of the 10,000 programs runs from pytest's /tmp directory,
+    # so each is flagged on the drain thread, which then may let the ring buffer fill (a counted
+    # drop, seen once in eight suite runs). That cost is the detector's hot path (issue 17,
+    # `make bench` process); this test is about the label cap.
+    config = exporter_config(program_label_cap=CAP, selftest=False, flags=False)
+    exp = RunningExporter(config).start()
     try:
         subprocess.run(
             ["/bin/bash", "-c", f"for i in $(seq 0 {NAMES - 1}); do {tmp_path}/p$i; done"],
