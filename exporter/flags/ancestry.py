@@ -8,7 +8,8 @@ scanned at start) are known; a rule that needs an ancestor that is not known doe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 # Final: each index is a literal, so mypy knows the type of the tuple field it selects.
@@ -19,8 +20,20 @@ NOT_KNOWN = ("", "", False)
 ANCESTRY_DEPTH_MAX = 64  # a walk up the chain stops here (and at a loop of reused keys)
 
 
-def program_of(filename: str, comm: str = "") -> str:
-    """The program's name: the executed file's base name, else the kernel's command name."""
+# An exec through a file descriptor (fexecve, a memfd): the path names only the fd's number.
+FD_PATH = re.compile(r"/(?:proc/(?:self|thread-self|\d+)|dev)/fd/\d+\Z")
+
+
+def program_of(filename: str, comm: str = "", argv: Sequence[str] = ()) -> str:
+    """The program's name: the executed file's base name, else the kernel's command name.
+
+    Executed through an fd, the file's name is the fd's number, which two different programs
+    share (and the repeats of a rule are told apart by program): the command name then, which
+    the kernel takes from the file (a memfd's is the fd's number too: then argv[0]'s base)."""
+    if filename.startswith(("/proc/", "/dev/fd/")) and FD_PATH.match(filename):
+        if comm and not comm.isdigit():
+            return comm
+        return (argv[0].rpartition("/")[2] if argv else "") or comm
     return filename.rpartition("/")[2] or comm
 
 

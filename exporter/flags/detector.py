@@ -26,7 +26,7 @@ import os
 import time
 from collections import Counter
 
-from exporter.flags.ancestry import NOT_KNOWN, PROGRAM, SERVER, Ancestry, program_of
+from exporter.flags.ancestry import FD_PATH, NOT_KNOWN, PROGRAM, SERVER, Ancestry, program_of
 from exporter.flags.families.connect_rules import ConnectRules
 from exporter.flags.families.exec_rules import ExecRules
 from exporter.flags.families.exit_rules import ExitRules
@@ -111,7 +111,7 @@ class Detector:
                     procs[ev.process_key] = (parent_key, parent[PROGRAM], parent[SERVER])
                 elif kind == "exec":
                     filename = ev.filename
-                    program = programs.get(filename) or self._program(filename, ev.comm)
+                    program = programs.get(filename) or self._program(filename, ev)
                     serving = anc.exec(ev.process_key, ev.parent_key, program)
                     exec_rules.on_exec(ev, program, serving)
                     for hook in exec_hooks:
@@ -163,11 +163,11 @@ class Detector:
             total[rule, "repeat"] += n
         return total
 
-    def _program(self, filename: str, comm: str) -> str:
+    def _program(self, filename: str, ev) -> str:
         if len(self._programs) >= PROGRAMS_MAX:
             self._programs.clear()
-        program = program_of(filename, comm)
-        if filename:
+        program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
+        if filename and not FD_PATH.match(filename):  # an fd's path names no one program
             self._programs[filename] = program
         return program
 
