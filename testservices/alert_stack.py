@@ -95,6 +95,8 @@ class AlertStack:
     host: str = "e2e-host"
     storm_per_second: float = 5  # the exec-storm threshold; the storm runs far above it
     timings: Timings = field(default_factory=Timings)
+    # Where the default team's critical alerts go (a WebhookReceiver's url); none when empty.
+    team_critical_webhook: str = ""
 
     def start(self) -> AlertStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -118,14 +120,19 @@ class AlertStack:
     def _config(self):
         override = self.workdir / "site.yaml"
         thresholds = {"exec_storm_per_second": self.storm_per_second, "exec_storm_for": "0s"}
-        override.write_text(yaml.safe_dump({"thresholds": thresholds}))
+        site: dict = {"thresholds": thresholds}
+        if self.team_critical_webhook:
+            team = load_config().default_team
+            site["teams"] = {team: {"receivers": {"critical": self.team_critical_webhook}}}
+        override.write_text(yaml.safe_dump(site))
         return load_config(override)
 
     def _start_graphapi(self) -> None:
         self.token_file = self.workdir / "graphapi.token"
         self.token_file.write_text(TOKEN + "\n")
         port = free_port()
-        self.graphapi_url = f"http://127.0.0.1:{port}"
+        self.graphapi_hostport = f"127.0.0.1:{port}"
+        self.graphapi_url = f"http://{self.graphapi_hostport}"
         argv = [sys.executable, "-m", "groundtruth.cli", "graphapi"]
         argv += ["--listen", f"127.0.0.1:{port}", "--store-url", self.store_url]
         argv += ["--token-file", str(self.token_file)]
@@ -175,6 +182,9 @@ class AlertStack:
             {
                 compose.ALERTMANAGER.hostport: self.alertmanager.url.removeprefix("http://"),
                 compose.EXPORTER_TARGETS: str(targets),
+                # graphapi's trace scores, scraped with its token as in the compose stack
+                compose.GRAPHAPI.hostport: self.graphapi_hostport,
+                compose.PROMETHEUS_GRAPHAPI_TOKEN: str(self.token_file),
             },
         )
         config["global"] = {
