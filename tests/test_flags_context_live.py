@@ -89,6 +89,7 @@ DELETED_EXEC = (
 )
 
 
+@pytest.mark.causes_flags("exec_fileless")
 def test_a_memfd_exec_is_fileless_and_critical(flagging_exporter):
     exp, since, auid = flagging_exporter, time.time_ns(), 4501
     argv = ["gt-memfd-true", secrets.token_hex(4)]
@@ -101,6 +102,7 @@ def test_a_memfd_exec_is_fileless_and_critical(flagging_exporter):
     assert_session_trace(trace_of(exp, key, "exec_fileless", since), key, "exec_fileless", auid)
 
 
+@pytest.mark.causes_flags("exec_fileless")
 def test_an_exec_of_a_deleted_file_is_fileless(flagging_exporter, run_dir):  # noqa: F811
     exp, since, auid = flagging_exporter, time.time_ns(), 4502
     # Not in a temporary directory; a name the kernel's command name holds whole (15 bytes).
@@ -125,6 +127,7 @@ USER_RUNS = (
 )
 
 
+@pytest.mark.causes_flags("privilege_gain")
 def test_a_setuid_root_binary_run_by_a_user_is_a_privilege_gain(flagging_exporter, run_dir):  # noqa: F811
     exp, since, auid = flagging_exporter, time.time_ns(), 4503
     run_dir.chmod(0o755)  # nobody must reach the program; /run is not mounted nosuid
@@ -147,6 +150,7 @@ def test_a_setuid_root_binary_run_by_a_user_is_a_privilege_gain(flagging_exporte
     assert_session_trace(trace_of(exp, key, "privilege_gain", since), key, "privilege_gain", auid)
 
 
+@pytest.mark.causes_flags("privilege_gain")
 def test_su_run_by_a_user_stays_visible_at_low_severity(flagging_exporter):
     """su is setuid root: its exec is a privilege gain, lowered (not silenced) by the rules
     file's exception. Without a password it fails, having run as root all the same."""
@@ -164,6 +168,7 @@ def test_su_run_by_a_user_stays_visible_at_low_severity(flagging_exporter):
     assert_session_trace(trace_of(exp, key, "privilege_gain", since), key, "privilege_gain", auid)
 
 
+@pytest.mark.causes_flags("interactive_shell_in_container")
 def test_a_shell_under_a_pseudo_terminal_in_a_container(flagging_exporter):
     exp, since = flagging_exporter, time.time_ns()
     cid = fake_container_id()

@@ -66,6 +66,7 @@ def copy_program(source: str, directory: Path, name: str) -> Path:
     return target
 
 
+@pytest.mark.causes_flags("exec_from_tmp")
 def test_exec_from_tmp_is_flagged_and_stored(flagging_exporter):
     exp = flagging_exporter
     before = flags_total(exp, "exec_from_tmp")
@@ -149,6 +150,7 @@ for _ in range(int(sys.argv[1])):
 """
 
 
+@pytest.mark.causes_flags("shell_from_server")
 def test_shell_started_by_a_server_per_request(flagging_exporter):
     exp = flagging_exporter
     before = flags_total(exp, "shell_from_server")
@@ -216,6 +218,7 @@ def test_burst_of_refused_connections(flagging_exporter):
     assert flag.connection_id == failed[-1].connection_id
 
 
+@pytest.mark.causes_flags("network_tool_in_container")
 def test_network_tool_in_a_container(flagging_exporter, run_dir):
     exp = flagging_exporter
     nc = copy_program("/bin/true", run_dir, "nc")

@@ -8,6 +8,8 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
+
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.exporter import RunningExporter, exporter_config
 
@@ -15,6 +17,7 @@ NAMES = 10_000
 CAP = 50
 
 
+@pytest.mark.causes_flags("exec_from_tmp")
 def test_ten_thousand_program_names_stay_under_the_cap(ebpf_problems, tmp_path):
     skip_or_fail_without_ebpf(ebpf_problems)
     # Hard links to one copy: 10,000 names for one file (links to /bin/true itself would count

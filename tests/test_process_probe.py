@@ -61,6 +61,7 @@ def test_argument_of_exactly_127_bytes_is_not_flagged(running_exporter):
     assert exec_.argv_truncated == 0
 
 
+@pytest.mark.causes_flags("exec_from_tmp")
 def test_the_longest_command_line_arrives_whole(running_exporter, tmp_path):
     """A filename of 255 bytes and 20 arguments of 127: the most an exec event carries."""
     directory = tmp_path / ("d" * 100)
@@ -149,6 +150,7 @@ def test_reused_pid_gives_two_processes(running_exporter):
     assert by_arg["first"].start_time_ns < by_arg["second"].start_time_ns
 
 
+@pytest.mark.causes_flags("exec_from_tmp")
 def test_counter_rises_by_exactly_the_execs_made(running_exporter, tmp_path):
     program = f"gt{uuid.uuid4().hex[:10]}"
     binary = tmp_path / program

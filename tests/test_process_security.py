@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from schema.events import UNSET_ID
 from testservices.exporter import (
     RunningExporter,
@@ -109,6 +111,7 @@ def test_a_closed_fd_is_none(running_exporter):
     assert (exec_.stdin_type, exec_.stdout_type) == ("none", "pipe")
 
 
+@pytest.mark.causes_flags("exec_fileless")
 def test_an_unlinked_executable_is_deleted_and_not_a_memfd(running_exporter, tmp_path):
     """Named like a memfd, but an ordinary file unlinked before fexecve."""
     program = tmp_path / "memfd:not-one"
@@ -127,6 +130,7 @@ def test_an_unlinked_executable_is_deleted_and_not_a_memfd(running_exporter, tmp
     assert (exec_.exe_deleted, exec_.exe_memfd) == (1, 0)
 
 
+@pytest.mark.causes_flags("exec_fileless")
 def test_a_memfd_exec_is_a_memfd(running_exporter):
     argv = ["gt-memfd-true", token()]
     child = python_child(MEMFD_EXEC.format(before_exec=""), "/bin/true", *argv)
@@ -191,6 +195,7 @@ def test_credential_changes_are_events_with_before_and_after(running_exporter):
     ]
 
 
+@pytest.mark.causes_flags("exec_from_tmp", "privilege_gain")
 def test_a_setuid_root_binary_run_by_a_user_has_euid_0(running_exporter):
     directory = Path(tempfile.mkdtemp(prefix="gt-setuid-"))  # not under pytest's 0700 dirs
     try:
@@ -208,6 +213,7 @@ def test_a_setuid_root_binary_run_by_a_user_has_euid_0(running_exporter):
         shutil.rmtree(directory)
 
 
+@pytest.mark.causes_flags("exec_fileless")
 def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
     """Processes started before the exporter: the /proc scan fills what exec would have."""
     from tests.fixtures.ebpf import skip_or_fail_without_ebpf

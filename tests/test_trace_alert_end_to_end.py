@@ -82,6 +82,7 @@ def relative_ms(when: str) -> int:
     return -amount * {"s": 1000, "m": 60_000, "h": 3_600_000}[unit]
 
 
+@pytest.mark.causes_flags("reverse_shell", "exec_from_tmp")
 def test_a_trace_over_the_line_pages_the_team_with_a_link_to_its_graph(stack, pager):
     shell_pid, dropped_pid = reverse_shell_dropping_a_program(uid=4610)
     exp = stack.exporter

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from graph.traces import TraceAssembler, TraceScoring
 from mixin.config import load_config
 
@@ -67,6 +69,7 @@ def reverse_shell_dropping_a_program(uid: int) -> tuple[int, int]:
     return shell.pid, int(out.strip())
 
 
+@pytest.mark.causes_flags("reverse_shell", "exec_from_tmp")
 def test_two_flags_of_one_chain_share_a_trace_and_an_unrelated_flag_does_not(
     flagging_exporter,
 ):
