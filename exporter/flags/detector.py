@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 
 from exporter.flags.ancestry import FD_PATH, NOT_KNOWN, PROGRAM, SERVER, Ancestry, program_of
 from exporter.flags.families.connect_rules import ConnectRules
@@ -48,16 +48,19 @@ class Detector:
         self.repeat_ns = int(thresholds["flag_repeat_window_seconds"] * 1_000_000_000)
         self.stored_max = int(thresholds["flag_stored_per_rule_max"])
         self.exec_rules = ExecRules(self.rules, self.emit)
+        self.exec_rules.repeat = self._counted_repeat
         self.exit_rules = ExitRules(self.rules, thresholds, self.emit)
         self.connect_rules = ConnectRules(self.rules, thresholds, self.emit)
-        self.raised: Counter = Counter()  # (rule, class, severity) of flags stored or over budget
-        self.repeats: Counter = Counter()  # (rule, class, severity) of flags not stored again
-        self.not_stored: Counter = Counter()  # (rule, "budget")
-        self.excepted: Counter = Counter()
+        # Counts (``+= 1`` on a defaultdict is twice as fast as on a Counter, a Python class;
+        # raised_total() and not_stored_total() give Counters).
+        self.raised: defaultdict = defaultdict(int)  # (rule, class, severity): stored or budget
+        self.repeats: defaultdict = defaultdict(int)  # (rule, class, severity): not stored again
+        self.not_stored: defaultdict = defaultdict(int)  # (rule, "budget")
+        self.excepted: defaultdict = defaultdict(int)  # rule
         self.events_seen = 0
         self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
         self._routes: dict[type, int | None] = {}
-        self._programs: dict[str, str] = {}
+        self._programs: dict[str, tuple[str, int]] = {}  # file name -> (program, name bits)
         self._last_stored: dict[tuple, tuple] = {}  # repeat key -> (time, counted as)
         self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
         self._out: list[FlagEvent] = []
@@ -94,7 +97,7 @@ class Detector:
         anc, routes, programs = self.ancestry, self._routes, self._programs
         procs, cap = anc.procs, anc.max_processes
         exec_rules, exit_rules = self.exec_rules, self.exit_rules
-        tracks_servers = exec_rules.tracks_servers
+        tracks_servers, suspects = exec_rules.tracks_servers, exec_rules._suspects
         exec_hooks, listen_hooks = self._exec_hooks, self._listen_hooks
         connection_hooks = self._connection_hooks
         for ev in events:
@@ -110,22 +113,29 @@ class Detector:
                         anc.make_room(ev.process_key)
                     procs[ev.process_key] = (parent_key, parent[PROGRAM], parent[SERVER])
                 elif kind == "exec":
+                    # The common exec (no rule looks at its name, nothing suspect in its
+                    # context): the ancestry's update and the hooks, nothing else.
                     filename = ev.filename
-                    program = programs.get(filename) or self._program(filename, ev)
-                    serving = anc.exec(ev.process_key, ev.parent_key, program)
-                    exec_rules.on_exec(ev, program, serving)
+                    program, bits = programs.get(filename) or self._program(filename, ev)
+                    key, parent_key = ev.process_key, ev.parent_key
+                    own = procs.get(key)  # Ancestry.exec(), inlined
+                    if own is None and len(procs) >= cap:
+                        anc.make_room(key)
+                    # A new image: it serves again only once it listens or accepts itself.
+                    procs[key] = (parent_key, program, False)
+                    if bits or (suspects.get(cls) or exec_rules.suspect(cls))(ev):
+                        serving = (own is not None and own[SERVER]) or procs.get(
+                            parent_key, NOT_KNOWN
+                        )[SERVER]
+                        exec_rules.on_exec(ev, program, serving, bits)
                     for hook in exec_hooks:
                         hook(ev, program)
                 elif kind == "exit":
                     entry = procs.pop(ev.process_key, None)  # Ancestry.exit(), inlined
                     if ev.outcome != "ok":
                         exit_rules.on_failed_exit(ev, entry[PROGRAM] if entry else ev.comm)
-                elif kind == "oom_kill":
-                    exit_rules.on_oom_kill(ev, anc.program(ev.process_key) or ev.comm)
-                elif kind == "cred_change":
-                    exec_rules.on_cred_change(ev, anc.program(ev.process_key) or ev.comm)
-                elif kind == "scan":
-                    anc.known(ev.process_key, ev.parent_key, program_of(ev.filename, ev.comm))
+                else:
+                    self._rare_process_event(ev, kind)
             elif route == CONNECTION:
                 for hook in connection_hooks:
                     hook(ev)
@@ -152,6 +162,17 @@ class Detector:
         self.cpu_ns += time.thread_time_ns() - cpu0
         return out
 
+    def _rare_process_event(self, ev, kind: str) -> None:
+        """Process events other than fork, exec and exit (a few per minute, exec_failed
+        aside, which no rule reads)."""
+        anc = self.ancestry
+        if kind == "oom_kill":
+            self.exit_rules.on_oom_kill(ev, anc.program(ev.process_key) or ev.comm)
+        elif kind == "cred_change":
+            self.exec_rules.on_cred_change(ev, anc.program(ev.process_key) or ev.comm)
+        elif kind == "scan":
+            anc.known(ev.process_key, ev.parent_key, program_of(ev.filename, ev.comm))
+
     def raised_total(self) -> Counter:
         """Flags raised by (rule, class, severity): stored, over budget, and repeats."""
         return Counter(dict(self.raised)) + Counter(dict(self.repeats))
@@ -163,13 +184,15 @@ class Detector:
             total[rule, "repeat"] += n
         return total
 
-    def _program(self, filename: str, ev) -> str:
+    def _program(self, filename: str, ev) -> tuple[str, int]:
+        """(program, name bits) of an exec, kept per file name."""
         if len(self._programs) >= PROGRAMS_MAX:
             self._programs.clear()
         program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
+        found = (program, self.exec_rules.name_bits(filename, program))
         if filename and not FD_PATH.match(filename):  # an fd's path names no one program
-            self._programs[filename] = program
-        return program
+            self._programs[filename] = found
+        return found
 
     # -- raising ---------------------------------------------------------------------------
     def emit(
@@ -177,18 +200,14 @@ class Detector:
         connection_id: str = "", kind: str = "rule",
     ) -> None:  # fmt: skip
         """A rule matched ``ev`` (the event that decided it): repeats, exceptions, budget, flag."""
+        if self._counted_repeat(rule_id, ev, program):
+            return
         rule = self.rules[rule_id]
         parent_key = getattr(ev, "parent_key", None)
         if parent_key is None:  # a connection event: its process's parent, if known
             parent_key = self.ancestry.parent(ev.process_key)
         t = ev.time_ns
         key = (rule_id, parent_key, program, ev.container_id)
-        last = self._last_stored.get(key)
-        if last is not None and 0 <= t - last[0] < self.repeat_ns:
-            # A repeat (the hot case of a loop): counted as the flag it repeats was, exception
-            # included (same program, parent and container decide the same exception).
-            self.repeats[last[1]] += 1
-            return
         severity, exception = rule.severity, ""
         candidates = self.exceptions.get(rule_id)
         if candidates:
@@ -236,6 +255,21 @@ class Detector:
                 exception=exception,
             )
         )
+
+    def _counted_repeat(self, rule_id: str, ev, program: str, parent_key=None) -> bool:
+        """Whether ``rule_id`` on ``ev`` repeats a stored flag (the same rule for the same
+        program under the same parent in the same container, within the repeat window): then
+        it is counted as that flag was, exception included, and not stored again. A family
+        asks before making the flag's description (a loop's hot case)."""
+        if parent_key is None:
+            parent_key = getattr(ev, "parent_key", None)
+        if parent_key is None:  # a connection event: its process's parent, if known
+            parent_key = self.ancestry.parent(ev.process_key)
+        last = self._last_stored.get((rule_id, parent_key, program, ev.container_id))
+        if last is not None and 0 <= ev.time_ns - last[0] < self.repeat_ns:
+            self.repeats[last[1]] += 1
+            return True
+        return False
 
     def _exception_for(self, candidates, ev, program: str, parent_key: str):
         """The first exception of the rule whose every condition matches, or None."""

@@ -31,25 +31,48 @@ AUID_UNSET = 4294967295
 SECURITY_FIELDS = ("uid", "euid", "auid", "tty", "stdin_type", "stdout_type", "exe_deleted",
                    "exe_memfd")  # fmt: skip
 SECURITY_DEFAULTS = (0, None, AUID_UNSET, "", "", "", 0, 0)
-# Program classes, cached per program name.
-SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL = 1, 2, 4, 8
+# Program classes, cached per program name; FROM_TMP: the executed file is in a watched
+# directory. An exec's name bits (``name_bits``) are these, decided once per file name.
+SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL, FROM_TMP = 1, 2, 4, 8, 16
 PROGRAM_CACHE_MAX = 4096
 # An event's security fields, in SECURITY_FIELDS order.
 SecurityReader = Callable[[Any], tuple]
+# Whether an exec's credentials or executable call for a look (fileless, privilege gain).
+SuspectTest = Callable[[Any], bool]
+
+
+def _field_expressions(cls: type) -> dict[str, str]:
+    """Each security field as an expression on ``ev``: the attribute, or the default's repr
+    where the class lacks it."""
+    return {
+        name: f"ev.{name}" if hasattr(cls, name) else repr(default)
+        for name, default in zip(SECURITY_FIELDS, SECURITY_DEFAULTS, strict=True)
+    }
 
 
 def security_reader(cls: type) -> SecurityReader:
     """A function giving an event's security fields (SECURITY_FIELDS order), the defaults
     standing in for the fields its class lacks.
 
-    Runs for every exec: built once per class as one tuple expression (a getattr that misses
-    raises and catches an AttributeError, which costs more than the rest of the rules).
+    Built once per class as one tuple expression (a getattr that misses raises and catches an
+    AttributeError, which costs more than the rest of the rules).
     """
-    parts = [
-        f"ev.{name}" if hasattr(cls, name) else repr(default)
-        for name, default in zip(SECURITY_FIELDS, SECURITY_DEFAULTS, strict=True)
-    ]
+    parts = _field_expressions(cls).values()
     return eval(f"lambda ev: ({', '.join(parts)})")  # names and reprs of our own constants
+
+
+def suspect_test(cls: type, fileless: bool, privilege: bool) -> SuspectTest:
+    """A function telling whether an exec of this class is fileless or runs as root for a user
+    who is not root (what exec_fileless and privilege_gain look at): False for almost every
+    exec, so the rules read the rest of the security context only when it is True. Built once
+    per class, as ``security_reader`` is, with the same defaults."""
+    f = _field_expressions(cls)
+    tests = []
+    if fileless:
+        tests.append(f"{f['exe_deleted']} or {f['exe_memfd']}")
+    if privilege:
+        tests.append(f"({f['euid']} == {ROOT} and {f['uid']} != {ROOT} and {f['auid']} != {ROOT})")
+    return eval(f"lambda ev: bool({' or '.join(tests) or 'False'})")  # our own expressions
 
 
 def _matcher(rule, *keys) -> re.Pattern | None:
@@ -80,6 +103,10 @@ class ExecRules:
         )
         self._class_of: dict[str, int] = {}
         self._readers: dict[type, SecurityReader] = {}
+        self._suspects: dict[type, SuspectTest] = {}
+        # Counts a repeat of (rule, ev, program) and says so, before a description is made
+        # (the detector's; by default nothing is a repeat until emit says so).
+        self.repeat: Callable[..., bool] = lambda rule_id, ev, program, parent_key=None: False
 
     def program_class(self, program: str) -> int:
         found = self._class_of.get(program)
@@ -94,6 +121,22 @@ class ExecRules:
             self._class_of[program] = found
         return found
 
+    def name_bits(self, filename: str, program: str) -> int:
+        """What an exec's file name and program decide: FROM_TMP and the program's classes
+        (0 for almost every exec: no rule looks at it by name)."""
+        bits = self._class_of.get(program)
+        if bits is None:
+            bits = self.program_class(program)
+        if self.tmp_paths and filename.startswith(self.tmp_paths):
+            bits |= FROM_TMP
+        return bits
+
+    def suspect(self, cls: type) -> SuspectTest:
+        found = self._suspects.get(cls)
+        if found is None:
+            found = self._suspects[cls] = suspect_test(cls, self.fileless, self.privilege)
+        return found
+
     def network_facing(self, addr: str) -> bool:
         """Whether listening on (or accepting from) addr makes a process network-facing: not
         when only this host can reach it (the rule's local_only addresses)."""
@@ -105,27 +148,33 @@ class ExecRules:
             found = self._readers[cls] = security_reader(cls)
         return found
 
-    def on_exec(self, ev, program: str, serving: bool) -> None:
-        emit = self.emit
-        filename = ev.filename
-        if self.tmp_paths and filename.startswith(self.tmp_paths):
+    def on_exec(self, ev, program: str, serving: bool, bits: int | None = None) -> None:
+        """The rules decided at exec. ``bits``: the exec's ``name_bits`` (the detector keeps
+        them per file name); the detector calls this only when they are set or the exec is
+        ``suspect``, so the common exec costs neither this call nor a read of its context."""
+        emit, filename, cls = self.emit, ev.filename, ev.__class__
+        if bits is None:
+            bits = self.name_bits(filename, program)
+        if bits & FROM_TMP and not self.repeat("exec_from_tmp", ev, program, ev.parent_key):
             emit("exec_from_tmp", ev, program, f"{filename} executed (from a temporary directory)")
-        read = self._readers.get(ev.__class__) or self.reader(ev.__class__)
-        uid, euid, auid, tty, stdin, stdout, deleted, memfd = read(ev)
-        if self.fileless and (deleted or memfd):
-            what = "a memfd" if memfd else "a deleted file"
-            emit("exec_fileless", ev, program, f"{filename} executed from {what}")
-        if self.privilege and euid == ROOT and uid != ROOT and auid != ROOT:
-            emit(
-                "privilege_gain", ev, program,
-                f"{filename} runs as root (euid 0) for uid {uid}, login uid "
-                f"{_user(auid)}: setuid binary",
-            )  # fmt: skip
-        kind = self._class_of.get(program)
-        if kind is None:
-            kind = self.program_class(program)
+        suspect = self._suspects.get(cls) or self.suspect(cls)
+        if suspect(ev):
+            uid, euid, auid, _, _, _, deleted, memfd = self.reader(cls)(ev)
+            if self.fileless and (deleted or memfd):
+                what = "a memfd" if memfd else "a deleted file"
+                emit("exec_fileless", ev, program, f"{filename} executed from {what}")
+            if self.privilege and euid == ROOT and uid != ROOT and auid != ROOT:
+                emit(
+                    "privilege_gain", ev, program,
+                    f"{filename} runs as root (euid 0) for uid {uid}, login uid "
+                    f"{_user(auid)}: setuid binary",
+                )  # fmt: skip
+        kind = bits & ~FROM_TMP
         if not kind:
             return
+        stdin, stdout, tty = "", "", ""
+        if kind & (REVERSE_SHELL_PROGRAM | TERMINAL_SHELL):
+            _, _, _, tty, stdin, stdout, _, _ = self.reader(cls)(ev)
         container = ev.container_id
         if kind & NETWORK_TOOL and container:
             emit(
