@@ -174,6 +174,7 @@ def elements(ctype: str, offset: int, size: int) -> list[tuple[tuple[int, int], 
     return [((offset + i, width), ctype) for i in range(0, size, width)]
 
 
+@pytest.mark.causes_flags("exec_from_tmp")  # runs the offsets program it compiled in tmp_path
 def test_python_formats_match_the_compiled_structs(probe_abi):
     structs, compiled, formats, offsets, _ = probe_abi
     for name, fmts in formats.items():
