@@ -159,6 +159,30 @@ def test_a_flood_is_stored_up_to_the_budget_and_counted_whole():
     assert [f.process_key for f in detector.observe([later])] == ["h:9:1"]  # a new window
 
 
+def test_a_loop_from_tmp_is_stored_once_and_counted_whole():
+    """The exec path counts a repeat without building its flag: every exec is still counted."""
+    detector = Detector(load_rulebook(), load_config().raw["thresholds"])
+    loop = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
+                     filename="/tmp/loop", time_ns=10**18 + p)
+        for p in range(2, 6)
+    ]  # fmt: skip
+    assert [f.process_key for f in detector.observe(loop)] == ["h:2:1"]
+    assert detector.raised_total() == {("exec_from_tmp", "security", "high"): 4}
+    assert detector.not_stored_total() == {("exec_from_tmp", "repeat"): 3}
+    # Under another parent, or suspect as well (a setuid binary in /tmp): not a repeat.
+    other = ProcessEvent(kind="exec", pid=7, process_key="h:7:1", parent_key="h:6:1",
+                         filename="/tmp/loop", time_ns=10**18 + 7)  # fmt: skip
+    setuid = ProcessEvent(kind="exec", pid=8, process_key="h:8:1", parent_key="h:1:1",
+                          filename="/tmp/loop", time_ns=10**18 + 8,
+                          uid=1000, euid=0, auid=1000)  # fmt: skip
+    flags = detector.observe([other, setuid])
+    assert [(f.rule_id, f.process_key) for f in flags] == [
+        ("exec_from_tmp", "h:7:1"),
+        ("privilege_gain", "h:8:1"),
+    ]
+
+
 def test_a_family_added_later_raises_policy_flags_through_the_same_path():
     """How baseline policies plug in: a family with on_exec, flags of kind policy."""
     detector = Detector(load_rulebook(), load_config().raw["thresholds"])

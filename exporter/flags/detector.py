@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 
 from exporter.flags.ancestry import FD_PATH, NOT_KNOWN, PROGRAM, SERVER, Ancestry, program_of
 from exporter.flags.families.connect_rules import ConnectRules
-from exporter.flags.families.exec_rules import ExecRules
+from exporter.flags.families.exec_rules import EXEC_FROM_TMP, FROM_TMP, ExecRules
 from exporter.flags.families.exit_rules import ExitRules
 from exporter.flags.rulebook import Rulebook
 from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent
@@ -100,6 +100,7 @@ class Detector:
         tracks_servers, suspects = exec_rules.tracks_servers, exec_rules._suspects
         exec_hooks, listen_hooks = self._exec_hooks, self._listen_hooks
         connection_hooks = self._connection_hooks
+        last_stored, repeat_ns, repeats = self._last_stored, self.repeat_ns, self.repeats
         for ev in events:
             cls = ev.__class__
             route = routes.get(cls) or self._route(cls)
@@ -123,7 +124,17 @@ class Detector:
                         anc.make_room(key)
                     # A new image: it serves again only once it listens or accepts itself.
                     procs[key] = (parent_key, program, False)
-                    if bits or (suspects.get(cls) or exec_rules.suspect(cls))(ev):
+                    suspect = (suspects.get(cls) or exec_rules.suspect(cls))(ev)
+                    if bits == FROM_TMP and not suspect:
+                        # Only exec_from_tmp can match: a loop running a program from /tmp
+                        # repeats it, counted here without a call (emit's first step, inlined).
+                        last = last_stored.get(
+                            (EXEC_FROM_TMP, parent_key, program, ev.container_id)
+                        )
+                        if last is not None and 0 <= ev.time_ns - last[0] < repeat_ns:
+                            repeats[last[1]] += 1
+                            bits = 0
+                    if bits or suspect:
                         serving = (own is not None and own[SERVER]) or procs.get(
                             parent_key, NOT_KNOWN
                         )[SERVER]

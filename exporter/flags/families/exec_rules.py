@@ -34,6 +34,7 @@ SECURITY_DEFAULTS = (0, None, AUID_UNSET, "", "", "", 0, 0)
 # Program classes, cached per program name; FROM_TMP: the executed file is in a watched
 # directory. An exec's name bits (``name_bits``) are these, decided once per file name.
 SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL, FROM_TMP = 1, 2, 4, 8, 16
+EXEC_FROM_TMP = "exec_from_tmp"  # the rule FROM_TMP raises
 PROGRAM_CACHE_MAX = 4096
 # An event's security fields, in SECURITY_FIELDS order.
 SecurityReader = Callable[[Any], tuple]
@@ -155,8 +156,8 @@ class ExecRules:
         emit, filename, cls = self.emit, ev.filename, ev.__class__
         if bits is None:
             bits = self.name_bits(filename, program)
-        if bits & FROM_TMP and not self.repeat("exec_from_tmp", ev, program, ev.parent_key):
-            emit("exec_from_tmp", ev, program, f"{filename} executed (from a temporary directory)")
+        if bits & FROM_TMP and not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
+            emit(EXEC_FROM_TMP, ev, program, f"{filename} executed (from a temporary directory)")
         suspect = self._suspects.get(cls) or self.suspect(cls)
         if suspect(ev):
             uid, euid, auid, _, _, _, deleted, memfd = self.reader(cls)(ev)
