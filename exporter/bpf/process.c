@@ -82,12 +82,8 @@ static __always_inline void count(u32 kind, const char *comm)
     key.v1_cgroup_id = task_v1_memcg_id((void *)bpf_get_current_task());
     if (comm)
         __builtin_memcpy(key.comm, comm, COMM_LEN);
-    u64 *v = counts.lookup(&key);
-    if (!v) {
-        u64 zero = 0;
-        counts.insert(&key, &zero);
-        v = counts.lookup(&key);
-    }
+    u64 zero = 0;
+    u64 *v = counts.lookup_or_try_init(&key, &zero);
     if (v) {
         __sync_fetch_and_add(v, 1);
     } else {
