@@ -175,7 +175,8 @@ class EmbeddedBackend:
         # Arrow columns (store.arrow_batch), or, for a batch Arrow cannot carry, JSONColumns:
         # ClickHouse's columnar JSON input, {"col": [values...]}. Data travels as data, never
         # as SQL text.
-        body, fmt = self._arrow_stream(table, columns), "ArrowStream"
+        body: memoryview | str | None = self._arrow_stream(table, columns)
+        fmt = "ArrowStream"
         if body is None:
             body, fmt = json.dumps(columns), "JSONColumns"
         with self._lock:
