@@ -282,7 +282,7 @@ class ProcessProbe(BpfProbe):
                 container.pod_uid, "ebpf", *context, *prev_ids,
             ))  # fmt: skip
         if misfits:
-            self.ctx.stats.count_dropped("decode", "process_record_size", misfits)
+            self.count_misfits(misfits)
         if self.untrusted:
             self.blank_untrusted(events)
         return events
