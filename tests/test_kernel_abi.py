@@ -42,7 +42,7 @@ PROBES = {
             ("cred_event", "now.uid"): process.HEAD.size,
             ("cred_event", "syscall"): process.HEAD.size + process.CRED.size - 8,
         },
-        {},
+        {f"SYS_{name.upper()}": value for value, name in process.CRED_SYSCALLS.items()},
         {
             "proc_event": process.RECORD_SIZES[process.EV_FORK],
             "cgroup_event": process.RECORD_SIZES[process.EV_CGROUP_MKDIR],
