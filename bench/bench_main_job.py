@@ -56,6 +56,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def stop_process(proc: subprocess.Popen, sig: int, timeout: float) -> None:
+    """Asks a process to stop (it flushes what it holds), kills it if it takes too long."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Job:
     """The exporter as a user starts it, in a process of its own; ready once it serves
     metrics (it serves them once its probes are attached, the scan and self-tests done)."""
@@ -95,12 +105,7 @@ class Job:
         return Counter({reason: int(float(n)) for reason, n in found if float(n)})
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, 60)
 
 
 class Tcplife:
@@ -118,12 +123,7 @@ class Tcplife:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGINT, 30)
         self.out.close()
 
 
