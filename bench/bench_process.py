@@ -21,7 +21,8 @@ from exporter.compiler_memory import release_compiler_memory
 from exporter.config import ExporterConfig
 from exporter.flags.detector import load_detector
 from exporter.probes.base import ProbeContext
-from exporter.probes.process import EV_FORK, HEAD, ProcessProbe
+from exporter.probes.process import ProcessProbe
+from exporter.probes.process_abi import EV_FORK, HEAD
 from exporter.runner import Exporter
 from exporter.sinks.memory import MemorySink
 from schema.events import FlagEvent

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from exporter.containers import container_from_proc_cgroup
-from exporter.probes.process import ARG_LEN, ARGV_MAX, TICK_NS
+from exporter.probes.process import TICK_NS
+from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
 from exporter.security_context import TtyDrivers, device_tty_name, fd_type
 from schema.events import UNSET_ID, ProcessEvent, process_key
 

@@ -144,6 +144,9 @@ class EmbeddedBackend:
     def __init__(self, path: str, database: str):
         from chdb import state
 
+        from store.arrow_batch import arrow_stream  # pyarrow comes with chDB
+
+        self._arrow_stream = arrow_stream
         self.path, self.database = str(path), database
         self._lock = threading.Lock()
         try:
@@ -169,11 +172,15 @@ class EmbeddedBackend:
         return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
 
     def insert(self, table: str, columns: dict[str, list]) -> None:
-        # JSONColumns is ClickHouse's columnar JSON input: {"col": [values...]}. Data travels as
-        # data, never as SQL text.
-        body = json.dumps(columns)
+        # Arrow columns (store.arrow_batch), or, for a batch Arrow cannot carry, JSONColumns:
+        # ClickHouse's columnar JSON input, {"col": [values...]}. Data travels as data, never
+        # as SQL text.
+        body: memoryview | str | None = self._arrow_stream(table, columns)
+        fmt = "ArrowStream"
+        if body is None:
+            body, fmt = json.dumps(columns), "JSONColumns"
         with self._lock:
-            with self._conn.send_insert(_insert_head(table, columns), "JSONColumns") as ins:
+            with self._conn.send_insert(_insert_head(table, columns), fmt) as ins:
                 ins.append(body)
                 ins.finish()
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors import process_counts
-from exporter.probes import process, tcp
+from exporter.probes import process_abi as process
+from exporter.probes import tcp
 
 BPF = Path(__file__).resolve().parent.parent / "exporter" / "bpf"
 INT_TYPES = "\n".join(
@@ -29,19 +29,27 @@ INT_TYPES = "\n".join(
 )
 
 # header -> (Python modules that mirror its constants, {struct: [Python formats of it]},
-#            {(struct, field): the offset Python reads it at}, {name: value} checked besides)
+#            {(struct, field): the offset Python reads it at}, {name: value} checked besides,
+#            {struct, or (struct, field) where a record ends: the record size Python expects})
 PROBES = {
     "process.h": (
-        [process, process_counts],
+        [process],
         {"proc_event": [process.HEAD.format], "exec_context": [process.CONTEXT.format]},
         {
             ("exec_event", "sec.euid"): process.HEAD.size,
-            ("exec_event", "cmdline_size"): process.CONTEXT_END + 4,
+            ("exec_event", "cmdline_size"): process.CMDLINE_SIZE_AT,
             ("exec_event", "cmdline"): process.CMDLINE_AT,
             ("cred_event", "now.uid"): process.HEAD.size,
-            ("cred_event", "syscall"): process.HEAD.size + process.CRED.size - 4,
+            ("cred_event", "syscall"): process.HEAD.size + process.CRED.size - 8,
         },
-        {},
+        {f"SYS_{name.upper()}": value for value, name in process.CRED_SYSCALLS.items()},
+        {
+            "proc_event": process.RECORD_SIZES[process.EV_FORK],
+            "cgroup_event": process.RECORD_SIZES[process.EV_CGROUP_MKDIR],
+            "cred_event": process.RECORD_SIZES[process.EV_CRED_CHANGE],
+            # An exec record ends where its command line does (the longest: the array's end).
+            ("exec_event", "cmdline"): process.CMDLINE_AT + process.CMDLINE_LEN,
+        },
     ),
     "tcp.h": (
         [tcp],
@@ -51,6 +59,7 @@ PROBES = {
             "DURATION_BUCKETS": len(tcp.DURATION_BOUNDS_S),
             **{f"O_{name.upper()}": value for value, name in tcp.OUTCOMES.items()},
         },
+        {"tcp_event": tcp.EVENT.size},
     ),
 }
 
@@ -160,10 +169,10 @@ def probe_abi(request, tmp_path):
     header = request.param
     text = without_comments((BPF / header).read_text())
     structs, constants = struct_fields(text), constant_names(text)
-    modules, formats, offsets, extra = PROBES[header]
+    modules, formats, offsets, extra, sizes = PROBES[header]
     named = python_constants(modules, constants)
     compiled = compiled_layout(header, tmp_path, structs, set(named) | set(extra))
-    return structs, compiled, formats, offsets, {**named, **extra}
+    return structs, compiled, formats, offsets, {**named, **extra}, sizes
 
 
 def elements(ctype: str, offset: int, size: int) -> list[tuple[tuple[int, int], str]]:
@@ -176,7 +185,7 @@ def elements(ctype: str, offset: int, size: int) -> list[tuple[tuple[int, int], 
 
 @pytest.mark.causes_flags("exec_from_tmp")  # runs the offsets program it compiled in tmp_path
 def test_python_formats_match_the_compiled_structs(probe_abi):
-    structs, compiled, formats, offsets, _ = probe_abi
+    structs, compiled, formats, offsets, _, _ = probe_abi
     for name, fmts in formats.items():
         fields = dict(
             element
@@ -197,8 +206,21 @@ def test_python_formats_match_the_compiled_structs(probe_abi):
         assert compiled[("field", name, field)][0] == python_offset, (name, field)
 
 
+def test_python_record_sizes_match_the_compiled_structs(probe_abi):
+    """The sizes the decoders check every record against (a misfit is a counted decode drop)."""
+    _, compiled, _, _, _, sizes = probe_abi
+    assert sizes
+    compiled_sizes = {
+        name: sum(compiled[("field", *name)])
+        if isinstance(name, tuple)
+        else compiled[("sizeof", name)]
+        for name in sizes
+    }
+    assert compiled_sizes == sizes
+
+
 def test_python_constants_match_the_header(probe_abi):
-    _, compiled, _, _, constants = probe_abi
+    _, compiled, _, _, constants, _ = probe_abi
     assert len(constants) >= 10  # the kinds, flags and counter kinds at least
     assert {name: compiled[name] for name in constants} == constants
 

@@ -9,15 +9,16 @@ import pytest
 
 from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
-from exporter.probes.process import (
+from exporter.probes.process import ProcessProbe
+from exporter.probes.process_abi import (
     CGROUP_PATH_LEN,
     CONTEXT,
     CRED,
     EV_CGROUP_MKDIR,
     EV_CRED_CHANGE,
     EV_EXEC,
+    EV_FORK,
     HEAD,
-    ProcessProbe,
 )
 from exporter.selftest import UNTRUSTED_FIELDS
 
@@ -68,7 +69,7 @@ def test_a_cred_change_record_decodes_ids_before_and_after():
         10**9, 5 * 10**8, 10**8, 1, 0, EV_CRED_CHANGE, 77, 1, 65534, 0, 0, 0, 77, b"python3"
     )
     after, before = (65534, 0, 65534, 0), (0, 0, 0, 0)
-    ev = probe.decode(head + CRED.pack(*after, *before, 3) + bytes(4))
+    ev = probe.decode(head + CRED.pack(*after, *before, 3))
     assert (ev.kind, ev.outcome, ev.pid) == ("cred_change", "setresuid", 77)
     assert (ev.uid, ev.gid, ev.euid, ev.egid) == after
     assert (ev.prev_uid, ev.prev_gid, ev.prev_euid, ev.prev_egid) == before
@@ -134,7 +135,33 @@ def test_the_packed_command_line_decodes_to_filename_and_argv(filename, argv, ex
     assert (ev.filename, ev.argv) == (filename.decode(), expected_argv)
 
 
-def test_bytes_after_the_command_line_are_not_arguments():
-    record = exec_record(b"/bin/echo", [b"echo", b"x"]) + b"\0" * 8  # e.g. alignment padding
-    ev = ProcessProbe(ProbeContext(host="h")).decode(record)
-    assert (ev.filename, ev.argv) == ("/bin/echo", ["echo", "x"])
+def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():
+    """Each kind's struct has its size (an exec's: its head, context and the command line it
+    declares); any other length is counted as a decode drop, and the rest of the batch decodes."""
+    probe = ProcessProbe(ProbeContext(host="h"))
+    exec_ok = exec_record(b"/bin/echo", [b"echo", b"x"], pid=11)
+    fork = HEAD.pack(10**9, 5 * 10**8, 10**8, 1, 0, EV_FORK, 12, 1, 0, 0, 0, 0, 12, b"sh")
+    cred = HEAD.pack(10**9, 5 * 10**8, 10**8, 1, 0, EV_CRED_CHANGE, 13, 1, 0, 0, 0, 0, 13, b"")
+    cred += CRED.pack(*(0,) * 8, 1)
+    misfits = [
+        exec_ok + bytes(8),  # bytes after the command line it declares
+        exec_ok[:-1],  # a command line cut short
+        exec_ok[: HEAD.size + 4],  # not even its command line's size
+        fork + bytes(8),
+        fork[:-1],  # shorter than the head every event starts with
+        cred[:-4],
+        HEAD.pack(1, 0, 0, 1, 0, EV_CGROUP_MKDIR, 1, 0, 0, 0, 0, 0, 1, b"") + b"/x",
+    ]
+    events = probe.decode_batch([misfits[0], exec_ok, *misfits[1:], fork, cred])
+    assert [(e.kind, e.pid) for e in events] == [("exec", 11), ("fork", 12), ("cred_change", 13)]
+    assert events[0].argv == ["echo", "x"]
+    assert probe.ctx.stats.snapshot()[1] == {("decode", "process_record_size"): len(misfits)}
+
+
+def test_a_kind_this_decoder_does_not_know_keeps_its_number():
+    """A newer probe's kind is passed on by its head, not dropped with the rest of the batch."""
+    probe = ProcessProbe(ProbeContext(host="h"))
+    head = HEAD.pack(10**9, 5 * 10**8, 10**8, 1, 0, 99, 14, 1, 0, 0, 0, 0, 14, b"new")
+    (ev,) = probe.decode_batch([head + bytes(24)])
+    assert (ev.kind, ev.pid, ev.comm) == ("99", 14, "new")
+    assert probe.ctx.stats.snapshot()[1] == {}

@@ -7,7 +7,8 @@ import time
 
 from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.probes.base import ProbeContext
-from exporter.probes.process import EV_EXEC, ProcessProbe
+from exporter.probes.process import ProcessProbe
+from exporter.probes.process_abi import EV_EXEC
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 
 

@@ -142,6 +142,8 @@ KNOWN_DROPS = {
     ("kernel", "tcp_conn_table_full"),
     ("kernel", "tcp_counts_full"),
     ("kernel", "tcp_recursion_misses"),
+    ("decode", "process_record_size"),
+    ("decode", "tcp_record_size"),
     ("sink", "buffer_full"),
     ("sink", "rejected"),
     ("sink", "spool_error"),

@@ -35,6 +35,14 @@ struct cred_claim {
 BPF_HASH(cred_claims, struct cred_claim, u8, 10240);
 BPF_HASH(cred_last_claim, u32, struct cred_claim, 10240);
 
+/* ring.h's accessors of this probe's maps (bcc rewrites map calls only in this file). */
+static __always_inline void *ring_reserve(u32 size) { return events.ringbuf_reserve(size); }
+static __always_inline int ring_output(void *data, u32 size)
+{
+    return events.ringbuf_output(data, size, RINGBUF_FLAGS);
+}
+static __always_inline u64 *ring_drops(u32 kind) { return drops.lookup(&kind); }
+
 static __always_inline void drop_last_claim(u32 tgid)
 {
     struct cred_claim *last = cred_last_claim.lookup(&tgid);
@@ -46,35 +54,6 @@ static __always_inline void drop_last_claim(u32 tgid)
 BPF_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_ARRAY(counts_overflow, u64, 8);                  /* by count kind, when `counts` is full */
 
-static __always_inline void count_drop(u32 kind)
-{
-    u64 *d = drops.lookup(&kind);
-    if (d)
-        (*d)++;
-}
-
-/* Space for an event of `size` bytes (a constant), or 0 with the drop counted (ring.h). */
-static __always_inline void *reserve_event(u32 size, u32 kind)
-{
-    for (int i = 0; i < RESERVE_TRIES; i++) {
-        void *e = events.ringbuf_reserve(size);
-        if (e)
-            return e;
-    }
-    count_drop(kind);
-    return 0;
-}
-
-/* Copies out an event built in a scratch map (its size known at run time only). */
-static __always_inline void output_event(void *data, u32 size, u32 kind)
-{
-    for (int i = 0; i < RESERVE_TRIES; i++) {
-        if (events.ringbuf_output(data, size, RINGBUF_FLAGS) == 0)
-            return;
-    }
-    count_drop(kind);
-}
-
 static __always_inline void count(u32 kind, const char *comm)
 {
     struct count_key key = {.kind = kind};
@@ -82,12 +61,8 @@ static __always_inline void count(u32 kind, const char *comm)
     key.v1_cgroup_id = task_v1_memcg_id((void *)bpf_get_current_task());
     if (comm)
         __builtin_memcpy(key.comm, comm, COMM_LEN);
-    u64 *v = counts.lookup(&key);
-    if (!v) {
-        u64 zero = 0;
-        counts.insert(&key, &zero);
-        v = counts.lookup(&key);
-    }
+    u64 zero = 0;
+    u64 *v = counts.lookup_or_try_init(&key, &zero);
     if (v) {
         __sync_fetch_and_add(v, 1);
     } else {

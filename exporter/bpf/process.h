@@ -1,5 +1,5 @@
 /* Process lifecycle probe: limits and event structs. Fixed-width fields, widest first;
- * exporter/probes/process.py decodes these layouts (keep both in step). */
+ * exporter/probes/process_abi.py mirrors them (tests/test_kernel_abi.py checks both agree). */
 #ifndef GT_PROCESS_H
 #define GT_PROCESS_H
 

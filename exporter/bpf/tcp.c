@@ -31,6 +31,14 @@ BPF_PERCPU_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_PERCPU_ARRAY(counts_overflow, u64, C_KIND_MAX); /* by count kind, when `counts` is full */
 BPF_HASH(remote_ports, u16, u8, 1024);               /* outbound ports counted by number */
 
+/* ring.h's accessors of this probe's maps (bcc rewrites map calls only in this file). */
+static __always_inline void *ring_reserve(u32 size) { return events.ringbuf_reserve(size); }
+static __always_inline int ring_output(void *data, u32 size)
+{
+    return events.ringbuf_output(data, size, RINGBUF_FLAGS);
+}
+static __always_inline u64 *ring_drops(u32 kind) { return drops.lookup(&kind); }
+
 static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbound, u8 outcome,
                                       u64 n)
 {
@@ -45,25 +53,6 @@ static __always_inline void count_add(u64 cgroup_id, u32 kind, u16 port, u8 inbo
         if (o)
             *o += n;
     }
-}
-
-static __always_inline void count_drop(u32 kind)
-{
-    u64 *d = drops.lookup(&kind);
-    if (d)
-        (*d)++;
-}
-
-/* Space for an event of `size` bytes (a constant), or 0 with the drop counted (ring.h). */
-static __always_inline void *reserve_event(u32 size, u32 kind)
-{
-    for (int i = 0; i < RESERVE_TRIES; i++) {
-        void *e = events.ringbuf_reserve(size);
-        if (e)
-            return e;
-    }
-    count_drop(kind);
-    return 0;
 }
 
 static __always_inline void owner_from_current(struct owner *o)

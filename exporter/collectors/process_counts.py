@@ -13,10 +13,7 @@ from prometheus_client.registry import Collector
 
 from exporter.collectors.errors import CollectorErrors
 from exporter.labels import OTHER, BoundedLabels
-
-# count_kind in bpf/process.h
-C_EXEC, C_EXIT_OK, C_EXIT_ERROR, C_EXIT_SIGNAL, C_EXIT_OOM, C_OOM_KILL, C_EXEC_FAILED = range(1, 8)
-EXIT_OUTCOMES = {C_EXIT_OK: "ok", C_EXIT_ERROR: "error", C_EXIT_SIGNAL: "signal", C_EXIT_OOM: "oom"}
+from exporter.probes.process_abi import C_EXEC, C_EXEC_FAILED, C_OOM_KILL, EXIT_OUTCOMES
 
 
 class ProcessCountsCollector(Collector):

@@ -71,6 +71,16 @@ class BpfProbe:
         self._batch: list = []  # filled by _on_event when bcc consumes
         # Fields a failed self-test showed to be wrong: blanked rather than emitted.
         self.untrusted: set[str] = set()
+        ctx.stats.declare_dropped("decode", [self.misfit_reason])
+
+    @property
+    def misfit_reason(self) -> str:
+        """The drop reason of a record whose size is not its event struct's (stage decode)."""
+        return f"{self.name}_record_size"
+
+    def count_misfits(self, n: int = 1) -> None:
+        """Records that were not this probe's event structs: counted, never guessed at."""
+        self.ctx.stats.count_dropped("decode", self.misfit_reason, n)
 
     def defines(self) -> dict[str, int]:
         """Compile-time constants (-DNAME=value) of this probe."""

@@ -9,51 +9,41 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import struct
 from functools import lru_cache
 
 from exporter.btf import BtfError, enum_value, member_offset
 from exporter.containers import Container, ContainerResolver
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
+from exporter.probes.process_abi import (
+    CGROUP_PATH_LEN,
+    CMDLINE_AT,
+    CMDLINE_SIZE,
+    CMDLINE_SIZE_AT,
+    CONTEXT,
+    CONTEXT_END,
+    CRED,
+    CRED_SYSCALLS,
+    EV_CGROUP_MKDIR,
+    EV_CRED_CHANGE,
+    EV_EXEC,
+    EV_EXEC_FAILED,
+    EV_EXIT,
+    EV_FORK,
+    EV_OOM_KILL,
+    F_ARGV_TRUNCATED,
+    F_ARGV_UNKNOWN,
+    F_CGROUP_V1,
+    F_EXE_DELETED,
+    F_EXE_MEMFD,
+    F_OOM_KILLED,
+    HEAD,
+    KIND_NAMES,
+    record_size_ok,
+)
 from exporter.process_table import ProcessTable
 from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
 from schema.events import UNSET_ID, ProcessEvent
 
-# Layouts of bpf/process.h.
-HEAD = struct.Struct("<5Q5IiII16s")  # struct proc_event
-# struct exec_context: euid, egid, auid, session_id, stdio_rdev[3], stdio_mode[3], pad, tty.
-CONTEXT = struct.Struct("<7I3HH32s")
-# struct exec_event: the head, the context, argc (u32), cmdline_size (u32), then the command
-# line: the filename and each argument, each ended by a NUL.
-ARGV_MAX, ARG_LEN, CGROUP_PATH_LEN = 20, 128, 256
-CONTEXT_END = HEAD.size + CONTEXT.size
-CMDLINE_AT = CONTEXT_END + 8
-CMDLINE_SIZE = struct.Struct("<I")  # at CONTEXT_END + 4
-# struct cred_event: the head, then the ids after and before (uid, gid, euid, egid) and the call.
-CRED = struct.Struct("<8II")
-
-EV_FORK, EV_EXEC, EV_EXEC_FAILED, EV_EXIT, EV_OOM_KILL, EV_CGROUP_MKDIR, EV_CRED_CHANGE = range(
-    1, 8
-)
-F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
-F_EXE_DELETED, F_EXE_MEMFD = 16, 32
-KIND_NAMES = {
-    EV_FORK: "fork",
-    EV_EXEC: "exec",
-    EV_EXEC_FAILED: "exec_failed",
-    EV_EXIT: "exit",
-    EV_OOM_KILL: "oom_kill",
-    EV_CRED_CHANGE: "cred_change",
-}
-# enum cred_syscall: a cred_change's outcome.
-CRED_SYSCALLS = {
-    1: "setuid",
-    2: "setreuid",
-    3: "setresuid",
-    4: "setgid",
-    5: "setregid",
-    6: "setresgid",
-}
 KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
 
 TICK_NS = 10_000_000
@@ -150,7 +140,7 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
 
 def exec_args(raw: bytes) -> tuple[str, list[str]]:
     """(filename, argv) of an exec event, from its packed command line."""
-    end = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, CONTEXT_END + 4)[0]
+    end = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, CMDLINE_SIZE_AT)[0]
     filename, *argv = raw[CMDLINE_AT:end].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
     return filename, argv
 
@@ -235,10 +225,16 @@ class ProcessProbe(BpfProbe):
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._seq
         containers: dict[tuple[int, int], Container] = {}  # (cgroup id, v1 id) -> container
-        events = []
+        events, head_size, misfits = [], HEAD.size, 0
         for raw in records:
+            if len(raw) < head_size:
+                misfits += 1
+                continue
             (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags, _tid,
              comm) = HEAD.unpack_from(raw)  # fmt: skip
+            if not record_size_ok(raw, kind):  # not this probe's struct: counted, never guessed at
+                misfits += 1
+                continue
             if kind == EV_CGROUP_MKDIR:  # not an event of its own: feeds container attribution
                 path = slot_text(raw, HEAD.size, CGROUP_PATH_LEN)
                 self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
@@ -285,6 +281,8 @@ class ProcessProbe(BpfProbe):
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
                 container.pod_uid, "ebpf", *context, *prev_ids,
             ))  # fmt: skip
+        if misfits:
+            self.count_misfits(misfits)
         if self.untrusted:
             self.blank_untrusted(events)
         return events

@@ -295,7 +295,7 @@ class TcpProbe(BpfProbe):
         size = EVENT.size
         for raw in records:
             if len(raw) != size:  # not this probe's struct tcp_event: counted, never guessed at
-                self.ctx.stats.count_dropped("decode", "tcp_record_size")
+                self.count_misfits()
                 continue
             (ts, conn_id, open_ns, established_ns, sent, received, start_ns, cgroup_id, pid, _,
              addrs, sport, dport, family, _, kind, flags, retransmits, err,
