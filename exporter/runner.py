@@ -100,12 +100,13 @@ class Exporter:
     def scan(self) -> None:
         """What was running (processes, then connections) before the probes were attached."""
         started = time.monotonic()
-        scanner = ProcScanner(self.config.host, self.ctx.clock)
+        names = self.containers.names  # the runtimes are asked once per container
+        scanner = ProcScanner(self.config.host, self.ctx.clock, names=names)
         processes = scanner.scan(self.process_probe.next_event_id)
         self.process_probe.adopt_scanned(processes)
         self.deliver(processes)
         if self.tcp_probe is not None:
-            connections = TcpScanner(self.config.host, self.ctx.clock).scan(
+            connections = TcpScanner(self.config.host, self.ctx.clock, names=names).scan(
                 self.tcp_probe.next_event_id
             )
             self.tcp_probe.adopt_scanned(connections)
