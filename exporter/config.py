@@ -27,6 +27,7 @@ class ExporterConfig:
     tcp: bool = True  # the TCP connection probe
     flags: bool = True  # the flag detector (exporter/flags/)
     flag_rules: str = ""  # the rules file; '' is mixin/flag_rules.yaml
+    policies: str = ""  # a directory of baseline policies (docs/baselines.md); '' for none
 
     def listen_address(self) -> tuple[str, int]:
         addr, sep, port = self.listen.rpartition(":")

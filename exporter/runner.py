@@ -25,6 +25,7 @@ from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
 from exporter.flags.metrics import FlagsCollector
+from exporter.flags.policies import PolicyCollector
 from exporter.flags.setup import flag_detector
 from exporter.metrics_server import MetricsServer, bind_metrics
 from exporter.probes.base import BpfProbe, ProbeContext
@@ -151,6 +152,11 @@ class Exporter:
             CollectorErrorsCollector([r.errors for r in readers]),
             ExporterHealthCollector(self),
             *([FlagsCollector(self.detector)] if self.detector is not None else []),
+            *(
+                [PolicyCollector(self.detector.policy_family)]
+                if getattr(self.detector, "policy_family", None) is not None
+                else []
+            ),
             *self.extra_collectors,
         ]
         # Each describes its metrics, so two that clash fail here, at start-up, not at scrape.

@@ -10,11 +10,30 @@ def flag_detector(config):
     """The detector the config asks for, or None (``flags: false``); a bad rules file is a
     ConfigError naming its file and line."""
     if not config.flags:
+        if config.policies:
+            raise ConfigError("--policies needs the flag detector (drop --no-flags)")
         return None
     from exporter.flags.detector import load_detector
     from mixin.config import MixinConfigError
 
     try:
-        return load_detector(config.flag_rules or None)
+        detector = load_detector(config.flag_rules or None)
     except (RulebookError, MixinConfigError) as e:
+        raise ConfigError(str(e)) from e
+    if config.policies:
+        # Kept on the detector for the runner, which registers its metrics.
+        detector.policy_family = policy_family(config.policies, detector)
+        detector.add_family(detector.policy_family)
+    return detector
+
+
+def policy_family(directory: str, detector):
+    """The baseline policies of a directory as the detector's family; a bad policy file is a
+    ConfigError naming its file and line."""
+    from exporter.flags.policies import PolicyFamily
+    from policy.files import PolicyError, load_policies
+
+    try:
+        return PolicyFamily(load_policies(directory), detector)
+    except PolicyError as e:
         raise ConfigError(str(e)) from e
