@@ -87,7 +87,8 @@ def run_learn(args) -> int:
     workloads = sorted(w for w in activity if w)
     if args.workload and args.workload not in activity:
         raise IncidentError(
-            f"no exec, listen or connection of workload {args.workload!r} in the window"
+            f"no exec, listen or connection of workload {args.workload!r} in the window",
+            exit_code=1,
         )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -245,7 +245,10 @@ def render(policy: Policy) -> str:
         for name, items in (("parents", parents), ("users", users)):
             if items:
                 out.append(f"    {name}:\n")
-                out += [_line(6, f"- {scalar(str(k[2]))}", policy.entries[k]) for k in items]
+                out += [
+                    _line(6, f"- {k[2] if name == 'users' else scalar(k[2])}", policy.entries[k])
+                    for k in items
+                ]
     out.append("listen:" + ("\n" if by_kind["listen"] else " []\n"))
     out += [_line(2, f"- {k[1]}", policy.entries[k]) for k in by_kind["listen"]]
     for kind, field_name in ENDPOINT_FIELD.items():
