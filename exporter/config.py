@@ -48,6 +48,8 @@ class ExporterConfig:
             from exporter.flags.setup import flag_detector
 
             flag_detector(self)  # a bad rules file: ConfigError with its file and line
+        elif self.policies:
+            raise ConfigError("--policies needs the flag detector (drop --no-flags)")
         for sink in self.sinks:
             if not sink.startswith(("jsonl:", "clickhouse://", "chdb:")):
                 # Only the scheme: the rest may be a URL with a password.

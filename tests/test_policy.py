@@ -127,3 +127,21 @@ def test_file_names_and_endpoints():
     assert Endpoint.of("10.1.2.3", 80).text() == "10.1.2.3"
     with pytest.raises(ValueError):
         Endpoint.of("10.1.2.3/8", 80)
+
+
+def test_the_exporter_config_checks_its_policies(tmp_path):
+    from exporter.config import ConfigError, ExporterConfig
+
+    (tmp_path / "a.yaml").write_text("workload: w\nlisten: [80]\n")
+    ExporterConfig(policies=str(tmp_path)).validate()
+    from exporter.flags.setup import flag_detector
+
+    family = flag_detector(ExporterConfig(policies=str(tmp_path))).policy_family
+    assert list(family.policies) == ["w"]
+    (tmp_path / "b.yaml").write_text("workload: v\noutbound:\n  - {to: 300.1.1.1, port: 1}\n")
+    with pytest.raises(ConfigError, match=r"b\.yaml:3: outbound item: '300\.1\.1\.1' is not"):
+        ExporterConfig(policies=str(tmp_path)).validate()
+    with pytest.raises(ConfigError, match="--policies needs the flag detector"):
+        ExporterConfig(policies=str(tmp_path), flags=False).validate()
+    with pytest.raises(ConfigError, match="not a directory of policy files"):
+        ExporterConfig(policies=str(tmp_path / "none")).validate()

@@ -10,8 +10,6 @@ def flag_detector(config):
     """The detector the config asks for, or None (``flags: false``); a bad rules file is a
     ConfigError naming its file and line."""
     if not config.flags:
-        if config.policies:
-            raise ConfigError("--policies needs the flag detector (drop --no-flags)")
         return None
     from exporter.flags.detector import load_detector
     from mixin.config import MixinConfigError
