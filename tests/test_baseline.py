@@ -195,3 +195,50 @@ def test_a_failing_policy_test_prints_a_diff(tmp_path, capsys):
         "  + raised, not expected: {rule_id: 'policy_listen', severity: 'medium', "
         "process_key: 'h:1:1'}" in out
     )
+
+
+def test_graphapi_exports_each_traces_policy_deviations(clickhouse_server, chdb_dir):
+    """A policy flag joins its process's trace; graphapi's /metrics counts it by workload, as
+    the GroundtruthPolicyDeviation alert reads it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from graphapi import create_app
+    from schema.events import FlagEvent
+
+    t0 = time.time_ns() - 5 * MIN
+    events = normal_work(t0) + [
+        FlagEvent(
+            event_id=f"f-{n}",
+            kind=kind,
+            time_ns=t0 + 20 + n,
+            host="h",
+            rule_id=rule,
+            flag_class="security",
+            severity="medium",
+            description="new",
+            pid=101,
+            process_key="h:101:1",
+            workload=SVC if kind == "policy" else "",
+        )  # fmt: skip
+        for n, (kind, rule) in enumerate(
+            [("policy", "policy_exec"), ("policy", "policy_outbound"), ("rule", "exec_from_tmp")]
+        )
+    ]
+    with database_with(events, "chdb", clickhouse_server, chdb_dir) as store:
+        app = create_app({"STORE": store, "TESTING": True, "TOKEN": "t0ken"})
+        client = app.test_client()
+        text = client.get("/metrics", headers={"Authorization": "Bearer t0ken"}).get_data(True)
+    samples = [
+        s
+        for family in text_string_to_metric_families(text)
+        if family.name == "groundtruth_trace_policy_deviations"
+        for s in family.samples
+    ]
+    assert [(s.labels["host"], s.labels["workload"], s.value) for s in samples] == [("h", SVC, 2.0)]
+    scores = [
+        s.labels["trace_id"]
+        for family in text_string_to_metric_families(text)
+        if family.name == "groundtruth_trace_score"
+        for s in family.samples
+    ]
+    assert scores == [samples[0].labels["trace_id"]]
