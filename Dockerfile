@@ -23,6 +23,8 @@ COPY graphapi ./graphapi
 COPY dashboards ./dashboards
 COPY alerts ./alerts
 COPY incident ./incident
+COPY policy ./policy
+COPY baseline ./baseline
 RUN /usr/bin/python3 -m venv --system-site-packages /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir . \
     && /opt/venv/bin/python -c "import bcc, groundtruth.cli"

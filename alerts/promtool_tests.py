@@ -47,6 +47,16 @@ def trace_score(values: str, band: str) -> dict:
     return {"series": f"groundtruth_trace_score{{{body}}}", "values": values}
 
 
+def policy_deviations(values: str) -> dict:
+    """graphapi's count of policy flags of workload nginx.service in one trace."""
+    labels = {
+        "job": "graphapi", "instance": "graphapi:8080", "trace_id": "t-0123456789abcdef",
+        "host": "host1", "root_program": "bash", "workload": "nginx.service",
+    }  # fmt: skip
+    body = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"groundtruth_trace_policy_deviations{{{body}}}", "values": values}
+
+
 @dataclass
 class Case:
     alert: str  # without the prefix
@@ -372,6 +382,31 @@ CASES = [
         "5m",
         [trace_score("79x10", band="high")],
         why="a score under the line",
+    ),
+    Case(
+        "PolicyDeviation",
+        "5m",
+        [policy_deviations("0 0 2x10")],
+        {
+            "trace_id": "t-0123456789abcdef",
+            "host": "host1",
+            "root_program": "bash",
+            "workload": "nginx.service",
+        },  # fmt: skip
+        "2 deviations from the baseline policy of workload nginx.service (a new program, "
+        "parent, user, port, destination or source) in trace t-0123456789abcdef from bash on "
+        "host1. Open the trace's graph; if it is expected, `groundtruth baseline merge` adds "
+        "it to the policy.",
+        quiet_until="1m",
+        fires_from="2m",
+        summary="Workload nginx.service on host1 did something its baseline policy does not allow.",
+        link="&var-instance=host1&var-focus=trace%3Dt-0123456789abcdef",
+    ),
+    Case(
+        "PolicyDeviation",
+        "5m",
+        [policy_deviations("0x10")],
+        why="a trace without deviations",
     ),
 ]
 

@@ -256,6 +256,32 @@ def alerts(cfg: MixinConfig) -> list[Alert]:
                 ("focus", "trace%3D" + _label("trace_id")),
             ),
         ),
+        Alert(
+            name="PolicyDeviation",
+            # graphapi exports the policy flags of each trace by workload (docs/baselines.md).
+            expr=(
+                "max by (trace_id, host, root_program, workload) "
+                "(groundtruth_trace_policy_deviations) > 0"
+            ),
+            for_=t("policy_alert_for"),
+            severity="warning",
+            summary=(
+                f"Workload {_label('workload')} on {_label('host')} did something its baseline "
+                "policy does not allow."
+            ),
+            description=(
+                f"{{{{ $value }}}} deviations from the baseline policy of workload "
+                f"{_label('workload')} (a new program, parent, user, port, destination or "
+                f"source) in trace {_label('trace_id')} from {_label('root_program')} on "
+                f"{_label('host')}. Open the trace's graph; if it is expected, `groundtruth "
+                "baseline merge` adds it to the policy."
+            ),
+            needs_exporter=False,
+            link_vars=(
+                (cfg.host_label, _label("host")),
+                ("focus", "trace%3D" + _label("trace_id")),
+            ),
+        ),
     ]
 
 

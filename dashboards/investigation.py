@@ -281,5 +281,30 @@ def build(cfg: MixinConfig):
                 sql.RECEIVED_ALERTS,
                 (0, 60, 24, 6),
             ),
+            timeseries(
+                "Policy deviations by workload and kind",
+                "Events outside their workload's baseline policy per second on this host "
+                "(exporter --policies, docs/baselines.md): a new executable, parent or user, a "
+                "new listening port, destination or source; every occurrence counted.",
+                [
+                    target(
+                        f"sum by (policy, kind) "
+                        f"(rate(groundtruth_policy_deviations_total{s}{rate}))",
+                        "{{policy}} {{kind}}",
+                    )
+                ],
+                PER_SECOND,
+                (0, 66, 8, 10),
+                stacked=True,
+            ),
+            events_table(
+                "New for their workload (policy deviations)",
+                "Policy flags on this host in the window, newest first: what a workload did "
+                "that its policy does not allow, and what the policy allows instead. Click a "
+                "process key to focus the graph on it; `baseline merge` allows it.",
+                sql.POLICY_DEVIATIONS,
+                (8, 66, 16, 10),
+                [focus_link(cfg)],
+            ),
         ],
     )

@@ -83,6 +83,25 @@ WHERE {ON_HOST} AND {WINDOW} AND {IN_CONTAINER} AND kind != 'scan'
 ORDER BY time_ns DESC
 LIMIT 500"""
 
+# Policy flags: what each workload did that its baseline policy does not allow (docs/baselines.md).
+POLICY_DEVIATIONS = f"""\
+SELECT
+  time,
+  workload,
+  rule_id,
+  severity,
+  description,
+  program,
+  comm,
+  pid,
+  uid,
+  container_id,
+  process_key
+FROM flag_events
+WHERE {ON_HOST} AND {WINDOW} AND {IN_CONTAINER} AND kind = 'policy'
+ORDER BY time_ns DESC
+LIMIT 500"""
+
 # Alerts as graphapi stored them from Alertmanager's webhook (store/received_alerts.py). Their
 # ``time`` column is when they arrived (it decides retention); the panel shows when the status
 # took effect.
@@ -105,6 +124,7 @@ QUERIES = {
     "process_execs": ("process_events", PROCESS_EXECS),
     "process_failures": ("process_events", PROCESS_FAILURES),
     "connections": ("tcp_connection_events", CONNECTIONS),
+    "policy_deviations": ("flag_events", POLICY_DEVIATIONS),
     "received_alerts": ("received_alerts", RECEIVED_ALERTS),
 }
 

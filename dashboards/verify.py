@@ -37,6 +37,7 @@ INCIDENT_ONLY = {
     "groundtruth_tcp_retransmits": "counted from the first retransmitted segment",
     "outbound_failed": "only once an outbound connection has failed",
     "container_memory_limit_used": "only for containers that have a memory limit",
+    "groundtruth_policy_deviations_total": "exported with --policies, from the first deviation",
 }
 
 

@@ -27,6 +27,7 @@ class ExporterConfig:
     tcp: bool = True  # the TCP connection probe
     flags: bool = True  # the flag detector (exporter/flags/)
     flag_rules: str = ""  # the rules file; '' is mixin/flag_rules.yaml
+    policies: str = ""  # a directory of baseline policies (docs/baselines.md); '' for none
 
     def listen_address(self) -> tuple[str, int]:
         addr, sep, port = self.listen.rpartition(":")
@@ -47,6 +48,8 @@ class ExporterConfig:
             from exporter.flags.setup import flag_detector
 
             flag_detector(self)  # a bad rules file: ConfigError with its file and line
+        elif self.policies:
+            raise ConfigError("--policies needs the flag detector (drop --no-flags)")
         for sink in self.sinks:
             if not sink.startswith(("jsonl:", "clickhouse://", "chdb:")):
                 # Only the scheme: the rest may be a URL with a password.

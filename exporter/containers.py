@@ -5,14 +5,21 @@ runtime's cgroup naming, under both the systemd and the cgroupfs drivers. The re
 the cgroup v2 id that BPF reports (``bpf_get_current_cgroup_id``: the directory's inode) to a
 path, learning new cgroups from the probe's ``cgroup_mkdir`` events; on hybrid hosts, where
 containers may live only in v1 hierarchies, ``/proc/<pid>/cgroup`` is read as well.
+
+Each resolved cgroup also carries its workload (exporter/workloads.py): a container's as its
+runtime names it (asked once, when the container is discovered), a systemd service's unit, or
+``host``; the resolver caches it per cgroup, so no event pays for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from exporter.workloads import HOST_WORKLOAD, RuntimeNames, container_workload, service_unit
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -22,6 +29,7 @@ class Container:
     id: str
     runtime: str
     pod_uid: str = ""
+    workload: str = ""  # '' when not known (exporter/workloads.py)
 
     @property
     def short_id(self) -> str:
@@ -29,6 +37,7 @@ class Container:
 
 
 NO_CONTAINER = Container("", "")  # a singleton: compared with `is` on the hot path
+HOST = Container("", "", "", HOST_WORKLOAD)  # known to be in no container and no service
 
 _ID = r"([0-9a-f]{64})"
 # (runtime, pattern on one path component or path), first match wins.
@@ -72,6 +81,30 @@ def container_from_proc_cgroup(text: str) -> Container:
     return NO_CONTAINER
 
 
+def identify(path: str, names: RuntimeNames | None = None) -> Container:
+    """The container of a cgroup path with its workload: a container's (as its runtime names
+    it, when ``names`` is given), else the systemd service's unit, else ``host``."""
+    container = container_from_path(path)
+    if container.id:
+        workload = names.workload(container.id, container.runtime) if names else ""
+        return dataclasses.replace(container, workload=workload or container_workload(container.id))
+    if container is not NO_CONTAINER:
+        return container  # a pod's cgroup above its containers: no workload of its own
+    unit = service_unit(path)
+    return Container("", "", "", unit) if unit else HOST
+
+
+def identify_proc_cgroup(text: str, names: RuntimeNames | None = None) -> Container:
+    """identify() over the lines of /proc/<pid>/cgroup: a container named by any line, else a
+    service named by any line (v1 ``name=systemd`` on hybrid hosts), else ``host``."""
+    found = [identify(line.split(":", 2)[-1], names) for line in text.splitlines() if line]
+    for wanted in (lambda c: c.id, lambda c: c.workload not in ("", HOST_WORKLOAD)):
+        hit = next((c for c in found if wanted(c)), None)
+        if hit is not None:
+            return hit
+    return HOST if found else NO_CONTAINER
+
+
 def unified_mount(root: Path = CGROUP_ROOT) -> Path:
     """Where cgroup v2 is mounted: the root itself, or root/unified on hybrid hosts."""
     if (root / "cgroup.controllers").exists():
@@ -99,7 +132,13 @@ class ContainerResolver:
     already gone.
     """
 
-    def __init__(self, cgroup_root: Path = CGROUP_ROOT, v1_hierarchy: int | None = None):
+    def __init__(
+        self,
+        cgroup_root: Path = CGROUP_ROOT,
+        v1_hierarchy: int | None = None,
+        names: RuntimeNames | None = None,
+    ):
+        self.names = names if names is not None else RuntimeNames()
         self.unified = unified_mount(cgroup_root)
         self.v1_hierarchy = memcg_v1_hierarchy() if v1_hierarchy is None else v1_hierarchy
         self.v1_memory = cgroup_root / "memory" if self.v1_hierarchy else None
@@ -113,8 +152,7 @@ class ContainerResolver:
         if self.v1_memory is not None:
             self._walk(self.v1_memory, self._by_v1_id)
 
-    @staticmethod
-    def _walk(root: Path, into: dict[int, Container]) -> None:
+    def _walk(self, root: Path, into: dict[int, Container]) -> None:
         if not root.is_dir():
             return
         for dirpath, _dirs, _files in os.walk(root):
@@ -122,19 +160,28 @@ class ContainerResolver:
                 inode = os.stat(dirpath).st_ino
             except OSError:
                 continue
-            into[inode] = container_from_path("/" + os.path.relpath(dirpath, root).lstrip("."))
+            into[inode] = identify("/" + os.path.relpath(dirpath, root).lstrip("."), self.names)
 
     def learn(self, cgroup_id: int, path: str, v1: bool = False) -> Container:
         """A new cgroup, from the probe's cgroup_mkdir event."""
-        container = container_from_path(path)
+        container = identify(path, self.names)
         (self._by_v1_id if v1 else self._by_id)[cgroup_id] = container
         return container
 
     def by_cgroup_id(self, cgroup_id: int, v1_cgroup_id: int = 0) -> Container | None:
-        """The container of a v2 cgroup id, else of a v1 memory cgroup id; None if unknown."""
+        """The container of a v2 cgroup id, else of a v1 memory cgroup id; None if unknown.
+
+        On hybrid hosts a container or a service may show only in the v1 hierarchy: the v1
+        answer wins over a v2 one that knows less (no container; ``host`` only)."""
         found = self._by_id.get(cgroup_id)
-        if (found is None or found is NO_CONTAINER) and v1_cgroup_id:
-            return self._by_v1_id.get(v1_cgroup_id, found)
+        if v1_cgroup_id and (found is None or not found.id):
+            v1 = self._by_v1_id.get(v1_cgroup_id)
+            if v1 is not None and (
+                found is None
+                or v1.id
+                or (found.workload in ("", HOST_WORKLOAD) and v1.workload != HOST_WORKLOAD)
+            ):
+                return v1
         return found
 
     def resolve(self, cgroup_id: int, v1_cgroup_id: int = 0) -> Container:

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from exporter.containers import container_from_proc_cgroup
+from exporter.containers import identify_proc_cgroup
 from exporter.probes.process import TICK_NS
 from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
 from exporter.security_context import TtyDrivers, device_tty_name, fd_type
@@ -90,9 +90,11 @@ def cap_argv(args: list[str]) -> tuple[list[str], int]:
 
 class ProcScanner:
     def __init__(
-        self, host: str, clock, proc: Path = Path("/proc"), ttys: TtyDrivers | None = None
-    ):
+        self, host: str, clock, proc: Path = Path("/proc"), ttys: TtyDrivers | None = None,
+        names=None,
+    ):  # fmt: skip
         self.host = host
+        self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
         self.clock = clock
         self.proc = proc
         self.ttys = ttys or TtyDrivers.read(proc)
@@ -143,7 +145,7 @@ class ProcScanner:
         for pid, p in found.items():
             parent = found.get(p["ppid"])
             argv, truncated = cap_argv(p["args"])
-            container = container_from_proc_cgroup(p["cgroup"])
+            container = identify_proc_cgroup(p["cgroup"], self.names)
             events.append(
                 ProcessEvent(
                     event_id=next_event_id(),
@@ -163,6 +165,7 @@ class ProcScanner:
                     argv_truncated=truncated,
                     container_id=container.id,
                     pod_uid=container.pod_uid,
+                    workload=container.workload,
                     source="scan",
                     **p["context"],
                 )

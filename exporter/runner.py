@@ -25,6 +25,7 @@ from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
 from exporter.flags.metrics import FlagsCollector
+from exporter.flags.policies import PolicyCollector
 from exporter.flags.setup import flag_detector
 from exporter.metrics_server import MetricsServer, bind_metrics
 from exporter.probes.base import BpfProbe, ProbeContext
@@ -100,12 +101,13 @@ class Exporter:
     def scan(self) -> None:
         """What was running (processes, then connections) before the probes were attached."""
         started = time.monotonic()
-        scanner = ProcScanner(self.config.host, self.ctx.clock)
+        names = self.containers.names  # the runtimes are asked once per container
+        scanner = ProcScanner(self.config.host, self.ctx.clock, names=names)
         processes = scanner.scan(self.process_probe.next_event_id)
         self.process_probe.adopt_scanned(processes)
         self.deliver(processes)
         if self.tcp_probe is not None:
-            connections = TcpScanner(self.config.host, self.ctx.clock).scan(
+            connections = TcpScanner(self.config.host, self.ctx.clock, names=names).scan(
                 self.tcp_probe.next_event_id
             )
             self.tcp_probe.adopt_scanned(connections)
@@ -150,6 +152,11 @@ class Exporter:
             CollectorErrorsCollector([r.errors for r in readers]),
             ExporterHealthCollector(self),
             *([FlagsCollector(self.detector)] if self.detector is not None else []),
+            *(
+                [PolicyCollector(self.detector.policy_family)]
+                if getattr(self.detector, "policy_family", None) is not None
+                else []
+            ),
             *self.extra_collectors,
         ]
         # Each describes its metrics, so two that clash fail here, at start-up, not at scrape.

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.containers import CGROUP_ROOT, container_from_proc_cgroup, unified_mount
+from exporter.containers import CGROUP_ROOT, identify_proc_cgroup, unified_mount
 from exporter.probes.tcp import AF_INET, AF_INET6, ip_address
 from exporter.proc_scan import parse_stat
 from schema.events import ConnectionEvent, ListenEvent, process_key
@@ -60,8 +60,11 @@ def parse_table(text: str, family: str) -> list[SocketRow]:
 
 
 class TcpScanner:
-    def __init__(self, host: str, clock, proc: Path = Path("/proc"), cgroup_root=CGROUP_ROOT):
+    def __init__(
+        self, host: str, clock, proc: Path = Path("/proc"), cgroup_root=CGROUP_ROOT, names=None
+    ):
         self.host = host
+        self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
         self.clock = clock
         self.proc = proc
         self.unified = unified_mount(cgroup_root)
@@ -107,7 +110,7 @@ class TcpScanner:
             cgroup = (base / "cgroup").read_text()
         except (OSError, ValueError, IndexError):
             return None
-        container = container_from_proc_cgroup(cgroup)
+        container = identify_proc_cgroup(cgroup, self.names)
         return dict(
             pid=pid,
             process_key=process_key(self.host, pid, ticks),
@@ -115,6 +118,7 @@ class TcpScanner:
             cgroup_id=self.cgroup_id(cgroup),
             container_id=container.id,
             pod_uid=container.pod_uid,
+            workload=container.workload,
         )
 
     def cgroup_id(self, proc_cgroup: str) -> int:

@@ -96,6 +96,14 @@ class Trace:
         """Every process from the roots to the flags, each once."""
         return list(dict.fromkeys(k for path in self.paths.values() for k in path))
 
+    def policy_deviations(self) -> dict[str, int]:
+        """Policy flags (baseline deviations) of the trace, by workload."""
+        out: dict[str, int] = {}
+        for f in self.flags:
+            if f.get("kind") == "policy":
+                out[f["workload"]] = out.get(f["workload"], 0) + 1
+        return out
+
     def summary(self) -> dict:
         """One row of the traces table."""
         root = self.root
@@ -126,7 +134,7 @@ def trace_id(root_key: str) -> str:
 
 FLAG_COLUMNS = (
     "event_id time_ns host rule_id flag_class severity technique description process_key pid "
-    "comm connection_id container_id"
+    "comm connection_id container_id kind workload"
 ).split()
 
 

@@ -19,6 +19,7 @@ PARTS = [
     "store.cli",
     "graphapi.cli",
     "incident.cli",
+    "baseline.cli",
     "dashboards.cli",
     "alerts.cli",
     "groundtruth.compose",

@@ -60,6 +60,11 @@ def add_exporter_arguments(p) -> None:
         default=None,
         help="do not run the flag detector",
     )
+    p.add_argument(
+        "--policies",
+        metavar="DIR",
+        help="baseline policies to flag deviations from (docs/baselines.md)",
+    )
 
 
 def config_from_args(args):
@@ -73,6 +78,7 @@ def config_from_args(args):
         "tcp",
         "flags",
         "flag_rules",
+        "policies",
     )
     return load_config(args.config, overrides={k: getattr(args, k) for k in keys})
 

@@ -118,6 +118,11 @@ class ProcessEvent:
     prev_gid: int = col("UInt32", "cred_change: real group id before the call.")
     prev_euid: int = col("UInt32", "cred_change: effective user id before the call.")
     prev_egid: int = col("UInt32", "cred_change: effective group id before the call.")
+    workload: str = col(
+        "String",
+        "Stable workload name: k8s:NAMESPACE/WORKLOAD/CONTAINER, image:REPOSITORY or "
+        "container:ID12 (a container), a systemd unit (nginx.service), or host; '' if unknown.",
+    )
 
 
 EVENT_TYPES: dict[str, type] = {"process": ProcessEvent}
@@ -176,6 +181,7 @@ class ConnectionEvent:
     resets: int = col("UInt8", "RSTs seen: sent and received (0 to 2).")
     closed_by: str = col("String", "close: local or remote (who sent the first FIN or the RST).")
     source: str = col("String", "ebpf (seen live) or scan (open when the exporter started).")
+    workload: str = col("String", "Workload of the owning process (as in process events), or ''.")
 
 
 @dataclass(slots=True)
@@ -196,6 +202,7 @@ class ListenEvent:
     local_addr: str = col("String", "Address listened on ('0.0.0.0' or '::' for any).")
     local_port: int = col("UInt16", "Port listened on.")
     source: str = col("String", "ebpf (seen live) or scan (open when the exporter started).")
+    workload: str = col("String", "Workload of that process (as in process events), or ''.")
 
 
 EVENT_TYPES["tcp_connection"] = ConnectionEvent
@@ -231,6 +238,9 @@ class FlagEvent:
     trigger_event_id: str = col("String", "event_id of the event that triggered it.")
     occurrences: int = col("UInt32", "Events that decided it: 1, or N for a loop or a burst.", 1)
     exception: str = col("String", "id of the rules file's exception that set its severity, or ''.")
+    workload: str = col(
+        "String", "Workload of that process; for a policy flag, the policy's workload, or ''."
+    )
 
 
 EVENT_TYPES["flag"] = FlagEvent

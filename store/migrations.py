@@ -108,6 +108,18 @@ def _security_context(store: Store, node, retention_days: int) -> None:
     add_missing_columns(store, node, "process_events", SECURITY_CONTEXT_COLUMNS, node.execute, on)
 
 
+# Tables that carry the workload of their process (schema/events.py), added in version 5.
+WORKLOAD_TABLES = ("process_events", "tcp_connection_events", "tcp_listen_events", "flag_events")
+
+
+def _workload(store: Store, node, retention_days: int) -> None:
+    """Adds the workload column to the tables of events about a process. Rows written before
+    read as '' (not known). (A new database gets it from sync_tables, with the tables.)"""
+    on = store.cluster if store.on_cluster_ddl else None
+    for table in WORKLOAD_TABLES:
+        add_missing_columns(store, node, table, ("workload",), node.execute, on)
+
+
 MIGRATIONS = [
     Migration(
         1,
@@ -126,6 +138,12 @@ MIGRATIONS = [
         "process_events: security context (effective ids, login uid and session, terminal, "
         "stdin/stdout/stderr types, deleted or memfd executable, ids before a cred_change)",
         _security_context,
+    ),
+    Migration(
+        5,
+        "process, connection, listen and flag events: the workload of their process (a "
+        "container's image or Kubernetes workload, a systemd unit, or host)",
+        _workload,
     ),
 ]
 LATEST = MIGRATIONS[-1].version

@@ -34,7 +34,7 @@ LOW_CARDINALITY = {
     "kind", "host", "outcome", "source", "container_id", "pod_uid", "comm", "direction",
     "state", "status", "alertname", "severity", "container", "receiver", "family", "closed_by",
     "error", "rule_id", "flag_class", "technique", "tty", "stdin_type", "stdout_type",
-    "stderr_type",
+    "stderr_type", "workload",
 }  # fmt: skip
 # Columns looked up by equality (a process, its children, a connection): bloom-filter indexed.
 LOOKUP_COLUMNS = ("process_key", "parent_key", "connection_id")

@@ -68,3 +68,13 @@ def oom_killed_in_container(container_id: str, limit_bytes: int = 64 << 20):
         hog = run_in([mem], [sys.executable, "-c", f"x = b'a' * {limit_bytes * 8}"])
         hog.wait()
         yield hog
+
+
+def service_v2(unit: str) -> Path:
+    """Where systemd puts a system service on cgroup v2 (the unified hierarchy on hybrid hosts)."""
+    return unified_mount() / "system.slice" / unit
+
+
+def random_service_unit() -> str:
+    """A unit name no real service has: gt-test-<random>.service."""
+    return f"gt-test-{secrets.token_hex(4)}.service"

@@ -16,7 +16,7 @@ from alerts import build as alerts_build
 from alerts.rules import rule_file
 from dashboards import sql, verify
 from mixin.config import load_config
-from schema.events import ConnectionEvent, ProcessEvent
+from schema.events import ConnectionEvent, FlagEvent, ProcessEvent
 from store.migrations import migrate
 from store.received_alerts import ReceivedAlert
 from testservices.store_helpers import open_test_store
@@ -153,6 +153,24 @@ def alert(event_id, time_ns, host="host-a"):
     )
 
 
+def flag(event_id, time_ns, kind="policy", host="host-a"):
+    return FlagEvent(
+        event_id=event_id,
+        kind=kind,
+        time_ns=time_ns,
+        host=host,
+        rule_id="policy_exec" if kind == "policy" else "exec_from_tmp",
+        flag_class="security",
+        severity="medium",
+        description="new executable /usr/bin/nc: not in the policy of workload svc.service",
+        process_key=f"{host}:100:7",
+        pid=100,
+        comm=event_id,
+        container_id="c1",
+        workload="svc.service",
+    )
+
+
 EVENTS = [
     process("exec-in", IN_NS, "exec"),
     process("exec-in-other-container", IN_NS + 1, "exec", container="c2" * 32),
@@ -167,6 +185,9 @@ EVENTS = [
     connection("conn-before", OUT_NS),
     alert("alert-in", IN_NS),
     alert("alert-other-host", IN_NS, host="host-b"),
+    flag("policy-in", IN_NS),
+    flag("policy-before", OUT_NS),
+    flag("rule-in", IN_NS, kind="rule"),
 ]
 
 # query -> (column naming the event, the events it must return)
@@ -174,6 +195,7 @@ EXPECTED = {
     "process_execs": ("comm", {"exec-in", "exec-in-other-container", "exec-on-the-host"}),
     "process_failures": ("comm", {"oom", "exit-error"}),
     "connections": ("comm", {"conn-in"}),
+    "policy_deviations": ("comm", {"policy-in"}),
     "received_alerts": ("alertname", {"alert-in"}),
 }
 

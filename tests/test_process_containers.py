@@ -12,7 +12,9 @@ from tests.cgroups import (
     docker_v1,
     fake_container_id,
     oom_killed_in_container,
+    random_service_unit,
     run_in,
+    service_v2,
 )
 
 
@@ -83,6 +85,7 @@ def test_oom_kill_is_tied_to_the_exit_it_causes(running_exporter):
         # A container that exists only in the v1 memory hierarchy (hybrid host): attributed
         # from the v1 cgroup id the kernel reported, not from a /proc read.
         assert got["exec"][0].container_id == exit_.container_id == cid
+        assert got["exec"][0].workload == exit_.workload == f"container:{cid[:12]}"
         label = (("container", cid[:12]), ("outcome", "oom"))
         # Counted in the exit tracepoint, before wait() returned: nothing to wait for.
         assert running_exporter.scrape().get(("groundtruth_process_exits_total", label), 0) == 1
@@ -108,3 +111,41 @@ def test_container_cpu_from_cgroup_v2(running_exporter):
         finally:
             hog.kill()
             hog.wait()
+
+
+LISTEN_AND_CONNECT = """
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+cli = socket.create_connection(srv.getsockname()); conn, _ = srv.accept()
+cli.sendall(b"x"); conn.recv(1); print(srv.getsockname()[1], flush=True)
+"""
+
+
+def test_workload_of_a_service_a_container_and_the_host(running_exporter):
+    """Process, listen and connection events name the workload of their cgroup: a systemd unit
+    (a real cgroup v2 directory named like one), a container (no runtime answers here: its id),
+    and everything else ``host``."""
+    cid, unit = fake_container_id(), random_service_unit()
+    with cgroup_dirs(service_v2(unit), docker_scope_v2(cid)) as (service, scope):
+        in_service = run_in(
+            [service], [sys.executable, "-c", LISTEN_AND_CONNECT], stdout=subprocess.PIPE, text=True
+        )
+        port = int(in_service.stdout.readline())
+        in_container = run_in([scope], ["/bin/true"])
+        on_host = subprocess.Popen(["/bin/true"])
+        for child in (in_service, in_container, on_host):
+            child.wait()
+        for child, workload in (
+            (in_service, unit), (in_container, f"container:{cid[:12]}"), (on_host, "host"),
+        ):  # fmt: skip
+            got = running_exporter.events_of(child.pid, ("exec", "exit"))
+            assert got["exec"][0].workload == got["exit"][0].workload == workload
+        listens = running_exporter.wait_for(
+            lambda e: getattr(e, "local_port", None) == port and e.kind == "listen", what="listen"
+        )
+        assert [e.workload for e in listens] == [unit]
+        outbound = running_exporter.wait_for(
+            lambda e: getattr(e, "remote_port", None) == port and e.pid == in_service.pid,
+            what="the service's connection",
+        )
+        assert {e.workload for e in outbound} == {unit}

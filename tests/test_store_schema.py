@@ -9,6 +9,7 @@ from store.migrations import (
     LATEST,
     MIGRATIONS,
     SECURITY_CONTEXT_COLUMNS,
+    WORKLOAD_TABLES,
     SchemaTooNew,
     _ensure_migrations_table,
     _record,
@@ -78,7 +79,7 @@ def test_version_1_process_events_get_the_security_context(store):
     )
     done = migrate(store)
     assert any("migration 4: process_events: security context" in line for line in done)
-    assert schema_version(store) == LATEST == 4
+    assert schema_version(store) == LATEST == 5
     types = dict(table_columns(store, "process_events"))
     expected = {name: ch_type for name, ch_type, _ in columns(ProcessEvent)}
     for name in SECURITY_CONTEXT_COLUMNS:
@@ -88,6 +89,35 @@ def test_version_1_process_events_get_the_security_context(store):
         "FROM process_events WHERE event_id = 'old-row'"
     )
     assert row == [(77, 0, 4294967295, 4294967295, "", "", 0, 0)]
+    assert migrate(store) == []
+
+
+def test_version_4_tables_get_the_workload(store):
+    """A database written by version 4: each table about a process gets ``workload``; its old
+    rows read as not known ('')."""
+    migrate(store)
+    for table in WORKLOAD_TABLES:
+        store.execute(f"ALTER TABLE {table} DROP COLUMN workload")
+    store.execute("DROP TABLE schema_migrations")
+    _ensure_migrations_table(store.backend)
+    for m in MIGRATIONS[:4]:
+        _record(store.backend, m)
+    assert schema_version(store) == 4
+    store.execute(
+        "INSERT INTO tcp_listen_events (event_id, kind, time_ns, host, pid, local_port) "
+        "SELECT 'old-listen', 'listen', {t:UInt64}, 'host-a', 78, 8080",
+        {"t": time.time_ns()},
+    )
+    done = migrate(store)
+    assert any("migration 5: process, connection, listen and flag events" in d for d in done)
+    assert schema_version(store) == LATEST
+    for table in WORKLOAD_TABLES:
+        types = dict(table_columns(store, table))
+        assert types["workload"].removeprefix("LowCardinality(").removesuffix(")") == "String"
+    rows = store.query(
+        "SELECT pid, local_port, workload FROM tcp_listen_events WHERE event_id = 'old-listen'"
+    )
+    assert rows == [(78, 8080, "")]
     assert migrate(store) == []
 
 

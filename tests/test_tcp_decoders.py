@@ -110,13 +110,14 @@ def test_decode_puts_every_value_in_its_field():
         local_addr="127.0.0.1", local_port=50_000, remote_addr="127.0.0.1", remote_port=443,
         outcome="reset", error="ECONNRESET", open_time_ns=1_010, establish_ns=500,
         duration_ns=500, bytes_sent=11, bytes_received=22, retransmits=5, resets=1,
-        closed_by="local", source="ebpf",
+        closed_by="local", source="ebpf", workload="image:nginx",
     )  # fmt: skip
     listen = probe.decode(packed_event(EV_LISTEN, 0))
     assert dataclasses.asdict(listen) == dict(
         event_id=listen.event_id, kind="listen", time_ns=2_010, host="h", pid=4242,
         process_key="h:4242:3", comm="curl", cgroup_id=77, container_id="c" * 64, pod_uid="",
         family="ipv4", local_addr="127.0.0.1", local_port=50_000, source="ebpf",
+        workload="image:nginx",
     )  # fmt: skip
 
 
@@ -124,7 +125,7 @@ class KnownCgroups:
     """A resolver that knows one cgroup: 77 is a container."""
 
     def by_cgroup_id(self, cgroup_id):
-        return Container("c" * 64, "docker") if cgroup_id == 77 else None
+        return Container("c" * 64, "docker", "", "image:nginx") if cgroup_id == 77 else None
 
 
 def test_fields_a_failed_selftest_distrusts_are_blanked():

@@ -16,7 +16,8 @@ same sinks as the events. A rule that matches goes through, in order:
    the store; the metric still shows every one);
 4. a FlagEvent about the event's process (and connection).
 
-Baseline policies (issue 18) plug in as another family calling ``emit`` with kind ``policy``.
+Baseline policies (exporter/flags/policies.py) plug in as another family (``add_family``) that
+raises its flags, kind ``policy``, through ``add_flag``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ class Detector:
                             ("on_connection", self._connection_hooks)):  # fmt: skip
             if hasattr(family, name):
                 hooks.append(getattr(family, name))
+
+    def add_flag(self, flag: FlagEvent, stored: bool = True) -> None:
+        """A flag a family raised by its own logic (baseline policies: once per process and
+        deviation): counted like a rule's, and stored with this batch's flags unless not
+        ``stored`` (a repeat, counted only)."""
+        counted_as = (flag.rule_id, flag.flag_class, flag.severity)
+        if stored:
+            self.raised[counted_as] += 1
+            self._out.append(flag)
+        else:
+            self.repeats[counted_as] += 1
 
     def _route(self, cls) -> int | None:
         found = self._routes.get(cls, 0)
@@ -264,6 +276,7 @@ class Detector:
                 trigger_event_id=ev.event_id,
                 occurrences=occurrences,
                 exception=exception,
+                workload=getattr(ev, "workload", ""),
             )
         )
 

@@ -121,8 +121,12 @@ def _project(flag, keys) -> tuple:
     return tuple((k, getattr(flag, k)) for k in keys)
 
 
-def run_test_file(path: str | Path, thresholds_base: dict | None = None) -> tuple[bool, list[str]]:
-    """(all passed, report lines)."""
+def run_test_file(
+    path: str | Path, thresholds_base: dict | None = None, family=None, flag_kind: str = ""
+) -> tuple[bool, list[str]]:
+    """(all passed, report lines). ``family(doc, path)``, when given, reads what the file adds
+    (baseline policies) and returns a function that adds a family to each test's detector;
+    ``flag_kind`` keeps only the flags of that kind (``policy``)."""
     from mixin.config import load_config
 
     path = Path(path)
@@ -141,6 +145,7 @@ def run_test_file(path: str | Path, thresholds_base: dict | None = None) -> tupl
         thresholds[key] = value
     rules_path = (path.parent / doc["rules"]) if doc.get("rules") else None
     rulebook = load_rulebook(rules_path)
+    add_family = family(doc, path) if family is not None else None
     ok, report = True, []
     for test in doc["tests"]:
         where = f"{path}:{_line(test)}"
@@ -156,7 +161,11 @@ def run_test_file(path: str | Path, thresholds_base: dict | None = None) -> tupl
             if bad:
                 raise RuleTestError(f"{where}: flags have no field {', '.join(bad)}")
         detector = Detector(rulebook, thresholds)
+        if add_family is not None:
+            add_family(detector)
         flags = detector.observe(_events(test, path.parent, where))
+        if flag_kind:
+            flags = [f for f in flags if f.kind == flag_kind]
         got = sorted(_project(f, keys) for f in flags)
         want = sorted(tuple((k, e.get(k, _ANY)) for k in keys) for e in expected)
         missing, unexpected = _diff(want, got)

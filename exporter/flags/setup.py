@@ -15,6 +15,23 @@ def flag_detector(config):
     from mixin.config import MixinConfigError
 
     try:
-        return load_detector(config.flag_rules or None)
+        detector = load_detector(config.flag_rules or None)
     except (RulebookError, MixinConfigError) as e:
+        raise ConfigError(str(e)) from e
+    if config.policies:
+        # Kept on the detector for the runner, which registers its metrics.
+        detector.policy_family = policy_family(config.policies, detector)
+        detector.add_family(detector.policy_family)
+    return detector
+
+
+def policy_family(directory: str, detector):
+    """The baseline policies of a directory as the detector's family; a bad policy file is a
+    ConfigError naming its file and line."""
+    from exporter.flags.policies import PolicyFamily
+    from policy.files import PolicyError, load_policies
+
+    try:
+        return PolicyFamily(load_policies(directory), detector)
+    except PolicyError as e:
         raise ConfigError(str(e)) from e

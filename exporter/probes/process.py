@@ -207,7 +207,9 @@ class ProcessProbe(BpfProbe):
         """Add processes found by the start-up scan, unless an event already told us more."""
         for ev in events:
             if not self.table.key(ev.pid):
-                self.table.add(ev.pid, ev.process_key, Container(ev.container_id, "", ev.pod_uid))
+                self.table.add(
+                    ev.pid, ev.process_key, Container(ev.container_id, "", ev.pod_uid, ev.workload)
+                )
 
     def decode(self, raw: bytes) -> ProcessEvent | None:
         """One record's event; None for a record that only feeds container attribution."""
@@ -279,7 +281,7 @@ class ProcessProbe(BpfProbe):
                 start + offset if start else 0,
                 uid, gid, comms.get(comm) or new_comm(comm), filename, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
-                container.pod_uid, "ebpf", *context, *prev_ids,
+                container.pod_uid, "ebpf", *context, *prev_ids, container.workload,
             ))  # fmt: skip
         if misfits:
             self.count_misfits(misfits)

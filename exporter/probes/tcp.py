@@ -270,7 +270,7 @@ class TcpProbe(BpfProbe):
         return list(self.scanned.values())
 
     def owner(self, pid: int, start_ns: int, cgroup_id: int, comm: bytes) -> tuple:
-        """(process key, comm, container id, pod uid) of an event's owner, cached: a busy
+        """(process key, comm, container id, pod uid, workload) of an event's owner, cached: a busy
         process owns many connections."""
         key = (pid, start_ns, cgroup_id)
         found = self._owners.get(key)  # comm: the kernel's bytes
@@ -278,7 +278,10 @@ class TcpProbe(BpfProbe):
             if len(self._owners) >= OWNER_CACHE_MAX:
                 self._owners.clear()  # also forgets containers learned too late
             container = self.container(pid, cgroup_id)
-            found = (self.key(pid, start_ns), cstr(comm), container.id, container.pod_uid)
+            found = (
+                self.key(pid, start_ns), cstr(comm), container.id, container.pod_uid,
+                container.workload,
+            )  # fmt: skip
             self._owners[key] = found
         return found
 
@@ -306,7 +309,7 @@ class TcpProbe(BpfProbe):
             if kind == EV_LISTEN or kind == EV_LISTEN_CLOSE:
                 events.append(self._listen(kind, ts, pid, owner, cgroup_id, family, addrs, sport))
                 continue
-            pkey, comm_text, container_id, pod_uid = owner
+            pkey, comm_text, container_id, pod_uid, workload = owner
             direction, outcome, error, resets, closer = end_labels(kind, flags, err)
             family_name, local_addr, remote_addr = addresses(family, addrs)
             if not open_ns:
@@ -321,7 +324,7 @@ class TcpProbe(BpfProbe):
                 container_id, pod_uid, direction, family_name, local_addr, sport, remote_addr,
                 dport, outcome, error, open_ns + offset if open_ns else 0, establish_ns,
                 ts - established_ns if kind == EV_CLOSE and established_ns else 0,
-                sent, received, retransmits, resets, closer, "ebpf",
+                sent, received, retransmits, resets, closer, "ebpf", workload,
             )  # fmt: skip
             if flags & F_UNTRACKED:
                 self._from_scan(ev)
@@ -331,11 +334,11 @@ class TcpProbe(BpfProbe):
         return events
 
     def _listen(self, kind, ts, pid, owner, cgroup_id, family, addrs, sport) -> ListenEvent:
-        pkey, comm_text, container_id, pod_uid = owner
+        pkey, comm_text, container_id, pod_uid, workload = owner
         return ListenEvent(
             self.next_event_id(), KIND_NAMES[kind], ts + self.ctx.clock.offset_ns,
             self.ctx.host, pid, pkey, comm_text, cgroup_id, container_id, pod_uid,
-            FAMILIES.get(family, ""), ip_address(family, addrs[:16]), sport, "ebpf",
+            FAMILIES.get(family, ""), ip_address(family, addrs[:16]), sport, "ebpf", workload,
         )  # fmt: skip
 
     def drain(self) -> list:
@@ -399,6 +402,7 @@ class TcpProbe(BpfProbe):
         for name in ("connection_id", "pid", "process_key", "comm", "cgroup_id", "direction"):
             setattr(ev, name, getattr(scanned, name))
         ev.container_id, ev.pod_uid = scanned.container_id, scanned.pod_uid
+        ev.workload = scanned.workload
 
     def conns_untracked(self) -> int:
         """Sockets the kernel side could not track because its table was full."""

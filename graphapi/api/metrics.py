@@ -1,4 +1,5 @@
-"""``GET /metrics``: the scores of the traces of the last hour, for Prometheus to alert on.
+"""``GET /metrics``: the scores of the traces of the last hour (and their baseline policy
+deviations), for Prometheus to alert on.
 
 Traces are assembled where every host's events meet, so their scores are exported here, not
 by the exporters. Read at scrape time (a ``Collector``): the top ``TRACE_METRICS_MAX`` traces by
@@ -41,13 +42,19 @@ class TraceScoreCollector(Collector):
             "groundtruth_graphapi_trace_errors",
             "Scrapes whose traces could not be assembled (the store failed).",
         )
-        return score, count, errors
+        policy = GaugeMetricFamily(
+            "groundtruth_trace_policy_deviations",
+            "Policy flags (baseline deviations) in a trace of the last window, by workload; the "
+            "highest-scoring traces only.",
+            labels=["trace_id", "host", "root_program", "workload"],
+        )
+        return score, count, errors, policy
 
     def describe(self):
         return self._families()
 
     def collect(self):
-        score, count, errors = self._families()
+        score, count, errors, policy = self._families()
         now = time.time_ns()
         try:
             traces = self.assemble(now - int(self.window_seconds * 1e9), now)
@@ -61,8 +68,10 @@ class TraceScoreCollector(Collector):
             s = t.summary()
             labels = [t.id, t.root["host"], s["root_program"], t.band, s["highest_severity"]]
             score.add_metric(labels, t.score)
+            for workload, n in sorted(t.policy_deviations().items()):
+                policy.add_metric([t.id, t.root["host"], s["root_program"], workload], n)
         errors.add_metric([], self.errors)
-        yield from (score, count, errors)
+        yield from (score, count, errors, policy)
 
 
 def _collector(app) -> TraceScoreCollector:

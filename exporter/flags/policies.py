@@ -1,0 +1,137 @@
+"""Baseline policies, live: the detector's family that flags what a workload's policy does not
+allow (docs/baselines.md).
+
+Called by the detector on every exec, listen and connection (``Detector.add_family``). An event
+of a workload without a policy costs one dict lookup; one with a policy a few set lookups
+(``policy.model.Policy``'s precomputed sets). Each distinct deviation is stored once per process
+as a ``policy`` flag (rule ``policy_<kind>``, severity from the policy) and counted every time,
+by policy (its workload) and kind: ``groundtruth_policy_deviations_total``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import Counter
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from policy.model import KINDS, Policy, describe
+from schema.events import FlagEvent
+
+FLAGGED_MAX = 65536  # (process, deviation) pairs remembered; past it, forgotten all at once
+FLAG_CLASS = "security"
+
+
+def rule_id(kind: str) -> str:
+    return f"policy_{kind}"
+
+
+class PolicyFamily:
+    def __init__(self, policies: dict[str, Policy], detector):
+        self.policies = {w: p for w, p in policies.items() if p.mode == "audit"}
+        self.detector = detector
+        self.ancestry = detector.ancestry
+        self.deviations: Counter = Counter()  # (workload, kind) -> every occurrence
+        self._flagged: set[tuple] = set()
+        self._run_id = os.urandom(4).hex()
+        self._seq = itertools.count()
+
+    def on_exec(self, ev, program: str) -> None:
+        policy = self.policies.get(ev.workload)
+        if policy is not None:
+            parent = self.ancestry.program(ev.parent_key)
+            found = policy.exec_deviation(ev.filename, parent, ev.uid)
+            if found is not None:
+                self._deviation(policy, found, ev, program, ev.parent_key)
+
+    def on_listen(self, ev) -> None:
+        policy = self.policies.get(ev.workload)
+        if policy is not None and ev.kind == "listen":
+            found = policy.listen_deviation(ev.local_port)
+            if found is not None:
+                self._deviation(policy, found, ev)
+
+    def on_connection(self, ev) -> None:
+        policy = self.policies.get(ev.workload)
+        if policy is None or ev.kind == "scan":
+            return
+        if ev.direction == "outbound":
+            found = policy.endpoint_deviation("outbound", ev.remote_addr, ev.remote_port)
+        elif ev.direction == "inbound":
+            found = policy.endpoint_deviation("inbound", ev.remote_addr, ev.local_port)
+        else:
+            return
+        if found is not None:
+            self._deviation(policy, found, ev, connection_id=ev.connection_id)
+
+    def _deviation(self, policy, found, ev, program="", parent_key=None, connection_id=""):
+        kind = found[0]
+        self.deviations[policy.workload, kind] += 1
+        flag_key = (ev.process_key, found)
+        stored = flag_key not in self._flagged
+        if stored:
+            if len(self._flagged) >= FLAGGED_MAX:
+                self._flagged.clear()
+            self._flagged.add(flag_key)
+        if parent_key is None:
+            parent_key = self.ancestry.parent(ev.process_key)
+        program = program or self.ancestry.program(ev.process_key) or ev.comm
+        where = f" ({policy.path})" if policy.path else ""
+        self.detector.add_flag(
+            FlagEvent(
+                event_id=f"{self._run_id}-p{next(self._seq)}",
+                kind="policy",
+                time_ns=self.detector.clock(),
+                host=ev.host,
+                rule_id=rule_id(kind),
+                flag_class=FLAG_CLASS,
+                severity=policy.severity,
+                description=f"{describe(found)}: not in the policy of workload "
+                f"{policy.workload}{where}; it allows {policy.expected(found)}",
+                process_key=ev.process_key,
+                pid=ev.pid,
+                comm=ev.comm,
+                program=program,
+                parent_key=parent_key,
+                uid=getattr(ev, "uid", 0),
+                connection_id=connection_id,
+                container_id=ev.container_id,
+                pod_uid=ev.pod_uid,
+                event_time_ns=ev.time_ns,
+                trigger_event_id=ev.event_id,
+                workload=policy.workload,
+            ),
+            stored,
+        )
+
+
+class PolicyCollector(Collector):
+    """Prometheus: deviations by policy and kind (bounded: the policies loaded, six kinds)."""
+
+    def __init__(self, family: PolicyFamily):
+        self.family = family
+
+    def describe(self):
+        for metric in self.collect():
+            metric.samples = []
+            yield metric
+
+    def collect(self):
+        deviations = CounterMetricFamily(
+            "groundtruth_policy_deviations",
+            "Events outside their workload's baseline policy, by policy (workload) and kind "
+            "(exec, parent, user, listen, outbound, inbound); each counted, stored once per "
+            "process.",
+            labels=["policy", "kind"],
+        )
+        for workload in sorted(self.family.policies):
+            for kind in KINDS:
+                deviations.add_metric([workload, kind], self.family.deviations[workload, kind])
+        yield deviations
+        yield GaugeMetricFamily(
+            "groundtruth_exporter_policies",
+            "Baseline policies the flag detector checks (mode audit).",
+            value=len(self.family.policies),
+        )

@@ -1,0 +1,47 @@
+"""A small service for the baseline tests: it listens, and does what each line of stdin says.
+
+Prints its listening port, then per command line one answer line:
+  exec PATH [ARG...]  runs the program (a child of the service), prints "done"
+  connect PORT        connects to 127.0.0.1:PORT, sends a byte, reads one, closes; "done"
+  accept              accepts one connection on its port, reads a byte, answers one; "done"
+  listen              listens on a new port as well; prints that port
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+
+def main() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    extra = []
+    print(server.getsockname()[1], flush=True)
+    for line in sys.stdin:
+        command, *args = line.split()
+        answer = "done"
+        if command == "exec":
+            subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        elif command == "connect":
+            with socket.create_connection(("127.0.0.1", int(args[0]))) as conn:
+                conn.sendall(b"x")
+                conn.recv(1)
+        elif command == "accept":
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1)
+                conn.sendall(b"y")
+        elif command == "listen":
+            other = socket.socket()
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            extra.append(other)
+            answer = str(other.getsockname()[1])
+        print(answer, flush=True)
+
+
+if __name__ == "__main__":
+    main()
