@@ -36,7 +36,8 @@ ALLOWED = {
     "exporter": {"schema", "mixin"},
     "store": {"schema"},
     "graph": {"schema", "store"},
-    "graphapi": {"schema", "mixin", "store", "graph"},
+    # graphapi's pages show the incident commands' ancestry and timeline, from their code.
+    "graphapi": {"schema", "mixin", "store", "graph", "incident"},
     "incident": {"schema", "mixin", "store", "graph"},
     "dashboards": {"schema", "mixin"},
     "alerts": {"schema", "mixin"},

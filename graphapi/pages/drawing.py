@@ -1,0 +1,68 @@
+"""The graph page's picture: graphapi's nodes and edges drawn by graphviz (the postmortem's
+drawing, ``incident.graph_svg``, with the same shapes and colours), each node a link to its
+details on the page, and those details as a page shows them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from markupsafe import Markup
+
+from graph.nodegraph_fields import MORE, NODE_FIELDS
+from incident.errors import IncidentError
+from incident.graph_svg import render_svg, to_dot
+
+# The details a node shows, in the Node Graph panel's own names (its "Kind", "Command line", ...).
+DETAILS = [(name, label) for name, _type, label in NODE_FIELDS if name.startswith("detail__")]
+# Drawn as the node's title and subtitle already, or only for the graph's own use.
+HIDDEN = {"detail__kind", "detail__focus"}
+_SVG_START = re.compile(rb"<svg\b")
+
+
+def node_anchor(i: int) -> str:
+    return f"node-{i}"
+
+
+def svg_of(graph: dict, title: str) -> tuple[Markup | None, str]:
+    """(inline SVG, '') or (None, why it could not be drawn).
+
+    Graphviz writes every label and tooltip escaped for XML (``to_dot`` has it keep an ``&``
+    as one); the prolog and doctype go, the ``<svg>`` element is put in the page as it is.
+    """
+    try:
+        svg = render_svg(to_dot(graph, title, link=lambda i, _n: f"#{node_anchor(i)}"))
+    except IncidentError as e:
+        return None, str(e)
+    start = _SVG_START.search(svg)
+    if start is None:
+        return None, "graphviz wrote no SVG"
+    # Markup: not escaped again; graphviz escaped every text in it.
+    return Markup(svg[start.start() :].decode("utf-8", "replace")), ""
+
+
+def node_views(graph: dict) -> list[dict]:
+    """Each node with what its details panel shows: its fields (empty ones left out) and
+    whether it can be a focus (every node but "N more not shown")."""
+    out = []
+    for i, n in enumerate(graph["nodes"]):
+        fields = [
+            (label, n[name])
+            for name, label in DETAILS
+            if name not in HIDDEN and n.get(name) not in ("", None, 0)
+        ]
+        kind = n.get("detail__kind", "")
+        if kind == "process":  # one process: a count of 1 says nothing
+            fields = [(label, value) for label, value in fields if label != "Processes"]
+        out.append(
+            {
+                "anchor": node_anchor(i),
+                "node": n,
+                "kind": kind,
+                "fields": fields,
+                "focusable": not n["id"].startswith(MORE),
+                # A process's earlier program (key#n) belongs to the process key.
+                "process_key": n["id"].split("#", 1)[0] if kind == "process" else "",
+            }
+        )
+    return out
