@@ -91,7 +91,8 @@ def run(args) -> int:
         signal.signal(sig, stop)
     graph = f"http://{host}:{server.effective_port}"
     print(
-        f"groundtruth up: metrics   http://{config.listen}/metrics\n"
+        f"groundtruth up: open      {graph}/ (what happened, the causal graph, timelines)\n"
+        f"                metrics   http://{config.listen}/metrics\n"
         f"                graph API {graph}/api/graph  (OpenAPI: {graph}/api/openapi.json)\n"
         f"                events    chDB in {data_dir}\n"
         "                Ctrl-C to stop",
