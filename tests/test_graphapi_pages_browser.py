@@ -10,13 +10,12 @@ here" re-focuses; the alert's link opens the alert's graph; the hostile argv is 
 and runs nothing; times are shown in the browser's time zone, which is stated; an empty window
 says so and offers a wider one. Every request the browser makes goes to graphapi itself.
 Screenshots of each page are written under the test's temporary directory (docs/screenshots/
-holds one set, for the README).
+holds the set of tests/test_graphapi_pages.py, on recorded events: these show this machine).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -30,15 +29,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.browser import Recorder, chromium
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 from testservices.service import free_port
 
 HOST = "pages-host"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 ZONE, ZONE_OFFSET = "Asia/Tokyo", timedelta(hours=9)  # not the machine's UTC
 HOSTILE = [
     "<script>window.__pwned = 1</script>",
@@ -175,29 +170,8 @@ def alert(stack):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup-host.sh installs Debian's chromium")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            timezone_id=ZONE, viewport={"width": 1500, "height": 1000},
-        )  # fmt: skip
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), ZONE) as context:
         yield context
-        context.close()
-
-
-class Recorder:
-    """Every request, console error and dialog of a page."""
-
-    def __init__(self, page):
-        self.requests: list[str] = []
-        self.problems: list[str] = []
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
-        page.on("pageerror", lambda e: self.problems.append(str(e)))
-        page.on("dialog", lambda d: (self.problems.append(f"dialog: {d.message}"), d.dismiss()))
 
 
 @pytest.fixture
@@ -206,13 +180,11 @@ def page(browser, stack):
     recorder = Recorder(page)
     yield page, recorder
     page.close()
-    origin = stack + "/"
-    assert recorder.requests, "the browser made no request"
-    assert [u for u in recorder.requests if not u.startswith(origin)] == [], "left graphapi"
-    assert recorder.problems == []
+    recorder.check(stack)
 
 
 def shot(page, tmp_path, name: str) -> None:
+    """Under the test's directory only: these pages show this machine's own processes."""
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
 
 
