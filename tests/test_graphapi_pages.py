@@ -248,3 +248,24 @@ def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
         assert "No events in this window" in page.inner_text(".empty")
         shot(page, tmp_path, "empty")
         recorder.check(served)
+
+
+def test_alert_links_without_grafana_open_these_pages(client):
+    """With no Grafana URL, every alert's dashboard_url is a graph page of graphapi that
+    answers for the alert's labels (here host-a, and a trace of it)."""
+    from alerts.rules import alerts, dashboard_url
+    from mixin.config import MixinConfig, load_config
+
+    cfg = load_config()
+    cfg = MixinConfig({**cfg.raw, "grafana_url": ""})
+    trace = re.search(r"focus=trace%3D(t-[0-9a-f]+)", page(client, "/")).group(1)
+    for alert in alerts(cfg):
+        url = dashboard_url(cfg, alert)
+        assert url.startswith(f"{cfg.graphapi_url}/graph?last=1h"), url
+        url = re.sub(r"\{\{ \$labels\.(instance|host) \}\}", E.A, url)
+        url = url.replace("{{ $labels.container }}", "").replace("{{ $labels.trace_id }}", trace)
+        assert "{{" not in url, url
+        target = urllib.parse.urlparse(url)
+        args = dict(urllib.parse.parse_qsl(target.query, keep_blank_values=True))
+        reply = client.get(target.path, query_string=args)
+        assert reply.status_code == 200, (alert.name, url)

@@ -54,6 +54,8 @@ def node_views(graph: dict) -> list[dict]:
         kind = n.get("detail__kind", "")
         if kind == "process":  # one process: a count of 1 says nothing
             fields = [(label, value) for label, value in fields if label != "Processes"]
+        if kind == "alert":  # an alert carries its annotations where a process has its argv
+            fields = [("Annotations" if lbl == "Command line" else lbl, v) for lbl, v in fields]
         out.append(
             {
                 "anchor": node_anchor(i),
