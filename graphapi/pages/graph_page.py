@@ -45,7 +45,10 @@ def grafana_link(win: PageWindow, req: GraphRequest) -> str:
     base = (current_app.config.get("GRAFANA_URL") or "").rstrip("/")
     if not base:
         return ""
-    args = {"from": win.window.from_ns // 10**6, "to": win.window.to_ns // 10**6}
+    args: dict[str, str | int] = {
+        "from": win.window.from_ns // 10**6,
+        "to": win.window.to_ns // 10**6,
+    }
     if win.last:
         args = {"from": f"now-{win.last}", "to": "now"}
     if req.scope.hosts:
