@@ -51,12 +51,16 @@ def store(request, clickhouse_server, chdb_dir):
         yield s
 
 
-@pytest.fixture(scope="module")
-def app(store):
+def app_with_alert(store):
     app = create_app({"STORE": store, "TOKEN": TOKEN, "TESTING": True})
     reply = app.test_client().post("/api/alerts/webhook", json=E.alert_payload(), headers=AUTH)
-    assert reply.status_code == 200 and reply.get_json()["stored"] in (0, 1)
+    assert reply.status_code == 200 and reply.get_json()["stored"] == 1
     return app
+
+
+@pytest.fixture(scope="module")
+def app(store):
+    return app_with_alert(store)
 
 
 @pytest.fixture
@@ -195,13 +199,13 @@ def test_grafana_link_when_a_grafana_url_is_set(store):
 
 
 @pytest.fixture(scope="module")
-def served(app, store):
-    if "chdb" not in store.describe():
-        pytest.skip("the browser run once, on chDB")
-    server = make_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+def served(chdb_dir):
+    """graphapi over HTTP (waitress) on chDB: the browser's pages are the same on both stores."""
+    with database_with(events(), "chdb", None, chdb_dir) as store:
+        server = make_server(app_with_alert(store), "127.0.0.1", 0)
+        threading.Thread(target=server.run, daemon=True).start()
+        yield f"http://127.0.0.1:{server.effective_port}"
+        server.close()
 
 
 def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
