@@ -105,6 +105,11 @@ def test_hostile_argv_is_escaped_everywhere(client):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body, path
         assert "ünïcødé ✓" in body
         assert len(re.findall(r"<script\b", body)) == 1  # pages.js
+    # What the user typed comes back escaped too, in the form and in the message.
+    for args in ({"focus": "host=<script>alert(1)</script>"}, {"host": '"><script>x</script>'}):
+        reply = client.get("/graph", query_string={**E.WINDOW, **args})
+        assert reply.status_code in (200, 404)
+        assert len(re.findall(r"<script\b", reply.get_data(as_text=True))) == 1
 
 
 def test_graph_page_draws_the_apis_graph_and_links_every_node(client, app):
@@ -125,6 +130,13 @@ def test_graph_page_draws_the_apis_graph_and_links_every_node(client, app):
         args = urllib.parse.parse_qs(urllib.parse.urlparse(refocus.replace("&amp;", "&")).query)
         assert args["focus"] == [node_id]
     assert 'class="node-details selected"' in body  # the focus's details, shown unclicked
+    # curl's details list its connection to host-b's nginx with the bytes both ends counted
+    # (E.conn: 200 B sent, 20 B received), linked to nginx's details.
+    curl = next(d for _, node_id, d in sections if node_id == E.key(E.A, 101))
+    nginx = ids.index(E.key(E.B, 200))
+    assert re.search(
+        rf'connected to <a href="#node-{nginx}">nginx</a>: 1 conns, 200 B sent, 20 B received', curl
+    )
 
 
 def test_collapse_and_limit_controls(client):

@@ -41,9 +41,28 @@ def svg_of(graph: dict, title: str) -> tuple[Markup | None, str]:
     return Markup(svg[start.start() :].decode("utf-8", "replace")), ""
 
 
+def edge_lines(graph: dict) -> dict[str, list[dict]]:
+    """Node id -> its edges as its details list them: the kind, the node at the other end (and
+    its anchor), which way, and the edge's stats (connections, bytes sent and received)."""
+    anchors = {n["id"]: (node_anchor(i), n["title"]) for i, n in enumerate(graph["nodes"])}
+    out: dict[str, list[dict]] = {}
+    for e in graph["edges"]:
+        # mainstat is the kind itself on most edges: said once.
+        stats = [s for s in (e["mainstat"], e["secondarystat"]) if s and s != e["detail__kind"]]
+        ends = ((e["source"], e["target"], "to"), (e["target"], e["source"], "from"))
+        for end, other, direction in ends:
+            anchor, title = anchors.get(other, ("", other))
+            out.setdefault(end, []).append(
+                {"kind": e["detail__kind"], "direction": direction, "anchor": anchor,
+                 "title": title, "stats": ", ".join(stats)}
+            )  # fmt: skip
+    return out
+
+
 def node_views(graph: dict) -> list[dict]:
-    """Each node with what its details panel shows: its fields (empty ones left out) and
-    whether it can be a focus (every node but "N more not shown")."""
+    """Each node with what its details panel shows: its fields (empty ones left out), its
+    edges, and whether it can be a focus (every node but "N more not shown")."""
+    edges = edge_lines(graph)
     out = []
     for i, n in enumerate(graph["nodes"]):
         fields = [
@@ -62,6 +81,7 @@ def node_views(graph: dict) -> list[dict]:
                 "node": n,
                 "kind": kind,
                 "fields": fields,
+                "edges": edges.get(n["id"], []),
                 "focusable": not n["id"].startswith(MORE),
                 # A process's earlier program (key#n) belongs to the process key.
                 "process_key": n["id"].split("#", 1)[0] if kind == "process" else "",
