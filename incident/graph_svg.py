@@ -68,12 +68,18 @@ def _cut(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def to_dot(graph: dict, title: str, link: Callable[[int, dict], str] | None = None) -> str:
-    """DOT of graphapi's nodes and edges. With ``link``, node i of ``graph["nodes"]`` is a link
-    to ``link(i, node)`` and its SVG group has the id ``n<i>`` (the investigation page)."""
+def to_dot(
+    graph: dict,
+    title: str,
+    link: Callable[[int, dict], str] | None = None,
+    rankdir: str = "LR",
+) -> str:
+    """DOT of graphapi's nodes and edges, drawn in ``rankdir`` (LR or TB). With ``link``, node i
+    of ``graph["nodes"]`` is a link to ``link(i, node)`` and its SVG group has the id ``n<i>``
+    (the investigation page)."""
     lines = [
         "digraph causal {",
-        f"  label={_quote(_text(title))}; labelloc=t; rankdir=LR; fontname=Helvetica;",
+        f"  label={_quote(_text(title))}; labelloc=t; rankdir={rankdir}; fontname=Helvetica;",
         '  node [style="filled,rounded" fontname=Helvetica fontsize=10 fontcolor=black];',
         "  edge [fontname=Helvetica fontsize=8];",
     ]

@@ -135,7 +135,7 @@ def test_graph_page_draws_the_apis_graph_and_links_every_node(client, app):
     curl = next(d for _, node_id, d in sections if node_id == E.key(E.A, 101))
     nginx = ids.index(E.key(E.B, 200))
     assert re.search(
-        rf'connected to <a href="#node-{nginx}">nginx</a>: 1 conns, 200 B sent, 20 B received', curl
+        rf'connected → <a href="#node-{nginx}">nginx</a>: 1 conns, 200 B sent, 20 B received', curl
     )
 
 

@@ -31,7 +31,10 @@ def svg_of(graph: dict, title: str) -> tuple[Markup | None, str]:
     as one); the prolog and doctype go, the ``<svg>`` element is put in the page as it is.
     """
     try:
-        svg = render_svg(to_dot(graph, title, link=lambda i, _n: f"#{node_anchor(i)}"))
+        # Top to bottom: an ancestry chain reads down the page (scrolled), not off its side.
+        svg = render_svg(
+            to_dot(graph, title, link=lambda i, _n: f"#{node_anchor(i)}", rankdir="TB")
+        )
     except IncidentError as e:
         return None, str(e)
     start = _SVG_START.search(svg)
@@ -42,14 +45,15 @@ def svg_of(graph: dict, title: str) -> tuple[Markup | None, str]:
 
 
 def edge_lines(graph: dict) -> dict[str, list[dict]]:
-    """Node id -> its edges as its details list them: the kind, the node at the other end (and
-    its anchor), which way, and the edge's stats (connections, bytes sent and received)."""
+    """Node id -> its edges as its details list them: the kind, which way (→ out of this node,
+    ← into it), the node at the other end (and its anchor), and the edge's stats (connections,
+    bytes sent and received)."""
     anchors = {n["id"]: (node_anchor(i), n["title"]) for i, n in enumerate(graph["nodes"])}
     out: dict[str, list[dict]] = {}
     for e in graph["edges"]:
         # mainstat is the kind itself on most edges: said once.
         stats = [s for s in (e["mainstat"], e["secondarystat"]) if s and s != e["detail__kind"]]
-        ends = ((e["source"], e["target"], "to"), (e["target"], e["source"], "from"))
+        ends = ((e["source"], e["target"], "→"), (e["target"], e["source"], "←"))
         for end, other, direction in ends:
             anchor, title = anchors.get(other, ("", other))
             out.setdefault(end, []).append(
