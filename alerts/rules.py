@@ -290,16 +290,28 @@ def alert_name(cfg: MixinConfig, alert: Alert) -> str:
 
 
 def dashboard_url(cfg: MixinConfig, alert: Alert) -> str:
-    """The investigation dashboard focused on the alert's host (and container), last hour.
+    """The investigation dashboard focused on the alert's host (and container), last hour; with
+    no Grafana (``grafana_url`` empty), graphapi's own graph page of the same focus.
 
     Prometheus' annotation templates cannot see when the alert started, so the window is
     relative; graphapi, which receives startsAt, can build exact-time links.
     """
+    if not cfg.grafana_url:
+        return graphapi_page_url(cfg, alert)
     params = ["from=now-1h", "to=now"]
     # The dashboard's variables are named after the labels they filter on.
     params += [f"var-{label}={_label(label)}" for label in alert.link_labels]
     params += [f"var-{name}={value}" for name, value in alert.link_vars]
     return f"{cfg.grafana_url}/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?" + "&".join(params)
+
+
+def graphapi_page_url(cfg: MixinConfig, alert: Alert) -> str:
+    """graphapi's graph page (``/graph``) with the dashboard link's host, container and focus,
+    under graphapi's names for them (``host``, ``container``, ``focus``), last hour."""
+    names = {cfg.host_label: "host", "container": "container", "focus": "focus"}
+    values = [(label, _label(label)) for label in alert.link_labels] + list(alert.link_vars)
+    params = ["last=1h"] + [f"{names[name]}={value}" for name, value in values]
+    return f"{cfg.graphapi_url}/graph?" + "&".join(params)
 
 
 def annotations(cfg: MixinConfig, alert: Alert) -> dict:

@@ -356,3 +356,34 @@ FLAG_COLUMNS = "time_ns rule_id flag_class severity technique description connec
 PROCESS_EVENT_COLUMNS = (
     "time_ns kind pid ppid comm filename argv exit_code signal outcome container_id source"
 ).split()
+
+
+# ---- hosts --------------------------------------------------------------------------------
+
+
+def host_processes(where: str) -> str:
+    """Per host of the window: processes with events, of those the failed ones, OOM kills."""
+    return f"""
+SELECT host, uniqExactIf(process_key, process_key != '') AS processes,
+       uniqExactIf(process_key, {FAILED}) AS failed, countIf(kind = 'oom_kill') AS oom_kills
+FROM process_events
+WHERE {where}
+GROUP BY host
+ORDER BY host
+LIMIT {{hosts_max:UInt32}}"""
+
+
+def host_connections(where: str) -> str:
+    """Per host of the window: connections seen, of those the ones that did not end ok."""
+    return f"""
+SELECT host, uniqExact(connection_id) AS connections,
+       uniqExactIf(connection_id, outcome != 'ok') AS failed_connections
+FROM tcp_connection_events
+WHERE {where}
+GROUP BY host
+ORDER BY host
+LIMIT {{hosts_max:UInt32}}"""
+
+
+HOST_PROCESS_COLUMNS = "host processes failed oom_kills".split()
+HOST_CONNECTION_COLUMNS = "host connections failed_connections".split()

@@ -10,6 +10,8 @@ Config (defaults below, then the mapping passed in):
 - limits: window length, nodes, and the graph's own (``graph.request.GraphLimits``, each
   under its name in capitals: ``MAX_DEPTH``, ``MATCH_SECONDS``, ...).
 - ``GRAPH_SNAPSHOT_SECONDS``: how long identical graph requests share one graph (0: never).
+- ``GRAFANA_URL``: Grafana's base URL; when set, the investigation pages (``graphapi.pages``)
+  link each graph to the same view on the investigation dashboard.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ DEFAULTS = {
     "TRACE_METRICS_WINDOW_SECONDS": 3600,
     "TRACE_METRICS_MAX": 20,
     "TRACE_SCORING": None,  # a graph.traces.TraceScoring; None: the thresholds file's
+    "GRAFANA_URL": "",
 }
 
 
 def create_app(config: dict | None = None) -> Flask:
     """The graphapi Flask application, configured from DEFAULTS then ``config``."""
     from graph.traces import TraceScoring
-    from graphapi import auth, errors, request_args, snapshots, storage
+    from graphapi import auth, errors, pages, request_args, snapshots, storage
     from graphapi.api import BLUEPRINTS
     from mixin.config import load_config
 
@@ -64,6 +67,7 @@ def create_app(config: dict | None = None) -> Flask:
     snapshots.register(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    app.register_blueprint(pages.bp)
     return app
 
 

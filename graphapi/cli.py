@@ -12,9 +12,10 @@ from store.errors import short_error
 HELP = """\
 Serve the temporal causal graph (for Grafana's Node Graph panel through the Infinity data
 source, or the Node Graph API plugin), process tables, and Alertmanager's webhook receiver, with
-waitress. The store is a ClickHouse server (--store-url clickhouse://USER:PASS@HOST:PORT/DB) or
-chDB in --data-dir. The bearer token comes from --token-file or GROUNDTRUTH_GRAPHAPI_TOKEN; without
-one, only a loopback --listen address is accepted. The schema is migrated at start-up.
+waitress; and the investigation pages at / for a browser (overview, graph, process, timeline).
+The store is a ClickHouse server (--store-url clickhouse://USER:PASS@HOST:PORT/DB) or chDB in
+--data-dir. The bearer token comes from --token-file or GROUNDTRUTH_GRAPHAPI_TOKEN; without one,
+only a loopback --listen address is accepted. The schema is migrated at start-up.
 """
 TOKEN_ENV = "GROUNDTRUTH_GRAPHAPI_TOKEN"
 
@@ -25,8 +26,16 @@ def register(subparsers) -> None:
     add_store_arguments(p)
     p.add_argument("--token-file", help="file holding the bearer token")
     p.add_argument("--threads", type=int, default=4, help="worker threads (4)")
+    add_grafana_argument(p)
     p.add_argument("--no-migrate", dest="migrate", action="store_false", help="skip migration")
     p.set_defaults(func=run)
+
+
+def add_grafana_argument(p) -> None:
+    p.add_argument(
+        "--grafana-url", default="", metavar="URL",
+        help="Grafana's base URL: the pages link each graph to the investigation dashboard",
+    )  # fmt: skip
 
 
 def read_token(path: str | None) -> str:
@@ -65,7 +74,7 @@ def run(args) -> int:
     except Exception as e:  # noqa: BLE001 - a store that is down: say so, do not trace back
         return fail(f"the store is not usable: {short_error(e)}")
     # chDB is opened once and shared; a server URL is opened per request.
-    config = {"TOKEN": token}
+    config = {"TOKEN": token, "GRAFANA_URL": args.grafana_url}
     if args.store_url:
         config["STORE_URL"] = args.store_url
         store.close()

@@ -12,6 +12,7 @@ import sys
 import threading
 
 from exporter.config import ConfigError
+from graphapi.cli import add_grafana_argument
 from groundtruth.run import add_exporter_arguments, fail, startup_config
 
 HELP = """\
@@ -32,6 +33,7 @@ def register(sub) -> None:
         "--graphapi-listen", default="127.0.0.1:8080", help="graph API HOST:PORT (127.0.0.1:8080)"
     )
     p.add_argument("--token-file", help="bearer token file for the graph API")
+    add_grafana_argument(p)
     p.set_defaults(func=run)
 
 
@@ -65,7 +67,11 @@ def run(args) -> int:
         store = open_store(None, data_dir)
         migrate(store)
         app = create_app(
-            {"STORE": open_store(None, data_dir), "TOKEN": read_token(args.token_file)}
+            {
+                "STORE": open_store(None, data_dir),
+                "TOKEN": read_token(args.token_file),
+                "GRAFANA_URL": args.grafana_url,
+            }
         )
         server = make_server(app, host, port)
     except (ConfigError, InsecureListen, OSError, ValueError) as e:
@@ -91,7 +97,8 @@ def run(args) -> int:
         signal.signal(sig, stop)
     graph = f"http://{host}:{server.effective_port}"
     print(
-        f"groundtruth up: metrics   http://{config.listen}/metrics\n"
+        f"groundtruth up: open      {graph}/ (what happened, the causal graph, timelines)\n"
+        f"                metrics   http://{config.listen}/metrics\n"
         f"                graph API {graph}/api/graph  (OpenAPI: {graph}/api/openapi.json)\n"
         f"                events    chDB in {data_dir}\n"
         "                Ctrl-C to stop",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 
 from graph.causal import build_graph
 from graph.errors import GraphError
@@ -57,32 +58,48 @@ def _quote(text) -> str:
     return '"' + text.replace("\r", "").replace("\n", "\\n") + '"'
 
 
+def _text(text) -> str:
+    """Text shown as is: graphviz reads entities (``&amp;``, ``&#65;``) in labels and tooltips,
+    so an ``&`` of an argv is written as ``&amp;`` for it to come out as ``&``."""
+    return str(text).replace("&", "&amp;")
+
+
 def _cut(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def to_dot(graph: dict, title: str) -> str:
+def to_dot(
+    graph: dict,
+    title: str,
+    link: Callable[[int, dict], str] | None = None,
+    rankdir: str = "LR",
+) -> str:
+    """DOT of graphapi's nodes and edges, drawn in ``rankdir`` (LR or TB). With ``link``, node i
+    of ``graph["nodes"]`` is a link to ``link(i, node)`` and its SVG group has the id ``n<i>``
+    (the investigation page)."""
     lines = [
         "digraph causal {",
-        f"  label={_quote(title)}; labelloc=t; rankdir=LR; fontname=Helvetica;",
+        f"  label={_quote(_text(title))}; labelloc=t; rankdir={rankdir}; fontname=Helvetica;",
         '  node [style="filled,rounded" fontname=Helvetica fontsize=10 fontcolor=black];',
         "  edge [fontname=Helvetica fontsize=8];",
     ]
-    for n in graph["nodes"]:
+    for i, n in enumerate(graph["nodes"]):
         label = [n["title"], n.get("subtitle", "")]
         if n.get("detail__kind") == "process":
             label += [_cut(n.get("detail__argv", "")), n.get("detail__exit", "")]
         attrs = {
-            "label": "\n".join(part for part in label if part),
+            "label": _text("\n".join(part for part in label if part)),
             "shape": SHAPES.get(n.get("detail__kind"), "box"),
             "fillcolor": n.get("color") or "#cccccc",
-            "tooltip": n.get("detail__argv") or n["id"],
+            "tooltip": _text(n.get("detail__argv") or n["id"]),
         }
         if n.get("highlighted"):
             attrs["penwidth"] = "3"
+        if link is not None:
+            attrs.update(URL=link(i, n), id=f"n{i}")
         lines.append(f"  {_quote(n['id'])} [{_attrs(attrs)}];")
     for e in graph["edges"]:
-        attrs = {"label": e.get("mainstat", ""), "color": e.get("color") or "#888888"}
+        attrs = {"label": _text(e.get("mainstat", "")), "color": e.get("color") or "#888888"}
         if e.get("strokeDasharray"):
             attrs["style"] = "dashed"
         lines.append(f"  {_quote(e['source'])} -> {_quote(e['target'])} [{_attrs(attrs)}];")

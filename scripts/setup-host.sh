@@ -10,7 +10,8 @@ packages=(
     prometheus prometheus-alertmanager  # promtool, amtool; real servers in tests
     clickhouse-server clickhouse-client # real event store in tests
     zookeeper                           # ON CLUSTER DDL tests (ClickHouse distributed DDL)
-    graphviz                            # postmortem graphs
+    graphviz                            # postmortem graphs, graphapi's investigation pages
+    chromium                            # the pages' tests drive a real headless browser
     wrk                                 # TCP benchmark load
 )
 

@@ -40,7 +40,8 @@ ALLOWED = {
     "exporter": {"schema", "mixin", "policy"},
     "store": {"schema"},
     "graph": {"schema", "store"},
-    "graphapi": {"schema", "mixin", "store", "graph"},
+    # graphapi's pages show the incident commands' ancestry and timeline, from their code.
+    "graphapi": {"schema", "mixin", "store", "graph", "incident"},
     "incident": {"schema", "mixin", "store", "graph"},
     "dashboards": {"schema", "mixin"},
     "alerts": {"schema", "mixin"},
