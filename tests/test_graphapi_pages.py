@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import urllib.parse
+from dataclasses import replace
 
 import pytest
 
@@ -26,6 +27,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOSTILE = ["/tmp/.cache/payload", "<script>alert(1)</script>", 'it\'s "quoted" &amp;', "ünïcødé ✓"]
 PAYLOAD = E.key(E.A, 150)
 FINGERPRINT = "a1b2c3d4e5f60718"
+# The node whose details are open when the page loads: the focus.
+SELECTED_NODE = r'<section id="node-\d+" class="node-details selected" data-node="([^"]*)"'
 
 
 def events() -> list:
@@ -266,22 +269,48 @@ def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
         recorder.check(served)
 
 
-def test_alert_links_without_grafana_open_these_pages(client):
-    """With no Grafana URL, every alert's dashboard_url is a graph page of graphapi that
-    answers for the alert's labels (here host-a, and a trace of it)."""
-    from alerts.rules import alerts, dashboard_url
+def test_alert_links_without_grafana_open_the_alerts_graph(client):
+    """With no Grafana URL, an alert's dashboard_url is graphapi's /alert with the alert's name
+    and labels, as promtool renders it (tests/test_alerts.py: the generated cases' URLs and
+    ODD_LINK). Before the alert is received it shows its host's graph and says so; once
+    received, it opens the graph focused on that alert, not on another of the same name."""
+    from alerts.promtool_tests import CASES, dashboard_link
+    from alerts.rules import alerts
     from mixin.config import MixinConfig, load_config
+    from tests.test_alerts import ODD_INSTANCE, ODD_LINK
 
-    cfg = load_config()
-    cfg = MixinConfig({**cfg.raw, "grafana_url": ""})
-    trace = re.search(r"focus=trace%3D(t-[0-9a-f]+)", page(client, "/")).group(1)
-    for alert in alerts(cfg):
-        url = dashboard_url(cfg, alert)
-        assert url.startswith(f"{cfg.graphapi_url}/graph?last=1h"), url
-        url = re.sub(r"\{\{ \$labels\.(instance|host) \}\}", E.A, url)
-        url = url.replace("{{ $labels.container }}", "").replace("{{ $labels.trace_id }}", trace)
-        assert "{{" not in url, url
+    cfg = MixinConfig({**load_config().raw, "grafana_url": ""})
+    down = next(a for a in alerts(cfg) if a.name == "ExporterDown")
+    case = next(c for c in CASES if c.alert == "ExporterDown" and c.labels is not None)
+    on_a = replace(case, labels={**case.labels, "instance": E.A})
+    links = {E.A: dashboard_link(cfg, on_a, down), ODD_INSTANCE: ODD_LINK}
+
+    def follow(url: str):
         target = urllib.parse.urlparse(url)
-        args = dict(urllib.parse.parse_qsl(target.query, keep_blank_values=True))
-        reply = client.get(target.path, query_string=args)
-        assert reply.status_code == 200, (alert.name, url)
+        assert target.path == "/alert", url
+        return client.get(f"{target.path}?{target.query}")
+
+    before = follow(links[E.A])
+    body = before.get_data(as_text=True)
+    assert before.status_code == 200, body[-2000:]
+    note = f"The alert GroundtruthExporterDown was not received (yet): showing the graph of {E.A}"
+    assert note in body
+    assert f'data-node="{E.key(E.A, 101)}"' in body  # host-a's processes, in the last hour's graph
+    # The same alert on another host is received last; each link finds its own.
+    fingerprints = {E.A: "down-a-0001", ODD_INSTANCE: "down-odd-01", E.B: "down-b-0001"}
+    for host, fingerprint in fingerprints.items():
+        labels = {"alertname": "GroundtruthExporterDown", "instance": host,
+                  "job": "groundtruth", "severity": "critical"}  # fmt: skip
+        payload = E.alert_payload(fingerprint, host, labels)
+        reply = client.post("/api/alerts/webhook", json=payload, headers=AUTH)
+        assert reply.status_code == 200 and reply.get_json()["stored"] == 1
+    for host, url in links.items():
+        reply = follow(url)
+        assert reply.status_code == 302, reply.get_data(as_text=True)[-2000:]
+        graph = urllib.parse.urlparse(reply.headers["Location"])
+        args = dict(urllib.parse.parse_qsl(graph.query))
+        assert graph.path == "/graph" and args["focus"] == f"alert={fingerprints[host]}", args
+        body = client.get(f"{graph.path}?{graph.query}").get_data(as_text=True)
+        focus = re.search(SELECTED_NODE, body)
+        assert focus and focus.group(1) == f"alert={fingerprints[host]}", body[-3000:]
+    assert "alertname is required" in page(client, "/alert", 400)
