@@ -136,6 +136,9 @@ def test_graph_page_draws_the_apis_graph_and_links_every_node(client, app):
     # curl's details list its connection to host-b's nginx with the bytes both ends counted
     # (E.conn: 200 B sent, 20 B received), linked to nginx's details.
     curl = next(d for _, node_id, d in sections if node_id == E.key(E.A, 101))
+    # Its stats named by what they count: no children, its two connections (a1 and a2).
+    assert "<dt>Children</dt><dd>0</dd>" in curl and "<dt>Connections</dt><dd>2</dd>" in curl
+    assert "Main stat" not in body and "Secondary stat" not in body
     nginx = ids.index(E.key(E.B, 200))
     assert re.search(
         rf'connected → <a href="#node-{nginx}">nginx</a>: 1 conns, 200 B sent, 20 B received', curl
