@@ -12,6 +12,8 @@ import re
 import threading
 import urllib.parse
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -145,6 +147,15 @@ def test_graph_page_draws_the_apis_graph_and_links_every_node(client, app):
     )
 
 
+def test_window_form_says_its_times_are_utc(client):
+    """Without scripts the window form's from/to are UTC, as typed into the API, and say so."""
+    body = page(client, "/graph")
+    assert '<span class="window-zone">in UTC (…Z), or epoch ms</span>' in body
+    for name in ("from", "to"):
+        (value,) = re.findall(rf'<input name="{name}"[^>]*value="([^"]*)"', body)
+        assert utc_time(value) == datetime.fromtimestamp(int(E.WINDOW[name]) / 1000, UTC)
+
+
 def test_collapse_and_limit_controls(client):
     collapsed = re.findall(r'data-node="(group=[^"]*)"', page(client, "/graph", host=E.A))
     assert collapsed == [f"group={E.key(E.A, 100)}|true"]
@@ -226,6 +237,11 @@ def served(chdb_dir):
         server.close()
 
 
+def utc_time(text: str) -> datetime:
+    """An RFC 3339 UTC time (``...Z``) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
     window = urllib.parse.urlencode(E.WINDOW)
     with chromium(tmp_path_factory.mktemp("chromium-profile"), "Europe/Berlin") as browser:
@@ -260,6 +276,33 @@ def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
         page.wait_for_load_state()
         assert page.locator(f'section[data-node="alert={FINGERPRINT}"]').is_visible()
         shot(page, tmp_path, "alert-graph")
+
+        # An alert notification's link without Grafana (host-b's crash loop, received).
+        page.goto(f"{served}/alert?alertname=GroundtruthProcessCrashLoop&instance={E.B}")
+        assert page.locator(f'section[data-node="alert={FINGERPRINT}"]').is_visible()
+
+        # The window form in the browser's zone: from/to shown in Berlin's time, the zone
+        # stated beside them, and what is typed there sent as UTC.
+        page.goto(f"{served}/graph?{window}")
+        berlin = ZoneInfo("Europe/Berlin")
+        start, end = (
+            datetime.fromtimestamp(int(E.WINDOW[k]) / 1000, berlin) for k in ("from", "to")
+        )
+        shown = page.input_value("form.window input.local-from")
+        assert datetime.fromisoformat(shown) == start.replace(tzinfo=None)
+        hours = datetime.now(berlin).utcoffset() // timedelta(hours=1)  # +1 or +2 (summer)
+        stated = page.inner_text("form.window .window-zone")
+        assert f"Europe/Berlin (UTC+{hours:02d}:00)" in stated, stated
+        typed = start + timedelta(minutes=5)
+        page.fill("form.window input.local-from", typed.strftime("%Y-%m-%dT%H:%M:%S"))
+        page.click("form.window button[type=submit]")
+        page.wait_for_load_state()
+        sent = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
+        assert sent["from"][0].endswith("Z") and sent["to"][0].endswith("Z"), sent
+        assert utc_time(sent["from"][0]) == typed and utc_time(sent["to"][0]) == end
+        assert datetime.fromisoformat(page.input_value("form.window input.local-from")) == (
+            typed.replace(tzinfo=None)
+        )
 
         page.goto(f"{served}/process/{urllib.parse.quote(PAYLOAD)}?{window}")
         assert page.evaluate("window.__pwned") is None
