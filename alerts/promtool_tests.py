@@ -10,8 +10,9 @@ case also pins its ``for:`` edge: quiet one evaluation before ``fires_from``, fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote_plus
 
-from alerts.rules import alert_name, alerts
+from alerts.rules import Alert, alert_name, alerts
 from mixin.config import MixinConfig
 
 HOST = {"job": "groundtruth", "instance": "host1"}
@@ -427,26 +428,37 @@ def test_file(cfg: MixinConfig, rule_file_name: str) -> dict:
                 "input_series": case.input_series,
                 "alert_rule_test": [
                     {"eval_time": at, "alertname": alert_name(cfg, alert), "exp_alerts": expected}
-                    for at, expected in evaluations(cfg, case, alert.severity)
+                    for at, expected in evaluations(cfg, case, alert)
                 ],
             }
         )
     return {"rule_files": [rule_file_name], "evaluation_interval": "1m", "tests": tests}
 
 
-def evaluations(cfg: MixinConfig, case: Case, severity: str) -> list[tuple[str, list]]:
+def dashboard_link(cfg: MixinConfig, case: Case, alert: Alert) -> str:
+    """The firing case's dashboard_url: the investigation dashboard with the case's variables;
+    without Grafana, graphapi's alert page with every label of the series (the case's labels
+    but the rule's own), URL-encoded, in key order."""
+    if cfg.grafana_url:
+        return f"{cfg.grafana_url}{INVESTIGATION}{case.link}"
+    series_labels = sorted((k, v) for k, v in (case.labels or {}).items() if k not in alert.labels)
+    query = "".join(f"&{quote_plus(k)}={quote_plus(v)}" for k, v in series_labels)
+    return f"{cfg.graphapi_url}/alert?alertname=Groundtruth{case.alert}{query}"
+
+
+def evaluations(cfg: MixinConfig, case: Case, alert: Alert) -> list[tuple[str, list]]:
     """(eval time, expected alerts) of a case: quiet at its eval time, or quiet at
     ``quiet_until``, then firing at ``fires_from`` and at its eval time."""
     if case.labels is None:
         return [(case.eval_time, [])]
     firing = [
         {
-            "exp_labels": {**case.labels, "severity": severity},
+            "exp_labels": {**case.labels, "severity": alert.severity},
             "exp_annotations": {
                 "summary": case.summary,
                 "description": case.description,
                 "runbook_url": f"{cfg.raw['runbook_url']}#groundtruth{case.alert.lower()}",
-                "dashboard_url": f"{cfg.grafana_url}{INVESTIGATION}{case.link}",
+                "dashboard_url": dashboard_link(cfg, case, alert),
             },
         }
     ]

@@ -11,6 +11,7 @@ as good as the pipeline, and the pipeline's alerts say when not to believe the o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote_plus
 
 from mixin.config import MixinConfig
 from mixin.recording import (
@@ -291,7 +292,7 @@ def alert_name(cfg: MixinConfig, alert: Alert) -> str:
 
 def dashboard_url(cfg: MixinConfig, alert: Alert) -> str:
     """The investigation dashboard focused on the alert's host (and container), last hour; with
-    no Grafana (``grafana_url`` empty), graphapi's own graph page of the same focus.
+    no Grafana (``grafana_url`` empty), graphapi's page of the alert itself.
 
     Prometheus' annotation templates cannot see when the alert started, so the window is
     relative; graphapi, which receives startsAt, can build exact-time links.
@@ -305,13 +306,21 @@ def dashboard_url(cfg: MixinConfig, alert: Alert) -> str:
     return f"{cfg.grafana_url}/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?" + "&".join(params)
 
 
+# Every label of the alert's series, URL-encoded (Go templates range over a map in key order);
+# not __name__, which a comparison keeps in the series but the alert drops.
+ALL_LABELS_QUERY = (
+    '{{ range $k, $v := $labels }}{{ if ne $k "__name__" }}'
+    "&{{ $k | urlquery }}={{ $v | urlquery }}{{ end }}{{ end }}"
+)
+
+
 def graphapi_page_url(cfg: MixinConfig, alert: Alert) -> str:
-    """graphapi's graph page (``/graph``) with the dashboard link's host, container and focus,
-    under graphapi's names for them (``host``, ``container``, ``focus``), last hour."""
-    names = {cfg.host_label: "host", "container": "container", "focus": "focus"}
-    values = [(label, _label(label)) for label in alert.link_labels] + list(alert.link_vars)
-    params = ["last=1h"] + [f"{names[name]}={value}" for name, value in values]
-    return f"{cfg.graphapi_url}/graph?" + "&".join(params)
+    """graphapi's alert page (``/alert``, ``graphapi.pages.alert_page``): the alert's name and
+    every label of its series. Prometheus does not know the fingerprint Alertmanager gives the
+    alert; graphapi finds the received alert by them and opens its graph."""
+    return f"{cfg.graphapi_url}/alert?alertname={quote_plus(alert_name(cfg, alert))}" + (
+        ALL_LABELS_QUERY
+    )
 
 
 def annotations(cfg: MixinConfig, alert: Alert) -> dict:

@@ -304,6 +304,23 @@ SELECT any(host), any(container), min(starts_at_ns), max(ends_at_ns), count()
 FROM received_alerts
 WHERE fingerprint = {fingerprint:String}"""
 
+ALERT_NAMED = "alertname = {alertname:String}"
+ALERT_ON_HOST = "host = {host:String}"
+
+
+def alerts_named(where: str) -> str:
+    """Alerts of one name (``ALERT_NAMED``, maybe ``ALERT_ON_HOST``), one row per fingerprint,
+    the most recently received first: their labels are matched by the caller (a JSON object)."""
+    return f"""
+SELECT fingerprint, any(labels) AS a_labels, min(starts_at_ns) AS a_starts_ns,
+       max(ends_at_ns) AS a_ends_ns, max(received_ns) AS a_received_ns
+FROM received_alerts
+WHERE {where}
+GROUP BY fingerprint
+ORDER BY a_received_ns DESC
+LIMIT {{alerts_max:UInt32}}"""
+
+
 STORED_ALERT_IDS = f"SELECT event_id FROM received_alerts WHERE {in_set('event_id', 'ids')}"
 
 # ---- tables for panels --------------------------------------------------------------------

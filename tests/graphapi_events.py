@@ -116,8 +116,12 @@ def events() -> list:
     return ev
 
 
-def alert_payload(fingerprint: str = "a1b2c3d4e5f60718", host: str = B) -> dict:
-    """A webhook payload (version 4) with one firing alert on ``host`` within the window."""
+def alert_payload(fingerprint: str = "a1b2c3d4e5f60718", host: str = B, labels=None) -> dict:
+    """A webhook payload (version 4) with one firing alert on ``host`` within the window
+    (``labels``: the alert's labels, by default a crash loop's on ``host``)."""
+    labels = labels or {
+        "alertname": "GroundtruthProcessCrashLoop", "instance": host, "severity": "warning"
+    }  # fmt: skip
     starts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((T0 + 6 * S) // S)) + ".5Z"
     return {
         "version": "4",
@@ -125,18 +129,14 @@ def alert_payload(fingerprint: str = "a1b2c3d4e5f60718", host: str = B) -> dict:
         "status": "firing",
         "receiver": "graphapi",
         "groupLabels": {"instance": host},
-        "commonLabels": {"alertname": "GroundtruthProcessCrashLoop", "instance": host},
+        "commonLabels": labels,
         "commonAnnotations": {},
         "externalURL": "http://127.0.0.1:9093",
         "truncatedAlerts": 0,
         "alerts": [
             {
                 "status": "firing",
-                "labels": {
-                    "alertname": "GroundtruthProcessCrashLoop",
-                    "instance": host,
-                    "severity": "warning",
-                },
+                "labels": labels,
                 "annotations": {"summary": "nginx workers keep exiting"},
                 "startsAt": starts,
                 "endsAt": "0001-01-01T00:00:00Z",

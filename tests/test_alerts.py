@@ -65,6 +65,67 @@ def test_every_alert_has_a_firing_and_a_quiet_case(cfg):
             assert case.quiet_until and case.fires_from and case.summary, case.alert
 
 
+# An instance label that only arrives intact if the link URL-encodes it.
+ODD_INSTANCE = "host 1/é&x=y"
+ODD_LINK = (
+    "http://127.0.0.1:8080/alert?alertname=GroundtruthExporterDown"
+    "&instance=host+1%2F%C3%A9%26x%3Dy&job=groundtruth"
+)
+
+
+def test_without_grafana_links_name_the_alert_and_its_labels_for_graphapi(tmp_path):
+    """grafana_url empty: promtool renders every firing case's dashboard_url as graphapi's
+    /alert with the alert's name and its series' labels (the generated tests spell each one
+    out), and an instance that needs escaping arrives URL-encoded (ODD_LINK, written by hand)."""
+    override = tmp_path / "o.yml"
+    override.write_text("grafana_url: ''\n")
+    cfg = load_config(override)
+    build.write(cfg, tmp_path)
+    tests = (tmp_path / build.RULE_TESTS).read_text()
+    assert "dashboard_url: http://127.0.0.1:8080/alert?alertname=GroundtruthOomKill&container=db&" \
+        "instance=host1&job=groundtruth" in tests  # fmt: skip
+    down = next(c for c in CASES if c.alert == "ExporterDown" and c.labels is not None)
+    odd = {
+        "rule_files": [build.RULES],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": f'up{{job="groundtruth",instance="{ODD_INSTANCE}"}}',
+                        "values": "0x10",
+                    }
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "6m",
+                        "alertname": "GroundtruthExporterDown",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "job": "groundtruth",
+                                    "instance": ODD_INSTANCE,
+                                    "severity": "critical",
+                                },  # fmt: skip
+                                "exp_annotations": {
+                                    "summary": down.summary.replace("host1", ODD_INSTANCE),
+                                    "description": down.description.replace("host1", ODD_INSTANCE),
+                                    "runbook_url": cfg.runbook_url("GroundtruthExporterDown"),
+                                    "dashboard_url": ODD_LINK,
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / build.RULE_TESTS).write_text(build.to_yaml(odd))
+    for result in build.check(tmp_path):
+        assert result.ok, f"{' '.join(result.command)}:\n{result.output}"
+
+
 @pytest.mark.parametrize("moved_for", ["4m", "6m"])
 def test_promtool_tests_fail_when_a_for_moves_by_one_evaluation(tmp_path, moved_for):
     """The for: edge is pinned: quiet at 4m and firing at 5m for ExporterDown's 5m."""

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import zipfile
 from pathlib import Path
 
@@ -237,6 +238,23 @@ def test_graphapi_starts_on_the_store_with_the_token_beyond_loopback(services, m
     # The token is the compose secret Alertmanager also sends, made from GRAPHAPI_TOKEN.
     assert args.token_file == secret_path(graphapi, "graphapi_token")
     assert secret_path(services["alertmanager"], "graphapi_token") == compose.GRAPHAPI_TOKEN_FILE
+
+
+def test_graphapi_pages_link_to_the_stacks_grafana(tmp_path, services, cfg, monkeypatch):
+    """graphapi's --grafana-url is the Grafana the alerts' links open (the mixin's grafana_url)
+    on the port the grafana service publishes; .env can move it (a proxy's address)."""
+    args = parse_as_started(services["graphapi"], monkeypatch)
+    assert args.grafana_url == cfg.grafana_url
+    (grafana_port,) = [p["published"] for p in services["grafana"]["ports"]]
+    assert urllib.parse.urlparse(args.grafana_url).port == int(grafana_port)
+
+    moved = compose_config(
+        tmp_path, {**read_env(), "GROUNDTRUTH_GRAFANA_URL": "https://grafana.example:8443"}
+    )
+    assert moved.returncode == 0, moved.stderr
+    graphapi = json.loads(moved.stdout)["services"]["graphapi"]
+    args = parse_as_started(graphapi, monkeypatch)
+    assert args.grafana_url == "https://grafana.example:8443"
 
 
 def test_exporter_starts_with_the_hosts_name_for_prometheus_and_the_store(services, monkeypatch):

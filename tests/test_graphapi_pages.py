@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 import threading
 import urllib.parse
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -26,6 +29,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOSTILE = ["/tmp/.cache/payload", "<script>alert(1)</script>", 'it\'s "quoted" &amp;', "ünïcødé ✓"]
 PAYLOAD = E.key(E.A, 150)
 FINGERPRINT = "a1b2c3d4e5f60718"
+# The node whose details are open when the page loads: the focus.
+SELECTED_NODE = r'<section id="node-\d+" class="node-details selected" data-node="([^"]*)"'
 
 
 def events() -> list:
@@ -133,10 +138,22 @@ def test_graph_page_draws_the_apis_graph_and_links_every_node(client, app):
     # curl's details list its connection to host-b's nginx with the bytes both ends counted
     # (E.conn: 200 B sent, 20 B received), linked to nginx's details.
     curl = next(d for _, node_id, d in sections if node_id == E.key(E.A, 101))
+    # Its stats named by what they count: no children, its two connections (a1 and a2).
+    assert "<dt>Children</dt><dd>0</dd>" in curl and "<dt>Connections</dt><dd>2</dd>" in curl
+    assert "Main stat" not in body and "Secondary stat" not in body
     nginx = ids.index(E.key(E.B, 200))
     assert re.search(
         rf'connected → <a href="#node-{nginx}">nginx</a>: 1 conns, 200 B sent, 20 B received', curl
     )
+
+
+def test_window_form_says_its_times_are_utc(client):
+    """Without scripts the window form's from/to are UTC, as typed into the API, and say so."""
+    body = page(client, "/graph")
+    assert '<span class="window-zone">in UTC (…Z), or epoch ms</span>' in body
+    for name in ("from", "to"):
+        (value,) = re.findall(rf'<input name="{name}"[^>]*value="([^"]*)"', body)
+        assert utc_time(value) == datetime.fromtimestamp(int(E.WINDOW[name]) / 1000, UTC)
 
 
 def test_collapse_and_limit_controls(client):
@@ -220,6 +237,11 @@ def served(chdb_dir):
         server.close()
 
 
+def utc_time(text: str) -> datetime:
+    """An RFC 3339 UTC time (``...Z``) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
     window = urllib.parse.urlencode(E.WINDOW)
     with chromium(tmp_path_factory.mktemp("chromium-profile"), "Europe/Berlin") as browser:
@@ -255,6 +277,33 @@ def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
         assert page.locator(f'section[data-node="alert={FINGERPRINT}"]').is_visible()
         shot(page, tmp_path, "alert-graph")
 
+        # An alert notification's link without Grafana (host-b's crash loop, received).
+        page.goto(f"{served}/alert?alertname=GroundtruthProcessCrashLoop&instance={E.B}")
+        assert page.locator(f'section[data-node="alert={FINGERPRINT}"]').is_visible()
+
+        # The window form in the browser's zone: from/to shown in Berlin's time, the zone
+        # stated beside them, and what is typed there sent as UTC.
+        page.goto(f"{served}/graph?{window}")
+        berlin = ZoneInfo("Europe/Berlin")
+        start, end = (
+            datetime.fromtimestamp(int(E.WINDOW[k]) / 1000, berlin) for k in ("from", "to")
+        )
+        shown = page.input_value("form.window input.local-from")
+        assert datetime.fromisoformat(shown) == start.replace(tzinfo=None)
+        hours = datetime.now(berlin).utcoffset() // timedelta(hours=1)  # +1 or +2 (summer)
+        stated = page.inner_text("form.window .window-zone")
+        assert f"Europe/Berlin (UTC+{hours:02d}:00)" in stated, stated
+        typed = start + timedelta(minutes=5)
+        page.fill("form.window input.local-from", typed.strftime("%Y-%m-%dT%H:%M:%S"))
+        page.click("form.window button[type=submit]")
+        page.wait_for_load_state()
+        sent = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
+        assert sent["from"][0].endswith("Z") and sent["to"][0].endswith("Z"), sent
+        assert utc_time(sent["from"][0]) == typed and utc_time(sent["to"][0]) == end
+        assert datetime.fromisoformat(page.input_value("form.window input.local-from")) == (
+            typed.replace(tzinfo=None)
+        )
+
         page.goto(f"{served}/process/{urllib.parse.quote(PAYLOAD)}?{window}")
         assert page.evaluate("window.__pwned") is None
         shot(page, tmp_path, "process")
@@ -266,22 +315,48 @@ def test_pages_in_a_browser_behind_a_token(served, tmp_path_factory, tmp_path):
         recorder.check(served)
 
 
-def test_alert_links_without_grafana_open_these_pages(client):
-    """With no Grafana URL, every alert's dashboard_url is a graph page of graphapi that
-    answers for the alert's labels (here host-a, and a trace of it)."""
-    from alerts.rules import alerts, dashboard_url
+def test_alert_links_without_grafana_open_the_alerts_graph(client):
+    """With no Grafana URL, an alert's dashboard_url is graphapi's /alert with the alert's name
+    and labels, as promtool renders it (tests/test_alerts.py: the generated cases' URLs and
+    ODD_LINK). Before the alert is received it shows its host's graph and says so; once
+    received, it opens the graph focused on that alert, not on another of the same name."""
+    from alerts.promtool_tests import CASES, dashboard_link
+    from alerts.rules import alerts
     from mixin.config import MixinConfig, load_config
+    from tests.test_alerts import ODD_INSTANCE, ODD_LINK
 
-    cfg = load_config()
-    cfg = MixinConfig({**cfg.raw, "grafana_url": ""})
-    trace = re.search(r"focus=trace%3D(t-[0-9a-f]+)", page(client, "/")).group(1)
-    for alert in alerts(cfg):
-        url = dashboard_url(cfg, alert)
-        assert url.startswith(f"{cfg.graphapi_url}/graph?last=1h"), url
-        url = re.sub(r"\{\{ \$labels\.(instance|host) \}\}", E.A, url)
-        url = url.replace("{{ $labels.container }}", "").replace("{{ $labels.trace_id }}", trace)
-        assert "{{" not in url, url
+    cfg = MixinConfig({**load_config().raw, "grafana_url": ""})
+    down = next(a for a in alerts(cfg) if a.name == "ExporterDown")
+    case = next(c for c in CASES if c.alert == "ExporterDown" and c.labels is not None)
+    on_a = replace(case, labels={**case.labels, "instance": E.A})
+    links = {E.A: dashboard_link(cfg, on_a, down), ODD_INSTANCE: ODD_LINK}
+
+    def follow(url: str):
         target = urllib.parse.urlparse(url)
-        args = dict(urllib.parse.parse_qsl(target.query, keep_blank_values=True))
-        reply = client.get(target.path, query_string=args)
-        assert reply.status_code == 200, (alert.name, url)
+        assert target.path == "/alert", url
+        return client.get(f"{target.path}?{target.query}")
+
+    before = follow(links[E.A])
+    body = before.get_data(as_text=True)
+    assert before.status_code == 200, body[-2000:]
+    note = f"The alert GroundtruthExporterDown was not received (yet): showing the graph of {E.A}"
+    assert note in body
+    assert f'data-node="{E.key(E.A, 101)}"' in body  # host-a's processes, in the last hour's graph
+    # The same alert on another host is received last; each link finds its own.
+    fingerprints = {E.A: "down-a-0001", ODD_INSTANCE: "down-odd-01", E.B: "down-b-0001"}
+    for host, fingerprint in fingerprints.items():
+        labels = {"alertname": "GroundtruthExporterDown", "instance": host,
+                  "job": "groundtruth", "severity": "critical"}  # fmt: skip
+        payload = E.alert_payload(fingerprint, host, labels)
+        reply = client.post("/api/alerts/webhook", json=payload, headers=AUTH)
+        assert reply.status_code == 200 and reply.get_json()["stored"] == 1
+    for host, url in links.items():
+        reply = follow(url)
+        assert reply.status_code == 302, reply.get_data(as_text=True)[-2000:]
+        graph = urllib.parse.urlparse(reply.headers["Location"])
+        args = dict(urllib.parse.parse_qsl(graph.query))
+        assert graph.path == "/graph" and args["focus"] == f"alert={fingerprints[host]}", args
+        body = client.get(f"{graph.path}?{graph.query}").get_data(as_text=True)
+        focus = re.search(SELECTED_NODE, body)
+        assert focus and focus.group(1) == f"alert={fingerprints[host]}", body[-3000:]
+    assert "alertname is required" in page(client, "/alert", 400)

@@ -6,11 +6,12 @@ copy of ``echo`` from the test's temporary directory, flagged as an exec from /t
 argv is hostile (a ``<script>``, an ``<img onerror>``, quotes, unicode), and posts one alert
 for its host to the webhook. Then, in the browser: the overview lists the host, the trace and
 the alert; the graph shows the chain with the exact argv; clicking a node and "Focus the graph
-here" re-focuses; the alert's link opens the alert's graph; the hostile argv is shown literally
-and runs nothing; times are shown in the browser's time zone, which is stated; an empty window
-says so and offers a wider one. Every request the browser makes goes to graphapi itself.
-Screenshots of each page are written under the test's temporary directory (docs/screenshots/
-holds the set of tests/test_graphapi_pages.py, on recorded events: these show this machine).
+here" re-focuses; the alert's link (the overview's, and a notification's /alert) opens the
+alert's graph; the hostile argv is shown literally and runs nothing; times are shown in the
+browser's time zone, which is stated; an empty window says so and offers a wider one. Every
+request the browser makes goes to graphapi itself. Screenshots of each page are written under
+the test's temporary directory (docs/screenshots/ holds the set of tests/test_graphapi_pages.py,
+on recorded events: these show this machine).
 """
 
 from __future__ import annotations
@@ -270,6 +271,12 @@ def test_the_alert_link_opens_the_alerts_graph(page, stack, chain, alert, tmp_pa
     # The alert fired on the host, which runs the chain's processes.
     assert f"host={HOST}" in anchors
     shot(page, tmp_path, "alert-graph")
+    # A notification's link without Grafana names the alert by its name and labels (/alert).
+    page.goto(
+        f"{stack}/alert?" + urllib.parse.urlencode({"alertname": alert["name"], "instance": HOST})
+    )
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["focus"] == [focus]
+    assert page.locator(f"section#{node_sections(page)[focus]}").is_visible()
 
 
 def test_process_page_and_host_timeline(page, stack, chain, tmp_path):

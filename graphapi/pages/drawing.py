@@ -18,6 +18,9 @@ DETAILS = [(name, label) for name, _type, label in NODE_FIELDS if name.startswit
 # Drawn as the node's title and subtitle already, or only for the graph's own use.
 HIDDEN = {"detail__kind", "detail__focus"}
 _SVG_START = re.compile(rb"<svg\b")
+# A node's main and secondary stats are counts with their unit ("3 children", "2 connections"):
+# shown as "Children: 3", named by what they count rather than by the Node Graph's field names.
+_COUNT = re.compile(r"(\d+) ([a-z][a-z ]*)")
 
 
 def node_anchor(i: int) -> str:
@@ -63,6 +66,17 @@ def edge_lines(graph: dict) -> dict[str, list[dict]]:
     return out
 
 
+def stat_fields(n: dict) -> list[tuple[str, str]]:
+    """A node's main and secondary stats as (what they count, how many); a stat that is not a
+    count keeps the Node Graph's name for it."""
+    out = []
+    for name, _type, label in NODE_FIELDS:
+        if name in ("mainstat", "secondarystat") and n.get(name):
+            count = _COUNT.fullmatch(n[name])
+            out.append((count[2].capitalize(), count[1]) if count else (label, n[name]))
+    return out
+
+
 def node_views(graph: dict) -> list[dict]:
     """Each node with what its details panel shows: its fields (empty ones left out), its
     edges, and whether it can be a focus (every node but "N more not shown")."""
@@ -74,6 +88,8 @@ def node_views(graph: dict) -> list[dict]:
             for name, label in DETAILS
             if name not in HIDDEN and n.get(name) not in ("", None, 0)
         ]
+        # First the stats; a group's "5 processes" is its Processes detail already.
+        fields = [s for s in stat_fields(n) if s[0] not in {lbl for lbl, _ in fields}] + fields
         kind = n.get("detail__kind", "")
         if kind == "process":  # one process: a count of 1 says nothing
             fields = [(label, value) for label, value in fields if label != "Processes"]

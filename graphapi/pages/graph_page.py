@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from flask import current_app, render_template, request
 
 from graph.errors import FocusNotFound
-from graph.request import GraphRequest
+from graph.request import GraphRequest, Scope
 from graphapi import graph_limits
 from graphapi.api.graph import graph_for
 from graphapi.pages.blueprint import bp
@@ -40,7 +40,7 @@ def _host_variable() -> str:
     return f"var-{load_config().host_label}"
 
 
-def grafana_link(win: PageWindow, req: GraphRequest) -> str:
+def grafana_link(win: PageWindow, req: GraphRequest, focus_text: str) -> str:
     """The same view on Grafana's investigation dashboard, '' when no Grafana URL is set."""
     base = (current_app.config.get("GRAFANA_URL") or "").rstrip("/")
     if not base:
@@ -53,7 +53,7 @@ def grafana_link(win: PageWindow, req: GraphRequest) -> str:
         args = {"from": f"now-{win.last}", "to": "now"}
     if req.scope.hosts:
         args[_host_variable()] = req.scope.hosts[0]
-    args["var-focus"] = request.args.get("focus", "")
+    args["var-focus"] = focus_text
     args["var-limit"] = req.limit
     return f"{base}/d/{INVESTIGATION_UID}/{INVESTIGATION_SLUG}?{urlencode(args)}"
 
@@ -61,20 +61,24 @@ def grafana_link(win: PageWindow, req: GraphRequest) -> str:
 @bp.get("/graph")
 def graph_page():
     """The causal graph of a window, optionally focused, drawn."""
-    win, scope, focus, limit = page_window(), scope_arg(), focus_arg(), limit_arg()
-    collapse = collapse_arg()
+    return graph_view(page_window(), scope_arg(), request.args.get("focus", ""))
+
+
+def graph_view(win: PageWindow, scope: Scope, focus_text: str, note: str = ""):
+    """The graph page of ``focus_text`` (a focus as the API takes it, or '') in ``win`` and
+    ``scope``, with the request's limit and collapse, and ``note`` said above the graph."""
+    focus, limit, collapse = focus_arg({"focus": focus_text}), limit_arg(), collapse_arg()
     req = GraphRequest(win.window, scope, focus, limit)
     limits = replace(graph_limits(current_app.config), collapse_min=collapse)
-    focus_text = request.args.get("focus", "")
     context = dict(
         win=win, scope=scope, focus=focus_text, limit=limit, collapse=collapse,
-        grafana=grafana_link(win, req),
+        grafana=grafana_link(win, req, focus_text), note=note,
     )  # fmt: skip
     try:
         graph = graph_for(req, limits)
     except FocusNotFound as e:
         return render_template("pages/graph.html", **context, missing=str(e)), 404
-    svg, svg_error = (None, "") if not graph["nodes"] else svg_of(graph, focus_text or "")
+    svg, svg_error = (None, "") if not graph["nodes"] else svg_of(graph, focus_text)
     nodes = node_views(graph)
     # Shown until another node is clicked: the focus itself, else the first highlighted node.
     selected = next((v for v in nodes if v["node"]["id"] == focus_text), None) or next(
