@@ -122,7 +122,14 @@ def test_learn_diff_merge(backend, clickhouse_server, chdb_dir, tmp_path, capsys
         written = {p.name: p.read_text() for p in out.iterdir()}
         capsys.readouterr()
 
-        # The same window again: the same bytes (a no-op diff), and nothing outside the policy.
+        # The same window again: the same bytes (a no-op diff), and nothing outside the policy;
+        # a reviewer's choices (a renamed file, its severity) are kept.
+        (out / "cron.service.yaml").rename(out / "backups.yaml")
+        (out / "backups.yaml").write_text(
+            (out / "backups.yaml").read_text().replace("severity: medium", "severity: high")
+        )
+        written["backups.yaml"] = (out / "backups.yaml").read_text()
+        del written["cron.service.yaml"]
         assert main(["baseline", "learn", *where, *first, "-o", str(out)]) == 0
         assert "unchanged" in capsys.readouterr().out
         assert {p.name: p.read_text() for p in out.iterdir()} == written
