@@ -12,7 +12,12 @@ import sys
 import threading
 
 from exporter.config import ConfigError
-from groundtruth.run import add_exporter_arguments, fail, startup_config
+from groundtruth.run import (
+    add_exporter_arguments,
+    fail,
+    reload_policies_on_sighup,
+    startup_config,
+)
 
 HELP = """\
 Run the eBPF exporter and the graph API together on the embedded store (chDB in --data-dir):
@@ -89,6 +94,7 @@ def run(args) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
+    reload_policies_on_sighup(exporter)
     graph = f"http://{host}:{server.effective_port}"
     print(
         f"groundtruth up: metrics   http://{config.listen}/metrics\n"

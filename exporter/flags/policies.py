@@ -55,6 +55,11 @@ class PolicyFamily:
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
 
+    def reload(self, policies: dict[str, Policy]) -> None:
+        """New policies (SIGHUP): swapped in at once, so a batch sees the old or the new ones;
+        the counts and the deviations already flagged are kept."""
+        self.policies = {w: p for w, p in policies.items() if p.mode == "audit"}
+
     def on_exec(self, ev, program: str) -> None:
         policy = self.policies.get(ev.workload)
         if policy is not None:
