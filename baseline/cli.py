@@ -22,7 +22,7 @@ from incident.cli import guarded, window_from_args
 from incident.errors import IncidentError
 from incident.store_access import Reader, open_from_args
 from incident.times import get_zone
-from policy.files import PolicyError, file_name, load_policies, load_policy, render
+from policy.files import PolicyError, file_name, load_policies, render
 from policy.model import Policy, Seen, sorted_keys
 
 LEARN_HELP = """\
@@ -30,7 +30,8 @@ Learn a policy for each workload (or --workload W) from the events of a window: 
 executables it ran with their parent programs and users, the ports it listened on, the
 destinations it connected to and the sources it accepted, each with a comment saying how often
 and when it was seen. Writes DIR/<workload>.yaml (mode audit); learning the same events again
-writes the same bytes. An existing file keeps its mode and severity.
+writes the same bytes. A workload that already has a policy in DIR keeps its file (whatever its
+name), its mode and its severity.
 """
 DIFF_HELP = """\
 What happened in a window that the policies of DIR do not allow, per workload with a policy, as
@@ -92,14 +93,10 @@ def run_learn(args) -> int:
         )
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    existing = _policy_dir(str(out))  # a workload's policy stays in its file, whatever its name
     for workload in workloads:
-        path = out / file_name(workload)
-        previous = None
-        if path.exists():
-            try:
-                previous = load_policy(path)
-            except PolicyError as e:
-                raise IncidentError(str(e), exit_code=2) from None
+        previous = existing.get(workload)
+        path = Path(previous.path) if previous else out / file_name(workload)
         text = render(learned(workload, activity.seen(workload), previous))
         changed = not path.exists() or path.read_text() != text
         if changed:

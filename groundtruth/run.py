@@ -63,7 +63,7 @@ def add_exporter_arguments(p) -> None:
     p.add_argument(
         "--policies",
         metavar="DIR",
-        help="baseline policies to flag deviations from (docs/baselines.md)",
+        help="baseline policies to flag deviations from (docs/baselines.md); SIGHUP reloads",
     )
 
 
@@ -81,6 +81,17 @@ def config_from_args(args):
         "policies",
     )
     return load_config(args.config, overrides={k: getattr(args, k) for k in keys})
+
+
+def reload_policies_on_sighup(exporter) -> None:
+    """With --policies, SIGHUP reads the policy directory again (after a merge, say)."""
+    if exporter.config.policies and exporter.detector is not None:
+        from exporter.flags.setup import reload_policies
+
+        def reload(*_):
+            logging.warning(reload_policies(exporter.detector, exporter.config.policies))
+
+        signal.signal(signal.SIGHUP, reload)
 
 
 def fail(message: str) -> int:
@@ -128,6 +139,7 @@ def run(args) -> int:
     exporter.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: exporter.stop())
+    reload_policies_on_sighup(exporter)
     logging.info("metrics on http://%s/metrics; host %s", config.listen, config.host)
     exporter.run()
     return 0

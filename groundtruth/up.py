@@ -13,7 +13,12 @@ import threading
 
 from exporter.config import ConfigError
 from graphapi.cli import add_grafana_argument
-from groundtruth.run import add_exporter_arguments, fail, startup_config
+from groundtruth.run import (
+    add_exporter_arguments,
+    fail,
+    reload_policies_on_sighup,
+    startup_config,
+)
 
 HELP = """\
 Run the eBPF exporter and the graph API together on the embedded store (chDB in --data-dir):
@@ -95,6 +100,7 @@ def run(args) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
+    reload_policies_on_sighup(exporter)
     graph = f"http://{host}:{server.effective_port}"
     print(
         f"groundtruth up: open      {graph}/ (what happened, the causal graph, timelines)\n"

@@ -65,6 +65,7 @@ def render(facts: Facts, zone: tzinfo, store: str, files: dict[str, str]) -> str
     out += _summary(facts, zone)
     out += _alerts(facts, zone)
     out += _traces(facts, zone)
+    out += _new_for_workloads(facts, zone)
     out += _timeline(facts, zone)
     out += _graph(facts, files)
     out += _failed(facts, zone)
@@ -140,6 +141,33 @@ def _traces(facts: Facts, zone) -> list[str]:
         head = ["Time", "Severity", "Class", "Rule", "Technique", "Path from the root", "Facts"]
         out += table(head, rows) + [""]
     return out
+
+
+def _new_for_workloads(facts: Facts, zone) -> list[str]:
+    """The baseline policy deviations (policy flags) of the traces, by workload."""
+    if facts.request.scoring is None:
+        return []
+    out = [
+        "## New for this workload",
+        "",
+        "What each workload did that its baseline policy does not allow (exporter `--policies`, "
+        "[baselines](docs/baselines.md)): once per process and deviation.",
+        "",
+    ]
+    found = sorted(
+        ((f["workload"], f["time_ns"], f, t) for t in facts.traces for f in t.flags
+         if f.get("kind") == "policy"),
+        key=lambda x: (x[0], x[1]),
+    )  # fmt: skip
+    if not found:
+        return out + ["None (no policy flag in the window).", ""]
+    rows = [
+        [workload, format_ns(t_ns, zone), f["host"], f["rule_id"].removeprefix("policy_"),
+         Code(_path(facts, t.paths[f["process_key"]])), f["description"], t.id]
+        for workload, t_ns, f, t in found
+    ]  # fmt: skip
+    head = ["Workload", "Time", "Host", "New", "Path from the root", "Facts", "Trace"]
+    return out + table(head, rows) + [""]
 
 
 def _path(facts: Facts, keys: list[str]) -> str:

@@ -86,10 +86,10 @@ class _PolicyReader:
         return node.value
 
     def port(self, node, what: str, any_allowed: bool = False) -> int:
-        value = node.value if isinstance(node, yaml.ScalarNode) else None
+        value: str = node.value if isinstance(node, yaml.ScalarNode) else ""
         if any_allowed and value == "*":
             return ANY_PORT
-        if value is None or not value.isdigit() or not 0 < int(value) < 65536:
+        if not value.isdigit() or not 0 < int(value) < 65536:
             self.fail(node, f"{what} must be a port (1-65535{', or *' if any_allowed else ''})")
         return int(value)
 

@@ -204,11 +204,17 @@ def describe(deviation: tuple) -> str:
 
 
 def sort_key(key: tuple) -> tuple:
-    """Entries in a stable order: by kind, then value (endpoints by address, then port)."""
-    kind = key[0]
-    rest = key[1].sort_key() if isinstance(key[1], Endpoint) else tuple(str(k) for k in key[1:])
-    if kind == "user" or kind == "listen":
-        rest = (str(key[1]), int(key[-1])) if kind == "user" else (int(key[1]),)
+    """Entries in a stable order: by kind, then value (paths and programs as text, uids and
+    ports as numbers, endpoints by address, then port)."""
+    kind, value = key[0], key[1]
+    if isinstance(value, Endpoint):
+        rest: tuple = value.sort_key()
+    elif kind == "listen":
+        rest = (int(value),)
+    elif kind == "user":
+        rest = (value, int(key[2]))
+    else:
+        rest = tuple(str(k) for k in key[1:])
     return (KINDS.index(kind), rest)
 
 

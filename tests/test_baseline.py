@@ -122,7 +122,14 @@ def test_learn_diff_merge(backend, clickhouse_server, chdb_dir, tmp_path, capsys
         written = {p.name: p.read_text() for p in out.iterdir()}
         capsys.readouterr()
 
-        # The same window again: the same bytes (a no-op diff), and nothing outside the policy.
+        # The same window again: the same bytes (a no-op diff), and nothing outside the policy;
+        # a reviewer's choices (a renamed file, its severity) are kept.
+        (out / "cron.service.yaml").rename(out / "backups.yaml")
+        (out / "backups.yaml").write_text(
+            (out / "backups.yaml").read_text().replace("severity: medium", "severity: high")
+        )
+        written["backups.yaml"] = (out / "backups.yaml").read_text()
+        del written["cron.service.yaml"]
         assert main(["baseline", "learn", *where, *first, "-o", str(out)]) == 0
         assert "unchanged" in capsys.readouterr().out
         assert {p.name: p.read_text() for p in out.iterdir()} == written
@@ -242,3 +249,41 @@ def test_graphapi_exports_each_traces_policy_deviations(clickhouse_server, chdb_
         for s in family.samples
     ]
     assert scores == [samples[0].labels["trace_id"]]
+
+
+def test_the_postmortem_lists_what_was_new_for_each_workload(clickhouse_server, chdb_dir, tmp_path):
+    from schema.events import FlagEvent
+
+    t0 = time.time_ns() - 5 * MIN
+    flags = [
+        FlagEvent(
+            event_id=f"f-{rule}",
+            kind="policy",
+            time_ns=t0 + 20 + n,
+            host="h",
+            rule_id=rule,
+            flag_class="security",
+            severity="medium",
+            description=text,
+            pid=101,
+            process_key="h:101:1",
+            workload=SVC,
+        )  # fmt: skip
+        for n, (rule, text) in enumerate(
+            [
+                ("policy_exec", "new executable /usr/bin/nc: not in the policy of svc.service"),
+                ("policy_listen", "listens on a new port 9999: not in the policy"),
+            ]
+        )
+    ]
+    with database_with(normal_work(t0) + flags, "chdb", clickhouse_server, chdb_dir) as store:
+        where = ["--data-dir", str(chdb_dir), "--database", store.database]
+        out = tmp_path / "pm"
+        args = ["postmortem", *where, "--from", str(t0 - MIN), "--to", str(t0 + MIN), "-q"]
+        assert main([*args, "--tz", "UTC", "--host", "h", "-o", str(out)]) == 0
+    report = (out / "postmortem.md").read_text()
+    block = report[report.index("## New for this workload\n") :]
+    block = block[: block.index("\n## ", 1)]
+    rows = [line for line in block.splitlines() if line.startswith(f"| {SVC} |")]
+    assert [row.split(" | ")[3] for row in rows] == ["exec", "listen"]
+    assert "new executable /usr/bin/nc" in rows[0] and "`svc[100] > sh[101]`" in rows[0]

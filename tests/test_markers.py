@@ -29,6 +29,7 @@ def test_a_test_asking_for_ebpf_is_marked_ebpf_and_only_it():
         "test_an_unwritable_jsonl_sink_is_one_line_and_exit_2[/proc/x-No such file or directory]",
         "test_an_unwritable_jsonl_sink_is_one_line_and_exit_2[/tmp-Is a directory]",
         "test_every_drop_reason_is_exported_from_the_start",
+        "test_sighup_reloads_the_policies_and_a_bad_file_keeps_them",
     }
 
 

@@ -177,3 +177,46 @@ def test_every_drop_reason_is_exported_from_the_start(ebpf_problems, tmp_path):
         exporter.kill()
     assert set(dropped) == KNOWN_DROPS
     assert [n for (stage, _), n in dropped.items() if stage == "sink"] == [0, 0, 0, 0]
+
+
+def policies_loaded(port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return next(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "groundtruth_exporter_policies"
+    )
+
+
+def test_sighup_reloads_the_policies_and_a_bad_file_keeps_them(ebpf_problems, tmp_path):
+    skip_or_fail_without_ebpf(ebpf_problems)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "a.yaml").write_text("workload: a.service\nlisten: [80]\n")
+    port = free_port()
+    exporter = subprocess.Popen(
+        [*GROUNDTRUTH, "run", "--listen", f"127.0.0.1:{port}", "--no-tcp", "--no-selftest",
+         "--sink", f"jsonl:{tmp_path / 'events.jsonl'}", "--policies", str(policies)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "metrics on" not in (line := exporter.stderr.readline()):
+            assert line and time.monotonic() < deadline, "exporter did not start"
+        assert policies_loaded(port) == 1
+        (policies / "b.yaml").write_text("workload: b.service\nlisten: [81]\n")
+        exporter.send_signal(signal.SIGHUP)
+        assert "policies reloaded from" in exporter.stderr.readline()
+        assert policies_loaded(port) == 2
+        (policies / "c.yaml").write_text("workload: c.service\nlisten: [http]\n")
+        exporter.send_signal(signal.SIGHUP)
+        line = exporter.stderr.readline()
+        assert "policies not reloaded, the previous ones stay:" in line
+        assert f"{policies / 'c.yaml'}:2: listen item must be a port" in line
+        assert policies_loaded(port) == 2
+        exporter.send_signal(signal.SIGTERM)
+        assert exporter.wait(30) == 0
+    finally:
+        exporter.kill()

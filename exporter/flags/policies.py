@@ -24,6 +24,23 @@ FLAGGED_MAX = 65536  # (process, deviation) pairs remembered; past it, forgotten
 FLAG_CLASS = "security"
 
 
+def flag_about(ev, **fields) -> FlagEvent:
+    """A flag about the process (and connection) of the event that decided it: the event's
+    identity fields, and ``fields`` for the rest."""
+    return FlagEvent(
+        host=ev.host,
+        process_key=ev.process_key,
+        pid=ev.pid,
+        comm=ev.comm,
+        uid=getattr(ev, "uid", 0),
+        container_id=ev.container_id,
+        pod_uid=ev.pod_uid,
+        event_time_ns=ev.time_ns,
+        trigger_event_id=ev.event_id,
+        **fields,
+    )
+
+
 def rule_id(kind: str) -> str:
     return f"policy_{kind}"
 
@@ -37,6 +54,11 @@ class PolicyFamily:
         self._flagged: set[tuple] = set()
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
+
+    def reload(self, policies: dict[str, Policy]) -> None:
+        """New policies (SIGHUP): swapped in at once, so a batch sees the old or the new ones;
+        the counts and the deviations already flagged are kept."""
+        self.policies = {w: p for w, p in policies.items() if p.mode == "audit"}
 
     def on_exec(self, ev, program: str) -> None:
         policy = self.policies.get(ev.workload)
@@ -79,32 +101,22 @@ class PolicyFamily:
             parent_key = self.ancestry.parent(ev.process_key)
         program = program or self.ancestry.program(ev.process_key) or ev.comm
         where = f" ({policy.path})" if policy.path else ""
-        self.detector.add_flag(
-            FlagEvent(
-                event_id=f"{self._run_id}-p{next(self._seq)}",
-                kind="policy",
-                time_ns=self.detector.clock(),
-                host=ev.host,
-                rule_id=rule_id(kind),
-                flag_class=FLAG_CLASS,
-                severity=policy.severity,
-                description=f"{describe(found)}: not in the policy of workload "
-                f"{policy.workload}{where}; it allows {policy.expected(found)}",
-                process_key=ev.process_key,
-                pid=ev.pid,
-                comm=ev.comm,
-                program=program,
-                parent_key=parent_key,
-                uid=getattr(ev, "uid", 0),
-                connection_id=connection_id,
-                container_id=ev.container_id,
-                pod_uid=ev.pod_uid,
-                event_time_ns=ev.time_ns,
-                trigger_event_id=ev.event_id,
-                workload=policy.workload,
-            ),
-            stored,
+        flag = flag_about(
+            ev,
+            event_id=f"{self._run_id}-p{next(self._seq)}",
+            kind="policy",
+            time_ns=self.detector.clock(),
+            rule_id=rule_id(kind),
+            flag_class=FLAG_CLASS,
+            severity=policy.severity,
+            description=f"{describe(found)}: not in the policy of workload "
+            f"{policy.workload}{where}; it allows {policy.expected(found)}",
+            program=program,
+            parent_key=parent_key,
+            connection_id=connection_id,
+            workload=policy.workload,
         )
+        self.detector.add_flag(flag, stored)
 
 
 class PolicyCollector(Collector):

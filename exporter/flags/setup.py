@@ -35,3 +35,16 @@ def policy_family(directory: str, detector):
         return PolicyFamily(load_policies(directory), detector)
     except PolicyError as e:
         raise ConfigError(str(e)) from e
+
+
+def reload_policies(detector, directory: str) -> str:
+    """Reads the policy directory again into the detector's policy family; a bad file leaves
+    the policies as they were. Returns what happened, in one line."""
+    from policy.files import PolicyError, load_policies
+
+    try:
+        policies = load_policies(directory)
+    except PolicyError as e:
+        return f"policies not reloaded, the previous ones stay: {e}"
+    detector.policy_family.reload(policies)
+    return f"policies reloaded from {directory}: {len(detector.policy_family.policies)}"
