@@ -48,7 +48,7 @@ PROBES = {
             "cgroup_event": process.RECORD_SIZES[process.EV_CGROUP_MKDIR],
             "cred_event": process.RECORD_SIZES[process.EV_CRED_CHANGE],
             # An exec record ends where its command line does (the longest: the array's end).
-            ("exec_event", "cmdline"): process.CMDLINE_AT + process.CMDLINE_LEN,
+            ("exec_event", "cmdline"): process.EXEC_RECORD_MAX,
         },
     ),
     "tcp.h": (

@@ -147,6 +147,7 @@ def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():
         exec_ok + bytes(8),  # bytes after the command line it declares
         exec_ok[:-1],  # a command line cut short
         exec_ok[: HEAD.size + 4],  # not even its command line's size
+        exec_record(b"/bin/x" * 500, []),  # a command line longer than the struct holds
         fork + bytes(8),
         fork[:-1],  # shorter than the head every event starts with
         cred[:-4],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import struct
 from functools import lru_cache
 
 from exporter.btf import BtfError, enum_value, member_offset
@@ -30,6 +31,7 @@ from exporter.probes.process_abi import (
     EV_EXIT,
     EV_FORK,
     EV_OOM_KILL,
+    EXEC_RECORD_MAX,
     F_ARGV_TRUNCATED,
     F_ARGV_UNKNOWN,
     F_CGROUP_V1,
@@ -38,7 +40,7 @@ from exporter.probes.process_abi import (
     F_OOM_KILLED,
     HEAD,
     KIND_NAMES,
-    record_size_ok,
+    RECORD_SIZES,
 )
 from exporter.process_table import ProcessTable
 from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
@@ -227,14 +229,18 @@ class ProcessProbe(BpfProbe):
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._seq
         containers: dict[tuple[int, int], Container] = {}  # (cgroup id, v1 id) -> container
-        events, head_size, misfits = [], HEAD.size, 0
+        events, misfits, fixed_size = [], 0, RECORD_SIZES.get
         for raw in records:
-            if len(raw) < head_size:
-                misfits += 1
-                continue
-            (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags, _tid,
-             comm) = HEAD.unpack_from(raw)  # fmt: skip
-            if not record_size_ok(raw, kind):  # not this probe's struct: counted, never guessed at
+            # A record that is not its kind's struct is counted, never guessed at.
+            try:
+                (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags,
+                 _tid, comm) = HEAD.unpack_from(raw)  # fmt: skip
+                size = fixed_size(kind)
+                if size is None and (kind == EV_EXEC or kind == EV_EXEC_FAILED):
+                    size = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, CMDLINE_SIZE_AT)[0]
+            except struct.error:  # shorter than the head (or an exec's context) it starts with
+                size = -1
+            if size is not None and (len(raw) != size or size > EXEC_RECORD_MAX):
                 misfits += 1
                 continue
             if kind == EV_CGROUP_MKDIR:  # not an event of its own: feeds container attribution

@@ -43,7 +43,10 @@ KIND_NAMES = {
     EV_OOM_KILL: "oom_kill",
     EV_CRED_CHANGE: "cred_change",
 }
-# The size of each kind's record: its struct's (an exec's depends on its command line).
+# The size of each kind's record: its struct's. An exec's is its head, context and the command
+# line bytes it declares (CMDLINE_AT + cmdline_size), at most EXEC_RECORD_MAX. A kind this
+# decoder does not know (a newer probe's) needs only the head it is decoded by.
+EXEC_RECORD_MAX = CMDLINE_AT + CMDLINE_LEN
 RECORD_SIZES = {
     EV_FORK: HEAD.size,
     EV_EXIT: HEAD.size,
@@ -69,19 +72,3 @@ CRED_SYSCALLS = {
 # enum count_kind: the kinds of the `counts` map, read at scrape time.
 C_EXEC, C_EXIT_OK, C_EXIT_ERROR, C_EXIT_SIGNAL, C_EXIT_OOM, C_OOM_KILL, C_EXEC_FAILED = range(1, 8)
 EXIT_OUTCOMES = {C_EXIT_OK: "ok", C_EXIT_ERROR: "error", C_EXIT_SIGNAL: "signal", C_EXIT_OOM: "oom"}
-
-
-def record_size_ok(raw: bytes, kind: int) -> bool:
-    """Whether a record is as long as its kind's struct says (an exec: its head, context and
-    the command line bytes it declares). A kind this decoder does not know (a newer probe) needs
-    only the head it is decoded by."""
-    size = len(raw)
-    expected = RECORD_SIZES.get(kind)
-    if expected is not None:
-        return size == expected
-    if kind == EV_EXEC or kind == EV_EXEC_FAILED:
-        if size < CMDLINE_AT:
-            return False
-        used = CMDLINE_SIZE.unpack_from(raw, CMDLINE_SIZE_AT)[0]
-        return used <= CMDLINE_LEN and size == CMDLINE_AT + used
-    return size >= HEAD.size
