@@ -160,3 +160,6 @@ def test_a_record_that_is_not_the_event_size_is_a_counted_decode_error():
     batch = probe.decode_batch([good[:-4], good, good + bytes(8)])
     assert [e.kind for e in batch] == ["close"]
     assert probe.ctx.stats.snapshot()[1] == {("decode", "tcp_record_size"): 2}
+    # One record alone too: counted, not an IndexError.
+    assert probe.decode(good[:-4]) is None
+    assert probe.ctx.stats.snapshot()[1] == {("decode", "tcp_record_size"): 3}

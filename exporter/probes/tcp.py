@@ -285,8 +285,10 @@ class TcpProbe(BpfProbe):
             self._owners[key] = found
         return found
 
-    def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent:
-        return self.decode_batch([raw])[0]
+    def decode(self, raw: bytes) -> ConnectionEvent | ListenEvent | None:
+        """One record's event; None for a record of the wrong size (counted as a decode drop)."""
+        events = self.decode_batch([raw])
+        return events[0] if events else None
 
     def decode_batch(self, records: list[bytes]) -> list[ConnectionEvent | ListenEvent]:
         # The hot path. What does not change within a batch (attributes, bound methods, the
