@@ -38,9 +38,10 @@ from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
 from exporter.runner import Exporter
+from schema.column_batch import ColumnBatch
 from store.db import columnar, open_store
 from store.migrations import migrate
-from store.writer import WriterSettings
+from store.writer import WriterSettings, column_tables
 from testservices.service import free_port
 
 ROUNDS = 3
@@ -191,22 +192,33 @@ class Recorder:
 
 
 class StoreInserts:
-    """A sink doing the store writer's work on its own thread's clock: columns, and one insert
-    per table for each batch of the writer's size."""
+    """A sink doing the store writer's work on its own thread's clock: columns (ColumnBatches
+    taken as they are), and one insert per table for each batch of the writer's size."""
+
+    takes_columns = True
 
     def __init__(self, store, batch_size: int = WriterSettings().batch_size):
-        self.store, self.batch_size, self.pending, self.events = store, batch_size, [], 0
+        self.store, self.batch_size, self.events = store, batch_size, 0
+        self.pending: list = []
+        self.columns: list[ColumnBatch] = []
+        self.rows = 0
 
     def write(self, events: list) -> None:
+        while events and type(events[-1]) is ColumnBatch:  # after the objects, as delivered
+            self.columns.append(events[-1])
+            self.rows += len(events[-1])
+            events = events[:-1]
         self.pending += events
-        self.events += len(events)
-        if len(self.pending) >= self.batch_size:
+        self.rows += len(events)
+        if self.rows >= self.batch_size:
             self.flush()
 
     def flush(self) -> None:
-        for table, cols in columnar(self.pending).items():
+        tables = list(columnar(self.pending).items()) + column_tables(self.columns)
+        for table, cols in tables:
             self.store.insert(table, cols)
-        self.pending = []
+        self.events += self.rows
+        self.pending, self.columns, self.rows = [], [], 0
 
     def close(self) -> None:
         self.flush()
@@ -224,7 +236,7 @@ def replay_cpu_per_event(records: dict[str, list], data_dir: Path) -> tuple[floa
     started = time.process_time()
     for name, batches in records.items():
         for raw in batches:
-            exporter.deliver(probes[name].decode_batch(raw))
+            exporter.deliver(*probes[name].decode_columns(raw))
     sink.close()
     cpu = time.process_time() - started
     store.close()

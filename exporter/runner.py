@@ -24,6 +24,7 @@ from exporter.collectors.process_counts import ProcessCountsCollector
 from exporter.collectors.tcp_counts import TcpCountsCollector
 from exporter.compiler_memory import release_compiler_memory
 from exporter.containers import ContainerResolver
+from exporter.detector_rows import detector_rows
 from exporter.flags.metrics import FlagsCollector
 from exporter.flags.policies import PolicyCollector
 from exporter.flags.setup import flag_detector
@@ -34,6 +35,7 @@ from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import ProcScanner, start_ticks
 from exporter.process_table import ProcessTable
 from exporter.selftest import UNTRUSTED_FIELDS, run_process_selftest
+from exporter.sinks import for_sink
 from exporter.tcp_scan import TcpScanner
 from exporter.tcp_selftest import UNTRUSTED_FIELDS as TCP_UNTRUSTED_FIELDS
 from exporter.tcp_selftest import run_tcp_selftest
@@ -164,22 +166,29 @@ class Exporter:
             self.registry.register(collector)
 
     # -- the loop --------------------------------------------------------------------------
-    def deliver(self, events: list) -> None:
-        if not events:
+    def deliver(self, events: list, columns: list = ()) -> None:
+        """Events, and ColumnBatches (``schema.column_batch``) of a drain, to the detector, the
+        counters and the sink."""
+        if not events and not columns:
             return
         if self.detector is not None:
-            flags = self.detector.observe(events)
+            # The detector sees every event object, and of the columns the rows it reads.
+            seen = events + [e for b in columns for e in detector_rows(self.detector, b)]
+            flags = self.detector.observe(seen)
             if flags:  # to the same sinks, with the events that raised them
                 events = events + flags
         # Counted without a Python-level loop: this runs for every event.
         kinds = Counter(zip(map(type, events), map(KIND, events), strict=True))
         for (cls, kind), n in kinds.items():
             self.stats.count_events(f"{EVENT_TYPE_NAMES[cls]}_{kind}", n)
-        self.sink.write(events)
+        for batch in columns:
+            for kind, n in batch.kind_counts().items():
+                self.stats.count_events(f"{EVENT_TYPE_NAMES[batch.cls]}_{kind}", n)
+        self.sink.write(for_sink(self.sink, events + list(columns)))
 
     def drain_once(self) -> None:
         for probe in self.probes:
-            self.deliver(probe.drain())
+            self.deliver(*probe.drain_columns())
 
     def run(self) -> None:
         """Drain until stop(); then drain what is left and close the sink."""

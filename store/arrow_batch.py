@@ -16,6 +16,7 @@ from functools import cache
 
 import pyarrow as pa
 
+from schema.column_batch import Coded
 from schema.events import columns
 from store.schema import TABLES
 
@@ -42,12 +43,21 @@ def column_types(table: str) -> dict[str, pa.DataType]:
     }
 
 
-def arrow_stream(table: str, cols: dict[str, list]) -> memoryview | None:
+def arrow_column(values, arrow_type: pa.DataType) -> pa.Array:
+    """One column as Arrow: a list, a numpy array (taken as it is), or ``Coded`` text (its
+    distinct values converted once, then taken by code in C)."""
+    if isinstance(values, Coded):
+        return pa.array(values.values, arrow_type).take(pa.array(values.codes))
+    return pa.array(values, arrow_type)
+
+
+def arrow_stream(table: str, cols: dict) -> memoryview | None:
     """The batch as an Arrow IPC stream, or None when a column or a value does not fit."""
     types = column_types(table)
     try:
         schema = pa.schema([(name, types[name]) for name in cols])
-        batch = pa.RecordBatch.from_pydict(cols, schema=schema)
+        arrays = [arrow_column(values, types[name]) for name, values in cols.items()]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
     except (KeyError, pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
     sink = pa.BufferOutputStream()

@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 
+from schema.column_batch import plain
 from store import params as P
 from store.errors import StoreConfigError, short_error
 
@@ -95,10 +96,11 @@ class ServerBackend:
             return self._run(P.to_pyformat(sql), params=params)
         return self._run(sql)
 
-    def insert(self, table: str, columns: dict[str, list]) -> None:
-        self._run(
-            _insert_head(table, columns) + " VALUES", data=list(columns.values()), columnar=True
-        )
+    def insert(self, table: str, columns: dict) -> None:
+        """A columnar insert; a column may be a list, a numpy array or ``Coded`` text
+        (``schema.column_batch``): the driver is given lists."""
+        data = [plain(column) for column in columns.values()]
+        self._run(_insert_head(table, columns) + " VALUES", data=data, columnar=True)
 
     def version(self) -> tuple[int, ...]:
         return parse_version(self.query("SELECT version()")[0][0])
@@ -171,14 +173,15 @@ class EmbeddedBackend:
         table = self._query(sql, params, "Arrowtable")
         return list(zip(*(column.to_pylist() for column in table.columns), strict=True))
 
-    def insert(self, table: str, columns: dict[str, list]) -> None:
+    def insert(self, table: str, columns: dict) -> None:
         # Arrow columns (store.arrow_batch), or, for a batch Arrow cannot carry, JSONColumns:
         # ClickHouse's columnar JSON input, {"col": [values...]}. Data travels as data, never
         # as SQL text.
         body: memoryview | str | None = self._arrow_stream(table, columns)
         fmt = "ArrowStream"
         if body is None:
-            body, fmt = json.dumps(columns), "JSONColumns"
+            body = json.dumps({name: plain(column) for name, column in columns.items()})
+            fmt = "JSONColumns"
         with self._lock:
             with self._conn.send_insert(_insert_head(table, columns), fmt) as ins:
                 ins.append(body)

@@ -1,7 +1,8 @@
 """The writer's in-memory buffer: events as write() handed them over, oldest first, bounded.
 
 write() runs on the exporter's event path, so adding is one append of the caller's batch;
-splitting into store batches happens in the writer's thread (``take``).
+splitting into store batches happens in the writer's thread (``take``). A chunk is a list of
+event objects or a ``ColumnBatch`` (rows as columns): both are sized and sliced alike.
 """
 
 from __future__ import annotations
@@ -28,19 +29,33 @@ class MemoryBuffer:
             self.take(overflow)
         return overflow
 
+    def add_columns(self, batch, now: float, limit: int) -> int:
+        """Appends a ColumnBatch as one chunk; drops as ``add`` does."""
+        self._chunks.append([now, batch, 0])
+        self.count += len(batch)
+        overflow = max(self.count - limit, 0)
+        if overflow:
+            self.take(overflow)
+        return overflow
+
     def take(self, n: int) -> tuple[float | None, list]:
-        """Removes up to n of the oldest events: (arrival time of the first, events)."""
-        received, out = self.oldest(), []
-        while self._chunks and len(out) < n:
+        """Removes up to n of the oldest events: (arrival time of the first, events, where a
+        ColumnBatch's rows come as one ColumnBatch item)."""
+        received, out, taken = self.oldest(), [], 0
+        while self._chunks and taken < n:
             chunk = self._chunks[0]
             _, events, start = chunk
-            end = min(len(events), start + n - len(out))
-            out += events[start:end]
+            end = min(len(events), start + n - taken)
+            if type(events) is list:
+                out += events[start:end]
+            else:
+                out.append(events[start:end] if start or end < len(events) else events)
+            taken += end - start
             if end == len(events):
                 self._chunks.popleft()
             else:
                 chunk[2] = end
-        self.count -= len(out)
+        self.count -= taken
         return received, out
 
     def oldest(self) -> float | None:

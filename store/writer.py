@@ -29,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
+from schema.column_batch import ColumnBatch, concat, plain
 from schema.pipeline_stats import PipelineStats
 from store.buffer import MemoryBuffer
 from store.db import Store, columnar
@@ -61,12 +62,17 @@ class WriterSettings:
 @dataclass
 class _InFlight:
     future: Future
-    tables: dict
+    tables: list  # (table, columns) in insert order
     received: float
 
 
 class StoreWriter:
-    """A Sink (``exporter.sinks``) writing to a ``Store``; the thread starts at construction."""
+    """A Sink (``exporter.sinks``) writing to a ``Store``; the thread starts at construction.
+
+    It takes columns: ColumnBatch items (``schema.column_batch``) after a batch's event objects,
+    as the exporter delivers them, go to the store as columns, never as objects."""
+
+    takes_columns = True
 
     def __init__(
         self,
@@ -101,12 +107,20 @@ class StoreWriter:
 
     # --- the Sink interface ---------------------------------------------------------------
     def write(self, events: list) -> None:
-        if not events:
+        columns = []
+        while events and type(events[-1]) is ColumnBatch:  # delivered after the objects
+            columns.append(events[-1])
+            events = events[:-1]
+        if not events and not columns:
             return
         now = time.time()
         with self._cv:
             was_empty = not self._buffer
-            overflow = self._buffer.add(events, now, self.settings.max_buffer)
+            overflow = 0
+            if events:
+                overflow += self._buffer.add(events, now, self.settings.max_buffer)
+            for batch in reversed(columns):
+                overflow += self._buffer.add_columns(batch, now, self.settings.max_buffer)
             # Wake the thread when a batch is full, or to start the age clock of a new one.
             if was_empty or len(self._buffer) >= self.settings.batch_size:
                 self._cv.notify()
@@ -197,24 +211,30 @@ class StoreWriter:
 
     def _write_batch(self, received: float, batch: list) -> None:
         """Converts a batch while the previous insert runs, then inserts it (or spools it)."""
+        columns = [b for b in batch if type(b) is ColumnBatch]
+        if columns:
+            batch = [e for e in batch if type(e) is not ColumnBatch]
         known = [e for e in batch if type(e) in TABLE_OF_CLASS]
-        if len(known) < len(batch):
+        known_columns = [b for b in columns if b.cls in TABLE_OF_CLASS]
+        if len(known) < len(batch) or len(known_columns) < len(columns):
             unknown = {type(e).__name__ for e in batch} - {type(e).__name__ for e in known}
+            unknown |= {b.cls.__name__ for b in columns if b.cls not in TABLE_OF_CLASS}
             log.error("store writer: no table for %s events: dropped", ", ".join(sorted(unknown)))
-            self.stats.count_dropped(STAGE, "rejected", len(batch) - len(known))
-        tables = columnar(known)
+            lost = len(batch) - len(known) + sum(len(b) for b in columns if b not in known_columns)
+            self.stats.count_dropped(STAGE, "rejected", lost)
+        tables = list(columnar(known).items()) + column_tables(known_columns)
         self._collect_insert(wait=True)  # a failed insert spools its rest first: order kept
         if len(self.spool) or not self._retry_due() or not self._attempt(lambda: None):
-            for table, cols in tables.items():  # behind what is already spooled
+            for table, cols in tables:  # behind what is already spooled
                 self._spool(table, cols, received)
             return
         future = self._inserter.submit(self._insert_tables, tables)
         self._inflight = _InFlight(future, tables, received)
         future.add_done_callback(lambda _: self._wake())
 
-    def _insert_tables(self, tables: dict) -> tuple[int, Exception | None]:
+    def _insert_tables(self, tables: list) -> tuple[int, Exception | None]:
         """In the insert thread: (tables written, the error that stopped it or None)."""
-        for i, (table, cols) in enumerate(tables.items()):
+        for i, (table, cols) in enumerate(tables):
             try:
                 self.store.insert(table, cols)
             except Exception as exc:  # noqa: BLE001 - handed back to the writer thread
@@ -232,11 +252,12 @@ class StoreWriter:
             self._succeeded()
             return
         self._fail(exc)
-        for table, cols in list(inflight.tables.items())[written:]:
+        for table, cols in inflight.tables[written:]:
             self._spool(table, cols, inflight.received)
 
     def _spool(self, table: str, cols: dict, received: float) -> None:
         """Puts a batch on disk; a disk that fails too loses it, counted and said once."""
+        cols = {name: plain(column) for name, column in cols.items()}  # JSON takes lists
         try:
             self.spool.append(table, cols, received)
         except OSError as exc:
@@ -404,6 +425,14 @@ class StoreWriter:
             return self.store.query("SELECT 1") == [(1,)]
         except Exception:  # noqa: BLE001 - not answering is the answer
             return False
+
+
+def column_tables(batches: list[ColumnBatch]) -> list[tuple[str, dict]]:
+    """(table, columns) of ColumnBatches: one insert per event class, its batches joined."""
+    by_class: dict[type, list] = {}
+    for batch in batches:
+        by_class.setdefault(batch.cls, []).append(batch)
+    return [(TABLE_OF_CLASS[cls], concat(parts)) for cls, parts in by_class.items()]
 
 
 def _rows(cols: dict[str, list], indexes) -> dict[str, list]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from exporter.probes import process_abi as process
-from exporter.probes import tcp
+from exporter.probes import tcp, tcp_columns
 
 BPF = Path(__file__).resolve().parent.parent / "exporter" / "bpf"
 INT_TYPES = "\n".join(
@@ -223,6 +223,34 @@ def test_python_constants_match_the_header(probe_abi):
     _, compiled, _, _, constants, _ = probe_abi
     assert len(constants) >= 10  # the kinds, flags and counter kinds at least
     assert {name: compiled[name] for name in constants} == constants
+
+
+@pytest.mark.causes_flags("exec_from_tmp")  # runs the offsets program it compiled in tmp_path
+def test_the_numpy_record_matches_the_compiled_struct(tmp_path):
+    """tcp_columns.RECORD, the dtype the hot path reads whole drains with: each field named by
+    its C member at the compiler's offset and size, every field there, the struct's size; and
+    the address words cover both addresses exactly."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (make setup installs one with the kernel headers)")
+    structs = struct_fields(without_comments((BPF / "tcp.h").read_text()))
+    compiled = compiled_layout("tcp.h", tmp_path, structs, set())
+    record = tcp_columns.RECORD
+    assert record.itemsize == compiled[("sizeof", "tcp_event")]
+    fields = {f for _, f in leaves(structs, "tcp_event") if not f.endswith("pad")}
+    assert set(record.names) == fields
+    for name in record.names:
+        dtype, offset = record.fields[name][:2]
+        assert compiled[("field", "tcp_event", name)] == (offset, dtype.itemsize), name
+        kind = "i" if compiled_type(structs, name).startswith("s") else "uSV"
+        assert dtype.kind in kind, (name, dtype)
+    words = tcp_columns.ADDR_WORDS
+    saddr, daddr = (compiled[("field", "tcp_event", f"addrs.{f}")] for f in ("saddr", "daddr"))
+    assert [words.fields[w][1] for w in words.names] == list(range(saddr[0], daddr[0] + 16, 8))
+    assert daddr[0] == saddr[0] + 16 and words.itemsize == record.itemsize
+
+
+def compiled_type(structs: dict, designator: str) -> str:
+    return dict((f, c) for c, f in leaves(structs, "tcp_event"))[designator]
 
 
 def test_the_checker_sees_a_misplaced_field(tmp_path):

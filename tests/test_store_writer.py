@@ -304,3 +304,101 @@ def test_the_memory_buffer_keeps_order_and_drops_the_oldest_beyond_its_limit():
     assert b.add(list(range(13, 20)), 3.0, limit=5) == 4  # 11, 12, 13, 14 dropped
     assert b.take(99) == (3.0, [15, 16, 17, 18, 19])
     assert b.take(3) == (None, []) and len(b) == 0
+
+
+def connection_columns(n: int):
+    """(a ColumnBatch of n close events of the TCP probe's hot path, dated now, its events)."""
+    from exporter.probes.base import ProbeContext
+    from exporter.probes.tcp import AF_INET, EV_CLOSE, EVENT, F_CLOSED_LOCAL, TICK_NS, TcpProbe
+    from exporter.probes.tcp_columns import decode_columns
+
+    now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    loopback = bytes([127, 0, 0, 1]) + bytes(12)
+    records = [
+        EVENT.pack(
+            now + i,
+            i + 1,
+            now - 10**6,
+            now - 10**5,
+            i * 3,
+            i * 7,
+            (100 + i % 5) * TICK_NS,
+            1,
+            1000 + i % 5,
+            0,
+            b"client",
+            loopback,
+            loopback,
+            40_000 + i,
+            8080,
+            AF_INET,
+            0,
+            EV_CLOSE,
+            F_CLOSED_LOCAL,
+            i % 3,
+            0,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    events, batch = decode_columns(TcpProbe(ProbeContext(host="host-a")), records)
+    assert events == [] and len(batch) == n
+    return batch, batch.events()
+
+
+def stored_connections(reader, names: list[str]) -> list[dict]:
+    rows = reader.query(f"SELECT {', '.join(names)} FROM tcp_connection_events ORDER BY time_ns")
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def test_columns_arrive_exactly_with_the_objects_around_them(target, tmp_path):
+    """ColumnBatches (after a batch's objects, as the exporter delivers them), split across the
+    writer's batches, are stored as their rows' events would be."""
+    batch, expected = connection_columns(450)  # FAST's batch_size 200: split three ways
+    processes = make_events(30)
+    stats = PipelineStats()
+    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
+    writer.write(processes[:10] + [batch[:300]])
+    writer.write([batch[300:]])
+    writer.write(processes[10:])
+    writer.close()
+    names = list(columnar(expected[:1])["tcp_connection_events"])
+    assert stored_connections(target["reader"], names) == [
+        {n: getattr(e, n) for n in names} for e in expected
+    ]
+    assert sorted(stored_ids(target["reader"])) == sorted(e.event_id for e in processes)
+    assert stats.snapshot()[1] == {}
+
+
+def test_columns_spooled_in_an_outage_are_replayed_exactly(target, tmp_path):
+    """A ColumnBatch the store could not take waits on disk as rows and is stored later."""
+    batch, expected = connection_columns(120)
+    dead = f"clickhouse://default@127.0.0.1:{free_port()}/nowhere"
+    down = StoreWriter(
+        open_store(dead), tmp_path / "spool", PipelineStats(), WriterSettings(**FAST)
+    )
+    down.write([batch])
+    down.close()
+    assert down.spool.events == 120
+    stats = PipelineStats()
+    writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))
+    wait_until(lambda: writer.spool.events == 0 and writer.replayed == 120, what="replay")
+    writer.close()
+    names = list(columnar(expected[:1])["tcp_connection_events"])
+    assert stored_connections(target["reader"], names) == [
+        {n: getattr(e, n) for n in names} for e in expected
+    ]
+    assert stats.snapshot()[1] == {}
+
+
+def test_the_memory_buffer_takes_column_batches_by_rows():
+    batch, expected = connection_columns(10)
+    b = MemoryBuffer()
+    assert b.add([1, 2], 1.0, limit=100) == 0
+    assert b.add_columns(batch, 2.0, limit=100) == 0
+    received, taken = b.take(5)
+    assert received == 1.0 and taken[:2] == [1, 2] and len(b) == 7
+    assert [e.event_id for e in taken[2].events()] == [e.event_id for e in expected[:3]]
+    _, rest = b.take(99)
+    assert [e.event_id for e in rest[0].events()] == [e.event_id for e in expected[3:]]
+    assert b.add_columns(batch, 3.0, limit=4) == 6  # the oldest rows dropped
+    assert [e.event_id for e in b.take(99)[1][0].events()] == [e.event_id for e in expected[6:]]

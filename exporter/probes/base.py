@@ -126,6 +126,15 @@ class BpfProbe:
         batch, self._batch = self._batch, []
         return batch
 
+    def drain_columns(self) -> tuple[list, list]:
+        """(events, ColumnBatches) of everything queued: a probe with a columnar hot path
+        returns most of its rows as columns (``schema.column_batch``); by default, none."""
+        return self.drain(), []
+
+    def decode_columns(self, records: list[bytes]) -> tuple[list, list]:
+        """(events, ColumnBatches) of a batch of records; by default all as events."""
+        return self.decode_batch(records), []
+
     def drops_by_kind(self) -> dict[int, int]:
         """{event kind: events the kernel could not queue (ring buffer full)}, over all CPUs."""
         if self.bpf is None:

@@ -223,6 +223,12 @@ class TcpProbe(BpfProbe):
     def next_event_id(self) -> str:
         return f"{self._run_id}-{next(self._seq)}"
 
+    def take_event_ids(self, n: int) -> int:
+        """Reserves n consecutive event sequence numbers; returns the first."""
+        first = next(self._seq)
+        self._seq = itertools.count(first + n)
+        return first
+
     def key(self, pid: int, start_boot_ns: int) -> str:
         if not pid or not start_boot_ns:
             return ""
@@ -345,11 +351,28 @@ class TcpProbe(BpfProbe):
 
     def drain(self) -> list:
         batch = super().drain()
+        return batch + self._sweep_due()
+
+    def drain_columns(self) -> tuple[list, list]:
+        """The hot path's drain: close and connect-failed records as one ColumnBatch
+        (``tcp_columns``), the rest as events."""
+        if self._reader is None:
+            return super().drain_columns()
+        events, columns = self.decode_columns(self._reader.read())
+        return events + self._sweep_due(), columns
+
+    def decode_columns(self, records: list[bytes]) -> tuple[list, list]:
+        from exporter.probes.tcp_columns import decode_columns  # imports this module
+
+        events, batch = decode_columns(self, records)
+        return events, [batch] if batch is not None else []
+
+    def _sweep_due(self) -> list:
         now = time.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + self.open_after_seconds / 2
-            batch += self.sweep_open()
-        return batch
+        if now < self._next_sweep:
+            return []
+        self._next_sweep = now + self.open_after_seconds / 2
+        return self.sweep_open()
 
     def sweep_open(self) -> list[ConnectionEvent | ListenEvent]:
         """`open` events for connections established at least ``open_after_seconds`` ago and

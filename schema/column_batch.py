@@ -1,0 +1,136 @@
+"""Events as columns: a batch of one event class held as typed columns, not one object per event.
+
+The hot path (the TCP probe's close events) decodes a ring buffer drain straight into columns and
+hands them to the store as columns; an event object is made only for a consumer that asks for
+one (``events()``: the JSON-lines sink, tests, the flag detector's few rows via ``rows()``).
+
+A column is one of:
+- a numpy integer array (a ``UInt*``/``Int*`` field);
+- ``Coded``: text as codes into a short list of distinct values (what a batch repeats: hosts,
+  process keys, addresses, outcomes), expanded only where a consumer needs the strings;
+- a plain list (text that differs on every row, such as event ids).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Coded:
+    """Text column: ``values[codes[i]]`` is row i."""
+
+    codes: np.ndarray
+    values: list
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def tolist(self) -> list:
+        values = self.values
+        return [values[i] for i in self.codes.tolist()]
+
+    def take(self, indexes) -> Coded:
+        return Coded(self.codes[indexes], self.values)
+
+
+def plain(column) -> list:
+    """A column as a list of Python values."""
+    return column if isinstance(column, list) else column.tolist()
+
+
+def _slice(column, rows: slice):
+    return Coded(column.codes[rows], column.values) if isinstance(column, Coded) else column[rows]
+
+
+def _take(column, indexes):
+    if isinstance(column, list):
+        return [column[i] for i in np.asarray(indexes).tolist()]
+    return column.take(indexes) if isinstance(column, Coded) else column[indexes]
+
+
+class ColumnBatch:
+    """Rows of one event class (``cls``, a dataclass of ``schema.events``) as columns named and
+    ordered as its fields."""
+
+    def __init__(self, cls: type, columns: dict):
+        self.cls = cls
+        self.columns = columns
+        self._events: list | None = None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def __getitem__(self, rows: slice) -> ColumnBatch:
+        """The rows of a slice (the store writer takes batches of its own size)."""
+        return ColumnBatch(self.cls, {n: _slice(c, rows) for n, c in self.columns.items()})
+
+    def plain(self) -> dict[str, list]:
+        """{column: [values...]}, as ``store.db.columnar`` gives for event objects."""
+        return {name: plain(column) for name, column in self.columns.items()}
+
+    def events(self) -> list:
+        """One event object per row, in order (made once)."""
+        if self._events is None:
+            self._events = self._objects(self.columns)
+        return self._events
+
+    def rows(self, indexes) -> list:
+        """Event objects of the given rows only."""
+        if self._events is not None:
+            return [self._events[i] for i in np.asarray(indexes).tolist()]
+        return self._objects({n: _take(c, indexes) for n, c in self.columns.items()})
+
+    def _objects(self, columns: dict) -> list:
+        cls = self.cls
+        names = [f.name for f in fields(cls)]
+        return [cls(*row) for row in zip(*(plain(columns[n]) for n in names), strict=True)]
+
+    def kind_counts(self) -> Counter:
+        """{kind: rows} of the batch (for groundtruth_events_total)."""
+        kind = self.columns["kind"]
+        if isinstance(kind, Coded):
+            counts = np.bincount(kind.codes, minlength=len(kind.values))
+            out: Counter = Counter()
+            for value, n in zip(kind.values, counts.tolist(), strict=True):
+                if n:
+                    out[value] += n
+            return out
+        return Counter(plain(kind))
+
+
+def concat(batches: list[ColumnBatch]) -> dict:
+    """The columns of several batches of one class, one after the other."""
+    if len(batches) == 1:
+        return batches[0].columns
+    out = {}
+    for name, first in batches[0].columns.items():
+        parts = [b.columns[name] for b in batches]
+        if isinstance(first, Coded):
+            values, codes, at = [], [], 0
+            for part in parts:
+                codes.append(part.codes.astype(np.int64) + at)
+                values += part.values
+                at += len(part.values)
+            out[name] = Coded(np.concatenate(codes), values)
+        elif isinstance(first, list):
+            out[name] = [v for part in parts for v in part]
+        else:
+            out[name] = np.concatenate(parts)
+    return out
+
+
+def expand(items: list) -> list:
+    """Event objects in place of every ColumnBatch of a delivered batch."""
+    if not any(type(i) is ColumnBatch for i in items):
+        return items
+    out: list = []
+    for item in items:
+        if type(item) is ColumnBatch:
+            out += item.events()
+        else:
+            out.append(item)
+    return out
