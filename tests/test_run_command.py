@@ -71,16 +71,48 @@ def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
             assert line and time.monotonic() < deadline, "exporter did not start"
         child = subprocess.Popen(["/bin/sh", "-c", "exit 13", "cli-canary"])
         child.wait()
+        client_port, server_port = one_connection(sent=1234)
         exporter.send_signal(signal.SIGTERM)  # at once: the final drain must deliver it
         assert exporter.wait(30) == 0
     finally:
         exporter.kill()
     events = [json.loads(line) for line in out_file.read_text().splitlines()]
+    # A connection's close comes off the TCP probe's columnar path: as a whole event here too.
+    (close,) = [
+        e for e in events
+        if e["type"] == "ConnectionEvent" and e["kind"] == "close"
+        and e["local_port"] == client_port and e["remote_port"] == server_port
+    ]  # fmt: skip
+    assert (close["pid"], close["direction"], close["bytes_sent"]) == (
+        os.getpid(),
+        "outbound",
+        1234,
+    )
+    assert close["host"] == "cli-host" and close["process_key"].startswith(
+        f"cli-host:{os.getpid()}:"
+    )
     ours = {e["kind"]: e for e in events if e["pid"] == child.pid}
     assert ours["exec"]["argv"] == ["/bin/sh", "-c", "exit 13", "cli-canary"]
     assert ours["exit"]["exit_code"] == 13
     assert ours["exit"]["host"] == "cli-host"
     assert any(e["kind"] == "scan" for e in events)
+
+
+def one_connection(sent: int) -> tuple[int, int]:
+    """A loopback connection from this process: sends ``sent`` bytes, the client closes first.
+    (client port, server port)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        conn, _ = server.accept()
+        client.sendall(b"x" * sent)
+        got = 0
+        while got < sent:
+            got += len(conn.recv(65536))
+        ports = client.getsockname()[1], server.getsockname()[1]
+        client.close()
+        conn.recv(1)  # the client's FIN
+        conn.close()
+    return ports
 
 
 def start_up_error(port: int, sink: str, command=("run",)) -> str:
