@@ -166,7 +166,7 @@ class Exporter:
             self.registry.register(collector)
 
     # -- the loop --------------------------------------------------------------------------
-    def deliver(self, events: list, columns: list = ()) -> None:
+    def deliver(self, events: list, columns: list | tuple = ()) -> None:
         """Events, and ColumnBatches (``schema.column_batch``) of a drain, to the detector, the
         counters and the sink."""
         if not events and not columns:

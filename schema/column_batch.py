@@ -106,7 +106,7 @@ def concat(batches: list[ColumnBatch]) -> dict:
     """The columns of several batches of one class, one after the other."""
     if len(batches) == 1:
         return batches[0].columns
-    out = {}
+    out: dict = {}
     for name, first in batches[0].columns.items():
         parts = [b.columns[name] for b in batches]
         if isinstance(first, Coded):

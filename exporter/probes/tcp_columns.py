@@ -39,8 +39,9 @@ RECORD = np.dtype(
 )  # fmt: skip
 # Both addresses (saddr, daddr) as four 64-bit words: what their text forms depend on, with the
 # family.
+WORDS = ["w0", "w1", "w2", "w3"]
 ADDR_WORDS = np.dtype(
-    {"names": ["w0", "w1", "w2", "w3"], "formats": ["<u8"] * 4, "offsets": [88, 96, 104, 112],
+    {"names": WORDS, "formats": ["<u8"] * 4, "offsets": [88, 96, 104, 112],
      "itemsize": EVENT.size}
 )  # fmt: skip
 
@@ -96,7 +97,7 @@ def _columns(probe, rec: np.ndarray) -> dict:
     ]
     # Addresses and end labels: one text form per distinct value.
     words = rec.view(ADDR_WORDS)
-    both = [words[w] for w in ADDR_WORDS.names]
+    both = [words[w] for w in WORDS]
     family = rec["addrs.family"]
     first, addr_of = _distinct(*both, family)
     addrs = [
