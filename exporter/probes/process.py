@@ -182,7 +182,7 @@ class ProcessProbe(BpfProbe):
         self.counts_max = counts_max
         self.ttys = TtyDrivers.read()
         self._run_id = os.urandom(4).hex()
-        self._next_seq = 0  # of event ids
+        self._next_seq = 0  # of event ids: decode_batch and the start-up scan, on one thread
         # Caches, bounded by _make_room: command names; process keys by (pid, start); an exec
         # record's filename, argv and context by its tail; an exit's status by code and flag.
         self._comms: dict[bytes, str] = {}
