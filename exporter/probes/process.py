@@ -234,7 +234,7 @@ class ProcessProbe(BpfProbe):
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._next_seq
         # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
-        containers: dict = {}
+        containers: dict[object, Container] = {}
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
         for raw in records:
             # A record that is not its kind's struct is counted, never guessed at.
@@ -268,9 +268,12 @@ class ProcessProbe(BpfProbe):
             else:
                 # A fork is sent from the parent: the child starts in its parent's cgroups.
                 cgroup = (cgroup_id, v1_id) if v1_id else cgroup_id
-                container = containers.get(cgroup)
-                if container is None:
-                    container = containers[cgroup] = resolve(cgroup_id, v1_id)
+                known = containers.get(cgroup)
+                container = (
+                    known
+                    if known is not None
+                    else containers.setdefault(cgroup, resolve(cgroup_id, v1_id))
+                )
             filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
             argv, context, prev_ids = [], NO_CONTEXT, NO_PREV_IDS
             if kind == EV_EXIT:
@@ -286,8 +289,8 @@ class ProcessProbe(BpfProbe):
                 # Cached by the record's context and command line: in an exec storm (a crash
                 # loop, a fork bomb, a script's loop) they repeat.
                 tail = raw[HEAD.size :]
-                filename, argv, context = execs.get(tail) or new_exec(raw, tail)
-                argv = list(argv)  # a list of its own for each event
+                filename, args, context = execs.get(tail) or new_exec(raw, tail)
+                argv = list(args)  # a list of its own for each event
                 if flags & EXE_FLAGS:
                     context = (*context[:-2], 1 if flags & F_EXE_DELETED else 0,
                                1 if flags & F_EXE_MEMFD else 0)  # fmt: skip
