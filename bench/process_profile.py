@@ -18,11 +18,9 @@ totals by N times the events. Not a ``bench_*`` module: ``make bench`` does not 
 
 from __future__ import annotations
 
-import cProfile
 import gc
 import os
 import pickle
-import pstats
 import shutil
 import statistics
 import subprocess
@@ -34,11 +32,10 @@ from pathlib import Path
 from bench.bench_baseline import write_policies
 from bench.bench_main_job import Recorder
 from bench.bench_process import STORM_EXECS, CountingSink
+from bench.detector_profile import REPLAYS, print_profile
 from exporter.config import ExporterConfig
 from exporter.containers import unified_mount
 from exporter.runner import Exporter
-
-REPLAYS = 20
 
 
 def record(path: str) -> None:
@@ -125,13 +122,7 @@ def run_mode(mode: str, argv: list[str], records: list, policy_dir: str) -> int:
             for exporter in exporters:
                 replay(exporter, records)
     elif mode == "profile":
-        profile = cProfile.Profile()
-        for _ in range(REPLAYS):
-            exporter = exporter_for(policy_dir)
-            profile.enable()
-            replay(exporter, records)
-            profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        print_profile(lambda: exporter_for(policy_dir), lambda e: replay(e, records), 25)
     else:
         print(__doc__, file=sys.stderr)
         return 2
