@@ -160,11 +160,13 @@ class Floor:
 
 
 class Recorder:
-    """Both probes loaded, every record read off the ring buffers and kept undecoded."""
+    """Probes loaded (both, or those named), every record read off their ring buffers and kept
+    undecoded."""
 
-    def __init__(self):
+    def __init__(self, names: tuple[str, ...] = ("tcp", "process")):
         ctx = ProbeContext(host="bench")
-        self.probes = {"tcp": TcpProbe(ctx), "process": ProcessProbe(ctx)}
+        probes = {"tcp": TcpProbe, "process": ProcessProbe}
+        self.probes = {name: probes[name](ctx) for name in names}
         for p in self.probes.values():
             p.load()
         self.records: dict[str, list] = {name: [] for name in self.probes}

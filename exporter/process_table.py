@@ -12,24 +12,26 @@ from exporter.containers import NO_CONTAINER, Container
 
 class ProcessTable:
     def __init__(self):
-        self._by_pid: dict[int, tuple[str, Container]] = {}
+        # pid -> (process key, container); the process probe's decode loop reads and writes it
+        # directly (as add and remove do), a call less per event.
+        self.by_pid: dict[int, tuple[str, Container]] = {}
 
     def __len__(self) -> int:
-        return len(self._by_pid)
+        return len(self.by_pid)
 
     def add(self, pid: int, key: str, container: Container) -> None:
-        self._by_pid[pid] = (key, container)
+        self.by_pid[pid] = (key, container)
 
     def remove(self, pid: int, key: str) -> None:
         """Forget a process, unless the pid was already reused by a newer one."""
-        entry = self._by_pid.get(pid)
+        entry = self.by_pid.get(pid)
         if entry is not None and entry[0] == key:
-            del self._by_pid[pid]
+            del self.by_pid[pid]
 
     def key(self, pid: int) -> str:
-        entry = self._by_pid.get(pid)
+        entry = self.by_pid.get(pid)
         return entry[0] if entry else ""
 
     def container(self, pid: int) -> Container:
-        entry = self._by_pid.get(pid)
+        entry = self.by_pid.get(pid)
         return entry[1] if entry else NO_CONTAINER

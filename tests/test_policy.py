@@ -145,3 +145,28 @@ def test_the_exporter_config_checks_its_policies(tmp_path):
         ExporterConfig(policies=str(tmp_path), flags=False).validate()
     with pytest.raises(ConfigError, match="not a directory of policy files"):
         ExporterConfig(policies=str(tmp_path / "none")).validate()
+
+
+def test_an_exec_allowed_before_a_reload_is_checked_again_after_it(tmp_path):
+    """The policy family remembers the execs a policy allowed: a reload forgets them, so an exec
+    the new policy no longer allows is flagged the first time it runs after the reload."""
+    from exporter.flags.detector import load_detector
+    from exporter.flags.policies import PolicyFamily
+    from schema.events import ProcessEvent
+
+    detector = load_detector()
+    family = PolicyFamily({"nginx.service": load_policy(write(tmp_path, POLICY))}, detector)
+    detector.add_family(family)
+
+    def nginx_exec(n: int) -> ProcessEvent:
+        return ProcessEvent(
+            event_id=f"e{n}", kind="exec", time_ns=n, host="h", pid=100 + n,
+            process_key=f"h:{100 + n}:1", filename="/usr/sbin/nginx", uid=0,
+            workload="nginx.service",
+        )  # fmt: skip
+
+    assert detector.observe([nginx_exec(1), nginx_exec(2)]) == []  # allowed, then remembered
+    www_data_only = POLICY.replace("      - 0\n      - root\n", "      - 33\n")  # uid 33 alone
+    family.reload({"nginx.service": load_policy(write(tmp_path, www_data_only))})
+    flags = [f for f in detector.observe([nginx_exec(3)]) if f.kind == "policy"]
+    assert [(f.rule_id, f.process_key) for f in flags] == [("policy_user", "h:103:1")]

@@ -17,10 +17,12 @@ from collections import Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from exporter.flags.ancestry import NOT_KNOWN, PROGRAM
 from policy.model import KINDS, Policy, describe
 from schema.events import FlagEvent
 
 FLAGGED_MAX = 65536  # (process, deviation) pairs remembered; past it, forgotten all at once
+ALLOWED_MAX = 4096  # execs remembered as allowed, per workload; past it, forgotten all at once
 FLAG_CLASS = "security"
 
 
@@ -50,6 +52,8 @@ class PolicyFamily:
         self.policies = {w: p for w, p in policies.items() if p.mode == "audit"}
         self.detector = detector
         self.ancestry = detector.ancestry
+        self._procs = detector.ancestry.procs
+        self._allowed: dict[str, set[tuple]] = {}  # workload -> execs its policy allowed
         self.deviations: Counter = Counter()  # (workload, kind) -> every occurrence
         self._flagged: set[tuple] = set()
         self._run_id = os.urandom(4).hex()
@@ -59,14 +63,27 @@ class PolicyFamily:
         """New policies (SIGHUP): swapped in at once, so a batch sees the old or the new ones;
         the counts and the deviations already flagged are kept."""
         self.policies = {w: p for w, p in policies.items() if p.mode == "audit"}
+        self._allowed = {}
 
     def on_exec(self, ev, program: str) -> None:
         policy = self.policies.get(ev.workload)
         if policy is not None:
-            parent = self.ancestry.program(ev.parent_key)
+            parent = self._procs.get(ev.parent_key, NOT_KNOWN)[PROGRAM]  # Ancestry.program()
+            # An exec the policy allowed before is allowed again: one set lookup (a service's
+            # execs repeat), instead of the policy's three.
+            allowed = self._allowed.get(ev.workload)
+            if allowed is None:
+                allowed = self._allowed[ev.workload] = set()
+            seen = (ev.filename, parent, ev.uid)
+            if seen in allowed:
+                return
             found = policy.exec_deviation(ev.filename, parent, ev.uid)
             if found is not None:
                 self._deviation(policy, found, ev, program, ev.parent_key)
+            else:
+                if len(allowed) >= ALLOWED_MAX:
+                    allowed.clear()
+                allowed.add(seen)
 
     def on_listen(self, ev) -> None:
         policy = self.policies.get(ev.workload)

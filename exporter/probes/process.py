@@ -7,13 +7,11 @@ derived here from what the kernel sent; counting for metrics happens in the BPF 
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import struct
-from functools import lru_cache
 
 from exporter.btf import BtfError, enum_value, member_offset
-from exporter.containers import Container, ContainerResolver
+from exporter.containers import NO_CONTAINER, Container, ContainerResolver
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process_abi import (
     CGROUP_PATH_LEN,
@@ -21,7 +19,6 @@ from exporter.probes.process_abi import (
     CMDLINE_SIZE,
     CMDLINE_SIZE_AT,
     CONTEXT,
-    CONTEXT_END,
     CRED,
     CRED_SYSCALLS,
     EV_CGROUP_MKDIR,
@@ -50,9 +47,10 @@ KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
 
 TICK_NS = 10_000_000
 COMM_CACHE_MAX = 4096
-EXEC_ARGS_CACHE_MAX = 1024
+EXEC_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
-CONTEXT_CACHE_MAX = 1024
+STATUS_CACHE_MAX = 1024
+EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD
 # filename, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of events that
 # are neither an exec nor an exit (ProcessEvent's defaults).
 NOT_EXEC_OR_EXIT = ("", 0, -1, 0, 0, "", 0)
@@ -127,7 +125,6 @@ def exit_outcome(exit_code: int, sig: int, oom: bool) -> str:
     return "error" if exit_code else "ok"
 
 
-@lru_cache(maxsize=1024)
 def exit_status(raw: int, oom: int) -> tuple[int, int, int, str]:
     """(exit code, signal, core dumped, outcome) of an exit event (few distinct values)."""
     exit_code, sig, core = decode_exit_status(raw)
@@ -185,11 +182,13 @@ class ProcessProbe(BpfProbe):
         self.counts_max = counts_max
         self.ttys = TtyDrivers.read()
         self._run_id = os.urandom(4).hex()
-        self._seq = itertools.count()
+        self._next_seq = 0  # of event ids: decode_batch and the start-up scan, on one thread
+        # Caches, bounded by _make_room: command names; process keys by (pid, start); an exec
+        # record's filename, argv and context by its tail; an exit's status by code and flag.
         self._comms: dict[bytes, str] = {}
-        self._exec_args: dict[bytes, tuple[str, tuple[str, ...]]] = {}
         self._keys: dict[tuple[int, int], str] = {}
-        self._contexts: dict[bytes, tuple] = {}
+        self._execs: dict[bytes, tuple[str, tuple[str, ...], tuple]] = {}
+        self._statuses: dict[int, tuple[int, int, int, str]] = {}
 
     def defines(self) -> dict[str, int]:
         defines = {**super().defines(), "COUNTS_MAX": self.counts_max}
@@ -203,7 +202,9 @@ class ProcessProbe(BpfProbe):
 
     def next_event_id(self) -> str:
         """Unique per event: this run's random id and a sequence (decode() inlines it)."""
-        return f"{self._run_id}-{next(self._seq)}"
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return f"{self._run_id}-{seq}"
 
     def adopt_scanned(self, events: list[ProcessEvent]) -> None:
         """Add processes found by the start-up scan, unless an event already told us more."""
@@ -220,15 +221,20 @@ class ProcessProbe(BpfProbe):
 
     def decode_batch(self, records: list[bytes]) -> list[ProcessEvent]:
         # The hot path. What does not change within a batch (attributes, bound methods, the
-        # clock offset, containers already resolved) is looked up once per batch; each event is
-        # built in one constructor call (field order of ProcessEvent).
-        host, table, keys, comms = self.ctx.host, self.table, self._keys, self._comms
-        new_key, new_comm, exec_args_of = self._key, self._comm, self._exec_args_of
-        context_of = self._context_of
-        resolve, add, remove = self.containers.resolve, table.add, table.remove
+        # clock offset, containers already resolved) is looked up once per batch; the caches are
+        # bounded once per batch (_make_room) so the loop only reads and fills them; the common
+        # steps (process keys, the process table, an exec's arguments and context, an exit's
+        # status) are inlined rather than called; each event is built in one constructor call
+        # (field order of ProcessEvent).
+        self._make_room(len(records))
+        host, keys, comms, execs = self.ctx.host, self._keys, self._comms, self._execs
+        statuses, by_pid = self._statuses, self.table.by_pid
+        new_comm, new_exec, new_status = self._comm, self._exec, self._status
+        new_key, resolve = self._key, self.containers.resolve
         offset = self.ctx.clock.offset_ns
-        id_prefix, seq = f"{self._run_id}-", self._seq
-        containers: dict[tuple[int, int], Container] = {}  # (cgroup id, v1 id) -> container
+        id_prefix, seq = f"{self._run_id}-", self._next_seq
+        # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
+        containers: dict[object, Container] = {}
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
         for raw in records:
             # A record that is not its kind's struct is counted, never guessed at.
@@ -248,86 +254,113 @@ class ProcessProbe(BpfProbe):
                 self.containers.learn(cgroup_id, path, v1=bool(flags & F_CGROUP_V1))
                 containers.clear()
                 continue
-            key = (keys.get((pid, start)) or new_key(pid, start)) if start else table.key(pid)
+            if start:
+                key = keys.get((pid, start))
+                if key is None:  # events.process_key's format, built inline
+                    key = keys[pid, start] = f"{host}:{pid}:{start // TICK_NS}"
+            else:
+                entry = by_pid.get(pid)
+                key = entry[0] if entry else ""
             if kind == EV_OOM_KILL:
                 # Sent from the task that ran into the limit: the victim is known by its pid.
-                container, key = table.container(pid), table.key(pid)
+                entry = by_pid.get(pid)
+                container, key = (entry[1], entry[0]) if entry else (NO_CONTAINER, "")
             else:
                 # A fork is sent from the parent: the child starts in its parent's cgroups.
-                container = containers.get((cgroup_id, v1_id))
-                if container is None:
-                    container = containers[cgroup_id, v1_id] = resolve(cgroup_id, v1_id)
+                cgroup = (cgroup_id, v1_id) if v1_id else cgroup_id
+                known = containers.get(cgroup)
+                container = (
+                    known
+                    if known is not None
+                    else containers.setdefault(cgroup, resolve(cgroup_id, v1_id))
+                )
             filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
             argv, context, prev_ids = [], NO_CONTEXT, NO_PREV_IDS
             if kind == EV_EXIT:
-                exit_code, sig, core, outcome = exit_status(code, flags & F_OOM_KILLED)
+                name = "exit"
+                exit_code, sig, core, outcome = statuses.get(
+                    code << 3 | flags & F_OOM_KILLED
+                ) or new_status(code, flags & F_OOM_KILLED)
                 lifetime = ts - start if start else 0
-                remove(pid, key)
+                entry = by_pid.get(pid)  # ProcessTable.remove(), inlined
+                if entry is not None and entry[0] == key:
+                    del by_pid[pid]
             elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
-                filename, argv = exec_args_of(raw)
-                context = context_of(raw, flags)
+                # Cached by the record's context and command line: in an exec storm (a crash
+                # loop, a fork bomb, a script's loop) they repeat.
+                tail = raw[HEAD.size :]
+                filename, args, context = execs.get(tail) or new_exec(raw, tail)
+                argv = list(args)  # a list of its own for each event
+                if flags & EXE_FLAGS:
+                    context = (*context[:-2], 1 if flags & F_EXE_DELETED else 0,
+                               1 if flags & F_EXE_MEMFD else 0)  # fmt: skip
                 truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
                 if kind == EV_EXEC:
-                    add(pid, key, container)
+                    name = "exec"
+                    by_pid[pid] = (key, container)  # ProcessTable.add(), inlined
                 else:
+                    name = "exec_failed"
                     outcome = errno_name(-code)  # the kernel returned -errno
             elif kind == EV_FORK:
-                add(pid, key, container)
+                name = "fork"
+                by_pid[pid] = (key, container)
             elif kind == EV_CRED_CHANGE:
+                name = "cred_change"
                 _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = (
                     CRED.unpack_from(raw, HEAD.size)
                 )
                 prev_ids = (prev_uid, prev_gid, prev_euid, prev_egid)
                 context = (euid, egid, *NO_CONTEXT[2:])
                 outcome = CRED_SYSCALLS.get(call) or str(call)
+            else:  # an OOM kill, or a kind a newer probe sends
+                name = KIND_NAMES.get(kind) or str(kind)
             events.append(ProcessEvent(
-                f"{id_prefix}{next(seq)}", KIND_NAMES.get(kind) or str(kind),
-                ts + offset, host, pid, ppid, key,
+                f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
                 (keys.get((ppid, pstart)) or new_key(ppid, pstart)) if ppid else "",
                 start + offset if start else 0,
                 uid, gid, comms.get(comm) or new_comm(comm), filename, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
                 container.pod_uid, "ebpf", *context, *prev_ids, container.workload,
             ))  # fmt: skip
+            seq += 1
+        self._next_seq = seq
         if misfits:
             self.count_misfits(misfits)
         if self.untrusted:
             self.blank_untrusted(events)
         return events
 
+    def _make_room(self, records: int) -> None:
+        """Empties a cache that this many records could fill past its bound (each record adds
+        at most two process keys, one command name, one exec and one exit status)."""
+        for cache, most, per_record in (
+            (self._keys, KEY_CACHE_MAX, 2),
+            (self._comms, COMM_CACHE_MAX, 1),
+            (self._execs, EXEC_CACHE_MAX, 1),
+            (self._statuses, STATUS_CACHE_MAX, 1),
+        ):
+            if len(cache) + per_record * records > most:
+                cache.clear()
+
     def _key(self, pid: int, start_ns: int) -> str:
-        """A process key (events.process_key's format, built inline), cached: a process's
-        fork, exec and exit events and its children's all name it."""
-        if len(self._keys) >= KEY_CACHE_MAX:
-            self._keys.clear()
+        """A process key (events.process_key's format, built inline), kept: a process's fork,
+        exec and exit events and its children's all name it."""
         key = self._keys[pid, start_ns] = f"{self.ctx.host}:{pid}:{start_ns // TICK_NS}"
         return key
 
-    def _exec_args_of(self, raw: bytes) -> tuple[str, list[str]]:
-        """exec_args(), cached by the record's command line: in an exec storm (a crash loop, a
-        fork bomb, a script's loop) most command lines repeat."""
-        tail = raw[CMDLINE_AT:]
-        found = self._exec_args.get(tail)
-        if found is None:
-            if len(self._exec_args) >= EXEC_ARGS_CACHE_MAX:
-                self._exec_args.clear()
-            filename, argv = exec_args(raw)
-            found = self._exec_args[tail] = (filename, tuple(argv))
-        return found[0], list(found[1])  # a list of its own for each event
+    def _status(self, code: int, oom: int) -> tuple[int, int, int, str]:
+        """exit_status(), kept by its arguments (few distinct values)."""
+        found = self._statuses[code << 3 | oom] = exit_status(code, oom)
+        return found
 
-    def _context_of(self, raw: bytes, flags: int) -> tuple:
-        """exec_context(), cached by its bytes: a user's execs from one shell repeat them."""
-        key = raw[HEAD.size : CONTEXT_END] + bytes((flags & (F_EXE_DELETED | F_EXE_MEMFD),))
-        found = self._contexts.get(key)
-        if found is None:
-            if len(self._contexts) >= CONTEXT_CACHE_MAX:
-                self._contexts.clear()
-            found = self._contexts[key] = exec_context(raw, flags, self.ttys)
+    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, tuple[str, ...], tuple]:
+        """(filename, argv, security context without the executable's flags) of an exec
+        record, kept by its tail (everything after the head)."""
+        filename, argv = exec_args(raw)
+        found = self._execs[tail] = (filename, tuple(argv), exec_context(raw, 0, self.ttys))
         return found
 
     def _comm(self, raw: bytes) -> str:
         """A command name's text, cached: few distinct names make most events."""
-        if len(self._comms) >= COMM_CACHE_MAX:
-            self._comms.clear()
         text = self._comms[raw] = cstr(raw)
         return text
