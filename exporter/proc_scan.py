@@ -19,6 +19,7 @@ from exporter.security_context import TtyDrivers, device_tty_name, fd_type
 from schema.events import UNSET_ID, ProcessEvent, process_key
 
 MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
+COMM_CHARS = 15  # TASK_COMM_LEN less its NUL: exec sets comm to the exec'd path's base, cut
 
 
 def parse_stat(text: str) -> tuple[str, int, int]:
@@ -81,6 +82,36 @@ def exe_state(base: Path) -> tuple[int, int]:
     return int(deleted), int(deleted and target.startswith("/memfd:"))
 
 
+def exec_path(base: Path, exe: str, comm: str, args: list[str]) -> str:
+    """The path the process was exec'd by, as an exec event names it (``/usr/bin/python3``),
+    when /proc proves it; else its resolved executable (``/usr/bin/python3.11``).
+
+    /proc keeps only the resolved file (``exe``), but exec set ``comm`` to the base name of the
+    path it was given. A candidate (argv[0] if absolute, else argv[0]'s or comm's name beside
+    ``exe``) is taken only when its base name gives that comm and it is the very file ``exe``
+    is (same device and inode, looked up in the process's own root): never a guess."""
+    if not exe or not comm:
+        return exe
+    argv0 = args[0] if args else ""
+    folder = exe.rpartition("/")[0]
+    candidates = [argv0] if argv0.startswith("/") else []
+    candidates += [f"{folder}/{argv0.rpartition('/')[2]}", f"{folder}/{comm}"]
+    try:
+        real = os.stat(base / "exe")
+    except OSError:
+        return exe
+    for path in candidates:
+        if path == exe or path.rpartition("/")[2][:COMM_CHARS] != comm:
+            continue
+        try:
+            found = os.stat(f"{base}/root{path}")
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (real.st_dev, real.st_ino):
+            return path
+    return exe
+
+
 def cap_argv(args: list[str]) -> tuple[list[str], int]:
     """Arguments cut to the probe's limits, and whether anything was cut."""
     kept = [a[:MAX_ARG_CHARS] for a in args[:ARGV_MAX]]
@@ -116,6 +147,7 @@ class ProcScanner:
         except OSError:
             exe = ""  # kernel threads have none
         args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]]
+        exe = exec_path(base, exe, comm, args)
         return dict(
             comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup,
             context=self._context(base, euid, egid, tty_nr),
