@@ -15,19 +15,11 @@ from pathlib import Path
 from exporter.containers import identify_proc_cgroup
 from exporter.probes.process import TICK_NS
 from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
+from exporter.proc_read import exec_path, parse_stat, read_id
 from exporter.security_context import TtyDrivers, device_tty_name, fd_type
-from schema.events import UNSET_ID, ProcessEvent, process_key
+from schema.events import ProcessEvent, process_key
 
 MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
-COMM_CHARS = 15  # TASK_COMM_LEN less its NUL: exec sets comm to the exec'd path's base, cut
-
-
-def parse_stat(text: str) -> tuple[str, int, int]:
-    """(comm, ppid, start ticks) from /proc/<pid>/stat; comm may hold spaces and parentheses."""
-    head, _, rest = text.rpartition(")")
-    comm = head.partition("(")[2]
-    fields = rest.split()
-    return comm, int(fields[1]), int(fields[19])
 
 
 def stat_tty_nr(text: str) -> int:
@@ -52,14 +44,6 @@ def parse_ids(status: str) -> tuple[int, int, int, int]:
     return uid, gid, euid, egid
 
 
-def read_id(path: Path) -> int:
-    """/proc/<pid>/loginuid or sessionid; unset when the kernel has no audit support."""
-    try:
-        return int(path.read_text())
-    except (OSError, ValueError):
-        return UNSET_ID
-
-
 def fd_type_of(path: Path, ttys: TtyDrivers) -> str:
     """What /proc/<pid>/fd/<n> is (security_context.fd_type); '' when it cannot be told."""
     try:
@@ -82,36 +66,6 @@ def exe_state(base: Path) -> tuple[int, int]:
     return int(deleted), int(deleted and target.startswith("/memfd:"))
 
 
-def exec_path(base: Path, exe: str, comm: str, args: list[str]) -> str:
-    """The path the process was exec'd by, as an exec event names it (``/usr/bin/python3``),
-    when /proc proves it; else its resolved executable (``/usr/bin/python3.11``).
-
-    /proc keeps only the resolved file (``exe``), but exec set ``comm`` to the base name of the
-    path it was given. A candidate (argv[0] if absolute, else argv[0]'s or comm's name beside
-    ``exe``) is taken only when its base name gives that comm and it is the very file ``exe``
-    is (same device and inode, looked up in the process's own root): never a guess."""
-    if not exe or not comm:
-        return exe
-    argv0 = args[0] if args else ""
-    folder = exe.rpartition("/")[0]
-    candidates = [argv0] if argv0.startswith("/") else []
-    candidates += [f"{folder}/{argv0.rpartition('/')[2]}", f"{folder}/{comm}"]
-    try:
-        real = os.stat(base / "exe")
-    except OSError:
-        return exe
-    for path in candidates:
-        if path == exe or path.rpartition("/")[2][:COMM_CHARS] != comm:
-            continue
-        try:
-            found = os.stat(f"{base}/root{path}")
-        except OSError:
-            continue
-        if (found.st_dev, found.st_ino) == (real.st_dev, real.st_ino):
-            return path
-    return exe
-
-
 def cap_argv(args: list[str]) -> tuple[list[str], int]:
     """Arguments cut to the probe's limits, and whether anything was cut."""
     kept = [a[:MAX_ARG_CHARS] for a in args[:ARGV_MAX]]
@@ -122,10 +76,11 @@ def cap_argv(args: list[str]) -> tuple[list[str], int]:
 class ProcScanner:
     def __init__(
         self, host: str, clock, proc: Path = Path("/proc"), ttys: TtyDrivers | None = None,
-        names=None,
+        names=None, sessions=None,
     ):  # fmt: skip
         self.host = host
         self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
+        self.sessions = sessions  # SessionWorkloads: login sessions' workloads, as the probe's
         self.clock = clock
         self.proc = proc
         self.ttys = ttys or TtyDrivers.read(proc)
@@ -178,6 +133,11 @@ class ProcScanner:
             parent = found.get(p["ppid"])
             argv, truncated = cap_argv(p["args"])
             container = identify_proc_cgroup(p["cgroup"], self.names)
+            workload, context = container.workload, p["context"]
+            if self.sessions is not None:
+                workload = self.sessions.running(
+                    workload, pid, p["ppid"], context["auid"], context["session_id"]
+                )
             events.append(
                 ProcessEvent(
                     event_id=next_event_id(),
@@ -197,9 +157,9 @@ class ProcScanner:
                     argv_truncated=truncated,
                     container_id=container.id,
                     pod_uid=container.pod_uid,
-                    workload=container.workload,
+                    workload=workload,
                     source="scan",
-                    **p["context"],
+                    **context,
                 )
             )
         self.duration_seconds = time.monotonic() - started

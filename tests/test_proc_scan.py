@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.proc_scan import exec_path
+from exporter.proc_read import exec_path
 
 SLEEP = os.path.realpath(shutil.which("sleep"))
 

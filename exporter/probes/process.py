@@ -44,6 +44,8 @@ from exporter.probes.process_abi import (
 )
 from exporter.process_table import ProcessTable
 from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
+from exporter.sessions import SESSION_PREFIX, SessionWorkloads
+from exporter.workloads import HOST_WORKLOAD
 from schema.events import UNSET_ID, ProcessEvent
 
 KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
@@ -182,6 +184,7 @@ class ProcessProbe(BpfProbe):
         super().__init__(ctx)
         self.containers = containers or ContainerResolver()
         self.table = table if table is not None else ProcessTable()
+        self.sessions = SessionWorkloads()
         self.counts_max = counts_max
         self.ttys = TtyDrivers.read()
         self._run_id = os.urandom(4).hex()
@@ -224,7 +227,9 @@ class ProcessProbe(BpfProbe):
         # built in one constructor call (field order of ProcessEvent).
         host, table, keys, comms = self.ctx.host, self.table, self._keys, self._comms
         new_key, new_comm, exec_args_of = self._key, self._comm, self._exec_args_of
-        context_of = self._context_of
+        context_of, session_of, remember = (
+            self._context_of, self.sessions.container, self.sessions.remember
+        )  # fmt: skip
         resolve, add, remove = self.containers.resolve, table.add, table.remove
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._seq
@@ -266,12 +271,21 @@ class ProcessProbe(BpfProbe):
             elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
                 filename, argv = exec_args_of(raw)
                 context = context_of(raw, flags)
+                if context[2] != UNSET_ID and container.workload == HOST_WORKLOAD:
+                    # A login session (auid set): its workload, looked up once per session.
+                    container = session_of(context[3], pid, ppid, container)
+                    remember(key, container)
                 truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
                 if kind == EV_EXEC:
                     add(pid, key, container)
                 else:
                     outcome = errno_name(-code)  # the kernel returned -errno
             elif kind == EV_FORK:
+                if container.workload == HOST_WORKLOAD:  # a child stays in its parent's session
+                    parent = table.container(ppid)
+                    if parent.workload.startswith(SESSION_PREFIX):
+                        container = parent
+                        remember(key, container)
                 add(pid, key, container)
             elif kind == EV_CRED_CHANGE:
                 _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = (
