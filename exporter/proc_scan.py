@@ -17,6 +17,7 @@ from exporter.probes.process import TICK_NS
 from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
 from exporter.proc_read import exec_path, parse_stat, read_id
 from exporter.security_context import TtyDrivers, device_tty_name, fd_type
+from exporter.sessions import SESSION_PREFIX
 from schema.events import ProcessEvent, process_key
 
 MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
@@ -134,10 +135,13 @@ class ProcScanner:
             argv, truncated = cap_argv(p["args"])
             container = identify_proc_cgroup(p["cgroup"], self.names)
             workload, context = container.workload, p["context"]
+            key = process_key(self.host, pid, p["ticks"])
             if self.sessions is not None:
                 workload = self.sessions.running(
                     workload, pid, p["ppid"], context["auid"], context["session_id"]
                 )
+                if workload.startswith(SESSION_PREFIX):
+                    self.sessions.remember(key, workload)
             events.append(
                 ProcessEvent(
                     event_id=next_event_id(),
@@ -146,7 +150,7 @@ class ProcScanner:
                     host=self.host,
                     pid=pid,
                     ppid=p["ppid"],
-                    process_key=process_key(self.host, pid, p["ticks"]),
+                    process_key=key,
                     parent_key=process_key(self.host, p["ppid"], parent["ticks"]) if parent else "",
                     start_time_ns=self.clock.wall_ns(p["ticks"] * TICK_NS),
                     uid=p["uid"],

@@ -75,7 +75,9 @@ class SessionWorkloads:
         self.proc = proc
         self.lookups = 0  # sessions looked up in /proc
         self._found: dict[int, Container] = {}
-        self._processes: dict[str, str] = {}  # process key -> its session's workload
+        # process key -> its session's workload; empty on a host without logins, so a fork
+        # there costs one truth test
+        self.processes: dict[str, str] = {}
 
     def container(self, session_id: int, pid: int, ppid: int, host: Container) -> Container:
         """What a host process (pid, its parent ppid) in a login session is attributed to:
@@ -95,19 +97,19 @@ class SessionWorkloads:
             found = self._found[session_id] = Container("", "", "", SESSION_PREFIX + program)
         return found
 
-    def remember(self, process_key: str, container: Container) -> None:
-        """A process seen in a session (its exec, or its fork from one): its connections are
-        often read after its exit, when neither the process table nor /proc has it."""
-        if len(self._processes) >= PROCESSES_MAX:
-            self._processes.clear()
-        self._processes[process_key] = container.workload
+    def remember(self, process_key: str, workload: str) -> None:
+        """A process seen in a session (its exec, its fork from one, the scan): its connections
+        are often read after its exit, when neither the process table nor /proc has it."""
+        if len(self.processes) >= PROCESSES_MAX:
+            self.processes.clear()
+        self.processes[process_key] = workload
 
     def of_process(self, workload: str, process_key: str, pid: int) -> str:
         """The workload of a process, given its cgroup's: the session it was seen in, else its
         login ids read from /proc while it runs (called once per process: callers cache)."""
         if workload != HOST_WORKLOAD:
             return workload
-        found = self._processes.get(process_key)
+        found = self.processes.get(process_key)
         if found is not None:
             return found
         base = self.proc / str(pid)

@@ -129,7 +129,13 @@ def test_a_login_session_is_its_first_programs_workload(flagging_exporter, tmp_p
             )
             assert (scanned.workload, scanned.auid) == ("session:python3", NOBODY)
             session.run("/bin/true", tokens[3])
-            assert exec_of(restarted, tokens[3]).workload == "session:python3"
+            after = exec_of(restarted, tokens[3])
+            (fork,) = restarted.wait_for(
+                lambda e: isinstance(e, ProcessEvent) and e.kind == "fork" and e.pid == after.pid,
+                what="the scanned first process's fork",
+            )
+            # The scan saw the first process in its session: its own forks are the session's.
+            assert (fork.workload, after.workload) == ("session:python3", "session:python3")
         finally:
             restarted.stop()
 

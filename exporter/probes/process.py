@@ -230,6 +230,7 @@ class ProcessProbe(BpfProbe):
         context_of, session_of, remember = (
             self._context_of, self.sessions.container, self.sessions.remember
         )  # fmt: skip
+        in_sessions = self.sessions.processes  # empty: no login seen, nothing to inherit
         resolve, add, remove = self.containers.resolve, table.add, table.remove
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._seq
@@ -274,18 +275,19 @@ class ProcessProbe(BpfProbe):
                 if context[2] != UNSET_ID and container.workload == HOST_WORKLOAD:
                     # A login session (auid set): its workload, looked up once per session.
                     container = session_of(context[3], pid, ppid, container)
-                    remember(key, container)
+                    remember(key, container.workload)
                 truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
                 if kind == EV_EXEC:
                     add(pid, key, container)
                 else:
                     outcome = errno_name(-code)  # the kernel returned -errno
             elif kind == EV_FORK:
-                if container.workload == HOST_WORKLOAD:  # a child stays in its parent's session
+                if in_sessions and container.workload == HOST_WORKLOAD:
+                    # A child stays in its parent's login session.
                     parent = table.container(ppid)
                     if parent.workload.startswith(SESSION_PREFIX):
                         container = parent
-                        remember(key, container)
+                        remember(key, container.workload)
                 add(pid, key, container)
             elif kind == EV_CRED_CHANGE:
                 _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = (
