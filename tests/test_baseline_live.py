@@ -175,7 +175,9 @@ def test_new_program_port_and_destination_are_flagged_once(flagging_exporter, tm
                     service_key = next(
                         e.process_key
                         for e in seen
-                        if isinstance(e, ListenEvent) and e.local_port == deviations[s.workload]
+                        if isinstance(e, ListenEvent)
+                        and e.local_port == deviations[s.workload]
+                        and e.pid == s.proc.pid  # a port another process had before
                     )
                     got = sorted(
                         (f.rule_id, f.process_key, f.pid) for f in flags if f.workload == s.workload
