@@ -112,6 +112,8 @@ class SessionWorkloads:
         found = self.processes.get(process_key)
         if found is not None:
             return found
+        if not self.processes:
+            return workload  # no login seen on this host: nothing to read
         base = self.proc / str(pid)
         login = read_id(base / "loginuid"), read_id(base / "sessionid")
         return self.running(workload, pid, 0, *login)
