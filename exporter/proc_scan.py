@@ -15,18 +15,12 @@ from pathlib import Path
 from exporter.containers import identify_proc_cgroup
 from exporter.probes.process import TICK_NS
 from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
+from exporter.proc_read import exec_path, parse_stat, read_id
 from exporter.security_context import TtyDrivers, device_tty_name, fd_type
-from schema.events import UNSET_ID, ProcessEvent, process_key
+from exporter.sessions import SESSION_PREFIX
+from schema.events import ProcessEvent, process_key
 
 MAX_ARG_CHARS = ARG_LEN - 1  # the same limits as the probe's argv capture
-
-
-def parse_stat(text: str) -> tuple[str, int, int]:
-    """(comm, ppid, start ticks) from /proc/<pid>/stat; comm may hold spaces and parentheses."""
-    head, _, rest = text.rpartition(")")
-    comm = head.partition("(")[2]
-    fields = rest.split()
-    return comm, int(fields[1]), int(fields[19])
 
 
 def stat_tty_nr(text: str) -> int:
@@ -49,14 +43,6 @@ def parse_ids(status: str) -> tuple[int, int, int, int]:
             gid, egid = (int(v) for v in line.split()[1:3])
             break
     return uid, gid, euid, egid
-
-
-def read_id(path: Path) -> int:
-    """/proc/<pid>/loginuid or sessionid; unset when the kernel has no audit support."""
-    try:
-        return int(path.read_text())
-    except (OSError, ValueError):
-        return UNSET_ID
 
 
 def fd_type_of(path: Path, ttys: TtyDrivers) -> str:
@@ -91,10 +77,11 @@ def cap_argv(args: list[str]) -> tuple[list[str], int]:
 class ProcScanner:
     def __init__(
         self, host: str, clock, proc: Path = Path("/proc"), ttys: TtyDrivers | None = None,
-        names=None,
+        names=None, sessions=None,
     ):  # fmt: skip
         self.host = host
         self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
+        self.sessions = sessions  # SessionWorkloads: login sessions' workloads, as the probe's
         self.clock = clock
         self.proc = proc
         self.ttys = ttys or TtyDrivers.read(proc)
@@ -116,6 +103,7 @@ class ProcScanner:
         except OSError:
             exe = ""  # kernel threads have none
         args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]]
+        exe = exec_path(base, exe, comm, args)
         return dict(
             comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup,
             context=self._context(base, euid, egid, tty_nr),
@@ -146,6 +134,14 @@ class ProcScanner:
             parent = found.get(p["ppid"])
             argv, truncated = cap_argv(p["args"])
             container = identify_proc_cgroup(p["cgroup"], self.names)
+            workload, context = container.workload, p["context"]
+            key = process_key(self.host, pid, p["ticks"])
+            if self.sessions is not None:
+                workload = self.sessions.running(
+                    workload, pid, p["ppid"], context["auid"], context["session_id"]
+                )
+                if workload.startswith(SESSION_PREFIX):
+                    self.sessions.remember(key, workload)
             events.append(
                 ProcessEvent(
                     event_id=next_event_id(),
@@ -154,7 +150,7 @@ class ProcScanner:
                     host=self.host,
                     pid=pid,
                     ppid=p["ppid"],
-                    process_key=process_key(self.host, pid, p["ticks"]),
+                    process_key=key,
                     parent_key=process_key(self.host, p["ppid"], parent["ticks"]) if parent else "",
                     start_time_ns=self.clock.wall_ns(p["ticks"] * TICK_NS),
                     uid=p["uid"],
@@ -165,9 +161,9 @@ class ProcScanner:
                     argv_truncated=truncated,
                     container_id=container.id,
                     pod_uid=container.pod_uid,
-                    workload=container.workload,
+                    workload=workload,
                     source="scan",
-                    **p["context"],
+                    **context,
                 )
             )
         self.duration_seconds = time.monotonic() - started

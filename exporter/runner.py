@@ -76,7 +76,8 @@ class Exporter:
         self.probes: list[BpfProbe] = [self.process_probe]
         self.tcp_probe = None
         if config.tcp:
-            self.tcp_probe = TcpProbe(self.ctx, self.containers, self.table)
+            sessions = self.process_probe.sessions
+            self.tcp_probe = TcpProbe(self.ctx, self.containers, self.table, sessions=sessions)
             self.probes.append(self.tcp_probe)
         self.detector = flag_detector(config)
         self.selftest_results: dict[str, bool] = {}
@@ -104,14 +105,15 @@ class Exporter:
         """What was running (processes, then connections) before the probes were attached."""
         started = time.monotonic()
         names = self.containers.names  # the runtimes are asked once per container
-        scanner = ProcScanner(self.config.host, self.ctx.clock, names=names)
+        sessions = self.process_probe.sessions  # login sessions' workloads, found once each
+        scanner = ProcScanner(self.config.host, self.ctx.clock, names=names, sessions=sessions)
         processes = scanner.scan(self.process_probe.next_event_id)
         self.process_probe.adopt_scanned(processes)
         self.deliver(processes)
         if self.tcp_probe is not None:
-            connections = TcpScanner(self.config.host, self.ctx.clock, names=names).scan(
-                self.tcp_probe.next_event_id
-            )
+            connections = TcpScanner(
+                self.config.host, self.ctx.clock, names=names, sessions=sessions
+            ).scan(self.tcp_probe.next_event_id)
             self.tcp_probe.adopt_scanned(connections)
             self.deliver(connections)
         self.scan_duration_seconds = time.monotonic() - started

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from exporter.containers import CGROUP_ROOT, identify_proc_cgroup, unified_mount
 from exporter.probes.tcp import AF_INET, AF_INET6, ip_address
-from exporter.proc_scan import parse_stat
+from exporter.proc_read import parse_stat
 from schema.events import ConnectionEvent, ListenEvent, process_key
 
 TCP_LISTEN = 0x0A
@@ -61,10 +61,12 @@ def parse_table(text: str, family: str) -> list[SocketRow]:
 
 class TcpScanner:
     def __init__(
-        self, host: str, clock, proc: Path = Path("/proc"), cgroup_root=CGROUP_ROOT, names=None
-    ):
+        self, host: str, clock, proc: Path = Path("/proc"), cgroup_root=CGROUP_ROOT, names=None,
+        sessions=None,
+    ):  # fmt: skip
         self.host = host
         self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
+        self.sessions = sessions  # SessionWorkloads: login sessions' workloads, as the probe's
         self.clock = clock
         self.proc = proc
         self.unified = unified_mount(cgroup_root)
@@ -111,6 +113,9 @@ class TcpScanner:
         except (OSError, ValueError, IndexError):
             return None
         container = identify_proc_cgroup(cgroup, self.names)
+        workload = container.workload
+        if self.sessions is not None:
+            workload = self.sessions.of_process(workload, "", pid)
         return dict(
             pid=pid,
             process_key=process_key(self.host, pid, ticks),
@@ -118,7 +123,7 @@ class TcpScanner:
             cgroup_id=self.cgroup_id(cgroup),
             container_id=container.id,
             pod_uid=container.pod_uid,
-            workload=container.workload,
+            workload=workload,
         )
 
     def cgroup_id(self, proc_cgroup: str) -> int:

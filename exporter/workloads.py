@@ -8,6 +8,8 @@ A container id or a pid changes on every deploy; a workload does not. In order:
   without tag or digest (``image:REPOSITORY``); when no runtime answers, its id
   (``container:ID12``);
 - a systemd service: its unit, from the cgroup path (``nginx.service``);
+- a process in a login session (its login uid set): ``session:PROGRAM``, the program of the
+  session's first process (exporter/sessions.py);
 - anything else on the host: ``host``.
 
 A process whose cgroup could not be resolved has no workload (''): never guessed.

@@ -22,7 +22,7 @@ from baseline.learn import learn
 from exporter.flags.detector import load_detector
 from exporter.flags.policies import PolicyFamily
 from policy.files import file_name, load_policies, render
-from schema.events import ConnectionEvent, FlagEvent, ListenEvent
+from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent
 from tests.cgroups import (
     cgroup_dirs,
     docker_scope_v2,
@@ -36,8 +36,7 @@ from testservices.store_helpers import wait_until
 
 pytestmark = pytest.mark.ebpf
 SERVICE = Path(__file__).parent / "policy_service.py"
-# The interpreter's real path: a process found by the /proc scan is named by its resolved
-# executable, as the exec event names it when given this path.
+# The interpreter's real file (the restart test below runs it through its symlink).
 PYTHON = os.path.realpath("/usr/bin/python3")
 
 
@@ -68,10 +67,10 @@ class Peer:
 class Service:
     """policy_service.py in a cgroup, driven line by line."""
 
-    def __init__(self, cgroup: Path, workload: str):
+    def __init__(self, cgroup: Path, workload: str, python: str = PYTHON):
         self.workload = workload
         self.proc = run_in(
-            [cgroup], [PYTHON, str(SERVICE)],
+            [cgroup], [python, str(SERVICE)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.port = int(self.proc.stdout.readline())
@@ -176,7 +175,9 @@ def test_new_program_port_and_destination_are_flagged_once(flagging_exporter, tm
                     service_key = next(
                         e.process_key
                         for e in seen
-                        if isinstance(e, ListenEvent) and e.local_port == deviations[s.workload]
+                        if isinstance(e, ListenEvent)
+                        and e.local_port == deviations[s.workload]
+                        and e.pid == s.proc.pid  # a port another process had before
                     )
                     got = sorted(
                         (f.rule_id, f.process_key, f.pid) for f in flags if f.workload == s.workload
@@ -233,6 +234,73 @@ def test_new_program_port_and_destination_are_flagged_once(flagging_exporter, tm
                 s.stop()
             usual.close()
             new.close()
+
+
+def test_a_restarted_exporter_names_a_running_parent_as_its_exec_did(flagging_exporter, tmp_path):
+    """A service run through a symlink (/usr/bin/python3 -> python3.11) is learned from its exec
+    events; an exporter started while it runs finds it by the /proc scan, and its children's
+    parent program is still the one the policy was learned with: no new parent."""
+    link = "/usr/bin/python3"
+    assert os.path.islink(link)  # the point of the test: the exec'd path is not the file
+    recorder, unit = flagging_exporter, random_service_unit()
+    start_ns = time.time_ns()
+    with cgroup_dirs(service_v2(unit)) as (cgroup,):
+        service = Service(cgroup, unit, python=link)
+        try:
+            assert service.ask("exec /bin/true") == "done"
+            wait_until(
+                lambda: (
+                    stored(
+                        recorder.reader,
+                        "SELECT count() FROM process_events WHERE workload = {w:String} "
+                        "AND kind = 'exec' AND filename = '/bin/true'",
+                        {"w": unit},
+                    )
+                    >= 1
+                ),
+                what="the service's exec of /bin/true in the store",
+            )
+            activity = learn(recorder.reader, start_ns, time.time_ns(), unit)
+            policies = tmp_path / "policies"
+            policies.mkdir()
+            text = render(learned(unit, activity.seen(unit)))
+            (policies / file_name(unit)).write_text(text)
+            policy = load_policies(policies)[unit]
+            assert ("exec", link) in policy.entries  # named as exec'd, not python3.11
+            assert ("parent", "/bin/true", "python3") in policy.entries
+
+            watcher = RunningExporter(exporter_config(tcp=True, policies=str(policies))).start()
+            try:
+                (scanned,) = watcher.wait_for(
+                    lambda e: (
+                        isinstance(e, ProcessEvent)
+                        and e.kind == "scan"
+                        and e.pid == service.proc.pid
+                    ),
+                    what="the running service in the start-up scan",
+                )
+                assert (scanned.filename, scanned.workload) == (link, unit)
+                assert service.ask("exec /bin/true") == "done"
+                (child,) = watcher.wait_for(
+                    lambda e: e.kind == "exec" and e.filename == "/bin/true" and e.workload == unit,
+                    what="the service's exec of /bin/true after the restart",
+                )
+                assert child.parent_key == scanned.process_key
+                watcher.caught_up()
+                flags = [
+                    e
+                    for e in watcher.sink.snapshot()
+                    if isinstance(e, FlagEvent) and e.workload == unit
+                ]
+                assert flags == []
+                samples = watcher.scrape()
+                for kind in ("exec", "parent", "user"):
+                    label = (("kind", kind), ("policy", unit))
+                    assert samples[("groundtruth_policy_deviations_total", label)] == 0
+            finally:
+                watcher.stop()
+        finally:
+            service.stop()
 
 
 def replay(policies, events) -> list:

@@ -189,5 +189,6 @@ def test_resolver_names_real_cgroups_and_asks_the_runtime_once(tmp_path):
         assert resolver.resolve(service.stat().st_ino).workload == unit
         resolver.rescan()
         resolver.learn(scope.stat().st_ino, f"/system.slice/docker-{cid}.scope")
-        assert asked == [url]
+        # Other containers' cgroups on the host (other suites') are asked about too: once each.
+        assert [u for u in asked if cid in u] == [url]
         assert resolver.resolve(1).workload == "host"  # the root cgroup

@@ -31,6 +31,7 @@ from exporter.flags.ancestry import FD_PATH, NOT_KNOWN, PROGRAM, SERVER, Ancestr
 from exporter.flags.families.connect_rules import ConnectRules
 from exporter.flags.families.exec_rules import EXEC_FROM_TMP, FROM_TMP, ExecRules
 from exporter.flags.families.exit_rules import ExitRules
+from exporter.flags.flag_about import flag_about
 from exporter.flags.rulebook import Rulebook
 from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent
 
@@ -253,27 +254,19 @@ class Detector:
             self._last_stored.clear()
         self._last_stored[key] = (t, counted_as)
         self._out.append(
-            FlagEvent(
+            flag_about(
+                ev,
                 event_id=f"{self._run_id}-{next(self._seq)}",
                 kind=kind,
                 time_ns=self.clock(),
-                host=ev.host,
                 rule_id=rule_id,
                 flag_class=rule.flag_class,
                 severity=severity,
                 technique=rule.technique,
                 description=description,
-                process_key=ev.process_key,
-                pid=ev.pid,
-                comm=ev.comm,
                 program=program,
                 parent_key=parent_key,
-                uid=getattr(ev, "uid", 0),
                 connection_id=connection_id,
-                container_id=ev.container_id,
-                pod_uid=ev.pod_uid,
-                event_time_ns=ev.time_ns,
-                trigger_event_id=ev.event_id,
                 occurrences=occurrences,
                 exception=exception,
                 workload=getattr(ev, "workload", ""),

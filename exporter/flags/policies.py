@@ -18,29 +18,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from exporter.flags.ancestry import NOT_KNOWN, PROGRAM
+from exporter.flags.flag_about import flag_about
 from policy.model import KINDS, Policy, describe
-from schema.events import FlagEvent
 
 FLAGGED_MAX = 65536  # (process, deviation) pairs remembered; past it, forgotten all at once
 ALLOWED_MAX = 4096  # execs remembered as allowed, per workload; past it, forgotten all at once
 FLAG_CLASS = "security"
-
-
-def flag_about(ev, **fields) -> FlagEvent:
-    """A flag about the process (and connection) of the event that decided it: the event's
-    identity fields, and ``fields`` for the rest."""
-    return FlagEvent(
-        host=ev.host,
-        process_key=ev.process_key,
-        pid=ev.pid,
-        comm=ev.comm,
-        uid=getattr(ev, "uid", 0),
-        container_id=ev.container_id,
-        pod_uid=ev.pod_uid,
-        event_time_ns=ev.time_ns,
-        trigger_event_id=ev.event_id,
-        **fields,
-    )
 
 
 def rule_id(kind: str) -> str:

@@ -41,6 +41,8 @@ from exporter.probes.process_abi import (
 )
 from exporter.process_table import ProcessTable
 from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
+from exporter.sessions import SESSION_PREFIX, SessionWorkloads
+from exporter.workloads import HOST_WORKLOAD
 from schema.events import UNSET_ID, ProcessEvent
 
 KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
@@ -179,6 +181,7 @@ class ProcessProbe(BpfProbe):
         super().__init__(ctx)
         self.containers = containers or ContainerResolver()
         self.table = table if table is not None else ProcessTable()
+        self.sessions = SessionWorkloads()
         self.counts_max = counts_max
         self.ttys = TtyDrivers.read()
         self._run_id = os.urandom(4).hex()
@@ -219,6 +222,23 @@ class ProcessProbe(BpfProbe):
         events = self.decode_batch([raw])
         return events[0] if events else None
 
+    def _login_session(
+        self, session: int, pid: int, ppid: int, key: str, host: Container
+    ) -> Container:
+        """A host process in a login session: its session's workload (looked up once per
+        session), remembered so its children and connections inherit it."""
+        container = self.sessions.container(session, pid, ppid, host)
+        self.sessions.remember(key, container.workload)
+        return container
+
+    def _parents_session(self, ppid: int, key: str, host: Container) -> Container:
+        """A forked host process stays in its parent's login session, if it has one."""
+        parent = self.table.container(ppid)
+        if not parent.workload.startswith(SESSION_PREFIX):
+            return host
+        self.sessions.remember(key, parent.workload)
+        return parent
+
     def decode_batch(self, records: list[bytes]) -> list[ProcessEvent]:
         # The hot path. What does not change within a batch (attributes, bound methods, the
         # clock offset, containers already resolved) is looked up once per batch; the caches are
@@ -231,6 +251,8 @@ class ProcessProbe(BpfProbe):
         statuses, by_pid = self._statuses, self.table.by_pid
         new_comm, new_exec, new_status = self._comm, self._exec, self._status
         new_key, resolve = self._key, self.containers.resolve
+        login_session, parents_session = self._login_session, self._parents_session
+        in_sessions = self.sessions.processes  # empty: no login seen, nothing to inherit
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._next_seq
         # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
@@ -294,6 +316,9 @@ class ProcessProbe(BpfProbe):
                 if flags & EXE_FLAGS:
                     context = (*context[:-2], 1 if flags & F_EXE_DELETED else 0,
                                1 if flags & F_EXE_MEMFD else 0)  # fmt: skip
+                if context[2] != UNSET_ID and container.workload == HOST_WORKLOAD:
+                    # A login session (auid set): its workload, looked up once per session.
+                    container = login_session(context[3], pid, ppid, key, container)
                 truncated = 1 if flags & (F_ARGV_TRUNCATED | F_ARGV_UNKNOWN) else 0
                 if kind == EV_EXEC:
                     name = "exec"
@@ -303,6 +328,9 @@ class ProcessProbe(BpfProbe):
                     outcome = errno_name(-code)  # the kernel returned -errno
             elif kind == EV_FORK:
                 name = "fork"
+                if in_sessions and container.workload == HOST_WORKLOAD:
+                    # A child stays in its parent's login session.
+                    container = parents_session(ppid, key, container)
                 by_pid[pid] = (key, container)
             elif kind == EV_CRED_CHANGE:
                 name = "cred_change"

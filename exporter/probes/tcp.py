@@ -182,11 +182,14 @@ class TcpProbe(BpfProbe):
         conns_max: int = 65536,
         open_after_seconds: float = 5.0,
         well_known_ports=WELL_KNOWN_PORTS,
+        sessions=None,
     ):
         super().__init__(ctx)
         self.containers = containers or ContainerResolver()
         # The process probe's table, when there is one: containers by pid without /proc reads.
         self.table = table
+        # The process probe's login sessions (SessionWorkloads): a host process's workload.
+        self.sessions = sessions
         self.counts_max = counts_max
         self.conns_max = conns_max
         # Connections still open after this long are announced with an `open` event.
@@ -284,10 +287,10 @@ class TcpProbe(BpfProbe):
             if len(self._owners) >= OWNER_CACHE_MAX:
                 self._owners.clear()  # also forgets containers learned too late
             container = self.container(pid, cgroup_id)
-            found = (
-                self.key(pid, start_ns), cstr(comm), container.id, container.pod_uid,
-                container.workload,
-            )  # fmt: skip
+            pkey, workload = self.key(pid, start_ns), container.workload
+            if self.sessions is not None:  # a login session's, found once per process
+                workload = self.sessions.of_process(workload, pkey, pid)
+            found = (pkey, cstr(comm), container.id, container.pod_uid, workload)
             self._owners[key] = found
         return found
 
