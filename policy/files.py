@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from mixin.yaml_files import compose_yaml_file
 from policy.model import (
     ANY_PORT,
     KINDS,
@@ -114,18 +115,7 @@ class _PolicyReader:
 def load_policy(path: str | Path) -> Policy:
     """One policy file, checked."""
     path = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise PolicyError(f"{path}: cannot read the policy file: {e.strerror}") from e
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark else ""
-        raise PolicyError(f"{path}:{line} not valid YAML: {getattr(e, 'problem', e)}") from e
-    if root is None:
-        raise PolicyError(f"{path}:1: the policy file is empty")
+    text, root = compose_yaml_file(path, "policy file", PolicyError)
     r = _PolicyReader(path, text.splitlines())
     top = r.fields(root, "a policy", TOP_KEYS)
     if "workload" not in top:

@@ -36,7 +36,7 @@ ALLOWED = {
     "schema": set(),
     "mixin": set(),
     # Policies are read by the exporter's detector (live deviations) and by baseline's CLI.
-    "policy": {"schema"},
+    "policy": {"schema", "mixin"},
     "exporter": {"schema", "mixin", "policy"},
     "store": {"schema"},
     "graph": {"schema", "store"},

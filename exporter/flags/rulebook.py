@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from mixin.yaml_files import compose_yaml_file
+
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[2] / "mixin" / "flag_rules.yaml"
 CLASSES = ("security", "operations")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -145,19 +147,8 @@ def load_rulebook(path: str | Path | None = None, families=None) -> Rulebook:
 
     params_of = FAMILY_PARAMS if families is None else families
     path = str(path or DEFAULT_RULES_PATH)
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise RulebookError(f"{path}: cannot read the rules file: {e.strerror}") from e
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark else ""
-        raise RulebookError(f"{path}:{line} not valid YAML: {getattr(e, 'problem', e)}") from e
+    _, root = compose_yaml_file(path, "rules file", RulebookError)
     r = _Reader(path)
-    if root is None:
-        raise RulebookError(f"{path}:1: the rules file is empty")
     top = r.mapping(root, "the rules file")
     for key, (knode, _) in top.items():
         if key not in ("rules", "exceptions"):
