@@ -39,12 +39,14 @@ from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
 from exporter.runner import Exporter
 from schema.column_batch import ColumnBatch
+from store.arrow_batch import arrow_stream
 from store.db import columnar, open_store
 from store.migrations import migrate
 from store.writer import WriterSettings, column_tables
 from testservices.service import free_port
 
 ROUNDS = 3
+SETTLE_SECONDS = 8  # chDB merges an insert's new parts within seconds
 STORM_EXECS = 2000
 TCPLIFE = "/usr/sbin/tcplife-bpfcc"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -195,7 +197,8 @@ class Recorder:
 
 class StoreInserts:
     """A sink doing the store writer's work on its own thread's clock: columns (ColumnBatches
-    taken as they are), and one insert per table for each batch of the writer's size."""
+    taken as they are), and one insert per table for each batch of the writer's size.
+    Without a store it keeps the inserts it would make (``kept``) instead."""
 
     takes_columns = True
 
@@ -204,6 +207,7 @@ class StoreInserts:
         self.pending: list = []
         self.columns: list[ColumnBatch] = []
         self.rows = 0
+        self.kept: list[tuple[str, dict]] = []
 
     def write(self, events: list) -> None:
         while events and type(events[-1]) is ColumnBatch:  # after the objects, as delivered
@@ -218,7 +222,10 @@ class StoreInserts:
     def flush(self) -> None:
         tables = list(columnar(self.pending).items()) + column_tables(self.columns)
         for table, cols in tables:
-            self.store.insert(table, cols)
+            if self.store is None:
+                self.kept.append((table, cols))
+            else:
+                self.store.insert(table, cols)
         self.events += self.rows
         self.pending, self.columns, self.rows = [], [], 0
 
@@ -243,6 +250,42 @@ def replay_cpu_per_event(records: dict[str, list], data_dir: Path) -> tuple[floa
     cpu = time.process_time() - started
     store.close()
     return cpu / max(sink.events, 1) * 1e6, sink.events
+
+
+def embedded_store_cpu_per_row(records: dict[str, list], data_dir: Path) -> tuple[float, int]:
+    """(CPU us per row, rows) that chDB itself spends storing the user-space path's inserts
+    (the same recorded records, decoded and batched as the writer batches them): the CPU of its
+    inserts less that of building their Arrow streams, plus its background work (merging the
+    new parts) over the next SETTLE_SECONDS, less the same time idle before. No path through
+    the embedded store can cost less than this."""
+    sink = StoreInserts(None)
+    exporter = Exporter(ExporterConfig(host="bench"), sink)
+    probes = {"tcp": exporter.tcp_probe, "process": exporter.process_probe}
+    for name, batches in records.items():
+        for raw in batches:
+            exporter.deliver(*probes[name].decode_columns(raw))
+    sink.close()
+    inserts = sink.kept
+    store = open_store(None, data_dir)
+    migrate(store)
+    arrow_stream(*inserts[0][:2])  # pyarrow's first call loads its compute kernels
+    clock = time.process_time
+    started = clock()
+    for table, cols in inserts:
+        arrow_stream(table, cols)
+    arrow_s = clock() - started
+    started = clock()
+    time.sleep(SETTLE_SECONDS)
+    idle_s = clock() - started
+    started = clock()
+    for table, cols in inserts:
+        store.insert(table, cols)
+    insert_s = clock() - started
+    time.sleep(SETTLE_SECONDS)
+    background_s = clock() - started - insert_s
+    store.close()
+    own = insert_s - arrow_s + background_s - idle_s
+    return own / max(sink.events, 1) * 1e6, sink.events
 
 
 def stored_exactly(data_dir: Path, binary: str, ports: list[int]) -> tuple[int, int]:
@@ -341,6 +384,7 @@ def _run(tmp: Path) -> list[Result]:
     storm_seconds(storm)
     records = recorder.stop()
     path_us, path_events = replay_cpu_per_event(records, tmp / "replay")
+    store_us, store_rows = embedded_store_cpu_per_row(records, tmp / "store-only")
     floor_us = floor_cpu / max(floor_events, 1) * 1e6
     up_us = up_cpu / max(up_events, 1) * 1e6
     return results(rates, storms, path_us, path_events, floor_us, int(floor_events),
@@ -349,6 +393,12 @@ def _run(tmp: Path) -> list[Result]:
             "CPU per event of the whole `groundtruth up` process, live (all its threads: "
             "drain, decode, detector, writer, chDB; metrics scrapes of this benchmark)",
             up_us, "us", "counting-only consumer", floor_us, note=f"{int(up_events)} events",
+        ),
+        Result(
+            "of the path, chDB's own CPU per row: its inserts (less building their Arrow "
+            f"streams) and its background merges over the next {SETTLE_SECONDS} s (less idle)",
+            store_us, "us", "counting-only consumer", floor_us,
+            note=f"{store_rows} rows, the replayed events' inserts",
         ),
         memory,
     ]  # fmt: skip
