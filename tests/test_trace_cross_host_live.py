@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import tempfile
 import time
@@ -24,10 +25,13 @@ from pathlib import Path
 import pytest
 
 from exporter.netns import netns_of
+from exporter.probes.base import BootClock
+from exporter.proc_scan import ProcScanner, start_ticks
+from exporter.tcp_scan import TcpScanner
 from graph.causal import build_graph
 from graph.request import TRACE_FOCUS, Focus, GraphLimits, GraphRequest, Scope, Window
 from graph.traces import TraceAssembler, trace_id
-from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent
+from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent, process_key
 from store.db import open_store
 from store.migrations import migrate
 from tests.fixtures.ebpf import skip_or_fail_without_ebpf
@@ -136,6 +140,11 @@ def selftest_pids(exp) -> set[int]:
     }  # fmt: skip
 
 
+def counted(exp, counter: str) -> float:
+    """A counter of the exporter's /metrics, summed over its labels."""
+    return sum(v for (name, _), v in exp.scrape().items() if name == counter)
+
+
 def pids_of(exp, kinds: tuple[type, ...]) -> set[int]:
     return {e.pid for e in exp.sink.snapshot() if isinstance(e, kinds)}
 
@@ -234,3 +243,53 @@ def test_flags_on_two_hosts_joined_by_a_connection_are_one_trace(lab, exporters)
     assert pids_of(on_alpha, (ConnectionEvent, ListenEvent)) == {client.pid, own}
     assert pids_of(on_beta, (ConnectionEvent, ListenEvent)) == {server.pid, own}
     assert outside.pid not in pids_of(on_alpha, (ProcessEvent,)) | pids_of(on_beta, (ProcessEvent,))
+    # So do the counters: each counted the execs and connections it recorded, no more.
+    for exp in (on_alpha, on_beta):
+        recorded = exp.sink.snapshot()
+        assert counted(exp, "groundtruth_process_execs_total") == len(
+            [e for e in recorded if isinstance(e, ProcessEvent) and e.kind == "exec"]
+        )
+        assert counted(exp, "groundtruth_tcp_connections_total") == len(
+            [e for e in recorded if isinstance(e, ConnectionEvent) and e.kind == "close"]
+        )
+
+
+# argv[1]: an address to listen on. Listens, connects to itself, prints the listening port,
+# then holds all three sockets until its stdin closes.
+CONNECTED_TO_ITSELF = """
+import socket, sys
+server = socket.create_server((sys.argv[1], 0))
+client = socket.create_connection(server.getsockname())
+accepted, _ = server.accept()
+print(server.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_start_up_scans_read_only_their_namespace(lab):
+    beta = lab[1]
+    inode = Path(beta.path).stat().st_ino
+    ids = iter(range(10**6))
+    with socket.create_server(("127.0.0.1", 0)):  # a listener in the test's own namespace
+        child, key = beta.run(
+            [PYTHON, "-c", CONNECTED_TO_ITSELF, beta.addr],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            port = int(child.stdout.readline())
+            procs = ProcScanner("beta", BootClock(), netns_inum=inode).scan(lambda: next(ids))
+            sockets = TcpScanner("beta", BootClock(), netns=beta.path).scan(lambda: next(ids))
+        finally:
+            child.communicate(b"")
+    own_key = process_key("beta", os.getpid(), start_ticks(os.getpid()))
+    # The only process in beta; its parent (outside) is still named, as its exec names it.
+    assert [(e.process_key, e.parent_key) for e in procs] == [(key, own_key)]
+    # Its listener and both ends of its connection, all on beta's address; not the test's
+    # listener.
+    found = {(type(e).__name__, getattr(e, "direction", "")): e for e in sockets}
+    assert len(sockets) == len(found) == 3
+    listen, inbound = found["ListenEvent", ""], found["ConnectionEvent", "inbound"]
+    outbound = found["ConnectionEvent", "outbound"]
+    assert (listen.local_port, inbound.local_port, outbound.remote_port) == (port, port, port)
+    assert {(e.pid, e.local_addr) for e in sockets} == {(child.pid, beta.addr)}
