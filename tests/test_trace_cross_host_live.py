@@ -293,3 +293,21 @@ def test_the_start_up_scans_read_only_their_namespace(lab):
     outbound = found["ConnectionEvent", "outbound"]
     assert (listen.local_port, inbound.local_port, outbound.remote_port) == (port, port, port)
     assert {(e.pid, e.local_addr) for e in sockets} == {(child.pid, beta.addr)}
+
+
+def test_a_refused_connect_is_counted_in_both_namespaces_and_nowhere_else(lab, exporters):
+    """alpha connects to a port nothing listens on in beta: beta's kernel answers with a reset
+    that no socket owns (counted by the device it came in on), alpha's socket receives it."""
+    (alpha, beta), (on_alpha, on_beta) = lab, exporters
+    client, _ = alpha.run(["/bin/bash", "-c", f"exec 3<>/dev/tcp/{beta.addr}/9"])
+    assert client.wait(60) == 1
+    (failed,) = on_alpha.wait_for(
+        lambda e: isinstance(e, ConnectionEvent) and e.pid == client.pid,
+        what="the refused connection",
+    )
+    assert (failed.kind, failed.outcome, failed.remote_port) == ("connect_failed", "refused", 9)
+    # The reset was sent before alpha's socket failed on it: both counts are in.
+    assert counted(on_alpha, "groundtruth_tcp_resets_total") == 1
+    assert counted(on_beta, "groundtruth_tcp_resets_total") == 1
+    assert not [e for e in on_beta.sink.snapshot() if isinstance(e, ConnectionEvent)
+                and e.pid != os.getpid()]  # fmt: skip
