@@ -96,22 +96,21 @@ def exporters(lab, ebpf_problems, chdb_dir, tmp_path):
     database; each one's ``reader`` is a client of it for the test (the same one)."""
     skip_or_fail_without_ebpf(ebpf_problems)
     database = fresh_database_name()
-    migrate(open_store(None, data_dir=chdb_dir, database=database))
+    reader = open_store(None, data_dir=chdb_dir, database=database)
+    migrate(reader)
     running = []
     try:
         for h in lab:
             config = exporter_config(tcp=True, host=h.name, netns=h.path)
             store = open_store(None, data_dir=chdb_dir, database=database)
             exp = RunningExporter(config, store=store, spool_dir=tmp_path / h.name).start()
-            running.append(exp)
-        reader = open_store(None, data_dir=chdb_dir, database=database)
-        for exp in running:
             exp.reader = reader
+            running.append(exp)
         yield running
-        reader.close()
     finally:
         for exp in running:
             exp.stop()
+        reader.close()
 
 
 def stored_connections(reader, port: int, timeout: float = 60.0) -> dict[str, tuple]:
