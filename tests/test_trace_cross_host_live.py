@@ -8,7 +8,11 @@ in alpha a client it copied to /tmp (exec_from_tmp) connects to it over the veth
 trace assembled from the store holds both flags, rooted at the client on alpha: beta's trace is
 joined into it through the connection (connect on alpha, accept on beta), which the causal
 graph draws as the cross-host edge. Neither exporter recorded a process or a connection of the
-other namespace (or of the test's own).
+other namespace (or of the test's own), and each one's counters count what it recorded.
+
+The same lab also checks the filter's other parts: a refused connect counted in both namespaces
+(the reset no socket owns goes by its packet's device), the start-up scans, and running code in
+a namespace (``exporter.netns.run_in_netns``, which the scans and self-tests use).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.netns import netns_of
+from exporter.netns import netns_of, run_in_netns
 from exporter.probes.base import BootClock
 from exporter.proc_scan import ProcScanner, start_ticks
 from exporter.tcp_scan import TcpScanner
@@ -251,6 +255,16 @@ def test_flags_on_two_hosts_joined_by_a_connection_are_one_trace(lab, exporters)
         assert counted(exp, "groundtruth_tcp_connections_total") == len(
             [e for e in recorded if isinstance(e, ConnectionEvent) and e.kind == "close"]
         )
+
+
+def test_run_in_netns_runs_there_and_hands_back_what_happened(lab):
+    alpha = lab[0]
+    inode = Path(alpha.path).stat().st_ino
+    assert run_in_netns(alpha.path, netns_of, "thread-self") == inode != netns_of("thread-self")
+    with pytest.raises(ConnectionRefusedError):  # nothing listens in alpha
+        run_in_netns(alpha.path, socket.create_connection, (alpha.addr, 9))
+    with pytest.raises(OSError, match="setns into /etc/hostname"):
+        run_in_netns("/etc/hostname", netns_of, "thread-self")
 
 
 # argv[1]: an address to listen on. Listens, connects to itself, prints the listening port,
