@@ -17,6 +17,7 @@ a namespace (``exporter.netns.run_in_netns``, which the scans and self-tests use
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -35,6 +36,7 @@ from exporter.tcp_scan import TcpScanner
 from graph.causal import build_graph
 from graph.request import TRACE_FOCUS, Focus, GraphLimits, GraphRequest, Scope, Window
 from graph.traces import TraceAssembler, trace_id
+from groundtruth.cli import main
 from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent, process_key
 from store.db import open_store
 from store.migrations import migrate
@@ -97,7 +99,8 @@ def lab():
 @pytest.fixture
 def exporters(lab, ebpf_problems, chdb_dir, tmp_path):
     """One real exporter per host, filtered to its namespace, both writing into one chDB
-    database; each one's ``reader`` is a client of it for the test (the same one)."""
+    database; each one's ``reader`` is a client of it for the test (the same one), its
+    ``store_args`` what the incident CLI is given to open it."""
     skip_or_fail_without_ebpf(ebpf_problems)
     database = fresh_database_name()
     reader = open_store(None, data_dir=chdb_dir, database=database)
@@ -109,6 +112,7 @@ def exporters(lab, ebpf_problems, chdb_dir, tmp_path):
             store = open_store(None, data_dir=chdb_dir, database=database)
             exp = RunningExporter(config, store=store, spool_dir=tmp_path / h.name).start()
             exp.reader = reader
+            exp.store_args = ["--data-dir", str(chdb_dir), "--database", database]  # the CLI's
             running.append(exp)
         yield running
     finally:
@@ -153,7 +157,7 @@ def pids_of(exp, kinds: tuple[type, ...]) -> set[int]:
 
 
 @pytest.mark.causes_flags("exec_from_tmp", "shell_from_server")
-def test_flags_on_two_hosts_joined_by_a_connection_are_one_trace(lab, exporters):
+def test_flags_on_two_hosts_joined_by_a_connection_are_one_trace(lab, exporters, capsys):
     (alpha, beta), (on_alpha, on_beta) = lab, exporters
     reader, started_ns = on_alpha.reader, time.time_ns()
     # Each exporter is in its own namespace's view only, and every probe self-tested there.
@@ -227,6 +231,13 @@ def test_flags_on_two_hosts_joined_by_a_connection_are_one_trace(lab, exporters)
     assert trace.id == trace_id(client_key) and trace.joined_from == [trace_id(server_key)]
     assert trace.hosts == ["alpha", "beta"]
     assert trace.paths == {client_key: [client_key], shell_key: [server_key, shell_key]}
+
+    # The incident CLI lists it so (its own client of the store).
+    assert main(["traces", *on_alpha.store_args, "--since", "1h", "--format", "jsonl"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["root"], r["hosts"]) for r in listed if r["id"] == trace.id] == [
+        (client_key, ["alpha", "beta"])
+    ]
 
     # The causal graph of the trace (graphapi's and the incident CLI's) draws the connection
     # from the client to the server: the cross-host edge.
