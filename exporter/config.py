@@ -28,6 +28,18 @@ class ExporterConfig:
     flags: bool = True  # the flag detector (exporter/flags/)
     flag_rules: str = ""  # the rules file; '' is mixin/flag_rules.yaml
     policies: str = ""  # a directory of baseline policies (docs/baselines.md); '' for none
+    netns: str = ""  # record only this network namespace (exporter/netns.py); '' for all
+
+    def netns_inode(self) -> int:
+        """The inode of the --netns namespace, 0 for none; ConfigError when it is not one."""
+        if not self.netns:
+            return 0
+        from exporter.netns import NetnsError, netns_inode
+
+        try:
+            return netns_inode(self.netns)
+        except NetnsError as e:
+            raise ConfigError(str(e)) from e
 
     def listen_address(self) -> tuple[str, int]:
         addr, sep, port = self.listen.rpartition(":")
@@ -37,6 +49,7 @@ class ExporterConfig:
 
     def validate(self) -> None:
         self.listen_address()
+        self.netns_inode()
         for name in ("container_label_cap", "program_label_cap", "ringbuf_pages"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from exporter.containers import identify_proc_cgroup
+from exporter.netns import netns_of
 from exporter.probes.process import TICK_NS
 from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
 from exporter.proc_read import exec_path, parse_stat, read_id
@@ -77,9 +78,10 @@ def cap_argv(args: list[str]) -> tuple[list[str], int]:
 class ProcScanner:
     def __init__(
         self, host: str, clock, proc: Path = Path("/proc"), ttys: TtyDrivers | None = None,
-        names=None, sessions=None,
+        names=None, sessions=None, netns_inum: int = 0,
     ):  # fmt: skip
         self.host = host
+        self.netns_inum = netns_inum  # only processes of this network namespace (0: all)
         self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
         self.sessions = sessions  # SessionWorkloads: login sessions' workloads, as the probe's
         self.clock = clock
@@ -131,6 +133,10 @@ class ProcScanner:
         now = time.time_ns()
         events = []
         for pid, p in found.items():
+            # Filtered here, not while reading: a parent outside the namespace still names
+            # its children's parent key, as their exec events do.
+            if self.netns_inum and netns_of(pid, str(self.proc)) != self.netns_inum:
+                continue
             parent = found.get(p["ppid"])
             argv, truncated = cap_argv(p["args"])
             container = identify_proc_cgroup(p["cgroup"], self.names)

@@ -1,7 +1,9 @@
 """The exporter's main loop: attach probes, scan /proc, self-test, then drain on a timer.
 
 Order matters: probes are attached before the scan so no process falls between the two, and
-the self-test runs before serving so its verdict is in the first scrape. Every drained batch
+the self-test runs before serving so its verdict is in the first scrape. With a network namespace
+filter (``--netns``), the scans read that namespace only and the self-tests' canaries run in it
+(a canary outside it would rightly not be seen). Every drained batch
 goes to the sink whole; the sink never blocks (it queues, spools or counts a drop).
 """
 
@@ -68,7 +70,10 @@ class Exporter:
         self.collectors: list = []  # what _register_collectors registered, in order
         self.stats = stats if stats is not None else PipelineStats()
         self.ctx = ProbeContext(
-            host=config.host, stats=self.stats, ringbuf_pages=config.ringbuf_pages
+            host=config.host,
+            stats=self.stats,
+            ringbuf_pages=config.ringbuf_pages,
+            netns_inum=config.netns_inode(),
         )
         self.table = ProcessTable()
         self.containers = ContainerResolver()
@@ -106,25 +111,31 @@ class Exporter:
         started = time.monotonic()
         names = self.containers.names  # the runtimes are asked once per container
         sessions = self.process_probe.sessions  # login sessions' workloads, found once each
-        scanner = ProcScanner(self.config.host, self.ctx.clock, names=names, sessions=sessions)
+        scanner = ProcScanner(
+            self.config.host, self.ctx.clock, names=names, sessions=sessions,
+            netns_inum=self.ctx.netns_inum,
+        )  # fmt: skip
         processes = scanner.scan(self.process_probe.next_event_id)
         self.process_probe.adopt_scanned(processes)
         self.deliver(processes)
         if self.tcp_probe is not None:
             connections = TcpScanner(
-                self.config.host, self.ctx.clock, names=names, sessions=sessions
-            ).scan(self.tcp_probe.next_event_id)
+                self.config.host, self.ctx.clock, names=names, sessions=sessions,
+                netns=self.config.netns,
+            ).scan(self.tcp_probe.next_event_id)  # fmt: skip
             self.tcp_probe.adopt_scanned(connections)
             self.deliver(connections)
         self.scan_duration_seconds = time.monotonic() - started
 
     def selftest_tcp_probe(self) -> None:
         own_key = process_key(self.config.host, os.getpid(), start_ticks(os.getpid()))
-        problems = run_tcp_selftest(self.tcp_probe, self.deliver, own_key=own_key)
+        problems = run_tcp_selftest(
+            self.tcp_probe, self.deliver, own_key=own_key, netns=self.config.netns
+        )
         self._record_selftest(self.tcp_probe, problems, TCP_UNTRUSTED_FIELDS)
 
     def selftest_process_probe(self) -> None:
-        problems = run_process_selftest(self.process_probe, self.deliver)
+        problems = run_process_selftest(self.process_probe, self.deliver, netns=self.config.netns)
         self._record_selftest(self.process_probe, problems, UNTRUSTED_FIELDS)
 
     def _record_selftest(self, probe, problems: dict[str, str], untrusted: dict) -> None:

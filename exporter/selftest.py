@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+from exporter.netns import run_in_netns
 from exporter.proc_scan import read_id, stat_tty_nr
 from exporter.security_context import TtyDrivers, device_tty_name
 
@@ -38,17 +39,26 @@ UNTRUSTED_FIELDS = {
 CANARY_STDIO = ("pipe", "file", "socket")
 
 
-def run_process_selftest(probe, on_events, timeout: float = 10.0) -> dict[str, str]:
-    """Spawn the canary; return {field: what was wrong} ({} when every field matched).
-
-    ``on_events`` receives every drained batch, so events seen meanwhile are not lost.
-    """
-    token = f"groundtruth-selftest-{uuid.uuid4().hex[:8]}"
-    argv = ["/bin/sh", "-c", f"exit {CANARY_EXIT_CODE}", token]
+def run_canary(argv: list[str]) -> subprocess.Popen:
+    """The canary, run to its end with a pipe, a file and a socket as its standard fds."""
     ours, theirs = socket.socketpair()
     with tempfile.TemporaryFile() as out, ours, theirs:
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=theirs.fileno())
         child.communicate()  # closes its stdin (the pipe it was given), then waits
+    return child
+
+
+def run_process_selftest(
+    probe, on_events, timeout: float = 10.0, netns: str = ""
+) -> dict[str, str]:
+    """Spawn the canary; return {field: what was wrong} ({} when every field matched).
+
+    ``on_events`` receives every drained batch, so events seen meanwhile are not lost. With
+    ``netns`` (the exporter's filter) the canary runs in that network namespace.
+    """
+    token = f"groundtruth-selftest-{uuid.uuid4().hex[:8]}"
+    argv = ["/bin/sh", "-c", f"exit {CANARY_EXIT_CODE}", token]
+    child = run_in_netns(netns, run_canary, argv)
     seen = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not {"exec", "exit"} <= seen.keys():

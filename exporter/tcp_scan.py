@@ -1,7 +1,8 @@
 """TCP connections and listeners that existed before the probe was attached, read from /proc.
 
-``/proc/net/tcp`` and ``/proc/net/tcp6`` list every socket with its inode; the ``socket:[inode]``
-links in ``/proc/<pid>/fd`` name the processes holding it. The exporter attaches its probes
+``/proc/net/tcp`` and ``/proc/net/tcp6`` list every socket with its inode (of the reader's network
+namespace: with ``--netns``, that namespace's); the ``socket:[inode]`` links in
+``/proc/<pid>/fd`` name the processes holding it. The exporter attaches its probes
 first and scans second: a connection opened during the scan is seen by the probe (and perhaps
 by the scan too). Each open connection becomes a ``scan`` ConnectionEvent, each listener a
 ``scan`` ListenEvent; the probe uses both (see ``TcpProbe.adopt_scanned``).
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.containers import CGROUP_ROOT, identify_proc_cgroup, unified_mount
+from exporter.netns import run_in_netns
 from exporter.probes.tcp import AF_INET, AF_INET6, ip_address
 from exporter.proc_read import parse_stat
 from schema.events import ConnectionEvent, ListenEvent, process_key
@@ -62,9 +64,12 @@ def parse_table(text: str, family: str) -> list[SocketRow]:
 class TcpScanner:
     def __init__(
         self, host: str, clock, proc: Path = Path("/proc"), cgroup_root=CGROUP_ROOT, names=None,
-        sessions=None,
+        sessions=None, netns: str = "",
     ):  # fmt: skip
         self.host = host
+        # Only sockets of this network namespace (a path, as --netns takes it): its tables are
+        # read from a thread that joined it (/proc/thread-self/net is the thread's namespace's).
+        self.netns = netns
         self.names = names  # RuntimeNames: containers' workloads, as the resolver has them
         self.sessions = sessions  # SessionWorkloads: login sessions' workloads, as the probe's
         self.clock = clock
@@ -73,10 +78,15 @@ class TcpScanner:
         self.duration_seconds = 0.0
 
     def sockets(self) -> list[SocketRow]:
+        net = self.proc / ("thread-self/net" if self.netns else "net")
+        return run_in_netns(self.netns, self._read_tables, net)
+
+    @staticmethod
+    def _read_tables(net: Path) -> list[SocketRow]:
         rows = []
         for name, family in TABLES.items():
             try:
-                rows += parse_table((self.proc / "net" / name).read_text(), family)
+                rows += parse_table((net / name).read_text(), family)
             except OSError:
                 continue  # no IPv6 on this host
         return rows

@@ -12,6 +12,8 @@ import os
 import socket
 import time
 
+from exporter.netns import run_in_netns
+
 CANARY_SENT, CANARY_RECEIVED = 3001, 211  # client -> server, server -> client
 
 # Which event fields a failed check makes untrustworthy (``TcpProbe.untrusted``).
@@ -42,13 +44,19 @@ def canary_connection() -> tuple[int, int]:
     return port, client_port
 
 
-def run_tcp_selftest(probe, on_events, own_key: str = "", timeout: float = 10.0) -> dict[str, str]:
+def run_tcp_selftest(
+    probe, on_events, own_key: str = "", timeout: float = 10.0, netns: str = ""
+) -> dict[str, str]:
     """Run the canary; return {check: what was wrong} ({} when everything matched).
 
     ``on_events`` receives every drained batch, so events seen meanwhile are not lost.
-    ``own_key`` is this process's process key, checked when given.
+    ``own_key`` is this process's process key, checked when given. With ``netns`` (the
+    exporter's filter) the canary's sockets are made in that network namespace (its loopback).
     """
-    port, client_port = canary_connection()
+    try:
+        port, client_port = run_in_netns(netns, canary_connection)
+    except OSError as e:  # e.g. a namespace whose loopback is down
+        return {"connection": f"canary connection failed: {e}"}
     found = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and len(found) < 2:

@@ -172,12 +172,17 @@ GROUP BY process_key"""
 def accepted_from_elsewhere(where: str) -> str:
     """Connections that the given processes accepted, with the process on another host that
     made each (where that host recorded it too: the same 4-tuple, outbound there). Only rows
-    with the accepted connections' ports mirrored are read for the client side."""
+    with the accepted connections' ports mirrored are read for the client side.
+
+    A connection is accepted when it opened (its handshake), not when an event about it was
+    written: the exporter writes one at the close (or a while after it opened), often after
+    the flags it led to."""
     accepted = f"{where} AND direction = 'inbound' AND {in_set('process_key', 'keys')}"
     return f"""
 SELECT server_key, accepted_ns, client_key
 FROM (
-  SELECT process_key AS server_key, min(time_ns) AS accepted_ns, any({CANONICAL}) AS ck,
+  SELECT process_key AS server_key,
+         min(if(open_time_ns > 0, open_time_ns, time_ns)) AS accepted_ns, any({CANONICAL}) AS ck,
          any(host) AS server_host
   FROM tcp_connection_events
   WHERE {accepted}

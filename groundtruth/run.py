@@ -65,6 +65,13 @@ def add_exporter_arguments(p) -> None:
         metavar="DIR",
         help="baseline policies to flag deviations from (docs/baselines.md); SIGHUP reloads",
     )
+    p.add_argument(
+        "--netns",
+        metavar="PATH",
+        help="record only the processes and TCP connections of this network namespace "
+        "(/run/netns/NAME, /proc/PID/ns/net): one exporter per namespace, e.g. a lab of "
+        "namespaces standing in for hosts, or one container's network",
+    )
 
 
 def config_from_args(args):
@@ -79,6 +86,7 @@ def config_from_args(args):
         "flags",
         "flag_rules",
         "policies",
+        "netns",
     )
     return load_config(args.config, overrides={k: getattr(args, k) for k in keys})
 

@@ -13,6 +13,7 @@ packages=(
     graphviz                            # postmortem graphs, graphapi's investigation pages
     chromium                            # the pages' tests drive a real headless browser
     wrk                                 # TCP benchmark load
+    iproute2                            # ip netns: the cross-host test's two "hosts"
 )
 
 missing=()

@@ -32,11 +32,11 @@ NOBODY = 65534  # an unprivileged uid and gid that exist on Debian
 HOST = "test-host"  # the test exporter's host name
 
 
-def started(argv: list[str], **popen) -> tuple[subprocess.Popen, str]:
-    """A child and its process key, from its pid and the start time the test reads itself (a
-    child stays in /proc until it is waited for)."""
+def started(argv: list[str], host: str = HOST, **popen) -> tuple[subprocess.Popen, str]:
+    """A child and its process key on ``host``, from its pid and the start time the test reads
+    itself (a child stays in /proc until it is waited for)."""
     child = subprocess.Popen(argv, **popen)
-    return child, process_key(HOST, child.pid, start_ticks(child.pid))
+    return child, process_key(host, child.pid, start_ticks(child.pid))
 
 
 def login_then(code: str, auid: int) -> str:

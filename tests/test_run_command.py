@@ -47,6 +47,25 @@ def test_bad_flag_value_is_one_clear_line():
     assert out.stderr.strip() == "groundtruth: error: listen address 'nowhere' is not HOST:PORT"
 
 
+NOT_NETNS = " is not a network namespace (give /run/netns/NAME or /proc/PID/ns/net)"
+
+
+@pytest.mark.parametrize(
+    ("command", "path", "says"),
+    [
+        ("run", "/etc/hostname", NOT_NETNS),  # a file, not a namespace
+        ("run", "/proc/self/ns/pid", NOT_NETNS),  # a namespace, not a network one
+        ("up", "/nowhere/netns", ": No such file or directory"),
+    ],
+)
+def test_a_netns_that_is_not_one_is_one_clear_line(command, path, says):
+    out = subprocess.run(
+        [*GROUNDTRUTH, command, "--netns", path], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"groundtruth: error: netns {path}{says}"
+
+
 def test_sigterm_flushes_every_event(ebpf_problems, tmp_path):
     skip_or_fail_without_ebpf(ebpf_problems)
     out_file = tmp_path / "events.jsonl"

@@ -5,11 +5,13 @@
  * offsets from the running kernel's BTF (task.h). Counters for metrics are kept here in maps
  * and read at scrape time; only raw events travel through the ring buffer, submitted without
  * a wake-up: the consumer drains on a timer, which keeps fork/exec storms at full speed.
+ * With a network namespace filter (netns.h), a task outside it makes no event and no count.
  */
 #include "process.h"
 #include "task.h"
 #include "security.h"
 #include "ring.h"
+#include "netns.h"
 
 #define EPERM 1
 #define ENOENT 2
@@ -99,7 +101,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     void *child = (void *)ctx->args[1];
     u32 pid = task_read_u32(child, TASK_PID);
     u32 tgid = task_read_u32(child, TASK_TGID);
-    if (pid != tgid)
+    if (pid != tgid || !task_in_netns(child))
         return 0;
     struct proc_event *e = reserve_event(sizeof(*e), EV_FORK);
     if (!e)
@@ -161,14 +163,15 @@ done:;
     return 0;
 }
 
+/* A task outside the namespace stores no arguments, so its failed execs are not sent either. */
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
 {
-    return read_exec_args(args->filename, args->argv);
+    return current_in_netns() ? read_exec_args(args->filename, args->argv) : 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
 {
-    return read_exec_args(args->filename, args->argv);
+    return current_in_netns() ? read_exec_args(args->filename, args->argv) : 0;
 }
 
 /* An exec event: the head, then the command line packed (process.h) behind `filename`, a string
@@ -221,6 +224,8 @@ static __always_inline void send_exec(struct exec_event *e, u32 kind)
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
+    if (!current_in_netns())  /* and so stored no arguments at syscall entry */
+        return 0;
     u32 old_tid = args->old_pid;
     struct exec_args *a = exec_args_by_tid.lookup(&old_tid);
     /* Counted before the event is queued: counted execs = delivered + dropped, exactly. */
@@ -286,6 +291,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         cred_claims.delete(&last);
         cred_last_claim.delete(&tgid);
     }
+    if (!task_in_netns(task))
+        return 0;
     u32 outcome = C_EXIT_OK;
     if (flags & F_OOM_KILLED)
         outcome = C_EXIT_OOM;
@@ -310,7 +317,9 @@ TRACEPOINT_PROBE(oom, mark_victim)
 {
     u32 pid = args->pid;
     u8 one = 1;
-    oom_victims.update(&pid, &one);
+    oom_victims.update(&pid, &one);  /* the victim's exit, if it is in the namespace, says so */
+    if (!current_in_netns())  /* the victim's pid alone does not tell its namespace */
+        return 0;
     count(C_OOM_KILL, 0);
     struct proc_event *e = reserve_event(sizeof(*e), EV_OOM_KILL);
     if (!e)
@@ -346,6 +355,8 @@ TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
  * setfsuid/setfsgid are left out: they change only the ids used for file access. */
 static __always_inline int cred_enter(void)
 {
+    if (!current_in_netns())
+        return 0;
     struct cred_ids ids = {};
     current_cred_ids(&ids);
     u32 tid = (u32)bpf_get_current_pid_tgid();

@@ -14,10 +14,16 @@
  * socket, and the few fields needed are read from it only where they are used. Every kernel
  * struct field read (socket addresses, sk_err, the fd table) uses an offset from the running
  * kernel's BTF, passed as a -D define by exporter/probes/tcp.py.
+ *
+ * With a network namespace filter (netns.h), a socket is checked where it is first seen (listen,
+ * connect, a listener's new child, the close of one opened before the probe): only sockets of
+ * the namespace enter `conns`, so everything joined on `conns` follows. Counts of sockets not in
+ * `conns` (bytes, retransmits, resets) check the socket themselves.
  */
 #include "tcp.h"
 #include "task.h"
 #include "ring.h"
+#include "netns.h"
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* refused by the ring buffer, by kind */
@@ -259,7 +265,7 @@ static __always_inline int on_close(u64 sk, int old)
 {
     struct conn *c = conns.lookup(&sk);
     if (!c) {
-        if (old == TCP_SYN_SENT || old == TCP_SYN_RECV || old == TCP_CLOSE)
+        if (old == TCP_SYN_SENT || old == TCP_SYN_RECV || old == TCP_CLOSE || !sock_in_netns(sk))
             return 0;
         /* Opened before the probe: report the end; user space knows the owner from its scan. */
         struct conn u = {.flags = F_UNTRACKED};
@@ -306,6 +312,8 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
         return on_close(sk, old);
     /* The other steps of an orderly close (FIN_WAIT2, LAST_ACK, ...) need nothing. */
     if (new != TCP_LISTEN && new != TCP_SYN_SENT && new != TCP_SYN_RECV && new != TCP_CLOSE)
+        return 0;
+    if (!sock_in_netns(sk))
         return 0;
     struct addrs a = {};
     read_addrs(sk, &a);
@@ -373,7 +381,7 @@ static __always_inline int transferred(u64 sk, int ret, u32 kind)
     struct conn *c = conns.lookup(&sk);
     if (!c) {
         /* Opened before the probe (or not TCP): a TCP socket's bytes are still its cgroup's. */
-        if (is_tcp(sk, sock_u16(sk, SK_FAMILY)))
+        if (is_tcp(sk, sock_u16(sk, SK_FAMILY)) && sock_in_netns(sk))
             count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
         return 0;
     }
@@ -418,6 +426,8 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
     struct conn *c = conns.lookup(&sk);
     if (c)
         __sync_fetch_and_add(&c->retransmits, 1);
+    else if (!sock_in_netns(sk))
+        return 0;
     count_add(owner_cgroup(c), C_RETRANSMITS, 0, 0, O_OK, 1);
     return 0;
 }
@@ -428,18 +438,23 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
     struct conn *c = conns.lookup(&sk);
     if (c)
         c->flags |= F_RESET_RECEIVED;
+    else if (!sock_in_netns(sk))
+        return 0;
     count_add(owner_cgroup(c), C_RESETS, 0, 0, O_OK, 1);
     return 0;
 }
 
 /* A raw tracepoint: the formatted one has an enum field bcc cannot declare. args[0] is the
- * socket, NULL for a reset answering a segment no socket owns (a closed port). */
+ * socket, NULL for a reset answering a segment no socket owns (a closed port); args[1] is the
+ * segment it answers. */
 RAW_TRACEPOINT_PROBE(tcp_send_reset)
 {
     u64 sk = ctx->args[0];
     struct conn *c = sk ? conns.lookup(&sk) : 0;
     if (c)
         c->flags |= F_RESET_SENT;
+    else if (sk ? !sock_in_netns(sk) : !skb_in_netns(ctx->args[1]))
+        return 0;
     count_add(owner_cgroup(c), C_RESETS, 0, 0, O_OK, 1);
     return 0;
 }

@@ -54,6 +54,7 @@ class ProbeContext:
     stats: PipelineStats = field(default_factory=PipelineStats)
     clock: BootClock = field(default_factory=BootClock)
     ringbuf_pages: int = 1024  # 4 MiB per probe: a short command (fork, exec, exit) takes ~350 B
+    netns_inum: int = 0  # record only this network namespace (exporter/netns.py); 0: all
 
 
 class BpfProbe:

@@ -12,6 +12,7 @@ import struct
 
 from exporter.btf import BtfError, enum_value, member_offset
 from exporter.containers import NO_CONTAINER, Container, ContainerResolver
+from exporter.netns import TASK_NETNS_OFFSETS, netns_defines
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process_abi import (
     CGROUP_PATH_LEN,
@@ -198,6 +199,7 @@ class ProcessProbe(BpfProbe):
         hierarchy = self.containers.v1_hierarchy
         defines["MEMCG_V1_HIERARCHY"] = hierarchy or -1
         defines.update(login_offsets())
+        defines.update(netns_defines(self.ctx.netns_inum, TASK_NETNS_OFFSETS))
         if hierarchy:
             defines["MEMCG_V1"] = 1
             defines["MEMORY_CGRP_ID"] = enum_value("cgroup_subsys_id", "memory_cgrp_id")

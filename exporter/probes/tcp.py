@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
+from exporter.netns import SOCK_NETNS_OFFSETS, netns_defines
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
@@ -215,6 +216,7 @@ class TcpProbe(BpfProbe):
             "COUNTS_MAX": self.counts_max,
             "CONNS_MAX": self.conns_max,
             **bounds,
+            **netns_defines(self.ctx.netns_inum, SOCK_NETNS_OFFSETS),
         }
 
     def load(self) -> None:
