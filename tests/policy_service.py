@@ -5,10 +5,15 @@ Prints its listening port, then per command line one answer line:
   connect PORT        connects to 127.0.0.1:PORT, sends a byte, reads one, closes; "done"
   accept              accepts one connection on its port, reads a byte, answers one; "done"
   listen              listens on a new port as well; prints that port
+  report UID PATH [ARG...]  runs the program as user UID ('-': the service's own), prints the
+                      first line the program printed
+
+A line is split as a shell would (shlex): an argument may hold spaces.
 """
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 import sys
@@ -21,7 +26,7 @@ def main() -> None:
     extra = []
     print(server.getsockname()[1], flush=True)
     for line in sys.stdin:
-        command, *args = line.split()
+        command, *args = shlex.split(line)
         answer = "done"
         if command == "exec":
             subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
@@ -40,6 +45,13 @@ def main() -> None:
             other.listen()
             extra.append(other)
             answer = str(other.getsockname()[1])
+        elif command == "report":
+            user = None if args[0] == "-" else int(args[0])
+            ran = subprocess.run(
+                args[1:], check=True, stdout=subprocess.PIPE, text=True, cwd="/",
+                user=user, group=user, extra_groups=None if user is None else [],
+            )  # fmt: skip
+            answer = ran.stdout.partition("\n")[0]
         print(answer, flush=True)
 
 
