@@ -84,6 +84,7 @@ class Service:
 
     def report(self, user: str, *argv: str) -> str:
         """What the program printed first, run by the service as ``user`` ('-': its own)."""
+        assert not any("\n" in arg for arg in argv), "one command a line"
         return self.ask(shlex.join(["report", user, *argv]))
 
     def accept_from_test(self, source: str = "127.0.0.1") -> None:

@@ -40,9 +40,10 @@ OTHER_UID = 4613  # no account: a user the service never ran anything as
 LOOP = 5  # connections to the new destination
 
 
-def key_of_report(line: str) -> str:
+def key_of_report(line: str, host: str = HOST) -> str:
+    """The process key IDENTIFY's output gives on host."""
     pid, ticks = line.split()
-    return process_key(HOST, int(pid), int(ticks))
+    return process_key(host, int(pid), int(ticks))
 
 
 def wait_stored(reader, what: str, sql: str, params: dict, at_least: int) -> None:
