@@ -1,5 +1,6 @@
-"""Following an alert's dashboard link as Grafana would: the investigation dashboard opened by
-the link asks graphapi for its Causal graph with the link's variables."""
+"""An alert for a trace at the team's pager, and its dashboard link followed as Grafana would:
+the investigation dashboard opened by the link asks graphapi for its Causal graph with the
+link's variables."""
 
 from __future__ import annotations
 
@@ -10,8 +11,31 @@ import urllib.parse
 import requests
 
 from dashboards import build as dashboards_build
+from testservices.alert_stack import poll
 
 GRAPH_PANEL = "Causal graph"
+
+
+def paged_for_trace(stack, pager, alertname: str, tid: str, metric: str) -> list[dict]:
+    """The alerts named alertname for trace tid that reached the pager (waits for one);
+    Prometheus' ``metric`` explains a wait that ends without one."""
+
+    def ours():
+        return [
+            a
+            for a in pager.alerts()
+            if a["labels"].get("alertname") == alertname and a["labels"].get("trace_id") == tid
+        ]
+
+    return poll(
+        f"{alertname} for trace {tid} at the team's webhook",
+        ours,
+        timeout=120,
+        explain=lambda: (
+            f"Prometheus has {stack._result(metric)}; "
+            f"Alertmanager has {stack.alertmanager.alerts()}"
+        ),
+    )
 
 
 def dashboard_by_uid(cfg, uid: str) -> dict:

@@ -25,12 +25,11 @@ from graph.traces import trace_id
 from policy.files import file_name, render
 from policy.model import Policy
 from schema.events import FlagEvent
-from tests.alert_links import follow_to_graph
+from tests.alert_links import follow_to_graph, paged_for_trace
 from tests.cgroups import cgroup_dirs, random_service_unit, service_v2
 from tests.test_baseline_live import PYTHON, Service
 from tests.test_policy_live import IDENTIFY, key_of_report
 from tests.test_traces_live import LOGIN
-from testservices.alert_stack import poll
 
 ALERT = "GroundtruthPolicyDeviation"
 LOGIN_UID = 4615  # the deviating program's login user: a session, and so a trace, of its own
@@ -67,22 +66,8 @@ def test_a_deviation_pages_the_team_with_a_link_to_its_trace(alert_stack, pager,
     assert (flag.rule_id, flag.process_key) == ("policy_exec", deviating)
     tid = trace_id(deviating)  # the first process of its login session: its trace's root
 
-    def ours():
-        return [
-            a
-            for a in pager.alerts()
-            if a["labels"].get("alertname") == ALERT and a["labels"].get("trace_id") == tid
-        ]
-
-    alert = poll(
-        f"{ALERT} for trace {tid} at the team's webhook",
-        ours,
-        timeout=120,
-        explain=lambda: (
-            f"Prometheus has {stack._result('groundtruth_trace_policy_deviations')}; "
-            f"Alertmanager has {stack.alertmanager.alerts()}"
-        ),
-    )[0]
+    metric = "groundtruth_trace_policy_deviations"
+    alert = paged_for_trace(stack, pager, ALERT, tid, metric)[0]
     assert alert["status"] == "firing"
     assert alert["labels"] == {
         "alertname": ALERT,

@@ -22,9 +22,8 @@ import pytest
 
 from graph.nodegraph_fields import TRACE as TRACE_PREFIX
 from graph.traces import trace_id
-from tests.alert_links import follow_to_graph
+from tests.alert_links import follow_to_graph, paged_for_trace
 from tests.test_traces_live import SCORING, key_of, reverse_shell_dropping_a_program
-from testservices.alert_stack import poll
 
 ALERT = "GroundtruthTraceScoreHigh"
 
@@ -42,23 +41,7 @@ def test_a_trace_over_the_line_pages_the_team_with_a_link_to_its_graph(stack, pa
     dropped = key_of(exp, dropped_pid)
     tid = trace_id(shell)  # the shell is the first process of its login session: the root
 
-    def ours():
-        return [
-            a
-            for a in pager.alerts()
-            if a["labels"].get("alertname") == ALERT and a["labels"].get("trace_id") == tid
-        ]
-
-    alerts = poll(
-        f"{ALERT} for trace {tid} at the team's webhook",
-        ours,
-        timeout=120,
-        explain=lambda: (
-            f"Prometheus has {stack._result('groundtruth_trace_score')}; "
-            f"Alertmanager has {stack.alertmanager.alerts()}"
-        ),
-    )
-    alert = alerts[0]
+    alert = paged_for_trace(stack, pager, ALERT, tid, "groundtruth_trace_score")[0]
     weights, caps = SCORING.weights, SCORING.caps
     score = round(min(weights["critical"] + weights["high"], caps["critical"]))
     assert alert["status"] == "firing"
