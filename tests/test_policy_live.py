@@ -50,6 +50,19 @@ def wait_stored(reader, what: str, sql: str, params: dict, at_least: int) -> Non
     wait_until(lambda: stored(reader, sql, params) >= at_least, what=what)
 
 
+def wait_execs_stored(reader, workload: str, filenames: tuple[str, ...], n: int) -> None:
+    """Until the store has n execs of those files in the workload (the service's own among
+    them: it entered its cgroup before it exec'd)."""
+    wait_stored(
+        reader,
+        f"{n} execs of {filenames} by {workload} in the store",
+        "SELECT count() FROM process_events WHERE workload = {w:String} AND kind = 'exec' "
+        "AND filename IN {f:Array(String)}",
+        {"w": workload, "f": list(filenames)},
+        n,
+    )
+
+
 def learn_and_load(exp, service: Service, start_ns: int) -> None:
     """The service's policy, learned from what the store holds since start_ns, written to the
     exporter's policy directory and loaded."""
@@ -127,21 +140,13 @@ def test_a_new_parent_user_and_source_are_flagged_once_each(policy_exporter, ser
     start_ns = time.time_ns()
     normal_work()
     normal_work()
-    w = {"w": s.workload}
-    wait_stored(
-        exp.reader,
-        "the service's children in the store",
-        "SELECT count() FROM process_events WHERE workload = {w:String} AND kind = 'exec' "
-        "AND filename IN ('/bin/sh', {python:String})",
-        w | {"python": PYTHON},
-        4,
-    )
+    wait_execs_stored(exp.reader, s.workload, ("/bin/sh", PYTHON), 1 + 2 + 2)
     wait_stored(
         exp.reader,
         "the service's inbound connections in the store",
         "SELECT count() FROM tcp_connection_events WHERE workload = {w:String} "
         "AND kind = 'close' AND direction = 'inbound'",
-        w,
+        {"w": s.workload},
         2,
     )
     learn_and_load(exp, s, start_ns)
@@ -201,6 +206,7 @@ def test_a_loop_is_flagged_once_and_counted_every_time(policy_exporter, service)
     try:
         start_ns = time.time_ns()
         normal_work()
+        wait_execs_stored(exp.reader, s.workload, (PYTHON,), 1 + 1)
         wait_stored(
             exp.reader,
             "the service's connection in the store",
