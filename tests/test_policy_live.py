@@ -28,7 +28,7 @@ from policy.model import KINDS
 from schema.events import ConnectionEvent, FlagEvent, process_key
 from tests.cgroups import cgroup_dirs, random_service_unit, service_v2
 from tests.test_baseline_live import PYTHON, Peer, Service, stored
-from testservices.store_helpers import wait_until
+from testservices.alert_stack import poll
 
 HOST = "test-host"  # exporter_config's
 # Run by the service: prints its pid and start time (clock ticks), the parts of its process key.
@@ -46,8 +46,17 @@ def key_of_report(line: str, host: str = HOST) -> str:
     return process_key(host, int(pid), int(ticks))
 
 
+# Generous: a timeout only turns a hang into a failure, which says how far it got.
+WAIT_SECONDS = 60
+
+
 def wait_stored(reader, what: str, sql: str, params: dict, at_least: int) -> None:
-    wait_until(lambda: stored(reader, sql, params) >= at_least, what=what)
+    poll(
+        what,
+        lambda: stored(reader, sql, params) >= at_least,
+        WAIT_SECONDS,
+        explain=lambda: f"The store has {stored(reader, sql, params)}.",
+    )
 
 
 def wait_execs_stored(reader, workload: str, filenames: tuple[str, ...], n: int) -> None:
@@ -87,9 +96,11 @@ def connections(exp, workload: str, direction: str, port: int) -> list[Connectio
 
 
 def wait_connections(exp, workload: str, direction: str, port: int, n: int) -> None:
-    wait_until(
+    poll(
+        f"{n} {direction} connections of {workload} (port {port}) in the sink",
         lambda: len(connections(exp, workload, direction, port)) >= n,
-        what=f"{n} {direction} connections of {workload} (port {port}) in the sink",
+        WAIT_SECONDS,
+        explain=lambda: f"The sink has {connections(exp, workload, direction, port)}.",
     )
 
 
