@@ -6,9 +6,10 @@ a systemd-like cgroup, a policy is learned from the store and loaded into the sa
 - the service runs one of its programs under a new parent program, as a new user, and accepts
   a connection from a new source address: exactly those three flags, once each, about the
   processes the test identified by pid and start time;
-- the service connects N times to a destination outside its policy, and one of its children
-  execs the same new program twice: one flag per deviation and process, and the counter rises
-  by every occurrence (N connections, two execs).
+- the service connects N times to a destination outside its policy, then once more for long
+  enough that the TCP probe announces the connection (an ``open`` event before its ``close``),
+  and one of its children execs the same new program twice: one flag per deviation and
+  process, and the counter rises by every occurrence (N + 1 connections, two execs).
 
 In both, the service's normal work repeated afterwards raises nothing.
 """
@@ -22,6 +23,7 @@ import pytest
 from baseline.cli import learned
 from baseline.learn import learn
 from exporter.flags.setup import reload_policies
+from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import start_ticks
 from policy.files import file_name, render
 from policy.model import KINDS
@@ -102,6 +104,30 @@ def wait_connections(exp, workload: str, direction: str, port: int, n: int) -> N
         WAIT_SECONDS,
         explain=lambda: f"The sink has {connections(exp, workload, direction, port)}.",
     )
+
+
+def long_connection(exp, s: Service, port: int) -> str:
+    """The service connects to port and keeps the connection until the TCP probe has announced
+    it (``open``, sent for connections older than ``open_after_seconds``, here lowered for the
+    while), then closes it. Its connection id."""
+    tcp = next(p for p in exp.exporter.probes if isinstance(p, TcpProbe))
+    usual_wait = tcp.open_after_seconds
+    tcp.open_after_seconds = 0.5
+    try:
+        assert s.ask(f"hold {port}") == "done"
+        (opened,) = exp.wait_for(
+            lambda e: (
+                isinstance(e, ConnectionEvent)
+                and e.kind == "open"
+                and e.workload == s.workload
+                and e.remote_port == port
+            ),
+            what=f"the open event of the service's long connection to port {port}",
+        )
+    finally:
+        tcp.open_after_seconds = usual_wait
+    assert s.ask("release") == "done"
+    return opened.connection_id
 
 
 def flags_of(exp, workload: str) -> list[tuple[str, str]]:
@@ -235,11 +261,12 @@ def test_a_loop_is_flagged_once_and_counted_every_time(policy_exporter, service)
 
         for _ in range(LOOP):
             assert s.ask(f"connect {new.port}") == "done"
+        long_id = long_connection(exp, s, new.port)
         reexec = key_of_report(s.report("-", *shell_twice, PYTHON, IDENTIFY))
         normal_work()
         normal_work()
 
-        wait_connections(exp, s.workload, "outbound", new.port, LOOP)
+        wait_connections(exp, s.workload, "outbound", new.port, LOOP + 1)
         wait_connections(exp, s.workload, "outbound", s.usual.port, 3)
         exp.wait_for(
             lambda e: e.kind == "exec" and e.process_key == reexec and e.filename == PYTHON,
@@ -256,10 +283,12 @@ def test_a_loop_is_flagged_once_and_counted_every_time(policy_exporter, service)
         assert flags_of(exp, s.workload) == sorted(
             [("policy_outbound", s.key), ("policy_exec", reexec)]
         )
+        # The long connection's close is the one after the loop's five: all six, each once.
+        closes = connections(exp, s.workload, "outbound", new.port)
+        assert [e.connection_id for e in closes].index(long_id) == LOOP == len(closes) - 1
         assert deviation_counts(exp, s.workload) == {
-            "exec": 2, "parent": 0, "user": 0, "listen": 0, "outbound": LOOP, "inbound": 0,
+            "exec": 2, "parent": 0, "user": 0, "listen": 0, "outbound": LOOP + 1, "inbound": 0,
         }  # fmt: skip
-        assert exp.scrape()[raised] - flagged_before == LOOP  # every one, stored or repeat
-        assert len(connections(exp, s.workload, "outbound", new.port)) == LOOP  # no more than made
+        assert exp.scrape()[raised] - flagged_before == LOOP + 1  # every one, stored or repeat
     finally:
         new.close()
