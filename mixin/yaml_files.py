@@ -18,9 +18,14 @@ def compose_yaml_file(path: str, what: str, error: type[Exception]) -> tuple[str
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark else ""
-        raise error(f"{path}:{line} not valid YAML: {getattr(e, 'problem', e)}") from e
+        raise error(not_valid_yaml(path, e)) from e
     if root is None:
         raise error(f"{path}:1: the {what} is empty")
     return text, root
+
+
+def not_valid_yaml(path, e: yaml.YAMLError) -> str:
+    """The one-line error for a YAML syntax error in path: FILE:LINE: where YAML knows it."""
+    mark = getattr(e, "problem_mark", None)
+    line = f"{mark.line + 1}:" if mark else ""
+    return f"{path}:{line} not valid YAML: {getattr(e, 'problem', e)}"

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.ebpf",
     "tests.fixtures.services",
     "tests.fixtures.incident",
+    "tests.fixtures.alerting",
 ]
 
 

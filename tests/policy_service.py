@@ -3,12 +3,19 @@
 Prints its listening port, then per command line one answer line:
   exec PATH [ARG...]  runs the program (a child of the service), prints "done"
   connect PORT        connects to 127.0.0.1:PORT, sends a byte, reads one, closes; "done"
+  hold PORT           connects to 127.0.0.1:PORT and keeps the connection open; "done"
+  release             sends a byte on each held connection, reads one, closes it; "done"
   accept              accepts one connection on its port, reads a byte, answers one; "done"
   listen              listens on a new port as well; prints that port
+  report UID PATH [ARG...]  runs the program as user UID ('-': the service's own), prints the
+                      first line the program printed
+
+A line is split as a shell would (shlex): an argument may hold spaces.
 """
 
 from __future__ import annotations
 
+import shlex
 import socket
 import subprocess
 import sys
@@ -18,10 +25,10 @@ def main() -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    extra = []
+    extra, held = [], []
     print(server.getsockname()[1], flush=True)
     for line in sys.stdin:
-        command, *args = line.split()
+        command, *args = shlex.split(line)
         answer = "done"
         if command == "exec":
             subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
@@ -29,6 +36,14 @@ def main() -> None:
             with socket.create_connection(("127.0.0.1", int(args[0]))) as conn:
                 conn.sendall(b"x")
                 conn.recv(1)
+        elif command == "hold":
+            held.append(socket.create_connection(("127.0.0.1", int(args[0]))))
+        elif command == "release":
+            for conn in held:
+                with conn:
+                    conn.sendall(b"x")
+                    conn.recv(1)
+            held.clear()
         elif command == "accept":
             conn, _ = server.accept()
             with conn:
@@ -40,6 +55,13 @@ def main() -> None:
             other.listen()
             extra.append(other)
             answer = str(other.getsockname()[1])
+        elif command == "report":
+            user = None if args[0] == "-" else int(args[0])
+            ran = subprocess.run(
+                args[1:], check=True, stdout=subprocess.PIPE, text=True, cwd="/",
+                user=user, group=user, extra_groups=None if user is None else [],
+            )  # fmt: skip
+            answer = ran.stdout.partition("\n")[0]
         print(answer, flush=True)
 
 

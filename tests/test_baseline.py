@@ -287,3 +287,49 @@ def test_the_postmortem_lists_what_was_new_for_each_workload(clickhouse_server, 
     rows = [line for line in block.splitlines() if line.startswith(f"| {SVC} |")]
     assert [row.split(" | ")[3] for row in rows] == ["exec", "listen"]
     assert "new executable /usr/bin/nc" in rows[0] and "`svc[100] > sh[101]`" in rows[0]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("tests: []\n", "t.yaml:1: a policy test needs 'policies' (a directory)"),
+        ("tests: []\npolicies: [p]\n", "t.yaml:2: 'policies' must be a directory: ['p']"),
+        ("tests: []\npolicies: nowhere\n", "t.yaml:2: 'policies' {dir}/nowhere is not a directory"),
+        ("policies: p\ntests:\n  - events: [\n", "t.yaml:4: not valid YAML: expected the node"),
+        ("policies: p\ntests: {a: 1}\n", "t.yaml:2: a rule test file needs a 'tests' list"),
+        ("policies: p\nthresholds: [1]\ntests: []\n", "t.yaml:2: thresholds must be a mapping"),
+        (
+            "policies: p\ntests:\n  - events:\n      - listen\n",
+            "t.yaml:3: an event must be a mapping of its fields, not 'listen'",
+        ),
+        (
+            "policies: p\ntests:\n  - events:\n      - {type: tcp_listen, local_port: http}\n",
+            "t.yaml:4: tcp_listen field local_port must be an integer, not 'http'",
+        ),
+        (
+            "policies: p\ntests:\n  - events:\n      - {type: process, uid: root}\n",
+            "t.yaml:4: process field uid must be an integer, not 'root'",
+        ),
+        (
+            "policies: p\ntests:\n  - events: []\n    expect:\n      - policy_exec\n",
+            "t.yaml:4: expect must be a list of mappings ({field: value})",
+        ),
+        (
+            "policies: p\ntests:\n  - events: []\n    expect: {rule_id: policy_exec}\n",
+            "t.yaml:4: expect must be a list of mappings ({field: value})",
+        ),
+        ("policies: p\ntests: []\n", "p/w.yaml:2: listen item must be a port (1-65535)"),
+    ],
+)
+def test_a_bad_policy_test_file_is_one_line_naming_its_file_and_line(
+    tmp_path, capsys, text, message
+):
+    (tmp_path / "p").mkdir()
+    port = "x80" if message.startswith("p/") else "80"  # the last case: a bad policy file
+    (tmp_path / "p" / "w.yaml").write_text(f"workload: w\nlisten: [{port}]\n")
+    (tmp_path / "t.yaml").write_text(text)
+    assert main(["baseline", "test", str(tmp_path / "t.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    expected = message.replace("{dir}", str(tmp_path))
+    assert err.startswith(f"groundtruth baseline test: {tmp_path}/{expected}"), err

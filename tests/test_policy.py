@@ -170,3 +170,34 @@ def test_an_exec_allowed_before_a_reload_is_checked_again_after_it(tmp_path):
     family.reload({"nginx.service": load_policy(write(tmp_path, www_data_only))})
     flags = [f for f in detector.observe([nginx_exec(3)]) if f.kind == "policy"]
     assert [(f.rule_id, f.process_key) for f in flags] == [("policy_user", "h:103:1")]
+
+
+def test_a_deviating_connection_is_counted_once_and_flagged_once_per_process(tmp_path):
+    """Each connection outside the policy is one occurrence: a short one has only its close
+    event, a long one its open (the TCP probe's sweep) and its close, counted at the open. Two
+    processes making the same deviation get a flag each; a loop in one process gets one."""
+    from exporter.flags.detector import load_detector
+    from exporter.flags.policies import PolicyFamily
+    from schema.events import ConnectionEvent
+
+    detector = load_detector()
+    family = PolicyFamily({"nginx.service": load_policy(write(tmp_path, POLICY))}, detector)
+    detector.add_family(family)
+
+    def to_redis(kind: str, conn_id: str, pid: int = 7) -> ConnectionEvent:
+        return ConnectionEvent(
+            event_id=f"{conn_id}-{kind}", kind=kind, time_ns=1, host="h", connection_id=conn_id,
+            pid=pid, process_key=f"h:{pid}:1", direction="outbound", family="ipv4",
+            local_addr="10.0.0.1", local_port=40000, remote_addr="10.9.9.9", remote_port=6379,
+            outcome="ok", workload="nginx.service",
+        )  # fmt: skip
+
+    long_lived = [to_redis("open", "c0"), to_redis("close", "c0")]
+    loop = [to_redis("close", f"c{n}") for n in range(1, 5)]  # four short connections
+    other_process = [to_redis("close", "c9", pid=8)]
+    flags = detector.observe(long_lived + loop + other_process)
+    assert [(f.rule_id, f.process_key, f.connection_id) for f in flags] == [
+        ("policy_outbound", "h:7:1", "c0"),
+        ("policy_outbound", "h:8:1", "c9"),
+    ]
+    assert family.deviations["nginx.service", "outbound"] == 1 + 4 + 1

@@ -18,68 +18,19 @@ variables, and that graph must hold both flagged processes, highlighted, under t
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.parse
-
 import pytest
 
-from dashboards import build as dashboards_build
 from graph.nodegraph_fields import TRACE as TRACE_PREFIX
 from graph.traces import trace_id
-from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+from tests.alert_links import follow_to_graph, paged_for_trace
 from tests.test_traces_live import SCORING, key_of, reverse_shell_dropping_a_program
-from testservices.alert_stack import AlertStack, poll
-from testservices.webhook import WebhookReceiver
 
 ALERT = "GroundtruthTraceScoreHigh"
-GRAPH_PANEL = "Causal graph"
 
 
 @pytest.fixture
-def pager():
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def stack(ebpf_problems, tmp_path, clickhouse_url, pager):
-    skip_or_fail_without_ebpf(ebpf_problems)
-    stack = AlertStack(tmp_path, clickhouse_url, team_critical_webhook=pager.url).start()
-    yield stack
-    stack.stop()
-
-
-def dashboard_by_uid(cfg, uid: str) -> dict:
-    for text in dashboards_build.render(cfg).values():
-        dashboard = json.loads(text)
-        if dashboard["uid"] == uid:
-            return dashboard
-    raise AssertionError(f"no dashboard with uid {uid}")
-
-
-def panel_request(dashboard: dict, title: str, link_query: dict, now_ms: int) -> dict:
-    """The query parameters the panel's Infinity query sends once the dashboard is opened by a
-    link: ``var-<name>`` from the link, else the variable's default (``$__all`` is its all
-    value); ``${__from}`` and ``${__to}`` from the link's relative ``from`` / ``to``."""
-    variables = {}
-    for v in dashboard["templating"]["list"]:
-        current = (v.get("current") or {}).get("value", "")
-        variables[v["name"]] = v.get("allValue") if current == "$__all" else current
-    variables |= {k.removeprefix("var-"): v for k, v in link_query.items() if k.startswith("var-")}
-    variables["__from"] = str(now_ms + relative_ms(link_query["from"]))
-    variables["__to"] = str(now_ms + relative_ms(link_query["to"]))
-    (panel,) = [p for p in dashboard["panels"] if p["title"] == title]
-    target = panel["targets"][0]
-    return {p["key"]: variables[p["value"].strip("${}")] for p in target["url_options"]["params"]}
-
-
-def relative_ms(when: str) -> int:
-    """``now``, ``now-1h``, ``now-5m``: Grafana's relative times used by the alert links."""
-    if when == "now":
-        return 0
-    amount, unit = int(when.removeprefix("now-")[:-1]), when[-1]
-    return -amount * {"s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+def stack(alert_stack, pager):
+    return alert_stack(team_webhooks={"critical": pager.url})
 
 
 @pytest.mark.causes_flags("reverse_shell", "exec_from_tmp")
@@ -90,23 +41,7 @@ def test_a_trace_over_the_line_pages_the_team_with_a_link_to_its_graph(stack, pa
     dropped = key_of(exp, dropped_pid)
     tid = trace_id(shell)  # the shell is the first process of its login session: the root
 
-    def ours():
-        return [
-            a
-            for a in pager.alerts()
-            if a["labels"].get("alertname") == ALERT and a["labels"].get("trace_id") == tid
-        ]
-
-    alerts = poll(
-        f"{ALERT} for trace {tid} at the team's webhook",
-        ours,
-        timeout=120,
-        explain=lambda: (
-            f"Prometheus has {stack._result('groundtruth_trace_score')}; "
-            f"Alertmanager has {stack.alertmanager.alerts()}"
-        ),
-    )
-    alert = alerts[0]
+    alert = paged_for_trace(stack, pager, ALERT, tid, "groundtruth_trace_score")[0]
     weights, caps = SCORING.weights, SCORING.caps
     score = round(min(weights["critical"] + weights["high"], caps["critical"]))
     assert alert["status"] == "firing"
@@ -121,17 +56,11 @@ def test_a_trace_over_the_line_pages_the_team_with_a_link_to_its_graph(stack, pa
         f"A trace of flags from sh on {stack.host} scores {score}."
     )
 
-    # The page's link: the investigation dashboard on the trace's host, focused on the trace.
-    link = urllib.parse.urlsplit(alert["annotations"]["dashboard_url"])
-    query = dict(urllib.parse.parse_qsl(link.query))  # URLSearchParams' reading
-    cfg = stack.cfg
-    assert f"{link.scheme}://{link.netloc}" == cfg.grafana_url
-    uid = link.path.split("/")[2]
+    # The page's link: the investigation dashboard on the trace's host, focused on the trace;
+    # opened, its Causal graph panel asks graphapi for the graph with the link's variables.
+    query, params, reply = follow_to_graph(stack, alert["annotations"]["dashboard_url"])
     assert query["var-focus"] == f"{TRACE_PREFIX}{tid}"
-    # Opened: the Causal graph panel asks graphapi for the graph with the link's variables.
-    params = panel_request(dashboard_by_uid(cfg, uid), GRAPH_PANEL, query, time.time_ns() // 10**6)
     assert (params["focus"], params["host"]) == (f"{TRACE_PREFIX}{tid}", stack.host)
-    reply = stack.graph(**params)
     assert reply.status_code == 200, reply.text
     nodes = {n["id"]: n for n in reply.json()["nodes"]}
     assert {shell, dropped} <= set(nodes)

@@ -95,8 +95,11 @@ class AlertStack:
     host: str = "e2e-host"
     storm_per_second: float = 5  # the exec-storm threshold; the storm runs far above it
     timings: Timings = field(default_factory=Timings)
-    # Where the default team's critical alerts go (a WebhookReceiver's url); none when empty.
-    team_critical_webhook: str = ""
+    # Where the default team's alerts go, by severity (critical, warning): a WebhookReceiver's
+    # url; none for a severity not given.
+    team_webhooks: dict[str, str] = field(default_factory=dict)
+    # ExporterConfig fields the exporter is started with (e.g. policies, tcp).
+    exporter_options: dict = field(default_factory=dict)
 
     def start(self) -> AlertStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -121,9 +124,9 @@ class AlertStack:
         override = self.workdir / "site.yaml"
         thresholds = {"exec_storm_per_second": self.storm_per_second, "exec_storm_for": "0s"}
         site: dict = {"thresholds": thresholds}
-        if self.team_critical_webhook:
+        if self.team_webhooks:
             team = load_config().default_team
-            site["teams"] = {team: {"receivers": {"critical": self.team_critical_webhook}}}
+            site["teams"] = {team: {"receivers": dict(self.team_webhooks)}}
         override.write_text(yaml.safe_dump(site))
         return load_config(override)
 
@@ -146,7 +149,9 @@ class AlertStack:
 
     def _start_exporter(self) -> None:
         """The exporter, its events going to the store (graphapi has migrated it)."""
-        self.exporter = RunningExporter(exporter_config(host=self.host, program_label_cap=1000))
+        self.exporter = RunningExporter(
+            exporter_config(host=self.host, program_label_cap=1000, **self.exporter_options)
+        )
         stats = self.exporter.exporter.stats
         writer = open_sink(self.store_url, stats, spool_dir=self.workdir / "spool")
         self.exporter.exporter.sink = FanoutSink([self.exporter.sink, writer])

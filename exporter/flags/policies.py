@@ -5,7 +5,9 @@ Called by the detector on every exec, listen and connection (``Detector.add_fami
 of a workload without a policy costs one dict lookup; one with a policy a few set lookups
 (``policy.model.Policy``'s precomputed sets). Each distinct deviation is stored once per process
 as a ``policy`` flag (rule ``policy_<kind>``, severity from the policy) and counted every time,
-by policy (its workload) and kind: ``groundtruth_policy_deviations_total``.
+by policy (its workload) and kind: ``groundtruth_policy_deviations_total``. A connection is
+counted once: at its close, or at its ``open`` event when it lived long enough to get one (its
+close is then the same occurrence).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from policy.model import KINDS, Policy, describe
 
 FLAGGED_MAX = 65536  # (process, deviation) pairs remembered; past it, forgotten all at once
 ALLOWED_MAX = 4096  # execs remembered as allowed, per workload; past it, forgotten all at once
+OPEN_COUNTED_MAX = 65536  # deviating connections counted at their open event, not closed yet
 FLAG_CLASS = "security"
 
 
@@ -39,6 +42,7 @@ class PolicyFamily:
         self._allowed: dict[str, set[tuple]] = {}  # workload -> execs its policy allowed
         self.deviations: Counter = Counter()  # (workload, kind) -> every occurrence
         self._flagged: set[tuple] = set()
+        self._open_counted: set[str] = set()  # connection ids counted at their open event
         self._run_id = os.urandom(4).hex()
         self._seq = itertools.count()
 
@@ -86,7 +90,15 @@ class PolicyFamily:
         else:
             return
         if found is not None:
-            self._deviation(policy, found, ev, connection_id=ev.connection_id)
+            connection_id = ev.connection_id
+            if connection_id and ev.kind == "open":
+                if len(self._open_counted) >= OPEN_COUNTED_MAX:
+                    self._open_counted.clear()
+                self._open_counted.add(connection_id)
+            elif connection_id in self._open_counted:  # its close: counted at the open
+                self._open_counted.discard(connection_id)
+                return
+            self._deviation(policy, found, ev, connection_id=connection_id)
 
     def _deviation(self, policy, found, ev, program="", parent_key=None, connection_id=""):
         kind = found[0]

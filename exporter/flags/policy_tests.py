@@ -24,10 +24,16 @@ from policy.files import PolicyError, load_policies
 
 def _policies_of(doc: dict, path: Path):
     """The file's policies, loaded once; each test's detector gets its own family of them."""
+    where = f"{path}:{_line(doc, 'policies')}"
     if not doc.get("policies"):
-        raise RuleTestError(f"{path}:{_line(doc)}: a policy test needs 'policies' (a directory)")
+        raise RuleTestError(f"{where}: a policy test needs 'policies' (a directory)")
+    if not isinstance(doc["policies"], str):
+        raise RuleTestError(f"{where}: 'policies' must be a directory: {doc['policies']!r}")
+    directory = path.parent / doc["policies"]
+    if not directory.is_dir():
+        raise RuleTestError(f"{where}: 'policies' {directory} is not a directory")
     try:
-        policies = load_policies(path.parent / doc["policies"])
+        policies = load_policies(directory)
     except PolicyError as e:
         raise RuleTestError(str(e)) from e
 

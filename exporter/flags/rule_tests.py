@@ -28,6 +28,7 @@ import yaml
 from exporter.flags.detector import Detector
 from exporter.flags.families.exec_rules import SECURITY_FIELDS
 from exporter.flags.rulebook import load_rulebook
+from mixin.yaml_files import not_valid_yaml
 from schema.events import EVENT_TYPES
 
 CLASSES = {**EVENT_TYPES, **{cls.__name__: cls for cls in EVENT_TYPES.values()}}
@@ -45,20 +46,39 @@ class RuleTestError(ValueError):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Mappings carry ``__line__`` (1-based) so errors can name the line."""
+    """Mappings carry ``__line__`` (1-based) and ``__key_lines__`` (each key's line) so errors
+    can name the line."""
 
     def construct_mapping(self, node, deep=False):
         mapping = super().construct_mapping(node, deep=deep)
         mapping["__line__"] = node.start_mark.line + 1
+        mapping["__key_lines__"] = {
+            k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k.value, str)
+        }
         return mapping
 
 
-def _line(mapping) -> int:
-    return mapping.get("__line__", 0) if isinstance(mapping, dict) else 0
+def _line(mapping, key: str = "") -> int:
+    """The line of a mapping, or of one of its keys."""
+    if not isinstance(mapping, dict):
+        return 0
+    return mapping.get("__key_lines__", {}).get(key) or mapping.get("__line__", 0)
 
 
 def _clean(mapping: dict) -> dict:
-    return {k: v for k, v in mapping.items() if k != "__line__"}
+    return {k: v for k, v in mapping.items() if k not in ("__line__", "__key_lines__")}
+
+
+def _mappings(items, where: str, what: str) -> list[dict]:
+    """items, which must be a list of mappings (``what`` names one in the error)."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise RuleTestError(f"{where}: {what} must be a list of mappings ({{field: value}})")
+    return items
+
+
+# Event fields a value of the wrong type would make a test pass or fail for the wrong reason
+# (a port given as "http"): their dataclass types, checked.
+_TYPES = {"int": int, "str": str}
 
 
 def _event_class(cls, extra: set[str]):
@@ -72,6 +92,8 @@ def _event_class(cls, extra: set[str]):
 
 def make_event(raw: dict, index: int, where: str):
     """One event from its recorded fields."""
+    if not isinstance(raw, dict):
+        raise RuleTestError(f"{where}: an event must be a mapping of its fields, not {raw!r}")
     fields = _clean(raw)
     type_name = fields.pop("type", "process")
     cls = CLASSES.get(type_name)
@@ -83,6 +105,14 @@ def make_event(raw: dict, index: int, where: str):
     unknown = set(fields) - known - set(RULE_READ_FIELDS)
     if unknown:
         raise RuleTestError(f"{where}: {type_name} has no field {', '.join(sorted(unknown))}")
+    for f in dataclasses.fields(cls):
+        wanted = _TYPES.get(f.type) if isinstance(f.type, str) else None
+        value = fields.get(f.name)
+        if wanted and f.name in fields and type(value) is not wanted:
+            noun = "an integer" if wanted is int else "text"
+            raise RuleTestError(
+                f"{where}: {type_name} field {f.name} must be {noun}, not {value!r}"
+            )
     fields.setdefault("time_ns", BASE_TIME_NS + index * STEP_NS)
     fields.setdefault("event_id", f"event-{index}")
     fields.setdefault("host", "test")
@@ -111,8 +141,9 @@ def _events(test: dict, base: Path, where: str) -> list:
     events = test.get("events")
     if not isinstance(events, list):
         raise RuleTestError(f"{where}: a test needs events (a list) or events_file")
+    file = where.rsplit(":", 1)[0]
     return [
-        make_event(raw, i, f"{where.rsplit(':', 1)[0]}:{_line(raw)}")
+        make_event(raw, i, f"{file}:{_line(raw) or _line(test, 'events')}")
         for i, raw in enumerate(events)
     ]
 
@@ -135,10 +166,14 @@ def run_test_file(
     except OSError as e:
         raise RuleTestError(f"{path}: cannot read: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise RuleTestError(f"{path}: not valid YAML: {e}") from e
+        raise RuleTestError(not_valid_yaml(path, e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
-        raise RuleTestError(f"{path}:1: a rule test file needs a 'tests' list")
+        raise RuleTestError(
+            f"{path}:{_line(doc, 'tests') or 1}: a rule test file needs a 'tests' list"
+        )
     thresholds = dict(thresholds_base or load_config().raw["thresholds"])
+    if not isinstance(doc.get("thresholds") or {}, dict):
+        raise RuleTestError(f"{path}:{_line(doc, 'thresholds')}: thresholds must be a mapping")
     for key, value in _clean(doc.get("thresholds") or {}).items():
         if key not in thresholds:
             raise RuleTestError(f"{path}:{_line(doc['thresholds'])}: unknown threshold {key!r}")
@@ -152,7 +187,8 @@ def run_test_file(
         if not isinstance(test, dict):
             raise RuleTestError(f"{where}: each test must be a mapping")
         name = test.get("name", f"line {_line(test)}")
-        expected = [_clean(e) for e in test.get("expect") or []]
+        expect_at = f"{path}:{_line(test, 'expect')}"
+        expected = [_clean(e) for e in _mappings(test.get("expect") or [], expect_at, "expect")]
         keys = ["rule_id", "severity", "process_key"]
         for expect in expected:
             keys += [k for k in expect if k not in keys]
