@@ -6,6 +6,7 @@ derived here from what the kernel sent; counting for metrics happens in the BPF 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import struct
@@ -161,6 +162,20 @@ def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
     )  # fmt: skip
 
 
+def row_constructor(cls):
+    """A function making a ``cls`` (a slots dataclass) from a tuple of all its fields in order:
+    what ``cls(*row)`` makes, without the cost of passing every field as an argument through
+    ``type.__call__`` to ``__init__`` (a sixth of decoding a process event). Generated from the
+    class's fields, as dataclasses makes ``__init__``; a row of the wrong length raises."""
+    targets = "".join(f"ev.{f.name}, " for f in dataclasses.fields(cls))
+    namespace = {"new": object.__new__, "cls": cls}
+    exec(f"def from_row(row):\n    ev = new(cls)\n    {targets}= row\n    return ev\n", namespace)
+    return namespace["from_row"]
+
+
+process_event = row_constructor(ProcessEvent)
+
+
 def errno_name(err: int) -> str:
     """ECONNREFUSED for 111; '' for 0 (no error)."""
     return errno.errorcode.get(err, str(err)) if err else ""
@@ -245,7 +260,7 @@ class ProcessProbe(BpfProbe):
         # bounded once per batch (_make_room) so the loop only reads and fills them; the common
         # steps (process keys, the process table, an exec's arguments and context, an exit's
         # status) are inlined rather than called; each event is built in one constructor call
-        # (field order of ProcessEvent).
+        # (field order of ProcessEvent), by process_event.
         self._make_room(len(records))
         host, keys, comms, execs = self.ctx.host, self._keys, self._comms, self._execs
         statuses, by_pid = self._statuses, self.table.by_pid
@@ -342,14 +357,14 @@ class ProcessProbe(BpfProbe):
                 outcome = CRED_SYSCALLS.get(call) or str(call)
             else:  # an OOM kill, or a kind a newer probe sends
                 name = KIND_NAMES.get(kind) or str(kind)
-            events.append(ProcessEvent(
+            events.append(process_event((
                 f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
                 (keys.get((ppid, pstart)) or new_key(ppid, pstart)) if ppid else "",
                 start + offset if start else 0,
                 uid, gid, comms.get(comm) or new_comm(comm), filename, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
                 container.pod_uid, "ebpf", *context, *prev_ids, container.workload,
-            ))  # fmt: skip
+            )))  # fmt: skip
             seq += 1
         self._next_seq = seq
         if misfits:
