@@ -270,6 +270,7 @@ class ProcessProbe(BpfProbe):
         in_sessions = self.sessions.processes  # empty: no login seen, nothing to inherit
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._next_seq
+        head_size = HEAD.size  # (an attribute of a C object: a lookup each time)
         # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
         containers: dict[object, Container] = {}
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
@@ -325,7 +326,7 @@ class ProcessProbe(BpfProbe):
             elif kind == EV_EXEC or kind == EV_EXEC_FAILED:
                 # Cached by the record's context and command line: in an exec storm (a crash
                 # loop, a fork bomb, a script's loop) they repeat.
-                tail = raw[HEAD.size :]
+                tail = raw[head_size:]
                 filename, args, context = execs.get(tail) or new_exec(raw, tail)
                 argv = list(args)  # a list of its own for each event
                 if flags & EXE_FLAGS:
