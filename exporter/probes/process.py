@@ -176,6 +176,19 @@ def row_constructor(cls):
 process_event = row_constructor(ProcessEvent)
 
 
+def rare_kind_fields(kind: int, raw: bytes) -> tuple[str, tuple, tuple, str]:
+    """(kind's name, security context, previous ids, outcome) of an event that is none of fork,
+    exec, exec_failed and exit."""
+    if kind != EV_CRED_CHANGE:  # an OOM kill, or a kind a newer probe sends
+        return KIND_NAMES.get(kind) or str(kind), NO_CONTEXT, NO_PREV_IDS, ""
+    _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = CRED.unpack_from(
+        raw, HEAD.size
+    )
+    context = (euid, egid, *NO_CONTEXT[2:])
+    prev_ids = (prev_uid, prev_gid, prev_euid, prev_egid)
+    return "cred_change", context, prev_ids, CRED_SYSCALLS.get(call) or str(call)
+
+
 def errno_name(err: int) -> str:
     """ECONNREFUSED for 111; '' for 0 (no error)."""
     return errno.errorcode.get(err, str(err)) if err else ""
@@ -271,6 +284,9 @@ class ProcessProbe(BpfProbe):
         offset = self.ctx.clock.offset_ns
         id_prefix, seq = f"{self._run_id}-", self._next_seq
         head_size = HEAD.size  # (an attribute of a C object: a lookup each time)
+        # Events in a row often share a parent (a shell's loop, a service manager, a build, an
+        # exec storm): its key is kept from one to the next rather than looked up again.
+        last_ppid = last_pstart = -1
         # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
         containers: dict[object, Container] = {}
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
@@ -312,6 +328,9 @@ class ProcessProbe(BpfProbe):
                     if known is not None
                     else containers.setdefault(cgroup, resolve(cgroup_id, v1_id))
                 )
+            if ppid != last_ppid or pstart != last_pstart:  # else the last event's parent
+                last_ppid, last_pstart = ppid, pstart
+                parent_key = (keys.get((ppid, pstart)) or new_key(ppid, pstart)) if ppid else ""
             filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
             argv, context, prev_ids = [], NO_CONTEXT, NO_PREV_IDS
             if kind == EV_EXIT:
@@ -348,19 +367,11 @@ class ProcessProbe(BpfProbe):
                     # A child stays in its parent's login session.
                     container = parents_session(ppid, key, container)
                 by_pid[pid] = (key, container)
-            elif kind == EV_CRED_CHANGE:
-                name = "cred_change"
-                _uid, _gid, euid, egid, prev_uid, prev_gid, prev_euid, prev_egid, call = (
-                    CRED.unpack_from(raw, HEAD.size)
-                )
-                prev_ids = (prev_uid, prev_gid, prev_euid, prev_egid)
-                context = (euid, egid, *NO_CONTEXT[2:])
-                outcome = CRED_SYSCALLS.get(call) or str(call)
-            else:  # an OOM kill, or a kind a newer probe sends
-                name = KIND_NAMES.get(kind) or str(kind)
+            else:  # a cred change, an OOM kill, or a kind a newer probe sends
+                name, context, prev_ids, outcome = rare_kind_fields(kind, raw)
             events.append(process_event((
                 f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
-                (keys.get((ppid, pstart)) or new_key(ppid, pstart)) if ppid else "",
+                parent_key,
                 start + offset if start else 0,
                 uid, gid, comms.get(comm) or new_comm(comm), filename, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
