@@ -11,9 +11,16 @@ exporter's delivery (counting, the sink).
 The storm runs in a systemd service's cgroup of its own, made while recording, so its
 cgroup_mkdir record is replayed too and every exec resolves to that service's workload (the
 one the policies' first policy is for). Instructions per event, which other processes on the
-machine do not change: run ``count FILE N 1`` and ``count FILE N 0`` (the same N exporters
-built, replayed or not) under ``valgrind --tool=callgrind`` and divide the difference of the
-totals by N times the events. Not a ``bench_*`` module: ``make bench`` does not run it.
+machine do not change: ``count FILE N 1`` builds N exporters, then replays the records through
+each between two calls of getppid() (nothing else here calls it), so
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --dump-before=getppid \
+        --callgrind-out-file=cg.out python -m bench.process_profile count FILE N 1
+
+dumps the replays alone in cg.out.2: its total over N times the records is the figure, the same
+on every run (a fixed hash seed). (``count FILE N 0`` builds them without replaying; the
+difference of two whole-run totals also gives it, give or take 1.5% of start-up's noise.)
+Not a ``bench_*`` module: ``make bench`` does not run it.
 """
 
 from __future__ import annotations
@@ -119,8 +126,10 @@ def run_mode(mode: str, argv: list[str], records: list, policy_dir: str) -> int:
     elif mode == "count":
         exporters = [exporter_for(policy_dir) for _ in range(int(argv[2]))]
         if argv[3] == "1":
+            os.getppid()  # callgrind's marker (--dump-before=getppid): the replays start
             for exporter in exporters:
                 replay(exporter, records)
+            os.getppid()  # and end
     elif mode == "profile":
         print_profile(lambda: exporter_for(policy_dir), lambda e: replay(e, records), 25)
     else:

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import mmap
 import platform
-import struct
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
 LENGTH_MASK = DISCARD_BIT - 1
 HEADER_SIZE = 8
-U32 = struct.Struct("<I")
-U64 = struct.Struct("<Q")
 
 
 def supported() -> bool:
@@ -45,30 +42,39 @@ class RingBufferReader:
             map_fd, page + 2 * data_size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page
         )
         self._data_at = page
+        # Views that read the positions and the headers and write the consumer position
+        # without a call each (native byte order: x86-64's, see supported()).
+        self._consumer_position = memoryview(self._consumer).cast("Q")
+        self._producer_position = memoryview(self._producer).cast("Q")
+        self._headers = memoryview(self._producer).cast("I")
 
     def read(self) -> list[bytes]:
         """Every committed record since the last call, oldest first; releases their space."""
-        ring, base, mask = self._producer, self._data_at, self.mask
-        header_at, records = U32.unpack_from, []
+        ring, headers, base, mask = self._producer, self._headers, self._data_at, self.mask
+        records: list[bytes] = []
         append = records.append
-        consumer = U64.unpack_from(self._consumer, 0)[0]
+        consumer = self._consumer_position[0]
         while True:
-            producer = U64.unpack_from(self._producer, 0)[0]
+            producer = self._producer_position[0]
             if consumer >= producer:
                 break
             while consumer < producer:  # once per record: lookups are hoisted out of it
                 at = base + (consumer & mask)
-                header = header_at(ring, at)[0]
-                if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
-                    U64.pack_into(self._consumer, 0, consumer)
-                    return records
-                sample, length = at + HEADER_SIZE, header & LENGTH_MASK
-                if not header & DISCARD_BIT:
-                    append(ring[sample : sample + length])
+                header = length = headers[at >> 2]  # (records are 8-byte aligned)
+                if header > LENGTH_MASK:  # the busy or the discard bit is set: rarely
+                    if header & BUSY_BIT:  # reserved, not yet submitted: the next read gets it
+                        self._consumer_position[0] = consumer
+                        return records
+                    length = header & LENGTH_MASK  # discarded: skipped
+                else:
+                    at += HEADER_SIZE
+                    append(ring[at : at + length])
                 consumer += (length + HEADER_SIZE + 7) & ~7  # records are 8-byte aligned
-            U64.pack_into(self._consumer, 0, consumer)
+            self._consumer_position[0] = consumer
         return records
 
     def close(self) -> None:
+        for view in (self._consumer_position, self._producer_position, self._headers):
+            view.release()
         self._producer.close()
         self._consumer.close()

@@ -184,20 +184,32 @@ class Exporter:
         counters and the sink."""
         if not events and not columns:
             return
+        self._count_events(events)
         if self.detector is not None:
             # The detector sees every event object, and of the columns the rows it reads.
             seen = events + [e for b in columns for e in detector_rows(self.detector, b)]
             flags = self.detector.observe(seen)
             if flags:  # to the same sinks, with the events that raised them
+                self._count_events(flags)
                 events = events + flags
-        # Counted without a Python-level loop: this runs for every event.
-        kinds = Counter(zip(map(type, events), map(KIND, events), strict=True))
-        for (cls, kind), n in kinds.items():
-            self.stats.count_events(f"{EVENT_TYPE_NAMES[cls]}_{kind}", n)
         for batch in columns:
             for kind, n in batch.kind_counts().items():
                 self.stats.count_events(f"{EVENT_TYPE_NAMES[batch.cls]}_{kind}", n)
-        self.sink.write(for_sink(self.sink, events + list(columns)))
+        # With no ColumnBatches (the process probe's batches) for_sink has nothing to turn
+        # into events: not asking spares it a look at every event.
+        self.sink.write(for_sink(self.sink, events + list(columns)) if columns else list(events))
+
+    def _count_events(self, events: list) -> None:
+        """groundtruth_events_total, by class and kind, counted without a Python-level loop
+        (this runs for every event)."""
+        classes = set(map(type, events))
+        if len(classes) == 1:  # one class (a drain of the process probe, flags): kinds alone
+            (cls,) = classes
+            counts = {(cls, kind): n for kind, n in Counter(map(KIND, events)).items()}
+        else:
+            counts = Counter(zip(map(type, events), map(KIND, events), strict=True))
+        for (cls, kind), n in counts.items():
+            self.stats.count_events(f"{EVENT_TYPE_NAMES[cls]}_{kind}", n)
 
     def drain_once(self) -> None:
         for probe in self.probes:

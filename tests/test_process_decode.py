@@ -9,7 +9,7 @@ import pytest
 
 from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
-from exporter.probes.process import ProcessProbe
+from exporter.probes.process import ProcessProbe, row_constructor
 from exporter.probes.process_abi import (
     CGROUP_PATH_LEN,
     CONTEXT,
@@ -21,6 +21,7 @@ from exporter.probes.process_abi import (
     HEAD,
 )
 from exporter.selftest import UNTRUSTED_FIELDS
+from schema.events import ProcessEvent
 
 NO_CONTEXT = CONTEXT.pack(0, 0, 2**32 - 1, 2**32 - 1, 0, 0, 0, 0, 0, 0, 0, b"")
 
@@ -166,3 +167,14 @@ def test_a_kind_this_decoder_does_not_know_keeps_its_number():
     (ev,) = probe.decode_batch([head + bytes(24)])
     assert (ev.kind, ev.pid, ev.comm) == ("99", 14, "new")
     assert probe.ctx.stats.snapshot()[1] == {}
+
+
+def test_the_row_constructor_makes_what_the_class_makes_from_the_same_fields():
+    from_row = row_constructor(ProcessEvent)
+    row = tuple(f"value {i}" for i in range(len(ProcessEvent.__dataclass_fields__)))
+    made = from_row(row)
+    assert type(made) is ProcessEvent
+    assert made == ProcessEvent(*row)
+    assert (made.event_id, made.workload) == ("value 0", row[-1])
+    with pytest.raises(ValueError):  # a row of the wrong length is refused, not padded
+        from_row(row[:-1])
