@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import struct
 from stat import S_IFCHR, S_IFIFO, S_IFSOCK
 
@@ -9,7 +11,7 @@ import pytest
 
 from exporter.containers import ContainerResolver
 from exporter.probes.base import ProbeContext
-from exporter.probes.process import ProcessProbe, row_constructor
+from exporter.probes.process import ProcessProbe
 from exporter.probes.process_abi import (
     CGROUP_PATH_LEN,
     CONTEXT,
@@ -21,7 +23,7 @@ from exporter.probes.process_abi import (
     HEAD,
 )
 from exporter.selftest import UNTRUSTED_FIELDS
-from schema.events import ProcessEvent
+from schema.events import UNSET_ID, ProcessEvent
 
 NO_CONTEXT = CONTEXT.pack(0, 0, 2**32 - 1, 2**32 - 1, 0, 0, 0, 0, 0, 0, 0, b"")
 
@@ -169,12 +171,19 @@ def test_a_kind_this_decoder_does_not_know_keeps_its_number():
     assert probe.ctx.stats.snapshot()[1] == {}
 
 
-def test_the_row_constructor_makes_what_the_class_makes_from_the_same_fields():
-    from_row = row_constructor(ProcessEvent)
-    row = tuple(f"value {i}" for i in range(len(ProcessEvent.__dataclass_fields__)))
-    made = from_row(row)
-    assert type(made) is ProcessEvent
-    assert made == ProcessEvent(*row)
+def test_a_process_event_is_a_row_that_is_still_the_dataclass_it_declares():
+    """decode_batch makes each event from a tuple of its fields in one C call; what it makes is
+    what the keyword constructor makes, and dataclass tools still work on it."""
+    row = tuple(f"value {i}" for i in range(len(dataclasses.fields(ProcessEvent))))
+    made = tuple.__new__(ProcessEvent, row)  # as decode_batch makes it
+    assert type(made) is ProcessEvent and made == ProcessEvent(*row)
     assert (made.event_id, made.workload) == ("value 0", row[-1])
-    with pytest.raises(ValueError):  # a row of the wrong length is refused, not padded
-        from_row(row[:-1])
+    changed = dataclasses.replace(made, kind="exit")
+    assert (changed.kind, changed.event_id, made.kind) == ("exit", "value 0", "value 1")
+    assert dataclasses.asdict(made)["workload"] == row[-1]
+    assert pickle.loads(pickle.dumps(made)) == made
+    default = ProcessEvent()
+    assert (default.auid, default.exit_code, default.argv) == (UNSET_ID, -1, [])
+    assert default.argv is not ProcessEvent().argv  # a list of its own, as default_factory
+    with pytest.raises(TypeError):  # one field too many is refused, not dropped
+        ProcessEvent(*row, "one too many")

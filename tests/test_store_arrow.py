@@ -58,7 +58,7 @@ def test_a_batch_arrow_cannot_carry_is_judged_by_the_store_as_before(chdb_store)
     """A value of the wrong type: no Arrow stream; the JSON insert is refused as bad data (the
     writer then isolates the row), not taken for a store that is down."""
     events = make_events(3)
-    events[1].pid = "not a number"
+    events[1] = dataclasses.replace(events[1], pid="not a number")
     ((table, cols),) = columnar(events).items()
     assert arrow_stream(table, cols) is None
     with pytest.raises(Exception) as refused:

@@ -6,6 +6,7 @@ the server is killed with SIGKILL and restarted; chDB's table is detached and at
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -181,7 +182,7 @@ def test_rows_the_store_refuses_are_isolated_kept_and_counted(target, tmp_path, 
     """Two bad rows in a batch of 100: 98 stored, the 2 kept aside on disk, 2 counted."""
     events = make_events(100)
     for i in (17, 60):
-        events[i].pid = "not a number"
+        events[i] = dataclasses.replace(events[i], pid="not a number")
     stats = PipelineStats()
     caplog.set_level(logging.ERROR, logger="groundtruth.store")
     writer = StoreWriter(target["open"](), tmp_path / "spool", stats, WriterSettings(**FAST))

@@ -10,6 +10,7 @@ instead of one per event.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,12 +113,15 @@ class BpfProbe:
         """The events of a batch of records, in order (a probe may decode a batch at once)."""
         return [e for e in map(self.decode, records) if e is not None]
 
-    def blank_untrusted(self, events: list) -> None:
-        """Empties the untrusted fields each event has: emitted empty rather than wrong."""
+    def blank_untrusted(self, events: list) -> list:
+        """The events with the untrusted fields each has emptied: emitted empty rather than
+        wrong (copies: a ProcessEvent is a tuple)."""
+        blanked = []
         for ev in events:
             cls = type(ev)
-            for name in self.untrusted & cls.__dataclass_fields__.keys():
-                setattr(ev, name, blank(cls, name))
+            names = self.untrusted & cls.__dataclass_fields__.keys()
+            blanked.append(dataclasses.replace(ev, **{name: blank(cls, name) for name in names}))
+        return blanked
 
     def drain(self) -> list:
         """Everything the kernel has queued, decoded."""

@@ -6,7 +6,6 @@ derived here from what the kernel sent; counting for metrics happens in the BPF 
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import struct
@@ -163,21 +162,6 @@ def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
     )  # fmt: skip
 
 
-def row_constructor(cls):
-    """A function making a ``cls`` (a slots dataclass) from a tuple of all its fields in order:
-    what ``cls(*row)`` makes, without passing every field as an argument through
-    ``type.__call__`` to ``__init__`` (for ProcessEvent's 39 fields that costs ~800 more
-    instructions per event, ~4% of decoding one). Generated from the class's fields, as
-    dataclasses makes ``__init__``; a row of the wrong length raises."""
-    targets = "".join(f"ev.{f.name}, " for f in dataclasses.fields(cls))
-    namespace = {"new": object.__new__, "cls": cls}
-    exec(f"def from_row(row):\n    ev = new(cls)\n    {targets}= row\n    return ev\n", namespace)
-    return namespace["from_row"]
-
-
-process_event = row_constructor(ProcessEvent)
-
-
 def rare_kind_fields(kind: int, raw: bytes) -> tuple[str, tuple, tuple, str]:
     """(kind's name, security context, previous ids, outcome) of an event that is none of fork,
     exec, exec_failed and exit."""
@@ -276,7 +260,8 @@ class ProcessProbe(BpfProbe):
         # bounded once per batch (_make_room) so the loop only reads and fills them; the common
         # steps (process keys, the process table, an exec's arguments and context, an exit's
         # status) are inlined rather than called; each event is built in one constructor call
-        # (field order of ProcessEvent), by process_event.
+        # (field order of ProcessEvent), as a row: ProcessEvent is a tuple (schema.events
+        # row_class), made in one C call.
         self._make_room(len(records))
         host, keys, comms, execs = self.ctx.host, self._keys, self._comms, self._execs
         statuses, by_pid = self._statuses, self.table.by_pid
@@ -293,6 +278,7 @@ class ProcessProbe(BpfProbe):
         # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
         containers: dict[object, Container] = {}
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
+        new_row, event_class = tuple.__new__, ProcessEvent
         for raw in records:
             # A record that is not its kind's struct is counted, never guessed at.
             try:
@@ -372,7 +358,7 @@ class ProcessProbe(BpfProbe):
                 by_pid[pid] = (key, container)
             else:  # a cred change, an OOM kill, or a kind a newer probe sends
                 name, context, prev_ids, outcome = rare_kind_fields(kind, raw)
-            events.append(process_event((
+            events.append(new_row(event_class, (  # type: ignore[type-var]  # a row: row_class
                 f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
                 parent_key,
                 start + offset if start else 0,
@@ -385,7 +371,7 @@ class ProcessProbe(BpfProbe):
         if misfits:
             self.count_misfits(misfits)
         if self.untrusted:
-            self.blank_untrusted(events)
+            events = self.blank_untrusted(events)
         return events
 
     def _make_room(self, records: int) -> None:

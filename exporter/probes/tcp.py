@@ -343,7 +343,7 @@ class TcpProbe(BpfProbe):
                 self._from_scan(ev)
             events.append(ev)
         if self.untrusted:
-            self.blank_untrusted(events)
+            events = self.blank_untrusted(events)
         return events
 
     def _listen(self, kind, ts, pid, owner, cgroup_id, family, addrs, sport) -> ListenEvent:
