@@ -28,6 +28,9 @@ class ExporterConfig:
     flags: bool = True  # the flag detector (exporter/flags/)
     flag_rules: str = ""  # the rules file; '' is mixin/flag_rules.yaml
     policies: str = ""  # a directory of baseline policies (docs/baselines.md); '' for none
+    # YAML merged over mixin/mixin.yaml, as `alerts build --config` takes it: the detector's
+    # flag_* thresholds; '' for the shipped numbers.
+    mixin_config: str = ""
     netns: str = ""  # record only this network namespace (exporter/netns.py); '' for all
 
     def netns_inode(self) -> int:

@@ -65,14 +65,6 @@ def netns_inode(path: str) -> int:
         os.close(fd)
 
 
-def netns_of(pid: int | str, proc: str = "/proc") -> int:
-    """The network namespace inode of a process; 0 when it cannot be read (it exited)."""
-    try:
-        return os.stat(f"{proc}/{pid}/ns/net").st_ino
-    except OSError:
-        return 0
-
-
 def netns_defines(inode: int, offsets: dict[str, tuple[str, str]]) -> dict[str, int]:
     """A probe's -D defines of the filter: NETNS_INUM, and with a namespace, the offsets the
     check reads (TASK_NETNS_OFFSETS or SOCK_NETNS_OFFSETS) from the running kernel's BTF."""

@@ -1,4 +1,5 @@
-"""Reading one process from /proc: its stat line, its login ids, the path it was exec'd by.
+"""Reading one process from /proc: its stat line, its login ids, the path it was exec'd by,
+its network namespace.
 
 It imports nothing of the exporter: the start-up scan and the session workloads
 (exporter/sessions.py) share it.
@@ -58,3 +59,12 @@ def exec_path(base: Path, exe: str, comm: str, args: list[str]) -> str:
         if (found.st_dev, found.st_ino) == (real.st_dev, real.st_ino):
             return path
     return exe
+
+
+def netns_of(pid: int | str, proc: str = "/proc") -> int:
+    """The network namespace inode of a process (``pid`` may be ``self`` or ``thread-self``);
+    0 when it cannot be read (it exited)."""
+    try:
+        return os.stat(f"{proc}/{pid}/ns/net").st_ino
+    except OSError:
+        return 0

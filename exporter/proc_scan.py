@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from exporter.containers import identify_proc_cgroup
-from exporter.netns import netns_of
 from exporter.probes.process import TICK_NS
 from exporter.probes.process_abi import ARG_LEN, ARGV_MAX
-from exporter.proc_read import exec_path, parse_stat, read_id
+from exporter.proc_read import exec_path, netns_of, parse_stat, read_id
 from exporter.security_context import TtyDrivers, device_tty_name, fd_type
 from exporter.sessions import SESSION_PREFIX
 from schema.events import ProcessEvent, process_key

@@ -61,6 +61,12 @@ def add_exporter_arguments(p) -> None:
         help="do not run the flag detector",
     )
     p.add_argument(
+        "--mixin-config",
+        metavar="FILE",
+        help="YAML merged over mixin/mixin.yaml (as `alerts build --config`): the flag "
+        "detector's flag_* thresholds",
+    )
+    p.add_argument(
         "--policies",
         metavar="DIR",
         help="baseline policies to flag deviations from (docs/baselines.md); SIGHUP reloads",
@@ -85,6 +91,7 @@ def config_from_args(args):
         "tcp",
         "flags",
         "flag_rules",
+        "mixin_config",
         "policies",
         "netns",
     )

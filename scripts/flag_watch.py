@@ -10,7 +10,9 @@ Usage (scripts/flag-watch.sh does all three):
    a process descending from PID (the suite; other processes on a shared host are left out),
    with the test that was running when its event happened. A flag whose rule the running test
    declares with ``@pytest.mark.causes_flags(rule, ...)`` is caused on purpose and listed apart;
-   the rest are the false positives.
+   the rest are the false positives. With ``--metrics`` (the exporter's /metrics at the end),
+   it also says how many flags were counted but not stored: those it cannot match to a test,
+   so the script runs the exporter with no repeat window (and so no per-window budget).
 
 A test's copy of /bin/true executed from pytest's directory under /tmp *is* an exec from /tmp:
 the flag is right, and the test that does it says so with the marker (reviewed with the test,
@@ -82,7 +84,19 @@ def descendants(parents: dict[str, str], roots: set[str]):
     return under
 
 
-def report(events_path: str, spans_path: str, root_pid: int) -> int:
+def not_stored(metrics_path: str) -> int:
+    """Flags the exporter counted but did not store (repeats, over budget), on the whole host."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with open(metrics_path) as f:
+        families = text_string_to_metric_families(f.read())
+        return int(sum(
+            s.value for fam in families if fam.name == "groundtruth_flags_not_stored"
+            for s in fam.samples if s.name.endswith("_total")
+        ))  # fmt: skip
+
+
+def report(events_path: str, spans_path: str, root_pid: int, metrics_path: str = "") -> int:
     parents, roots, flags = {}, set(), []
     for ev in read_lines(events_path):
         if ev["type"] == "ProcessEvent" and ev["kind"] in ("fork", "exec", "scan"):
@@ -104,6 +118,8 @@ def report(events_path: str, spans_path: str, root_pid: int) -> int:
     unwanted = [f for f in security if f not in by_purpose]
     print(f"flags on the suite's processes: {len(ours)} ({len(flags)} on the whole host)")
     print(f"  by class: {dict(Counter(f['flag_class'] for f in ours))}")
+    if metrics_path:
+        print(f"flags counted but not stored, so not matched to a test: {not_stored(metrics_path)}")
     print(f"security flags caused on purpose (@pytest.mark.{MARKER}): {len(by_purpose)}")
     for (rule, test), n in sorted(
         Counter((f["rule_id"], test_at(starts, f["event_time_ns"])) for f in by_purpose).items()
@@ -127,8 +143,9 @@ def main(argv=None) -> int:
     r.add_argument("events")
     r.add_argument("spans")
     r.add_argument("--root-pid", type=int, required=True, help="pid of the suite's pytest")
+    r.add_argument("--metrics", default="", help="the exporter's /metrics text at the end")
     args = p.parse_args(argv)
-    return report(args.events, args.spans, args.root_pid)
+    return report(args.events, args.spans, args.root_pid, args.metrics)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 import json
 
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.flags.detector import Detector
+from exporter.flags.metrics import FlagsCollector
+from exporter.flags.rulebook import load_rulebook
+from mixin.config import load_config
+from schema.events import ProcessEvent
 from scripts.flag_watch import report
 
 
@@ -49,9 +56,30 @@ def test_declared_rules_are_on_purpose_and_the_rest_are_false_positives(tmp_path
     ])  # fmt: skip
     assert report(events, spans, root_pid=10) == 0
     out = capsys.readouterr().out
+    assert "not stored" not in out  # without the exporter's metrics, nothing said about them
     assert "flags on the suite's processes: 4 (5 on the whole host)" in out
     assert "security flags caused on purpose (@pytest.mark.causes_flags): 1\n" in out
     assert "  1 x exec_from_tmp in t.py::test_a\n" in out
     assert "security flags no test meant to cause: 2\n" in out
     assert "  1 x privilege_gain in t.py::test_a, e.g.:" in out
     assert "  1 x exec_from_tmp in t.py::test_b, e.g.:" in out
+
+
+def test_flags_counted_but_not_stored_are_reported(tmp_path, capsys):
+    """A flag repeating a stored one (or over the budget) is only counted: the report says how
+    many, from the exporter's metrics, as it cannot match them to a test."""
+    detector = Detector(load_rulebook(), load_config().raw["thresholds"])
+    loop = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
+                     filename="/tmp/loop", time_ns=10**18 + p)
+        for p in range(2, 9)
+    ]  # fmt: skip
+    assert len(detector.observe(loop)) == 1  # stored once, 6 repeats counted
+    registry = CollectorRegistry()
+    registry.register(FlagsCollector(detector))
+    metrics = tmp_path / "metrics.txt"
+    metrics.write_bytes(generate_latest(registry))
+    events = lines(tmp_path / "events.jsonl", [process("exec", "h:10:1", "h:1:1", 10)])
+    spans = lines(tmp_path / "spans.jsonl", [{"test": "t.py::test_a", "start": 100}])
+    assert report(events, spans, root_pid=10, metrics_path=str(metrics)) == 0
+    assert "flags counted but not stored, so not matched to a test: 6\n" in capsys.readouterr().out

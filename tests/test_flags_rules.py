@@ -159,6 +159,28 @@ def test_a_flood_is_stored_up_to_the_budget_and_counted_whole():
     assert [f.process_key for f in detector.observe([later])] == ["h:9:1"]  # a new window
 
 
+def test_the_exporters_mixin_config_sets_the_detectors_numbers(tmp_path):
+    """--mixin-config FILE: how scripts/flag-watch.sh has every flag stored (no repeat window,
+    no budget), so each one can be matched to the test that caused it; a bad file is refused."""
+    from exporter.flags.setup import flag_detector
+
+    path = tmp_path / "mixin.yaml"
+    path.write_text("thresholds:\n  flag_repeat_window_seconds: 0\n")
+    detector = flag_detector(ExporterConfig(mixin_config=str(path)))
+    execs = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
+                     filename="/tmp/loop", time_ns=10**18 + p)
+        for p in range(2, 200)
+    ]  # fmt: skip
+    assert [f.process_key for f in detector.observe(execs)] == [e.process_key for e in execs]
+    assert detector.not_stored_total() == {}
+    shipped = flag_detector(ExporterConfig())
+    assert [f.process_key for f in shipped.observe(execs)] == ["h:2:1"]  # the default repeats
+    path.write_text("thresholds:\n  flag_repeat_window_seconds: -1\n")
+    with pytest.raises(ConfigError, match="flag_repeat_window_seconds must be a number >= 0"):
+        ExporterConfig(mixin_config=str(path)).validate()
+
+
 def test_a_loop_from_tmp_is_stored_once_and_counted_whole():
     """The exec path counts a repeat without building its flag: every exec is still counted."""
     detector = Detector(load_rulebook(), load_config().raw["thresholds"])

@@ -91,6 +91,11 @@ def stack(ebpf_problems, tmp_path_factory):
             up.wait()
 
 
+# The chain fixture runs a copy of echo from its temporary directory (exec_from_tmp, on purpose),
+# in whichever of its tests runs first.
+RUNS_THE_CHAIN = pytest.mark.causes_flags("exec_from_tmp")
+
+
 @pytest.fixture(scope="module")
 def chain(stack, tmp_path_factory):
     """Runs gen1.sh -> gen2.sh -> ./echo HOSTILE...; returns each generation's pid, argv and
@@ -204,6 +209,7 @@ def svg_edges(page) -> set[tuple[str, str]]:
     return {tuple(t.split("->", 1)) for t in titles}
 
 
+@RUNS_THE_CHAIN
 def test_overview_lists_the_host_the_trace_and_the_alert(page, stack, chain, alert, tmp_path):
     page, _ = page
     page.goto(stack + "/")
@@ -220,6 +226,7 @@ def test_overview_lists_the_host_the_trace_and_the_alert(page, stack, chain, ale
     shot(page, tmp_path, "overview")
 
 
+@RUNS_THE_CHAIN
 def test_graph_shows_the_chain_with_exact_argv_and_runs_nothing(page, stack, chain, tmp_path):
     page, recorder = page
     page.goto(f"{stack}/graph?" + urllib.parse.urlencode({"focus": chain["gen3"]["key"]}))
@@ -258,6 +265,7 @@ def test_graph_shows_the_chain_with_exact_argv_and_runs_nothing(page, stack, cha
     shot(page, tmp_path, "graph-refocused")
 
 
+@RUNS_THE_CHAIN
 def test_the_alert_link_opens_the_alerts_graph(page, stack, chain, alert, tmp_path):
     page, _ = page
     page.goto(stack + "/")
@@ -279,6 +287,7 @@ def test_the_alert_link_opens_the_alerts_graph(page, stack, chain, alert, tmp_pa
     assert page.locator(f"section#{node_sections(page)[focus]}").is_visible()
 
 
+@RUNS_THE_CHAIN
 def test_process_page_and_host_timeline(page, stack, chain, tmp_path):
     page, _ = page
     key3 = chain["gen3"]["key"]

@@ -21,6 +21,9 @@ import pytest
 from exporter.probes import process_abi as process
 from exporter.probes import tcp, tcp_columns
 
+# Every test runs the offsets program it compiled in its tmp_path: an exec from /tmp.
+pytestmark = pytest.mark.causes_flags("exec_from_tmp")
+
 BPF = Path(__file__).resolve().parent.parent / "exporter" / "bpf"
 INT_TYPES = "\n".join(
     f"typedef {'u' if sign == 'u' else ''}int{bits}_t {sign}{bits};"
@@ -183,7 +186,6 @@ def elements(ctype: str, offset: int, size: int) -> list[tuple[tuple[int, int], 
     return [((offset + i, width), ctype) for i in range(0, size, width)]
 
 
-@pytest.mark.causes_flags("exec_from_tmp")  # runs the offsets program it compiled in tmp_path
 def test_python_formats_match_the_compiled_structs(probe_abi):
     structs, compiled, formats, offsets, _, _ = probe_abi
     for name, fmts in formats.items():
@@ -225,7 +227,6 @@ def test_python_constants_match_the_header(probe_abi):
     assert {name: compiled[name] for name in constants} == constants
 
 
-@pytest.mark.causes_flags("exec_from_tmp")  # runs the offsets program it compiled in tmp_path
 def test_the_numpy_record_matches_the_compiled_struct(tmp_path):
     """tcp_columns.RECORD, the dtype the hot path reads whole drains with: each field named by
     its C member at the compiler's offset and size, every field there, the struct's size; and

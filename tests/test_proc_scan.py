@@ -38,6 +38,7 @@ def scanned_path(argv: list[str], executable: str) -> str:
         child.wait()
 
 
+@pytest.mark.causes_flags("exec_from_tmp")  # the link it runs is in tmp_path
 def test_a_symlink_exec_is_named_by_the_link(links):
     link = str(links / "napper")
     assert scanned_path([link, "30"], link) == link

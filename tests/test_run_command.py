@@ -47,6 +47,16 @@ def test_bad_flag_value_is_one_clear_line():
     assert out.stderr.strip() == "groundtruth: error: listen address 'nowhere' is not HOST:PORT"
 
 
+def test_a_mixin_config_that_cannot_be_read_is_one_clear_line(tmp_path):
+    path = tmp_path / "absent.yaml"
+    out = subprocess.run(
+        [*GROUNDTRUTH, "run", "--mixin-config", str(path)], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"groundtruth: error: cannot read config override {path}: ")
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
 NOT_NETNS = " is not a network namespace (give /run/netns/NAME or /proc/PID/ns/net)"
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.netns import netns_of, run_in_netns
+from exporter.netns import run_in_netns
 from exporter.probes.base import BootClock
+from exporter.proc_read import netns_of
 from exporter.proc_scan import ProcScanner, start_ticks
 from exporter.tcp_scan import TcpScanner
 from graph.causal import build_graph

@@ -8,14 +8,15 @@ from exporter.flags.rulebook import RulebookError
 
 def flag_detector(config):
     """The detector the config asks for, or None (``flags: false``); a bad rules file is a
-    ConfigError naming its file and line."""
+    ConfigError naming its file and line, a bad mixin config one saying what is wrong."""
     if not config.flags:
         return None
     from exporter.flags.detector import load_detector
-    from mixin.config import MixinConfigError
+    from mixin.config import MixinConfigError, load_config
 
     try:
-        detector = load_detector(config.flag_rules or None)
+        thresholds = load_config(config.mixin_config or None).raw["thresholds"]
+        detector = load_detector(config.flag_rules or None, thresholds)
     except (RulebookError, MixinConfigError) as e:
         raise ConfigError(str(e)) from e
     if config.policies:
