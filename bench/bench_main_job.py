@@ -345,7 +345,7 @@ def _run(tmp: Path) -> list[Result]:
         tally = _PortTally()
         r = serve_and_load(tally=tally)
         secs = storm_seconds(storm)
-        time.sleep(1.5)  # the exporter's drain and the writer's flush (max_age 1 s)
+        time.sleep(WriterSettings().max_age + 0.5)  # the exporter's drain, the writer's flush
         up_cpu += cpu_seconds(job.proc.pid) - cpu0
         up_events += job.events() - events0
         up_dropped.update(job.dropped())

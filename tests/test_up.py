@@ -67,7 +67,7 @@ def test_up_serves_metrics_and_graph_and_stops_losing_nothing(ebpf_problems, tmp
         child.wait()
         listed = f"http://127.0.0.1:{graph_port}/api/processes?limit=1500&from={since_ms}"
         key = None
-        # The writer flushes within ~1 s; the timeout only turns a hang into a failure.
+        # The writer flushes within ~5 s (max_age); the timeout only turns a hang into a failure.
         deadline = time.monotonic() + 60
         while key is None and time.monotonic() < deadline:
             time.sleep(0.3)
