@@ -12,8 +12,8 @@ from exporter.flags.detector import Detector
 from exporter.flags.metrics import FlagsCollector
 from exporter.flags.rulebook import load_rulebook
 from mixin.config import load_config
-from schema.events import ProcessEvent
 from scripts.flag_watch import report
+from tests.flag_events import execs_from_tmp
 
 
 def lines(path, records) -> str:
@@ -69,11 +69,7 @@ def test_flags_counted_but_not_stored_are_reported(tmp_path, capsys):
     """A flag repeating a stored one (or over the budget) is only counted: the report says how
     many, from the exporter's metrics, as it cannot match them to a test."""
     detector = Detector(load_rulebook(), load_config().raw["thresholds"])
-    loop = [
-        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
-                     filename="/tmp/loop", time_ns=10**18 + p)
-        for p in range(2, 9)
-    ]  # fmt: skip
+    loop = execs_from_tmp(range(2, 9))
     assert len(detector.observe(loop)) == 1  # stored once, 6 repeats counted
     registry = CollectorRegistry()
     registry.register(FlagsCollector(detector))

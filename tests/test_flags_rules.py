@@ -13,6 +13,7 @@ from exporter.flags.rulebook import DEFAULT_RULES_PATH, RulebookError, load_rule
 from groundtruth.cli import main
 from mixin.config import load_config
 from schema.events import ProcessEvent
+from tests.flag_events import execs_from_tmp
 
 RULE_TESTS = Path(__file__).parent / "flags" / "rules_test.yaml"
 
@@ -145,11 +146,7 @@ def test_ancestry_is_bounded_and_evictions_are_counted():
 def test_a_flood_is_stored_up_to_the_budget_and_counted_whole():
     thresholds = dict(load_config().raw["thresholds"], flag_stored_per_rule_max=2)
     detector = Detector(load_rulebook(), thresholds)
-    execs = [
-        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
-                     filename=f"/tmp/p{p}", time_ns=10**18 + p)
-        for p in range(5)
-    ]  # fmt: skip
+    execs = execs_from_tmp(range(5), "/tmp/p{pid}")
     flags = detector.observe(execs)
     assert [f.process_key for f in flags] == ["h:0:1", "h:1:1"]
     assert detector.raised["exec_from_tmp", "security", "high"] == 5
@@ -167,11 +164,7 @@ def test_the_exporters_mixin_config_sets_the_detectors_numbers(tmp_path):
     path = tmp_path / "mixin.yaml"
     path.write_text("thresholds:\n  flag_repeat_window_seconds: 0\n")
     detector = flag_detector(ExporterConfig(mixin_config=str(path)))
-    execs = [
-        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
-                     filename="/tmp/loop", time_ns=10**18 + p)
-        for p in range(2, 200)
-    ]  # fmt: skip
+    execs = execs_from_tmp(range(2, 200))
     assert [f.process_key for f in detector.observe(execs)] == [e.process_key for e in execs]
     assert detector.not_stored_total() == {}
     shipped = flag_detector(ExporterConfig())
@@ -184,11 +177,7 @@ def test_the_exporters_mixin_config_sets_the_detectors_numbers(tmp_path):
 def test_a_loop_from_tmp_is_stored_once_and_counted_whole():
     """The exec path counts a repeat without building its flag: every exec is still counted."""
     detector = Detector(load_rulebook(), load_config().raw["thresholds"])
-    loop = [
-        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", parent_key="h:1:1",
-                     filename="/tmp/loop", time_ns=10**18 + p)
-        for p in range(2, 6)
-    ]  # fmt: skip
+    loop = execs_from_tmp(range(2, 6))
     assert [f.process_key for f in detector.observe(loop)] == ["h:2:1"]
     assert detector.raised_total() == {("exec_from_tmp", "security", "high"): 4}
     assert detector.not_stored_total() == {("exec_from_tmp", "repeat"): 3}
