@@ -28,11 +28,11 @@ def scanned_path(argv: list[str], executable: str) -> str:
     child = subprocess.Popen(argv, executable=executable)
     try:
         base = Path(f"/proc/{child.pid}")
-        while (base / "comm").read_text().strip() != Path(executable).name[:15]:
-            pass  # until the exec is done
-        comm = (base / "comm").read_text().strip()
-        args = (base / "cmdline").read_bytes().decode().split("\0")[:-1]
-        return exec_path(base, os.readlink(base / "exe"), comm, args)
+        while True:  # until the exec is done: the kernel names the task before its arguments
+            comm = (base / "comm").read_text().strip()
+            args = (base / "cmdline").read_bytes().decode().split("\0")[:-1]
+            if comm == Path(executable).name[:15] and args == argv:
+                return exec_path(base, os.readlink(base / "exe"), comm, args)
     finally:
         child.kill()
         child.wait()
