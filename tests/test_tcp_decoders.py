@@ -10,6 +10,7 @@ from exporter.collectors.tcp_counts import remote_label
 from exporter.containers import Container
 from exporter.labels import BoundedLabels
 from exporter.probes.base import ProbeContext
+from exporter.probes.conn_table import slots_for
 from exporter.probes.tcp import (
     AF_INET,
     EV_CLOSE,
@@ -163,3 +164,8 @@ def test_a_record_that_is_not_the_event_size_is_a_counted_decode_error():
     # One record alone too: counted, not an IndexError.
     assert probe.decode(good[:-4]) is None
     assert probe.ctx.stats.snapshot()[1] == {("decode", "tcp_record_size"): 3}
+
+
+@pytest.mark.parametrize("connections,slots", [(1, 2), (2, 4), (3, 8), (65536, 131072)])
+def test_the_connection_table_has_twice_the_slots_a_power_of_two(connections, slots):
+    assert slots_for(connections) == slots

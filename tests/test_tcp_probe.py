@@ -38,8 +38,8 @@ OPEN_AFTER = 0.3  # seconds before an open connection is announced
 class Probe:
     """A loaded TcpProbe and every event it delivered so far."""
 
-    def __init__(self):
-        self.probe = TcpProbe(ProbeContext(host=HOST), open_after_seconds=OPEN_AFTER)
+    def __init__(self, probe: TcpProbe | None = None):
+        self.probe = probe or TcpProbe(ProbeContext(host=HOST), open_after_seconds=OPEN_AFTER)
         self.probe.load()
         self.events: list = []
 
@@ -478,3 +478,37 @@ def test_retransmits_joined_to_their_connection_and_counted(tcp, netns):
     assert ends["inbound"].bytes_received == 1000
     key = ("groundtruth_tcp_retransmits_total", (("container", cid[:12]),))
     assert got[key] == ends["outbound"].retransmits + ends["inbound"].retransmits
+
+
+def test_a_full_connection_table_counts_every_socket_it_could_not_track(ebpf_problems, netns):
+    # Room for 2 connections (4 slots), 6 held open in a private namespace: 12 sockets, both
+    # ends of each. The first 4 are tracked; the other 8 are counted as not tracked, and their
+    # ends still arrive, marked untracked. Nothing else can reach this namespace's sockets.
+    skip_or_fail_without_ebpf(ebpf_problems)
+    inum = os.stat(f"/run/netns/{netns}").st_ino
+    ctx = ProbeContext(host=HOST, netns_inum=inum)
+    probe = Probe(TcpProbe(ctx, conns_max=2, open_after_seconds=OPEN_AFTER))
+    server = Peer("server", "ipv4", 0, 0, 6, netns=netns)
+    port = int(server.line())
+    clients = [Peer("client", "ipv4", port, 0, 0, 1, "hold", netns=netns) for _ in range(6)]
+    try:
+        client_ports = [int(c.line()) for c in clients]
+        ports = set(client_ports)
+        ours = lambda e: e.local_port in ports or e.remote_port in ports  # noqa: E731
+        opened = probe.wait(lambda e: e.kind == "open" and ours(e), n=4)
+        assert probe.probe.conns_untracked() == 8
+        for c, client_port in zip(clients, client_ports, strict=True):
+            c.proc.stdin.write("\n")  # closes its connection
+            c.proc.stdin.flush()
+            assert c.until_done() == [str(client_port)]
+        assert sorted(server.until_done()) == sorted(f"accepted {p}" for p in client_ports)
+        closes = probe.wait(lambda e: e.kind == "close" and ours(e), n=12)
+        untracked = [e for e in closes if e.direction == ""]
+        assert len(untracked) == 8
+        tracked = {e.connection_id for e in closes if e.direction}
+        assert tracked == {e.connection_id for e in opened}
+    finally:
+        for peer in (*clients, server):
+            peer.proc.stdin.close()
+            peer.proc.wait(10)
+        probe.probe.close()

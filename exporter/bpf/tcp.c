@@ -8,6 +8,9 @@
  * owner; they are joined to the socket's state in `conns` by the struct sock address.
  * Byte counts come from sock_send_length / sock_recv_length, which run in the caller's context.
  *
+ * The tracked connections are not in a hash map but in a table of slots (two arrays, open
+ * addressing): see `conn_socks` below.
+ *
  * The tracepoints that fire several times per connection (state changes, reads, writes) are
  * attached raw: a formatted tracepoint fills a trace record (addresses, ports, family) before
  * any program runs, about 300 ns each time, ~10 times per connection. Raw ones hand over the
@@ -29,13 +32,86 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* refused by the ring buffer, by kind */
 BPF_PERCPU_ARRAY(conns_full, u64, 1);               /* sockets not tracked: `conns` was full */
 BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connection ids */
-BPF_HASH(conns, u64, struct conn, CONNS_MAX);
+/* The connections being tracked, by socket, at ~15 uses per connection. A hash map costs about
+ * 150 ns per update or delete (a bucket lock, a free list) and 50 ns per lookup; here a socket's
+ * slot is found by open addressing from a hash of its address: `conn_socks` holds each slot's
+ * socket (0: free), claimed with one compare-and-swap, and `conns` its connection. The
+ * verifier inlines array lookups. Measured with bpf_stats on the connection benchmark, the
+ * probe's programs took 3.1 us per request instead of 4.1. Both arrays are mmapable: user space
+ * reads the live slots from memory (exporter/probes/conn_table.py), with no system call per
+ * entry. CONN_SLOTS (a power of two) is twice the connections to track. */
+BPF_F_TABLE("array", u32, u64, conn_socks, CONN_SLOTS, BPF_F_MMAPABLE);
+BPF_F_TABLE("array", u32, struct conn, conns, CONN_SLOTS, BPF_F_MMAPABLE);
 BPF_HASH(listeners, struct listen_key, struct owner, 4096);
 /* Per-CPU counters: every connection updates the same few keys, and shared ones would bounce
  * between CPUs on each update. The collector sums them over CPUs at scrape time. */
 BPF_PERCPU_HASH(counts, struct count_key, u64, COUNTS_MAX);
 BPF_PERCPU_ARRAY(counts_overflow, u64, C_KIND_MAX); /* by count kind, when `counts` is full */
 BPF_HASH(remote_ports, u16, u8, 1024);               /* outbound ports counted by number */
+
+/* ---- the connection table ---- */
+
+#define SLOT_TRIES 8  /* slots a socket may take; all 8 taken: not tracked (conns_full) */
+
+static __always_inline u32 slot_of(u64 sk, u32 try)
+{
+    /* Fibonacci hashing: socket addresses are slab offsets, alike in their low bits. */
+    return ((u32)((sk * 0x9E3779B97F4A7C15ULL) >> 32) + try) & (CONN_SLOTS - 1);
+}
+
+/* The slot of a tracked socket, or -1. */
+static __always_inline int find_slot(u64 sk)
+{
+#pragma unroll
+    for (u32 try = 0; try < SLOT_TRIES; try++) {
+        u32 slot = slot_of(sk, try);
+        u64 *owner = conn_socks.lookup(&slot);
+        if (owner && *owner == sk)
+            return slot;
+    }
+    return -1;
+}
+
+static __always_inline struct conn *conn_at(int slot)
+{
+    u32 key = slot;
+    return slot < 0 ? 0 : conns.lookup(&key);
+}
+
+static __always_inline struct conn *conn_find(u64 sk)
+{
+    return conn_at(find_slot(sk));
+}
+
+/* Tracks a socket (again, if its memory was a socket not seen closing); -1 if no slot is free. */
+static __always_inline int conn_insert(u64 sk, struct conn *c)
+{
+    struct conn *entry = conn_find(sk);
+    if (entry) {
+        __builtin_memcpy(entry, c, sizeof(*c));
+        return 0;
+    }
+#pragma unroll
+    for (u32 try = 0; try < SLOT_TRIES; try++) {
+        u32 slot = slot_of(sk, try);
+        u64 *owner = conn_socks.lookup(&slot);
+        entry = conns.lookup(&slot);
+        if (owner && entry && *owner == 0 && __sync_val_compare_and_swap(owner, 0, sk) == 0) {
+            __builtin_memcpy(entry, c, sizeof(*c));
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Frees a socket's slot (its connection is overwritten by the next one to take it). */
+static __always_inline void conn_remove(int slot)
+{
+    u32 key = slot;
+    u64 *owner = slot < 0 ? 0 : conn_socks.lookup(&key);
+    if (owner)
+        *owner = 0;
+}
 
 /* ring.h's accessors of this probe's maps (bcc rewrites map calls only in this file). */
 static __always_inline void *ring_reserve(u32 size) { return events.ringbuf_reserve(size); }
@@ -198,7 +274,7 @@ static __always_inline void track(u64 sk, struct conn *c)
     u64 *seq = conn_seq.lookup(&zero);
     if (seq)
         c->id = ((u64)bpf_get_smp_processor_id() << 48) | ++*seq;
-    if (conns.update(&sk, c) != 0) {
+    if (conn_insert(sk, c) != 0) {
         u64 *n = conns_full.lookup(&zero);
         if (n)
             (*n)++;
@@ -249,7 +325,7 @@ static __always_inline int on_inbound(u64 sk, struct addrs *a)
 
 static __always_inline int on_established(u64 sk)
 {
-    struct conn *c = conns.lookup(&sk);
+    struct conn *c = conn_find(sk);
     if (!c)
         return 0;
     c->established_ns = bpf_ktime_get_boot_ns();
@@ -263,7 +339,8 @@ static __always_inline int on_established(u64 sk)
 
 static __always_inline int on_close(u64 sk, int old)
 {
-    struct conn *c = conns.lookup(&sk);
+    int slot = find_slot(sk);
+    struct conn *c = conn_at(slot);
     if (!c) {
         if (old == TCP_SYN_SENT || old == TCP_SYN_RECV || old == TCP_CLOSE || !sock_in_netns(sk))
             return 0;
@@ -290,7 +367,7 @@ static __always_inline int on_close(u64 sk, int old)
         count_add(c->counted_cgroup, C_DURATION_SUM_US, 0, inbound, O_OK, duration / 1000);
         emit(EV_CLOSE, c, err);
     }
-    conns.delete(&sk);
+    conn_remove(slot);
     return 0;
 }
 
@@ -301,7 +378,7 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
     u64 sk = ctx->args[0];
     int old = ctx->args[1], new = ctx->args[2];
     if (old == TCP_ESTABLISHED && (new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT)) {
-        struct conn *c = conns.lookup(&sk);
+        struct conn *c = conn_find(sk);
         if (c)
             c->flags |= new == TCP_FIN_WAIT1 ? F_CLOSED_LOCAL : F_CLOSED_REMOTE;
         return 0;
@@ -357,7 +434,7 @@ static __always_inline int accepted(long fd)
     if (fd < 0)
         return 0;
     u64 sk = sk_of_fd(fd);
-    struct conn *c = conns.lookup(&sk);
+    struct conn *c = conn_find(sk);
     if (c && (c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO))
         adopt(c, F_OWNER_ACCEPT);
     return 0;
@@ -378,7 +455,7 @@ static __always_inline int transferred(u64 sk, int ret, u32 kind)
 {
     if (ret <= 0)
         return 0;
-    struct conn *c = conns.lookup(&sk);
+    struct conn *c = conn_find(sk);
     if (!c) {
         /* Opened before the probe (or not TCP): a TCP socket's bytes are still its cgroup's. */
         if (is_tcp(sk, sock_u16(sk, SK_FAMILY)) && sock_in_netns(sk))
@@ -423,7 +500,7 @@ static __always_inline u64 owner_cgroup(struct conn *c)
 TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
 {
     u64 sk = (u64)args->skaddr;
-    struct conn *c = conns.lookup(&sk);
+    struct conn *c = conn_find(sk);
     if (c)
         __sync_fetch_and_add(&c->retransmits, 1);
     else if (!sock_in_netns(sk))
@@ -435,7 +512,7 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
 TRACEPOINT_PROBE(tcp, tcp_receive_reset)
 {
     u64 sk = (u64)args->skaddr;
-    struct conn *c = conns.lookup(&sk);
+    struct conn *c = conn_find(sk);
     if (c)
         c->flags |= F_RESET_RECEIVED;
     else if (!sock_in_netns(sk))
@@ -450,7 +527,7 @@ TRACEPOINT_PROBE(tcp, tcp_receive_reset)
 RAW_TRACEPOINT_PROBE(tcp_send_reset)
 {
     u64 sk = ctx->args[0];
-    struct conn *c = sk ? conns.lookup(&sk) : 0;
+    struct conn *c = sk ? conn_find(sk) : 0;
     if (c)
         c->flags |= F_RESET_SENT;
     else if (sk ? !sock_in_netns(sk) : !skb_in_netns(ctx->args[1]))

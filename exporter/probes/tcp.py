@@ -20,6 +20,7 @@ from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
 from exporter.netns import SOCK_NETNS_OFFSETS, netns_defines
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
+from exporter.probes.conn_table import ConnTable, slots_for
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
 from schema.events import ConnectionEvent, ListenEvent, process_key
@@ -193,6 +194,7 @@ class TcpProbe(BpfProbe):
         self.sessions = sessions
         self.counts_max = counts_max
         self.conns_max = conns_max
+        self._conn_table: ConnTable | None = None  # the kernel's, mapped (load())
         # Connections still open after this long are announced with an `open` event.
         self.open_after_seconds = open_after_seconds
         self._next_sweep = 0.0
@@ -214,13 +216,14 @@ class TcpProbe(BpfProbe):
             **super().defines(),
             "SK_HEAD_LEN": sock_head_length(),
             "COUNTS_MAX": self.counts_max,
-            "CONNS_MAX": self.conns_max,
+            "CONN_SLOTS": slots_for(self.conns_max),
             **bounds,
             **netns_defines(self.ctx.netns_inum, SOCK_NETNS_OFFSETS),
         }
 
     def load(self) -> None:
         super().load()
+        self._conn_table = ConnTable(self.bpf, slots_for(self.conns_max))
         table = self.bpf[b"remote_ports"]
         for port in self.well_known_ports:
             table[table.Key(port)] = table.Leaf(1)
@@ -415,12 +418,8 @@ class TcpProbe(BpfProbe):
         return keys
 
     def _conns_table(self):
-        """(socket, conn) pairs of the kernel's table; batched reads are 3x faster per entry."""
-        table = self.bpf[b"conns"]
-        try:
-            return list(table.items_lookup_batch())
-        except Exception:  # noqa: BLE001 - kernels without batch map operations
-            return list(table.items())
+        """(socket, conn) pairs of the kernel's table."""
+        return self._conn_table.live() if self._conn_table is not None else []
 
     def _from_scan(self, ev: ConnectionEvent) -> None:
         """A connection older than the probe closed: its owner and direction come from the scan."""
@@ -433,6 +432,12 @@ class TcpProbe(BpfProbe):
             setattr(ev, name, getattr(scanned, name))
         ev.container_id, ev.pod_uid = scanned.container_id, scanned.pod_uid
         ev.workload = scanned.workload
+
+    def close(self) -> None:
+        if self._conn_table is not None:
+            self._conn_table.close()
+            self._conn_table = None
+        super().close()
 
     def conns_untracked(self) -> int:
         """Sockets the kernel side could not track because its table was full."""
