@@ -361,8 +361,7 @@ static __always_inline int on_close(u64 sk, int old)
     } else if (c->established_ns) {
         count_opened(c);  /* an inbound connection nobody accepted or read */
         u64 duration = bpf_ktime_get_boot_ns() - c->established_ns;
-        u16 port = label_port(c);
-        count_add(c->counted_cgroup, C_CLOSED, port, inbound, O_OK, 1);
+        /* (Closed connections are counted by the buckets alone: their total.) */
         count_add(c->counted_cgroup, C_DURATION, duration_bucket(duration), inbound, O_OK, 1);
         count_add(c->counted_cgroup, C_DURATION_SUM_US, 0, inbound, O_OK, duration / 1000);
         emit(EV_CLOSE, c, err);

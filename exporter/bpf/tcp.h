@@ -51,7 +51,8 @@ enum conn_flags {
  * (inbound) or remote port (outbound) for connection kinds, the bucket for C_DURATION. */
 enum count_kind {
     C_OPENED = 1,             /* connection attempts by outcome (see `outcome`) */
-    C_CLOSED = 2,             /* established connections that ended */
+    /* 2 is not used: established connections that ended are the C_DURATION buckets' total,
+     * which spares a map update per closed connection. */
     C_DURATION = 3,           /* closed connections by duration bucket */
     C_DURATION_SUM_US = 4,
     C_BYTES_SENT = 5,

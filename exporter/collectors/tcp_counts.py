@@ -19,7 +19,6 @@ from exporter.labels import BoundedLabels
 from exporter.probes.tcp import (
     C_BYTES_RECEIVED,
     C_BYTES_SENT,
-    C_CLOSED,
     C_DURATION,
     C_DURATION_SUM_US,
     C_OPENED,
@@ -74,10 +73,9 @@ class TcpCountsCollector(Collector):
                 outcome = OUTCOMES.get(key.outcome, "error")
                 remote = remote_label(self.remotes, way, key.port)
                 c["conns"][(direction(way), outcome, container, remote)] += n
-            elif key.kind == C_CLOSED:
-                c["closed"][(direction(way), container)] += n
-            elif key.kind == C_DURATION:
+            elif key.kind == C_DURATION:  # one bucket per closed connection
                 c["buckets"][(direction(way), container, key.port)] += n
+                c["closed"][(direction(way), container)] += n
             elif key.kind == C_DURATION_SUM_US:
                 c["sum"][(direction(way), container)] += n / 1e6
             elif key.kind in BYTE_KINDS:
