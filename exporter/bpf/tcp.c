@@ -37,11 +37,16 @@ BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connectio
  * slot is found by open addressing from a hash of its address: `conn_socks` holds each slot's
  * socket (0: free), claimed with one compare-and-swap, and `conns` its connection. The
  * verifier inlines array lookups. Measured with bpf_stats on the connection benchmark, the
- * probe's programs took 3.1 us per request instead of 4.1. Both arrays are mmapable: user space
- * reads the live slots from memory (exporter/probes/conn_table.py), with no system call per
- * entry. CONN_SLOTS (a power of two) is twice the connections to track. */
+ * probe's programs took 3.1 us per request instead of 4.1. CONN_SLOTS (a power of two) is twice
+ * the connections to track.
+ * User space finds long-lived connections from two small mmapable arrays, read from memory
+ * with no system call per slot: the sockets, and `conn_since`, the time each slot's connection
+ * was established (0: not yet). It looks up a connection itself only to announce it
+ * (exporter/probes/conn_table.py); `conns` is not mapped, as a mapping counts whole in the
+ * exporter's resident memory. */
 BPF_F_TABLE("array", u32, u64, conn_socks, CONN_SLOTS, BPF_F_MMAPABLE);
-BPF_F_TABLE("array", u32, struct conn, conns, CONN_SLOTS, BPF_F_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, conn_since, CONN_SLOTS, BPF_F_MMAPABLE);
+BPF_ARRAY(conns, struct conn, CONN_SLOTS);
 BPF_HASH(listeners, struct listen_key, struct owner, 4096);
 /* Per-CPU counters: every connection updates the same few keys, and shared ones would bounce
  * between CPUs on each update. The collector sums them over CPUs at scrape time. */
@@ -83,12 +88,22 @@ static __always_inline struct conn *conn_find(u64 sk)
     return conn_at(find_slot(sk));
 }
 
+static __always_inline void set_since(int slot, u64 established_ns)
+{
+    u32 key = slot;
+    u64 *since = slot < 0 ? 0 : conn_since.lookup(&key);
+    if (since)
+        *since = established_ns;
+}
+
 /* Tracks a socket (again, if its memory was a socket not seen closing); -1 if no slot is free. */
 static __always_inline int conn_insert(u64 sk, struct conn *c)
 {
-    struct conn *entry = conn_find(sk);
+    int found = find_slot(sk);
+    struct conn *entry = conn_at(found);
     if (entry) {
         __builtin_memcpy(entry, c, sizeof(*c));
+        set_since(found, c->established_ns);
         return 0;
     }
 #pragma unroll
@@ -98,6 +113,7 @@ static __always_inline int conn_insert(u64 sk, struct conn *c)
         entry = conns.lookup(&slot);
         if (owner && entry && *owner == 0 && __sync_val_compare_and_swap(owner, 0, sk) == 0) {
             __builtin_memcpy(entry, c, sizeof(*c));
+            set_since(slot, c->established_ns);
             return 0;
         }
     }
@@ -325,10 +341,12 @@ static __always_inline int on_inbound(u64 sk, struct addrs *a)
 
 static __always_inline int on_established(u64 sk)
 {
-    struct conn *c = conn_find(sk);
+    int slot = find_slot(sk);
+    struct conn *c = conn_at(slot);
     if (!c)
         return 0;
     c->established_ns = bpf_ktime_get_boot_ns();
+    set_since(slot, c->established_ns);
     /* Read again: an outbound socket's local port is chosen after SYN_SENT is set, and a child
      * socket's remote end may be filled in after its SYN_RECV (kernels differ). */
     read_addrs(sk, &c->addrs);

@@ -1,15 +1,14 @@
-"""The TCP probe's table of tracked connections (bpf/tcp.c `conn_socks` and `conns`), read from
-its memory.
+"""The TCP probe's table of tracked connections (bpf/tcp.c `conn_socks`, `conn_since`, `conns`).
 
-The kernel side keeps it as two mmapable arrays of slots: the socket of each slot (0: free)
-and its connection. Mapped, they are read with no system call per entry: the live slots are
-found with one numpy scan of the sockets (1 MiB at the default size), and only their
-connections' pages are touched.
+The kernel side keeps it as arrays of slots: the socket of each slot (0: free), the time its
+connection was established (0: not yet), and the connection. The first two are mapped into
+this process and read with no system call per slot (1 MiB each at the default size); a
+connection itself is looked up only when it is needed (to announce it). `conns` is not mapped:
+a mapping of a BPF array counts whole in resident memory (18 MiB at the default size).
 """
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 from typing import Any
 
@@ -22,33 +21,38 @@ def slots_for(connections: int) -> int:
     return 1 << max(2 * connections - 1, 1).bit_length()
 
 
-def _mapped(map_fd: int, size: int) -> mmap.mmap:
-    length = -(-size // mmap.PAGESIZE) * mmap.PAGESIZE
-    return mmap.mmap(map_fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
+def _mapped(table: Any, slots: int) -> mmap.mmap:
+    length = -(-slots * 8 // mmap.PAGESIZE) * mmap.PAGESIZE
+    return mmap.mmap(table.map_fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
 
 
 class ConnTable:
     def __init__(self, bpf: Any, slots: int):
         """The table of a loaded bcc BPF object built with CONN_SLOTS = ``slots``."""
-        socks, conns = bpf[b"conn_socks"], bpf[b"conns"]
         self.slots = slots
-        self._conn_type = conns.Leaf
-        self._conn_size = -(-ctypes.sizeof(conns.Leaf) // 8) * 8  # array values are 8-aligned
-        self._socks = _mapped(socks.map_fd, slots * 8)
-        self._conns = _mapped(conns.map_fd, slots * self._conn_size)
+        self._conns = bpf[b"conns"]
+        self._socks = _mapped(bpf[b"conn_socks"], slots)
+        self._since = _mapped(bpf[b"conn_since"], slots)
+
+    def taken(self) -> list[tuple[int, int, int]]:
+        """(slot, socket, established boot ns or 0) of every taken slot. A slot taken or freed
+        meanwhile may be seen either way, as with any read of a map the kernel writes to."""
+        socks = np.frombuffer(self._socks, dtype=np.uint64, count=self.slots)
+        since = np.frombuffer(self._since, dtype=np.uint64, count=self.slots)
+        slots = np.flatnonzero(socks)
+        # Copies (tolist): no view of the mappings outlives this call, so close() can unmap.
+        found = zip(slots.tolist(), socks[slots].tolist(), since[slots].tolist(), strict=True)
+        del socks, since
+        return list(found)
+
+    def connection(self, slot: int):
+        """The connection in a slot (one lookup in the kernel's array)."""
+        return self._conns[self._conns.Key(slot)]
 
     def live(self) -> list[tuple[int, object]]:
-        """(socket, connection) of every taken slot. A slot taken or freed meanwhile may be
-        seen either way, as with any read of a map that the kernel writes to."""
-        socks = np.frombuffer(self._socks, dtype=np.uint64, count=self.slots)
-        taken = np.flatnonzero(socks)
-        owners = socks[taken].tolist()  # (a copy: no view of the mapping outlives this call)
-        del socks
-        return [
-            (sk, self._conn_type.from_buffer_copy(self._conns, slot * self._conn_size))
-            for slot, sk in zip(taken.tolist(), owners, strict=True)
-        ]
+        """(socket, connection) of every taken slot."""
+        return [(sk, self.connection(slot)) for slot, sk, _ in self.taken()]
 
     def close(self) -> None:
         self._socks.close()
-        self._conns.close()
+        self._since.close()

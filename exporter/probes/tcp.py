@@ -198,7 +198,7 @@ class TcpProbe(BpfProbe):
         # Connections still open after this long are announced with an `open` event.
         self.open_after_seconds = open_after_seconds
         self._next_sweep = 0.0
-        self._announced: set[int] = set()
+        self._announced: set[tuple[int, int]] = set()
         self.well_known_ports = frozenset(well_known_ports)
         if len(self.well_known_ports) > 1024 or not all(
             0 < p < 65536 for p in self.well_known_ports
@@ -388,12 +388,18 @@ class TcpProbe(BpfProbe):
         the bulk, never get one: their close event says everything."""
         now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         oldest = now - int(self.open_after_seconds * 1e9)
+        table = self._conn_table
+        if table is None:  # not loaded
+            return []
         live, records = set(), []
-        for _sk, c in self._conns_table():
-            if not c.established_ns or c.established_ns > oldest:
+        for slot, sk, since in table.taken():
+            if not since or since > oldest:
                 continue
-            live.add(c.id)
-            if c.id in self._announced:
+            live.add((sk, since))  # a connection: its socket and when it was established
+            if (sk, since) in self._announced:
+                continue
+            c = table.connection(slot)
+            if c.established_ns != since:  # the slot changed hands since it was read
                 continue
             # Laid out as the kernel's own events are, so one decoder serves both.
             o, a = c.owner, c.addrs
