@@ -512,3 +512,25 @@ def test_a_full_connection_table_counts_every_socket_it_could_not_track(ebpf_pro
             peer.proc.stdin.close()
             peer.proc.wait(10)
         probe.probe.close()
+
+
+def test_the_table_is_read_whole_while_connections_come_and_go(tcp):
+    # The sweep reads the kernel's table while the kernel changes it: here while 1,000
+    # connections open and close. Each read sees whole slots and none ends in an error.
+    server = Peer("server", "ipv4", 0, 0, 1000)
+    port = int(server.line())
+    client = Peer("client", "ipv4", port, 0, 0, 1000)
+    table = tcp.probe.conn_table
+    seen = 0
+    try:
+        for _ in range(300):
+            taken = table.taken()
+            assert all(0 <= slot < table.slots and sk for slot, sk, _ in taken)
+            seen += len(taken)
+        assert len(client.until_done()) == 1000
+        assert len(server.until_done()) == 1000
+    finally:
+        for peer in (client, server):
+            peer.proc.stdin.close()
+            peer.proc.wait(30)
+    assert seen  # the reads met connections in the table

@@ -37,13 +37,12 @@ class ConnTable:
     def taken(self) -> list[tuple[int, int, int]]:
         """(slot, socket, established boot ns or 0) of every taken slot. A slot taken or freed
         meanwhile may be seen either way, as with any read of a map the kernel writes to."""
-        socks = np.frombuffer(self._socks, dtype=np.uint64, count=self.slots)
-        since = np.frombuffer(self._since, dtype=np.uint64, count=self.slots)
+        # Copies, read once: numpy refuses an array that changes while it counts its non-zero
+        # elements (and the kernel writes these while connections come and go).
+        socks = np.frombuffer(self._socks[: self.slots * 8], dtype=np.uint64)
+        since = np.frombuffer(self._since[: self.slots * 8], dtype=np.uint64)
         slots = np.flatnonzero(socks)
-        # Copies (tolist): no view of the mappings outlives this call, so close() can unmap.
-        found = zip(slots.tolist(), socks[slots].tolist(), since[slots].tolist(), strict=True)
-        del socks, since
-        return list(found)
+        return list(zip(slots.tolist(), socks[slots].tolist(), since[slots].tolist(), strict=True))
 
     def connection(self, slot: int):
         """The connection in a slot (one lookup in the kernel's array)."""

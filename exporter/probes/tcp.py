@@ -194,7 +194,7 @@ class TcpProbe(BpfProbe):
         self.sessions = sessions
         self.counts_max = counts_max
         self.conns_max = conns_max
-        self._conn_table: ConnTable | None = None  # the kernel's, mapped (load())
+        self.conn_table: ConnTable | None = None  # the kernel's, mapped (load())
         # Connections still open after this long are announced with an `open` event.
         self.open_after_seconds = open_after_seconds
         self._next_sweep = 0.0
@@ -223,7 +223,7 @@ class TcpProbe(BpfProbe):
 
     def load(self) -> None:
         super().load()
-        self._conn_table = ConnTable(self.bpf, slots_for(self.conns_max))
+        self.conn_table = ConnTable(self.bpf, slots_for(self.conns_max))
         table = self.bpf[b"remote_ports"]
         for port in self.well_known_ports:
             table[table.Key(port)] = table.Leaf(1)
@@ -388,7 +388,7 @@ class TcpProbe(BpfProbe):
         the bulk, never get one: their close event says everything."""
         now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         oldest = now - int(self.open_after_seconds * 1e9)
-        table = self._conn_table
+        table = self.conn_table
         if table is None:  # not loaded
             return []
         live, records = set(), []
@@ -425,7 +425,7 @@ class TcpProbe(BpfProbe):
 
     def _conns_table(self):
         """(socket, conn) pairs of the kernel's table."""
-        return self._conn_table.live() if self._conn_table is not None else []
+        return self.conn_table.live() if self.conn_table is not None else []
 
     def _from_scan(self, ev: ConnectionEvent) -> None:
         """A connection older than the probe closed: its owner and direction come from the scan."""
@@ -440,9 +440,9 @@ class TcpProbe(BpfProbe):
         ev.workload = scanned.workload
 
     def close(self) -> None:
-        if self._conn_table is not None:
-            self._conn_table.close()
-            self._conn_table = None
+        if self.conn_table is not None:
+            self.conn_table.close()
+            self.conn_table = None
         super().close()
 
     def conns_untracked(self) -> int:
