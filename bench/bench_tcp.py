@@ -159,10 +159,17 @@ def with_minimal_exporter() -> tuple[Run, int]:
         decoded += len(decoder.decode_batch(reader.read()))
 
     try:
-        return serve_and_load(drain), decoded
+        run = serve_and_load(drain)
     finally:
         reader.close()
         bpf.cleanup()
+    if decoded < run.accepted:  # both ends of each connection, so twice as many
+        # (It once decoded none: the records had outgrown the decoder's struct unnoticed.)
+        raise RuntimeError(
+            f"the minimal exporter decoded {decoded} events for {run.accepted} connections: "
+            "is bench/minimal_close.c's record still struct tcp_event's size?"
+        )
+    return run, decoded
 
 
 def program_runs(probe) -> dict[str, tuple[int, int]]:

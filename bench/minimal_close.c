@@ -6,7 +6,7 @@
 #define EV_CLOSE 1
 
 struct tcp_event_words {
-    u64 words[20];            /* sizeof(struct tcp_event) */
+    u64 words[18];            /* sizeof(struct tcp_event): 144 bytes */
 };
 
 BPF_RINGBUF_OUTPUT(events, 1024);
@@ -21,7 +21,7 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
     __builtin_memset(e, 0, sizeof(*e));
     e->words[0] = bpf_ktime_get_boot_ns();  /* ts_ns */
     e->words[1] = ctx->args[0];             /* conn_id: the socket */
-    e->words[18] = EV_CLOSE;                /* kind (the low half of the 19th word) */
+    e->words[16] = EV_CLOSE;                /* kind (the low half of the 17th word) */
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
