@@ -288,8 +288,8 @@ def embedded_store_cpu_per_row(records: dict[str, list], data_dir: Path) -> tupl
     return own / max(sink.events, 1) * 1e6, sink.events
 
 
-def stored_exactly(data_dir: Path, binary: str, ports: list[int]) -> tuple[int, int]:
-    """(execs of the storm binary, connections with both ends' close) in `up`'s store."""
+def stored_exactly(data_dir: Path, binary: str, ports: list[int]) -> tuple[int, int, int]:
+    """(execs of the storm binary, inbound closes, outbound closes) in `up`'s store."""
     store = open_store(None, data_dir)
     try:
         execs = store.query(
@@ -305,7 +305,7 @@ def stored_exactly(data_dir: Path, binary: str, ports: list[int]) -> tuple[int, 
     finally:
         store.close()
     by_direction = dict(ends)
-    return execs, min(by_direction.get("inbound", 0), by_direction.get("outbound", 0))
+    return execs, by_direction.get("inbound", 0), by_direction.get("outbound", 0)
 
 
 def run() -> list[Result]:
@@ -328,6 +328,7 @@ def _run(tmp: Path) -> list[Result]:
     storms: dict[str, list[float]] = {}
     floor_cpu = floor_events = 0.0
     up_execs = up_conns = up_accepted = 0
+    uneven: list[str] = []  # rounds whose stored ends are not one per accepted connection each
     up_dropped: Counter = Counter()
     up_cpu = up_events = 0.0
 
@@ -351,7 +352,10 @@ def _run(tmp: Path) -> list[Result]:
         up_dropped.update(job.dropped())
         job.stop()
         measure("up", r, secs)
-        execs, conns = stored_exactly(data_dir, str(true), [tally.port])
+        execs, inbound, outbound = stored_exactly(data_dir, str(true), [tally.port])
+        conns = min(inbound, outbound)  # connections with both ends' close
+        if inbound != r.accepted or outbound != r.accepted:
+            uneven.append(f"round {i + 1}: {inbound} inbound, {outbound} outbound ends")
         up_execs, up_conns, up_accepted = (
             up_execs + execs,
             up_conns + conns,
@@ -388,7 +392,7 @@ def _run(tmp: Path) -> list[Result]:
     floor_us = floor_cpu / max(floor_events, 1) * 1e6
     up_us = up_cpu / max(up_events, 1) * 1e6
     return results(rates, storms, path_us, path_events, floor_us, int(floor_events),
-                   (up_execs, up_conns, up_accepted, up_dropped)) + [
+                   (up_execs, up_conns, up_accepted, up_dropped, uneven)) + [
         Result(
             "CPU per event of the whole `groundtruth up` process, live (all its threads: "
             "drain, decode, detector, writer, chDB; metrics scrapes of this benchmark)",
@@ -438,14 +442,15 @@ def results(rates, storms, path_us, path_events, floor_us, floor_events, up) -> 
                 STORM_EXECS / base_storm, f">= {storm_goal:.2f}x" if storm_goal else "",
                 speed >= storm_goal * STORM_EXECS / base_storm if storm_goal else None, rounds,
             ))  # fmt: skip
-    execs, conns, accepted, dropped = up
+    execs, conns, accepted, dropped, uneven = up
     out.append(Result(
         "`groundtruth up`: storm execs and connections stored (rows in its chDB)",
         execs + conns, "rows", "execs run + connections accepted",
         ROUNDS * STORM_EXECS + accepted, "= 1.00x, 0 dropped",
         execs == ROUNDS * STORM_EXECS and conns == accepted and not dropped,
         f"execs {execs}/{ROUNDS * STORM_EXECS}, connections {conns}/{accepted}; dropped: "
-        + (", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items())) or "0"),
+        + (", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items())) or "0")
+        + "".join(f"; {line}" for line in uneven),
     ))  # fmt: skip
     out.append(Result(
         "CPU per event, user-space path: ring buffer records to rows in the store (decode, "
