@@ -125,6 +125,7 @@ static __always_inline void conn_remove(int slot)
 {
     u32 key = slot;
     u64 *owner = slot < 0 ? 0 : conn_socks.lookup(&key);
+    set_since(slot, 0);
     if (owner)
         *owner = 0;
 }

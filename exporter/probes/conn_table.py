@@ -38,9 +38,11 @@ class ConnTable:
         """(slot, socket, established boot ns or 0) of every taken slot. A slot taken or freed
         meanwhile may be seen either way, as with any read of a map the kernel writes to."""
         # Copies, read once: numpy refuses an array that changes while it counts its non-zero
-        # elements (and the kernel writes these while connections come and go).
-        socks = np.frombuffer(self._socks[: self.slots * 8], dtype=np.uint64)
+        # elements (and the kernel writes these while connections come and go). The times
+        # first: a time then belongs to the slot's socket as read or to one before it, never to
+        # a later one, and a caller that looks the connection up can tell (its established_ns).
         since = np.frombuffer(self._since[: self.slots * 8], dtype=np.uint64)
+        socks = np.frombuffer(self._socks[: self.slots * 8], dtype=np.uint64)
         slots = np.flatnonzero(socks)
         return list(zip(slots.tolist(), socks[slots].tolist(), since[slots].tolist(), strict=True))
 
