@@ -51,44 +51,67 @@ def api(base: str, path: str, **args):
         return json.loads(r.read())
 
 
-def wait_for(what: str, probe):
+class Up:
+    """A running ``groundtruth up``: graphapi's URL, and what it said (its stderr, in a file:
+    a pipe nobody reads would stop it once full)."""
+
+    def __init__(self, url: str, proc: subprocess.Popen, log):
+        self.url, self.proc, self.log = url, proc, log
+
+    def said(self) -> str:
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        return f"up is {state}; its stderr ends:\n{self.log.read_text()[-3000:]}"
+
+
+def wait_for(what: str, probe, up: Up):
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         found = probe()
         if found:
             return found
-        assert time.monotonic() < deadline, f"{what}: not served by graphapi in {WAIT_SECONDS} s"
+        assert time.monotonic() < deadline, (
+            f"{what}: not served by graphapi in {WAIT_SECONDS} s. {up.said()}"
+        )
         time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
-def stack(ebpf_problems, tmp_path_factory):
-    """``groundtruth up`` on its own chDB directory, host name HOST; yields graphapi's URL."""
+def up(ebpf_problems, tmp_path_factory):
+    """``groundtruth up`` on its own chDB directory, host name HOST."""
     skip_or_fail_without_ebpf(ebpf_problems)
     tmp = tmp_path_factory.mktemp("pages-up")
     graph_port = free_port()
-    up = subprocess.Popen(
-        [sys.executable, "-m", "groundtruth.cli", "up", "--data-dir", str(tmp / "chdb"),
-         "--listen", f"127.0.0.1:{free_port()}", "--graphapi-listen", f"127.0.0.1:{graph_port}",
-         "--host", HOST],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    log = tmp / "up.stderr"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "groundtruth.cli", "up", "--data-dir", str(tmp / "chdb"),
+             "--listen", f"127.0.0.1:{free_port()}", "--graphapi-listen", f"127.0.0.1:{graph_port}",
+             "--host", HOST],
+            stderr=stderr, text=True,
+        )  # fmt: skip
+    running = Up(f"http://127.0.0.1:{graph_port}", proc, log)
     try:
-        banner = ""
-        while "Ctrl-C" not in banner:
-            line = up.stderr.readline()
-            assert line, f"up did not start: {banner}"
-            banner += line
-        base = f"http://127.0.0.1:{graph_port}"
-        assert f"{base}/ " in banner, banner  # the page is the first thing up points to
-        yield base
+        deadline = time.monotonic() + WAIT_SECONDS
+        while "Ctrl-C" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                f"up did not start. {running.said()}"
+            )
+            time.sleep(0.1)
+        assert f"{running.url}/ " in log.read_text(), running.said()  # the page comes first
+        yield running
     finally:
-        up.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
         try:
-            up.wait(60)
+            proc.wait(60)
         finally:
-            up.kill()
-            up.wait()
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(up) -> str:
+    """graphapi's URL."""
+    return up.url
 
 
 # The chain fixture runs a copy of echo from its temporary directory (exec_from_tmp, on purpose),
@@ -97,7 +120,7 @@ RUNS_THE_CHAIN = pytest.mark.causes_flags("exec_from_tmp")
 
 
 @pytest.fixture(scope="module")
-def chain(stack, tmp_path_factory):
+def chain(stack, up, tmp_path_factory):
     """Runs gen1.sh -> gen2.sh -> ./echo HOSTILE...; returns each generation's pid, argv and
     process key (as graphapi serves it), once all three have exited and the flag is stored."""
     tmp = tmp_path_factory.mktemp("pages-chain")
@@ -128,7 +151,7 @@ def chain(stack, tmp_path_factory):
         mine = {r["pid"]: r for r in rows if r["command_line"].endswith(token) and r["end"] != ""}
         return mine if len(mine) == 3 else None
 
-    rows = wait_for("the chain's three processes and their exits", listed)
+    rows = wait_for("the chain's three processes and their exits", listed, up)
     (pids["gen1"],) = set(rows) - set(pids.values())
     out = {}
     for gen, argv in argvs.items():
@@ -144,6 +167,7 @@ def chain(stack, tmp_path_factory):
             f["rule_id"] == "exec_from_tmp"
             for f in api(stack, f"/api/processes/{urllib.parse.quote(key3)}")["flags"]
         ),
+        up,
     )
     return out
 
