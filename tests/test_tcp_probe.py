@@ -369,6 +369,7 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
     cid = fake_container_id()
     with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
         tcp.probe.containers.rescan()
+        started = time.monotonic()
         _server, _client, port, _cp, _keys = exchange("ipv4", cgroups=[cgroup])
         refused = Peer("client", "ipv4", closed_port(), 1, 1, 1, cgroups=[cgroup])
         assert refused.until_done() == ["refused"]
@@ -378,6 +379,7 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
         tcp.wait(lambda e: e.kind == "close" and getattr(e, "remote_port", 0) == port)
         tcp.wait(lambda e: e.kind == "close" and e.direction == "inbound" and e.local_port == port)
         tcp.wait(lambda e: e.kind == "connect_failed" and e.pid == refused.pid)
+        at_most = time.monotonic() - started  # how long the connection can have lasted
         got = scrape(TcpCountsCollector(tcp.probe))
     c = cid[:12]
 
@@ -395,6 +397,9 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
     for direction in ("outbound", "inbound"):
         count = "groundtruth_tcp_connection_duration_seconds_count"
         assert value(count, direction=direction) == 1
+        assert value(count.replace("_count", "_bucket"), direction=direction, le="+Inf") == 1
+        duration = value(count.replace("_count", "_sum"), direction=direction)
+        assert 0 < duration <= at_most
         assert value("groundtruth_tcp_open_connections", direction=direction) == 0
 
 

@@ -51,6 +51,7 @@ BPF_HASH(listeners, struct listen_key, struct owner, 4096);
 /* Per-CPU counters: every connection updates the same few keys, and shared ones would bounce
  * between CPUs on each update. The collector sums them over CPUs at scrape time. */
 BPF_PERCPU_HASH(counts, struct count_key, u64, COUNTS_MAX);
+BPF_PERCPU_HASH(closes, struct close_key, struct close_counts, COUNTS_MAX);
 BPF_PERCPU_ARRAY(counts_overflow, u64, C_KIND_MAX); /* by count kind, when `counts` is full */
 BPF_HASH(remote_ports, u16, u8, 1024);               /* outbound ports counted by number */
 
@@ -255,6 +256,24 @@ static __always_inline u16 duration_bucket(u64 ns)
     return DURATION_BUCKETS;
 }
 
+/* One end of an established connection closed after `duration` ns. */
+static __always_inline void count_close(u64 cgroup_id, u8 inbound, u64 duration)
+{
+    struct close_key key = {
+        .cgroup_id = cgroup_id, .bucket = duration_bucket(duration), .inbound = inbound};
+    struct close_counts zero = {};
+    struct close_counts *v = closes.lookup_or_try_init(&key, &zero);
+    if (v) {
+        v->closed++;
+        v->duration_sum_us += duration / 1000;
+    } else {
+        u32 kind = C_DURATION;
+        u64 *o = counts_overflow.lookup(&kind);
+        if (o)
+            (*o)++;
+    }
+}
+
 static __always_inline void emit(u32 kind, struct conn *c, int error)
 {
     struct tcp_event *e = reserve_event(sizeof(*e), kind);
@@ -380,9 +399,7 @@ static __always_inline int on_close(u64 sk, int old)
     } else if (c->established_ns) {
         count_opened(c);  /* an inbound connection nobody accepted or read */
         u64 duration = bpf_ktime_get_boot_ns() - c->established_ns;
-        /* (Closed connections are counted by the buckets alone: their total.) */
-        count_add(c->counted_cgroup, C_DURATION, duration_bucket(duration), inbound, O_OK, 1);
-        count_add(c->counted_cgroup, C_DURATION_SUM_US, 0, inbound, O_OK, duration / 1000);
+        count_close(c->counted_cgroup, inbound, duration);
         emit(EV_CLOSE, c, err);
     }
     conn_remove(slot);

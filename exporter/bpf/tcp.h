@@ -48,13 +48,11 @@ enum conn_flags {
 };
 
 /* Counter kinds kept in the `counts` map, read at scrape time. `port` is the listening port
- * (inbound) or remote port (outbound) for connection kinds, the bucket for C_DURATION. */
+ * (inbound) or remote port (outbound) for connection kinds. */
 enum count_kind {
     C_OPENED = 1,             /* connection attempts by outcome (see `outcome`) */
-    /* 2 is not used: established connections that ended are the C_DURATION buckets' total,
-     * which spares a map update per closed connection. */
-    C_DURATION = 3,           /* closed connections by duration bucket */
-    C_DURATION_SUM_US = 4,
+    /* 2 and 4 are not used: closed connections and their durations are in `closes`. */
+    C_DURATION = 3,           /* only an index of counts_overflow: closes `closes` could not keep */
     C_BYTES_SENT = 5,
     C_BYTES_RECEIVED = 6,
     C_RETRANSMITS = 7,
@@ -115,6 +113,21 @@ struct tcp_event {
     u32 flags;
     u32 retransmits;
     s32 error;                /* sk_err at close or failure (errno), 0 if none */
+};
+
+/* Established connections that ended, by duration bucket (`closes`): the count and the sum of
+ * the durations in one update per connection end. The count over all buckets is the closed
+ * connections' count. */
+struct close_key {
+    u64 cgroup_id;
+    u16 bucket;               /* 0..DURATION_BUCKETS (the last one is +Inf) */
+    u8 inbound;
+    u8 pad[5];
+};
+
+struct close_counts {
+    u64 closed;
+    u64 duration_sum_us;
 };
 
 struct count_key {

@@ -19,8 +19,6 @@ from exporter.labels import BoundedLabels
 from exporter.probes.tcp import (
     C_BYTES_RECEIVED,
     C_BYTES_SENT,
-    C_DURATION,
-    C_DURATION_SUM_US,
     C_OPENED,
     C_RESETS,
     C_RETRANSMITS,
@@ -73,17 +71,19 @@ class TcpCountsCollector(Collector):
                 outcome = OUTCOMES.get(key.outcome, "error")
                 remote = remote_label(self.remotes, way, key.port)
                 c["conns"][(direction(way), outcome, container, remote)] += n
-            elif key.kind == C_DURATION:  # one bucket per closed connection
-                c["buckets"][(direction(way), container, key.port)] += n
-                c["closed"][(direction(way), container)] += n
-            elif key.kind == C_DURATION_SUM_US:
-                c["sum"][(direction(way), container)] += n / 1e6
             elif key.kind in BYTE_KINDS:
                 c["bytes"][(BYTE_KINDS[key.kind], container)] += n
             elif key.kind == C_RETRANSMITS:
                 c["retransmits"][(container,)] += n
             elif key.kind == C_RESETS:
                 c["resets"][(container,)] += n
+        # Closed connections: a count and a duration sum per bucket (one per connection end).
+        for key, per_cpu in self.probe.bpf[b"closes"].items():
+            way, container = direction(key.inbound), self._container_label(key.cgroup_id)
+            closed = sum(v.closed for v in per_cpu)
+            c["buckets"][(way, container, key.bucket)] += closed
+            c["closed"][(way, container)] += closed
+            c["sum"][(way, container)] += sum(v.duration_sum_us for v in per_cpu) / 1e6
         return c
 
     def open_connections(self, c: dict[str, Counter]) -> Counter:

@@ -46,7 +46,7 @@ F_INBOUND, F_OWNER_ACCEPT, F_OWNER_IO, F_COUNTED = 1, 2, 4, 8
 F_RESET_SENT, F_RESET_RECEIVED, F_CLOSED_LOCAL, F_CLOSED_REMOTE, F_UNTRACKED = 16, 32, 64, 128, 256
 
 # count_kind and outcome: the keys of the `counts` map (read by collectors/tcp_counts.py).
-C_OPENED, C_DURATION, C_DURATION_SUM_US = 1, 3, 4  # (2: closed, now the buckets' total)
+C_OPENED = 1  # (2, 3, 4: closed connections and their durations, now the `closes` map)
 C_BYTES_SENT, C_BYTES_RECEIVED, C_RETRANSMITS, C_RESETS = 5, 6, 7, 8
 OUTCOMES = {0: "ok", 1: "refused", 2: "timeout", 3: "reset", 4: "error"}
 
