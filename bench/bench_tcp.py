@@ -172,19 +172,6 @@ def with_minimal_exporter() -> tuple[Run, int]:
     return run, decoded
 
 
-def program_runs(probe) -> dict[str, tuple[int, int]]:
-    """{program: (runs, run time ns)} of a loaded probe's BPF programs, from their fdinfo
-    (the kernel keeps the run time while kernel.bpf_stats_enabled is 1)."""
-    found = {}
-    for name, fn in probe.bpf.funcs.items():
-        fields = dict(
-            line.split(":\t", 1)
-            for line in Path(f"/proc/self/fdinfo/{fn.fd}").read_text().splitlines()
-        )
-        found[name.decode()] = (int(fields.get("run_cnt", 0)), int(fields.get("run_time_ns", 0)))
-    return found
-
-
 def programs_ns_per_request() -> tuple[float, str]:
     """(ns of the TCP probe's BPF programs per request, the largest program's share), from the
     kernel's own accounting over one run with a counting-only consumer. Steadier than CPU per
@@ -196,15 +183,15 @@ def programs_ns_per_request() -> tuple[float, str]:
     probe.load()
     try:
         stats.write_text("1")
-        start = program_runs(probe)
+        start = probe.program_counters()
         run = serve_and_load(probe.drain)
-        end = program_runs(probe)
+        end = probe.program_counters()
     finally:
         stats.write_text(before)
         probe.close()
-    ns = {name: end[name][1] - start[name][1] for name in end}
+    ns = {name: end[name]["run_time_ns"] - start[name]["run_time_ns"] for name in end}
     top = max(ns, key=ns.__getitem__)
-    runs = end[top][0] - start[top][0]
+    runs = end[top]["run_cnt"] - start[top]["run_cnt"]
     return sum(ns.values()) / run.accepted, (
         f"{top}: {ns[top] / run.accepted:.0f} ns ({runs / run.accepted:.1f} runs) per request"
     )

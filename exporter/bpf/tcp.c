@@ -8,7 +8,7 @@
  * owner; they are joined to the socket's state in `conns` by the struct sock address.
  * Byte counts come from sock_send_length / sock_recv_length, which run in the caller's context.
  *
- * The tracked connections are not in a hash map but in a table of slots (two arrays, open
+ * The tracked connections are not in a hash map but in a table of slots (arrays, open
  * addressing): see `conn_socks` below.
  *
  * The tracepoints that fire several times per connection (state changes, reads, writes) are

@@ -140,6 +140,21 @@ class BpfProbe:
         """(events, ColumnBatches) of a batch of records; by default all as events."""
         return self.decode_batch(records), []
 
+    def program_counters(self) -> dict[str, dict[str, int]]:
+        """{program: the kernel's counters of it}, from its fdinfo: run_cnt and run_time_ns
+        (kept while kernel.bpf_stats_enabled is 1), recursion_misses, ..."""
+        found: dict[str, dict[str, int]] = {}
+        if self.bpf is None:
+            return found
+        for name, fn in self.bpf.funcs.items():
+            try:
+                lines = Path(f"/proc/self/fdinfo/{fn.fd}").read_text().splitlines()
+            except OSError:
+                continue
+            fields = (line.split(":", 1) for line in lines)
+            found[name.decode()] = {k: int(v) for k, v in fields if v.strip().isdigit()}
+        return found
+
     def drops_by_kind(self) -> dict[int, int]:
         """{event kind: events the kernel could not queue (ring buffer full)}, over all CPUs."""
         if self.bpf is None:

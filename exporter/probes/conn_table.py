@@ -50,7 +50,7 @@ class ConnTable:
         """The connection in a slot (one lookup in the kernel's array)."""
         return self._conns[self._conns.Key(slot)]
 
-    def live(self) -> list[tuple[int, object]]:
+    def live(self) -> list[tuple[int, Any]]:
         """(socket, connection) of every taken slot."""
         return [(sk, self.connection(slot)) for slot, sk, _ in self.taken()]
 

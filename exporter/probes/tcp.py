@@ -194,6 +194,7 @@ class TcpProbe(BpfProbe):
         self.sessions = sessions
         self.counts_max = counts_max
         self.conns_max = conns_max
+        self.conn_slots = slots_for(conns_max)  # CONN_SLOTS, the size of the kernel's table
         self.conn_table: ConnTable | None = None  # the kernel's, mapped (load())
         # Connections still open after this long are announced with an `open` event.
         self.open_after_seconds = open_after_seconds
@@ -216,14 +217,14 @@ class TcpProbe(BpfProbe):
             **super().defines(),
             "SK_HEAD_LEN": sock_head_length(),
             "COUNTS_MAX": self.counts_max,
-            "CONN_SLOTS": slots_for(self.conns_max),
+            "CONN_SLOTS": self.conn_slots,
             **bounds,
             **netns_defines(self.ctx.netns_inum, SOCK_NETNS_OFFSETS),
         }
 
     def load(self) -> None:
         super().load()
-        self.conn_table = ConnTable(self.bpf, slots_for(self.conns_max))
+        self.conn_table = ConnTable(self.bpf, self.conn_slots)
         table = self.bpf[b"remote_ports"]
         for port in self.well_known_ports:
             table[table.Key(port)] = table.Leaf(1)
@@ -414,18 +415,14 @@ class TcpProbe(BpfProbe):
 
     def _tracked_tuples(self) -> set[tuple]:
         """Address tuples of the connections the kernel side tracks."""
-        if self.bpf is None:
+        if self.conn_table is None:  # not loaded
             return set()
         keys = set()
-        for _sk, c in self._conns_table():
+        for _sk, c in self.conn_table.live():
             a = c.addrs
             family, local, remote = addresses(a.family, bytes(a.saddr) + bytes(a.daddr))
             keys.add(tuple_key(family, local, a.sport, remote, a.dport))
         return keys
-
-    def _conns_table(self):
-        """(socket, conn) pairs of the kernel's table."""
-        return self.conn_table.live() if self.conn_table is not None else []
 
     def _from_scan(self, ev: ConnectionEvent) -> None:
         """A connection older than the probe closed: its owner and direction come from the scan."""
@@ -466,13 +463,4 @@ class TcpProbe(BpfProbe):
     def recursion_misses(self) -> int:
         """Program runs the kernel skipped because another BPF program was running on that CPU
         (a softirq state change arriving during a syscall's program): events possibly lost."""
-        total = 0
-        for fn in self.bpf.funcs.values():
-            try:
-                with open(f"/proc/self/fdinfo/{fn.fd}") as f:
-                    for line in f:
-                        if line.startswith("recursion_misses:"):
-                            total += int(line.split()[1])
-            except OSError:
-                continue
-        return total
+        return sum(c.get("recursion_misses", 0) for c in self.program_counters().values())
