@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,22 +37,53 @@ OPEN_AFTER = 0.3  # seconds before an open connection is announced
 
 
 class Probe:
-    """A loaded TcpProbe and every event it delivered so far."""
+    """A loaded TcpProbe and every event it delivered so far.
+
+    It is drained in the background every 20 ms, as the exporter drains it: a test blocked on
+    its peers for seconds would otherwise leave the ring buffer to the host's other connections,
+    and under load it fills and drops the test's own events. Calls into the probe go under
+    ``lock``."""
 
     def __init__(self, probe: TcpProbe | None = None):
         self.probe = probe or TcpProbe(ProbeContext(host=HOST), open_after_seconds=OPEN_AFTER)
         self.probe.load()
         self.events: list = []
+        self.lock = threading.Lock()
+        self._closing = threading.Event()
+        self._drainer = threading.Thread(target=self._drain_until_closed, daemon=True)
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        with self.lock:
+            self.events += self.probe.drain()
+
+    def _drain_until_closed(self) -> None:
+        while not self._closing.wait(0.02):
+            self._drain()
+
+    def forget(self) -> None:
+        """Drops the events delivered so far."""
+        with self.lock:
+            self.probe.drain()
+            self.events = []
 
     def wait(self, predicate, n: int = 1, timeout: float = 10.0) -> list:
         deadline = time.monotonic() + timeout
         while True:
-            self.events += self.probe.drain()
+            self._drain()
             found = [e for e in self.events if predicate(e)]
             if len(found) >= n or time.monotonic() > deadline:
-                assert len(found) == n, f"expected {n} matching events, got {found}"
+                drops = self.probe.drops_by_kind()
+                assert len(found) == n, f"expected {n} matching events, got {found}; " + (
+                    f"the kernel dropped events (by kind: {drops})" if drops else "no drops"
+                )
                 return found
             time.sleep(0.02)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._drainer.join()
+        self.probe.close()
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +91,14 @@ def loaded_probe(ebpf_problems):
     skip_or_fail_without_ebpf(ebpf_problems)
     p = Probe()
     yield p
-    p.probe.close()
+    p.close()
 
 
 @pytest.fixture
 def tcp(loaded_probe):
     """The module's probe, holding only events from this test on: a port number an earlier
     test used can come round again, and its events must not answer this test's waits."""
-    loaded_probe.probe.drain()
-    loaded_probe.events = []
+    loaded_probe.forget()
     return loaded_probe
 
 
@@ -277,7 +308,8 @@ def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
     try:
         ids = itertools.count()
         scanned = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
-        late.probe.adopt_scanned(scanned)
+        with late.lock:
+            late.probe.adopt_scanned(scanned)
         conns = [e for e in scanned if isinstance(e, ConnectionEvent)]
         listeners = [e for e in scanned if isinstance(e, ListenEvent)]
         by_port = {(c.local_port, c.remote_port): c for c in conns}
@@ -302,7 +334,7 @@ def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):
     finally:
         server.finish()
         client.finish()
-        late.probe.close()
+        late.close()
 
 
 def test_scan_leaves_out_connections_the_probe_already_tracks(tcp):
@@ -321,8 +353,9 @@ def test_scan_leaves_out_connections_the_probe_already_tracks(tcp):
             if {e.local_port, getattr(e, "remote_port", 0)} == {port, client_port}
         ]
         assert len(ours) == 2  # both ends are in /proc/net/tcp ...
-        tcp.probe.adopt_scanned(scanned)
-        left = {(e.local_port, e.remote_port) for e in tcp.probe.scanned_open()}
+        with tcp.lock:
+            tcp.probe.adopt_scanned(scanned)
+            left = {(e.local_port, e.remote_port) for e in tcp.probe.scanned_open()}
         assert not left & {(port, client_port), (client_port, port)}  # ... and not kept twice
     finally:
         client.proc.stdin.write("\n")
@@ -341,7 +374,9 @@ def test_listener_from_the_scan_owns_connections_nobody_accepted(ebpf_problems):
     late = Probe()  # loaded after listen(): only the scan knows who listens
     try:
         ids = itertools.count()
-        late.probe.adopt_scanned(TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids))))
+        scanned = TcpScanner(HOST, BootClock()).scan(lambda: str(next(ids)))
+        with late.lock:
+            late.probe.adopt_scanned(scanned)
         client = Peer("client", "ipv4", port, 0, 0, 1)
         (client_port,) = map(int, client.until_done())
         client.finish()
@@ -352,7 +387,7 @@ def test_listener_from_the_scan_owns_connections_nobody_accepted(ebpf_problems):
         )
         assert (end.direction, end.pid, end.process_key) == ("inbound", server.pid, server_key)
     finally:
-        late.probe.close()
+        late.close()
 
 
 def scrape(collector) -> dict:
@@ -368,7 +403,8 @@ def scrape(collector) -> dict:
 def test_metrics_count_exactly_what_the_test_did(tcp):
     cid = fake_container_id()
     with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
-        tcp.probe.containers.rescan()
+        with tcp.lock:
+            tcp.probe.containers.rescan()
         started = time.monotonic()
         _server, _client, port, _cp, _keys = exchange("ipv4", cgroups=[cgroup])
         refused = Peer("client", "ipv4", closed_port(), 1, 1, 1, cgroups=[cgroup])
@@ -406,7 +442,8 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
 def test_open_connections_gauge_follows_a_held_connection(tcp):
     cid = fake_container_id()
     with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
-        tcp.probe.containers.rescan()
+        with tcp.lock:
+            tcp.probe.containers.rescan()
         server = Peer("server", "ipv4", 1, 1, 1, cgroups=[cgroup])
         port = int(server.line())
         client = Peer("client", "ipv4", port, 1, 1, 1, "hold", cgroups=[cgroup])
@@ -437,8 +474,9 @@ def test_open_connections_gauge_follows_a_held_connection(tcp):
 def test_selftest_canary_passes(tcp):
     own = process_key(HOST, os.getpid(), start_ticks(os.getpid()))
     delivered = []
-    assert run_tcp_selftest(tcp.probe, delivered.extend, own_key=own) == {}
-    tcp.events += delivered
+    with tcp.lock:  # the self-test drains the probe itself
+        assert run_tcp_selftest(tcp.probe, delivered.extend, own_key=own) == {}
+        tcp.events += delivered
 
 
 @pytest.fixture
@@ -456,7 +494,8 @@ def netns():
 def test_retransmits_joined_to_their_connection_and_counted(tcp, netns):
     cid = fake_container_id()
     with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
-        tcp.probe.containers.rescan()
+        with tcp.lock:
+            tcp.probe.containers.rescan()
         server = Peer("server", "ipv4", 5, 1000, 1, cgroups=[cgroup], netns=netns)
         port = int(server.line())
         client = Peer("client", "ipv4", port, 1000, 5, 1, "hold", cgroups=[cgroup], netns=netns)
@@ -516,7 +555,7 @@ def test_a_full_connection_table_counts_every_socket_it_could_not_track(ebpf_pro
         for peer in (*clients, server):
             peer.proc.stdin.close()
             peer.proc.wait(10)
-        probe.probe.close()
+        probe.close()
 
 
 def test_the_table_is_read_whole_while_connections_come_and_go(tcp):
