@@ -65,6 +65,19 @@ def netns_inode(path: str) -> int:
         os.close(fd)
 
 
+def sock_netns_defines(inode: int) -> dict[str, int]:
+    """The TCP probe's defines: the filter's, and the path from a socket to its namespace's
+    inode number whatever the filter (the probe keys listeners by namespace: every namespace
+    has its own ports, and two containers may both listen on 8080)."""
+    inum_path = {k: member_offset(*SOCK_NETNS_OFFSETS[k]) for k in ("SK_NET", "NET_NS_INUM")}
+    return inum_path | netns_defines(inode, SOCK_NETNS_OFFSETS)
+
+
+def own_netns_inode() -> int:
+    """The inode number of this process's network namespace."""
+    return os.stat("/proc/self/ns/net").st_ino
+
+
 def netns_defines(inode: int, offsets: dict[str, tuple[str, str]]) -> dict[str, int]:
     """A probe's -D defines of the filter: NETNS_INUM, and with a namespace, the offsets the
     check reads (TASK_NETNS_OFFSETS or SOCK_NETNS_OFFSETS) from the running kernel's BTF."""

@@ -1,9 +1,12 @@
 """Client and server processes for the TCP probe tests: real sockets, exact byte counts.
 
-server FAMILY SEND RECV CONNS [fork]   prints its port, then for each connection: reads RECV
-                                       bytes, writes SEND, waits for the peer to close.
-                                       With `fork`, a worker per connection does that and the
-                                       server prints "<worker pid> <peer port>" for each.
+server FAMILY SEND RECV CONNS [MODE] [PORT]
+                                       prints its port (PORT, or one the kernel chose), then
+                                       for each connection: reads RECV bytes, writes SEND,
+                                       waits for the peer to close. MODE `fork`: a worker per
+                                       connection does that and the server prints "<worker
+                                       pid> <peer port>" for each; `prefork`: workers accept;
+                                       `full`: a backlog of one; `-`: none of these.
 client FAMILY PORT SEND RECV CONNS [hold]
                                        per connection: writes SEND, reads RECV, closes, and
                                        prints its local port ("refused" if refused). With
@@ -61,10 +64,12 @@ def prefork(listener: socket.socket, workers: int) -> None:
         os.waitpid(pid, 0)
 
 
-def server(family: str, send: int, recv: int, conns: int, mode: str = "") -> socket.socket:
+def server(
+    family: str, send: int, recv: int, conns: int, mode: str = "", port: str = "0"
+) -> socket.socket:
     host, af = HOSTS[family]
     listener = socket.socket(af, socket.SOCK_STREAM)
-    listener.bind((host, 0))
+    listener.bind((host, int(port)))
     listener.listen(0 if mode == "full" else 16)  # `full`: room for one connection, no more
     say(listener.getsockname()[1])
     if mode == "prefork":

@@ -7,6 +7,7 @@ in, so other activity on the host cannot move them.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -390,6 +391,33 @@ def test_listener_from_the_scan_owns_connections_nobody_accepted(ebpf_problems):
         late.close()
 
 
+def test_listeners_of_one_port_in_two_namespaces_each_own_their_connections(tcp):
+    # Every network namespace has its own ports: two containers may both listen on 8080. Each
+    # listener here owns the connection waiting in its queue, which nobody accepts.
+    ends = {}
+    with (
+        private_netns(f"gt-tcp-a-{os.getpid()}") as a,
+        private_netns(f"gt-tcp-b-{os.getpid()}") as b,
+    ):
+        servers = {ns: Peer("server", "ipv4", 0, 0, 0, "-", 8080, netns=ns) for ns in (a, b)}
+        try:
+            for server in servers.values():
+                assert server.until_done() == ["8080"]
+            for ns in (a, b):  # both listen before either is connected to
+                client = Peer("client", "ipv4", 8080, 0, 0, 1, netns=ns)
+                (client_port,) = map(int, client.until_done())
+                client.finish()
+                ends[client_port, servers[ns].pid] = servers[ns].key()
+        finally:
+            for server in servers.values():
+                server.finish()  # the listener closes, and the connection in its queue with it
+    closes = tcp.wait(
+        lambda e: e.kind == "close" and e.local_port == 8080 and e.direction == "inbound",
+        n=2,
+    )
+    assert {(e.remote_port, e.pid): e.process_key for e in closes} == ends
+
+
 def scrape(collector) -> dict:
     registry = CollectorRegistry()
     registry.register(collector)
@@ -479,16 +507,22 @@ def test_selftest_canary_passes(tcp):
         tcp.events += delivered
 
 
-@pytest.fixture
-def netns():
-    """A private network namespace whose loopback the test may take down (exec keeps the pid)."""
-    name = f"gt-tcp-test-{os.getpid()}"
+@contextlib.contextmanager
+def private_netns(name: str):
+    """A network namespace of the test's own, its loopback up (`ip netns exec` keeps the pid)."""
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+@pytest.fixture
+def netns():
+    """A private network namespace whose loopback the test may take down."""
+    with private_netns(f"gt-tcp-test-{os.getpid()}") as name:
+        yield name
 
 
 def test_retransmits_joined_to_their_connection_and_counted(tcp, netns):

@@ -41,6 +41,15 @@ static __always_inline int current_in_netns(void)
 }
 #endif /* tasks */
 
+#ifdef SK_NET
+/* The inode number of a socket's network namespace (the TCP probe always has SK_NET). */
+static __always_inline u32 sock_netns_inum(u64 sk)
+{
+    void *net = task_read_ptr((void *)sk, SK_NET);
+    return net ? task_read_u32(net, NET_NS_INUM) : 0;
+}
+#endif
+
 #if !NETNS_INUM || defined(SK_NET)
 /* A socket is in the namespace it was made in. */
 static __always_inline int sock_in_netns(u64 sk)

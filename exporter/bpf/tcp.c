@@ -319,10 +319,11 @@ static __always_inline void track(u64 sk, struct conn *c)
 
 /* ---- state changes ---- */
 
-static __always_inline int on_listen(struct addrs *a, u32 kind)
+static __always_inline int on_listen(u64 sk, struct addrs *a, u32 kind)
 {
     struct conn c = {.addrs = *a};
-    struct listen_key key = {.family = c.addrs.family, .port = c.addrs.sport};
+    struct listen_key key = {
+        .netns = sock_netns_inum(sk), .family = c.addrs.family, .port = c.addrs.sport};
     /* listen() and close() of a listener run in the owning process. */
     owner_from_current(&c.owner);
     if (kind == EV_LISTEN)
@@ -351,7 +352,8 @@ static __always_inline int on_inbound(u64 sk, struct addrs *a)
     c.flags = F_INBOUND;
     c.addrs = *a;
     /* Until a process accepts it, it belongs to whoever listens on the port. */
-    struct listen_key key = {.family = c.addrs.family, .port = c.addrs.sport};
+    struct listen_key key = {
+        .netns = sock_netns_inum(sk), .family = c.addrs.family, .port = c.addrs.sport};
     struct owner *listener = listeners.lookup(&key);
     if (listener)
         __builtin_memcpy(&c.owner, listener, sizeof(c.owner));
@@ -432,9 +434,9 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
     if (!is_tcp(sk, a.family))
         return 0;
     if (new == TCP_LISTEN)
-        return on_listen(&a, EV_LISTEN);
+        return on_listen(sk, &a, EV_LISTEN);
     if (new == TCP_CLOSE)  /* from LISTEN */
-        return on_listen(&a, EV_LISTEN_CLOSE);
+        return on_listen(sk, &a, EV_LISTEN_CLOSE);
     if (new == TCP_SYN_SENT)
         return on_connect_start(sk, &a);
     if (old == TCP_LISTEN)  /* new == TCP_SYN_RECV */

@@ -139,6 +139,7 @@ struct count_key {
 };
 
 struct listen_key {
+    u32 netns;  /* the inode number of the listener's network namespace: each has its own ports */
     u16 family;
     u16 port;
 };

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from exporter.btf import member_offset
 from exporter.containers import NO_CONTAINER, ContainerResolver
-from exporter.netns import SOCK_NETNS_OFFSETS, netns_defines
+from exporter.netns import own_netns_inode, sock_netns_defines
 from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.conn_table import ConnTable, slots_for
 from exporter.probes.process import TICK_NS, cstr, errno_name
@@ -219,7 +219,7 @@ class TcpProbe(BpfProbe):
             "COUNTS_MAX": self.counts_max,
             "CONN_SLOTS": self.conn_slots,
             **bounds,
-            **netns_defines(self.ctx.netns_inum, SOCK_NETNS_OFFSETS),
+            **sock_netns_defines(self.ctx.netns_inum),
         }
 
     def load(self) -> None:
@@ -267,11 +267,13 @@ class TcpProbe(BpfProbe):
 
     def _seed_listeners(self, listeners: list[ListenEvent]) -> None:
         """Listeners opened before the probe: their owner is who inbound connections belong to
-        until accepted (the BPF side learns later ones from listen())."""
+        until accepted (the BPF side learns later ones from listen()). They are the scanned
+        namespace's: the --netns one, or this process's."""
         table = self.bpf[b"listeners"]
+        netns = self.ctx.netns_inum or own_netns_inode()
         for ev in listeners:
             family = AF_INET6 if ev.family == "ipv6" else AF_INET
-            key = table.Key(family=family, port=ev.local_port)
+            key = table.Key(netns=netns, family=family, port=ev.local_port)
             start_ticks = int(ev.process_key.rsplit(":", 1)[1]) if ev.process_key else 0
             table[key] = table.Leaf(
                 start_ns=start_ticks * TICK_NS,
