@@ -6,12 +6,14 @@ server FAMILY SEND RECV CONNS [MODE] [PORT]
                                        waits for the peer to close. MODE `fork`: a worker per
                                        connection does that and the server prints "<worker
                                        pid> <peer port>" for each; `prefork`: workers accept;
-                                       `full`: a backlog of one; `-`: none of these.
-client FAMILY PORT SEND RECV CONNS [hold]
+                                       `full`: a backlog of one; `closes-first`: closes
+                                       without waiting for the peer; `-`: none of these.
+client FAMILY PORT SEND RECV CONNS [hold] [one-syn-retry] [waits-for-eof]
                                        per connection: writes SEND, reads RECV, closes, and
                                        prints its local port ("refused" if refused). With
                                        `hold`: connects once, prints the port and keeps the
-                                       connection open until stdin closes.
+                                       connection open until stdin closes. With
+                                       `waits-for-eof`: closes after the server has.
 After its work each process prints "done" and waits for a line on stdin before exiting, so
 the test can read /proc/<pid>/stat while it lives.
 """
@@ -38,12 +40,13 @@ def read_exactly(sock: socket.socket, n: int) -> None:
         n -= len(chunk)
 
 
-def serve_one(conn: socket.socket, send: int, recv: int) -> None:
+def serve_one(conn: socket.socket, send: int, recv: int, closes_first: bool = False) -> None:
     if recv:
         conn.recv(16, socket.MSG_PEEK)  # looked at, not taken: not counted as received
     read_exactly(conn, recv)
     conn.sendall(b"s" * send)
-    conn.recv(1)  # EOF: the client closes first
+    if not closes_first:
+        conn.recv(1)  # EOF: the client closes first
     conn.close()
 
 
@@ -79,7 +82,7 @@ def server(
         conn, peer = listener.accept()
         if mode != "fork":
             say("accepted", peer[1])
-            serve_one(conn, send, recv)
+            serve_one(conn, send, recv, closes_first=mode == "closes-first")
             continue
         pid = os.fork()
         if pid == 0:
@@ -116,6 +119,8 @@ def client(family: str, port: int, send: int, recv: int, conns: int, *flags: str
         if send:
             sock.sendall(b"c" * send)
         read_exactly(sock, recv)
+        if "waits-for-eof" in flags:  # the server closes first
+            assert sock.recv(1) == b""
         sock.close()
         say(local_port)
 

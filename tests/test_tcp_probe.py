@@ -184,6 +184,31 @@ def test_both_ends_attributed_with_exact_bytes(tcp, family, addr):
     assert (listen.pid, listen.process_key, listen.local_addr) == (server.pid, server_key, addr)
 
 
+def test_the_end_that_sent_the_first_fin_closed_the_connection(tcp):
+    # Here the server closes first, and the client once it has read the server's FIN.
+    server = Peer("server", "ipv4", RECEIVED, SENT, 1, "closes-first")
+    port = int(server.line())
+    client = Peer("client", "ipv4", port, SENT, RECEIVED, 1, "waits-for-eof")
+    (client_port,) = map(int, client.until_done())
+    server.until_done()
+    server.finish()
+    client.finish()
+    (out,) = tcp.wait(
+        lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (client_port, port)
+    )
+    (inb,) = tcp.wait(
+        lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (port, client_port)
+    )
+    assert (out.direction, out.outcome, out.closed_by) == ("outbound", "ok", "remote")
+    assert (inb.direction, inb.outcome, inb.closed_by) == ("inbound", "ok", "local")
+    assert (out.bytes_sent, out.bytes_received, inb.bytes_sent, inb.bytes_received) == (
+        SENT,
+        RECEIVED,
+        RECEIVED,
+        SENT,
+    )
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

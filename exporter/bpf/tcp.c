@@ -377,6 +377,18 @@ static __always_inline int on_established(u64 sk)
     return 0;
 }
 
+/* Who sent the first FIN, told by the state an end leaves for CLOSE: this end went on from
+ * FIN_WAIT1 (to FIN_WAIT2, CLOSING or TIME_WAIT) if it did, from CLOSE_WAIT (to LAST_ACK) if
+ * the peer did. Read once, at close, rather than by a lookup at each of those steps. */
+static __always_inline u32 closed_by(int old)
+{
+    if (old == TCP_FIN_WAIT1 || old == TCP_FIN_WAIT2 || old == TCP_CLOSING || old == TCP_TIME_WAIT)
+        return F_CLOSED_LOCAL;
+    if (old == TCP_CLOSE_WAIT || old == TCP_LAST_ACK)
+        return F_CLOSED_REMOTE;
+    return 0;
+}
+
 static __always_inline int on_close(u64 sk, int old)
 {
     int slot = find_slot(sk);
@@ -393,6 +405,7 @@ static __always_inline int on_close(u64 sk, int old)
     }
     if (old == TCP_SYN_SENT)
         c->addrs.sport = local_port(sk);  /* chosen after SYN_SENT was set */
+    c->flags |= closed_by(old);
     int err = sock_error(sk);
     u8 inbound = c->flags & F_INBOUND;
     if (old == TCP_SYN_SENT) {
@@ -414,12 +427,6 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
 {
     u64 sk = ctx->args[0];
     int old = ctx->args[1], new = ctx->args[2];
-    if (old == TCP_ESTABLISHED && (new == TCP_FIN_WAIT1 || new == TCP_CLOSE_WAIT)) {
-        struct conn *c = conn_find(sk);
-        if (c)
-            c->flags |= new == TCP_FIN_WAIT1 ? F_CLOSED_LOCAL : F_CLOSED_REMOTE;
-        return 0;
-    }
     if (new == TCP_ESTABLISHED)
         return on_established(sk);
     if (new == TCP_CLOSE && old != TCP_LISTEN)
