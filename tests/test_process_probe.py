@@ -163,6 +163,47 @@ def test_counter_rises_by_exactly_the_execs_made(running_exporter, tmp_path):
     assert running_exporter.scrape().get(metric, 0) - before == 25
 
 
+def test_a_batch_that_fails_to_decode_is_counted_and_the_exporter_goes_on(ebpf_problems, caplog):
+    # A fault in decoding (injected: the first batch of records raises) loses that batch,
+    # counted as dropped and logged; the exporter keeps running and records the next process.
+    from exporter.probes.process import ProcessProbe
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    failed: list[int] = []  # the size of the batch that raised
+
+    class FailsOnce(ProcessProbe):
+        def decode_batch(self, records):
+            if records and not failed:
+                failed.append(len(records))
+                raise RuntimeError("an injected decoding fault")
+            return super().decode_batch(records)
+
+    exp = RunningExporter(exporter_config(selftest=False))
+    exp.exporter.process_probe.__class__ = FailsOnce
+    exp.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not failed:  # records to decode: a process of ours
+            assert time.monotonic() < deadline, "no batch was drained"
+            subprocess.run(["/bin/true"], check=True)
+            time.sleep(0.05)
+        child = subprocess.Popen(["/bin/sh", "-c", "exit 9"])
+        assert child.wait() == 9
+        (exit_,) = exp.events_of(child.pid, ("exit",))["exit"]
+        assert (exit_.exit_code, exit_.outcome) == (9, "error")
+        reason = (("reason", "process_decode_error"), ("stage", "decode"))
+        assert exp.scrape()[("groundtruth_events_dropped_total", reason)] == failed[0]
+        assert exp.thread.is_alive()
+    finally:
+        exp.stop()
+    logged = [r for r in caplog.records if "decoding" in r.getMessage()]
+    assert [r.getMessage() for r in logged] == [
+        f"process probe: decoding {failed[0]} records failed"
+    ]
+    assert "an injected decoding fault" in logged[0].exc_text
+
+
 def wait_for_exec(parent: int, argv: list[str], timeout: float = 30.0) -> int:
     """The pid of parent's child once it runs argv (forked is not enough: the scan reads it)."""
     want = "\0".join(argv) + "\0"

@@ -205,6 +205,8 @@ KNOWN_DROPS = {
     ("kernel", "tcp_recursion_misses"),
     ("decode", "process_record_size"),
     ("decode", "tcp_record_size"),
+    ("decode", "process_decode_error"),
+    ("decode", "tcp_decode_error"),
     ("sink", "buffer_full"),
     ("sink", "rejected"),
     ("sink", "spool_error"),

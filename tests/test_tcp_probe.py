@@ -291,17 +291,27 @@ def test_preforked_worker_that_accepted_owns_the_connection(tcp):
     assert server.pid not in workers.values()
 
 
-def test_long_lived_connection_is_announced_while_open(tcp):
-    server = Peer("server", "ipv6", 3, 4, 1)
+def hold_one(family: str, to_server: int, to_client: int) -> tuple[Peer, Peer, int, int]:
+    """A server and a client that hold one connection open after moving these bytes:
+    (server, client, server port, client port). The client closes when its stdin does."""
+    server = Peer("server", family, to_client, to_server, 1)
     port = int(server.line())
-    client = Peer("client", "ipv6", port, 4, 3, 1, "hold")
+    client = Peer("client", family, port, to_server, to_client, 1, "hold")
+    return server, client, port, int(client.line())
+
+
+def announced(probe: Probe, port: int, client_port: int) -> list:
+    """The `open` events of both ends of a connection held open."""
+    return probe.wait(
+        lambda e: e.kind == "open" and {e.local_port, e.remote_port} == {port, client_port}, n=2
+    )
+
+
+def test_long_lived_connection_is_announced_while_open(tcp):
+    server, client, port, client_port = hold_one("ipv6", 4, 3)
     try:
-        client_port = int(client.line())
         # Still open: the probe announces both ends once they are older than open_after.
-        opened = tcp.wait(
-            lambda e: e.kind == "open" and {e.local_port, e.remote_port} == {port, client_port},
-            n=2,
-        )
+        opened = announced(tcp, port, client_port)
         ends = {e.direction: (e.pid, e.local_port, e.remote_port) for e in opened}
         assert ends == {
             "outbound": (client.pid, client_port, port),
@@ -320,6 +330,33 @@ def test_long_lived_connection_is_announced_while_open(tcp):
     finally:
         server.finish()
         client.finish()
+
+
+def test_a_failed_read_of_the_table_is_logged_and_read_again(ebpf_problems, caplog):
+    # The first sweep raises (injected); the next one announces the held connection.
+    skip_or_fail_without_ebpf(ebpf_problems)
+
+    class FailsOnce(TcpProbe):
+        failed = False
+
+        def sweep_open(self):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("an injected fault reading the table")
+            return super().sweep_open()
+
+    probe = Probe(FailsOnce(ProbeContext(host=HOST), open_after_seconds=OPEN_AFTER))
+    server, client, port, client_port = hold_one("ipv4", 0, 0)
+    try:
+        opened = announced(probe, port, client_port)
+        assert {e.pid for e in opened} == {client.pid, server.pid}
+    finally:
+        client.proc.stdin.close()
+        client.proc.wait(10)
+        server.finish()
+        probe.close()
+    (logged,) = [r for r in caplog.records if "connection table" in r.getMessage()]
+    assert "an injected fault reading the table" in logged.exc_text
 
 
 def test_connection_open_before_the_probe_is_found_by_scan(ebpf_problems):

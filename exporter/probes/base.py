@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from schema.events import blank
 from schema.pipeline_stats import PipelineStats
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+
+log = logging.getLogger("groundtruth.exporter")
 
 # task_struct members read by task.h.
 TASK_OFFSETS = {
@@ -73,12 +76,29 @@ class BpfProbe:
         self._batch: list = []  # filled by _on_event when bcc consumes
         # Fields a failed self-test showed to be wrong: blanked rather than emitted.
         self.untrusted: set[str] = set()
-        ctx.stats.declare_dropped("decode", [self.misfit_reason])
+        ctx.stats.declare_dropped("decode", [self.misfit_reason, self.decode_error_reason])
 
     @property
     def misfit_reason(self) -> str:
         """The drop reason of a record whose size is not its event struct's (stage decode)."""
         return f"{self.name}_record_size"
+
+    @property
+    def decode_error_reason(self) -> str:
+        """The drop reason of records whose decoding raised (stage decode)."""
+        return f"{self.name}_decode_error"
+
+    def decoded(self, decode, records: list[bytes], nothing):
+        """``decode(records)``, or ``nothing`` if it raises. A fault in our decoding (the
+        kernel's records are checked for size before it) then loses that batch, counted as
+        dropped and logged with its traceback, and the exporter goes on with the next one:
+        stopping would lose everything after it."""
+        try:
+            return decode(records)
+        except Exception:
+            log.exception("%s probe: decoding %d records failed", self.name, len(records))
+            self.ctx.stats.count_dropped("decode", self.decode_error_reason, len(records))
+            return nothing
 
     def count_misfits(self, n: int = 1) -> None:
         """Records that were not this probe's event structs: counted, never guessed at."""
@@ -103,7 +123,7 @@ class BpfProbe:
 
     def _on_event(self, _ctx, data, size) -> None:
         """bcc's per-event callback, where the ring buffer cannot be read directly."""
-        self._batch += self.decode_batch([ctypes.string_at(data, size)])
+        self._batch += self.decoded(self.decode_batch, [ctypes.string_at(data, size)], [])
 
     def decode(self, raw: bytes):
         """One record's event, or None for a record that only updates the probe's state."""
@@ -126,7 +146,7 @@ class BpfProbe:
     def drain(self) -> list:
         """Everything the kernel has queued, decoded."""
         if self._reader is not None:
-            return self.decode_batch(self._reader.read())
+            return self.decoded(self.decode_batch, self._reader.read(), [])
         self.bpf.ring_buffer_consume()
         batch, self._batch = self._batch, []
         return batch

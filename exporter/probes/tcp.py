@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import os
 import socket
 import struct
@@ -24,6 +25,8 @@ from exporter.probes.conn_table import ConnTable, slots_for
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
 from schema.events import ConnectionEvent, ListenEvent, process_key
+
+log = logging.getLogger("groundtruth.exporter")
 
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
 # order of ConnectionEvent and ListenEvent is relied on by decode_batch() (positional, for speed).
@@ -369,7 +372,7 @@ class TcpProbe(BpfProbe):
         (``tcp_columns``), the rest as events."""
         if self._reader is None:
             return super().drain_columns()
-        events, columns = self.decode_columns(self._reader.read())
+        events, columns = self.decoded(self.decode_columns, self._reader.read(), ([], []))
         return events + self._sweep_due(), columns
 
     def decode_columns(self, records: list[bytes]) -> tuple[list, list]:
@@ -383,7 +386,11 @@ class TcpProbe(BpfProbe):
         if now < self._next_sweep:
             return []
         self._next_sweep = now + self.open_after_seconds / 2
-        return self.sweep_open()
+        try:
+            return self.sweep_open()
+        except Exception:  # nothing is lost: the next sweep reads the table again
+            log.exception("tcp probe: reading the connection table failed; reading it again next")
+            return []
 
     def sweep_open(self) -> list[ConnectionEvent | ListenEvent]:
         """`open` events for connections established at least ``open_after_seconds`` ago and
