@@ -24,6 +24,9 @@ from schema.pipeline_stats import PipelineStats
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 
 log = logging.getLogger("groundtruth.exporter")
+# A decoding fault repeats with every batch: its traceback is logged once a minute at most
+# (each failure is still counted).
+DECODE_ERROR_LOG_SECONDS = 60.0
 
 # task_struct members read by task.h.
 TASK_OFFSETS = {
@@ -76,6 +79,7 @@ class BpfProbe:
         self._batch: list = []  # filled by _on_event when bcc consumes
         # Fields a failed self-test showed to be wrong: blanked rather than emitted.
         self.untrusted: set[str] = set()
+        self._decode_error_logged = -DECODE_ERROR_LOG_SECONDS  # monotonic time, last logged
         ctx.stats.declare_dropped("decode", [self.misfit_reason, self.decode_error_reason])
 
     @property
@@ -96,8 +100,11 @@ class BpfProbe:
         try:
             return decode(records)
         except Exception:
-            log.exception("%s probe: decoding %d records failed", self.name, len(records))
             self.ctx.stats.count_dropped("decode", self.decode_error_reason, len(records))
+            now = time.monotonic()
+            if now - self._decode_error_logged >= DECODE_ERROR_LOG_SECONDS:
+                self._decode_error_logged = now
+                log.exception("%s probe: decoding %d records failed", self.name, len(records))
             return nothing
 
     def count_misfits(self, n: int = 1) -> None:
