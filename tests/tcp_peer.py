@@ -13,7 +13,9 @@ client FAMILY PORT SEND RECV CONNS [hold] [one-syn-retry] [waits-for-eof]
                                        prints its local port ("refused" if refused). With
                                        `hold`: connects once, prints the port and keeps the
                                        connection open until stdin closes. With
-                                       `waits-for-eof`: closes after the server has.
+                                       `one-syn-retry`: resends its SYN once, then gives up
+                                       ("timeout"). With `waits-for-eof`: closes after the
+                                       server has.
 After its work each process prints "done" and waits for a line on stdin before exiting, so
 the test can read /proc/<pid>/stat while it lives.
 """

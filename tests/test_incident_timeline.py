@@ -44,6 +44,9 @@ def timeline_records(capsys, target, scenario, *extra) -> list[dict]:
         *extra,
     )
     assert code == 0, err
+    # The tests read the host's whole window: one so busy that a source hit the limit breaks
+    # their premise, and says so here rather than as a missing event.
+    assert "are shown" not in err, f"the host was too busy for this test: {err}"
     return [json.loads(line) for line in out.splitlines()]
 
 
