@@ -380,7 +380,7 @@ static __always_inline int on_established(u64 sk)
 /* Who sent the first FIN, told by the state an end leaves for CLOSE: this end went on from
  * FIN_WAIT1 (to FIN_WAIT2, CLOSING or TIME_WAIT) if it did, from CLOSE_WAIT (to LAST_ACK) if
  * the peer did. Read once, at close, rather than by a lookup at each of those steps. */
-static __always_inline u32 closed_by(int old)
+static __always_inline u32 closer_flag(int old)
 {
     if (old == TCP_FIN_WAIT1 || old == TCP_FIN_WAIT2 || old == TCP_CLOSING || old == TCP_TIME_WAIT)
         return F_CLOSED_LOCAL;
@@ -405,7 +405,7 @@ static __always_inline int on_close(u64 sk, int old)
     }
     if (old == TCP_SYN_SENT)
         c->addrs.sport = local_port(sk);  /* chosen after SYN_SENT was set */
-    c->flags |= closed_by(old);
+    c->flags |= closer_flag(old);
     int err = sock_error(sk);
     u8 inbound = c->flags & F_INBOUND;
     if (old == TCP_SYN_SENT) {

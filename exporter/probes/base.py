@@ -24,9 +24,8 @@ from schema.pipeline_stats import PipelineStats
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 
 log = logging.getLogger("groundtruth.exporter")
-# A decoding fault repeats with every batch: its traceback is logged once a minute at most
-# (each failure is still counted).
-DECODE_ERROR_LOG_SECONDS = 60.0
+# A fault that repeats (with every batch, every sweep) logs its traceback once a minute at most.
+FAULT_LOG_SECONDS = 60.0
 
 # task_struct members read by task.h.
 TASK_OFFSETS = {
@@ -79,7 +78,7 @@ class BpfProbe:
         self._batch: list = []  # filled by _on_event when bcc consumes
         # Fields a failed self-test showed to be wrong: blanked rather than emitted.
         self.untrusted: set[str] = set()
-        self._decode_error_logged = -DECODE_ERROR_LOG_SECONDS  # monotonic time, last logged
+        self._faults_logged: dict[str, float] = {}  # message: monotonic time last logged
         ctx.stats.declare_dropped("decode", [self.misfit_reason, self.decode_error_reason])
 
     @property
@@ -99,13 +98,18 @@ class BpfProbe:
         stopping would lose everything after it."""
         try:
             return decode(records)
-        except Exception:
+        except Exception:  # noqa: BLE001 - counted, and logged by log_fault
             self.ctx.stats.count_dropped("decode", self.decode_error_reason, len(records))
-            now = time.monotonic()
-            if now - self._decode_error_logged >= DECODE_ERROR_LOG_SECONDS:
-                self._decode_error_logged = now
-                log.exception("%s probe: decoding %d records failed", self.name, len(records))
+            self.log_fault("%s probe: decoding %d records failed", self.name, len(records))
             return nothing
+
+    def log_fault(self, message: str, *args) -> None:
+        """``log.exception(message, *args)`` from an ``except`` block, at most once a minute per
+        message: a fault that repeats with every batch would flood the log."""
+        now = time.monotonic()
+        if now - self._faults_logged.get(message, -FAULT_LOG_SECONDS) >= FAULT_LOG_SECONDS:
+            self._faults_logged[message] = now
+            log.exception(message, *args)
 
     def count_misfits(self, n: int = 1) -> None:
         """Records that were not this probe's event structs: counted, never guessed at."""

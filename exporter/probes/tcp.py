@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import logging
 import os
 import socket
 import struct
@@ -25,8 +24,6 @@ from exporter.probes.conn_table import ConnTable, slots_for
 from exporter.probes.process import TICK_NS, cstr, errno_name
 from exporter.process_table import ProcessTable
 from schema.events import ConnectionEvent, ListenEvent, process_key
-
-log = logging.getLogger("groundtruth.exporter")
 
 # struct tcp_event in bpf/tcp.h: six u64, struct owner, struct addrs, four u32. The field
 # order of ConnectionEvent and ListenEvent is relied on by decode_batch() (positional, for speed).
@@ -388,8 +385,8 @@ class TcpProbe(BpfProbe):
         self._next_sweep = now + self.open_after_seconds / 2
         try:
             return self.sweep_open()
-        except Exception:  # nothing is lost: the next sweep reads the table again
-            log.exception("tcp probe: reading the connection table failed; reading it again next")
+        except Exception:  # noqa: BLE001 - logged; nothing is lost: the next sweep reads it again
+            self.log_fault("tcp probe: reading the connection table failed; reading it again next")
             return []
 
     def sweep_open(self) -> list[ConnectionEvent | ListenEvent]:
