@@ -319,11 +319,17 @@ static __always_inline void track(u64 sk, struct conn *c)
 
 /* ---- state changes ---- */
 
+/* A listener's key: every network namespace has its own ports. */
+static __always_inline struct listen_key listen_key_of(u64 sk, struct addrs *a)
+{
+    struct listen_key key = {.netns = sock_netns_inum(sk), .family = a->family, .port = a->sport};
+    return key;
+}
+
 static __always_inline int on_listen(u64 sk, struct addrs *a, u32 kind)
 {
     struct conn c = {.addrs = *a};
-    struct listen_key key = {
-        .netns = sock_netns_inum(sk), .family = c.addrs.family, .port = c.addrs.sport};
+    struct listen_key key = listen_key_of(sk, a);
     /* listen() and close() of a listener run in the owning process. */
     owner_from_current(&c.owner);
     if (kind == EV_LISTEN)
@@ -352,8 +358,7 @@ static __always_inline int on_inbound(u64 sk, struct addrs *a)
     c.flags = F_INBOUND;
     c.addrs = *a;
     /* Until a process accepts it, it belongs to whoever listens on the port. */
-    struct listen_key key = {
-        .netns = sock_netns_inum(sk), .family = c.addrs.family, .port = c.addrs.sport};
+    struct listen_key key = listen_key_of(sk, a);
     struct owner *listener = listeners.lookup(&key);
     if (listener)
         __builtin_memcpy(&c.owner, listener, sizeof(c.owner));
