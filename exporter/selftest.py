@@ -34,6 +34,7 @@ UNTRUSTED_FIELDS = {
     "tty": {"tty"},
     "stdio": {"stdin_type", "stdout_type", "stderr_type"},
     "exe": {"exe_deleted", "exe_memfd"},
+    "exe_path": {"exe_path"},
 }
 # The canary's standard fds: one of each kind a probe could confuse.
 CANARY_STDIO = ("pipe", "file", "socket")
@@ -84,6 +85,8 @@ def run_process_selftest(
         "tty": (exec_ev.tty, own_tty()),
         "stdio": ((exec_ev.stdin_type, exec_ev.stdout_type, exec_ev.stderr_type), CANARY_STDIO),
         "exe": ((exec_ev.exe_deleted, exec_ev.exe_memfd), (0, 0)),
+        # Where the canary's shell really is (/bin/sh is a symlink on most systems).
+        "exe_path": (exec_ev.exe_path, os.path.realpath(argv[0])),
     }
     for field, (got, want) in expected.items():
         if got != want:

@@ -102,6 +102,13 @@ class ProcessEvent:
     filename: str = col(
         "String", "Executed file as given to execve (relative paths stay relative)."
     )
+    exe_path: str = col(
+        "String",
+        "exec: the executed file's path as the kernel resolved it (a relative name and symlinks "
+        "followed), from the process's root directory (a container's own); '' where it has "
+        "none there (a memfd), is longer than 512 bytes or more than 32 steps up, and for other "
+        "kinds.",
+    )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
     argv_truncated: int = col(
         "UInt8", "1 when an argument was cut or unreadable, or more than 20 were given."

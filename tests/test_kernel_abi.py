@@ -41,6 +41,7 @@ PROBES = {
         {
             ("exec_event", "sec.euid"): process.HEAD.size,
             ("exec_event", "cmdline_size"): process.CMDLINE_SIZE_AT,
+            ("exec_event", "exe_path_size"): process.CMDLINE_SIZE_AT + 4,
             ("exec_event", "cmdline"): process.CMDLINE_AT,
             ("cred_event", "now.uid"): process.HEAD.size,
             ("cred_event", "syscall"): process.HEAD.size + process.CRED.size - 8,
@@ -50,8 +51,9 @@ PROBES = {
             "proc_event": process.RECORD_SIZES[process.EV_FORK],
             "cgroup_event": process.RECORD_SIZES[process.EV_CGROUP_MKDIR],
             "cred_event": process.RECORD_SIZES[process.EV_CRED_CHANGE],
-            # An exec record ends where its command line does (the longest: the array's end).
-            ("exec_event", "cmdline"): process.EXEC_RECORD_MAX,
+            # An exec record ends where its command line and path do (the longest: the array's
+            # end, less the room for one name that is never sent).
+            ("exec_event", "cmdline"): process.EXEC_RECORD_MAX + process.NAME_LEN,
         },
     ),
     "tcp.h": (

@@ -35,12 +35,16 @@ def exec_record(
     cgroup_id: int = 1,
     context: bytes = NO_CONTEXT,
     flags: int = 0,
+    exe_path: bytes = b"",
 ) -> bytes:
     head = HEAD.pack(
         10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, flags, pid, b"prog"
     )
-    cmdline = b"".join(s + b"\0" for s in [filename, *argv])  # as bpf/process.h packs it
-    return head + context + struct.pack("<II", len(argv), len(cmdline)) + cmdline
+    # As bpf/process.h packs them: the command line, then the path's names from the file up.
+    cmdline = b"".join(s + b"\0" for s in [filename, *argv])
+    names = b"".join(s + b"\0" for s in reversed(exe_path.split(b"/")[1:])) if exe_path else b""
+    sizes = struct.pack("<IIII", len(argv), len(cmdline), len(names), 0)
+    return head + context + sizes + cmdline + names
 
 
 def test_the_security_context_decodes_from_its_raw_fields():
@@ -138,16 +142,32 @@ def test_the_packed_command_line_decodes_to_filename_and_argv(filename, argv, ex
     assert (ev.filename, ev.argv) == (filename.decode(), expected_argv)
 
 
+def test_the_executables_path_decodes_from_its_names_in_reverse():
+    """The kernel walks up from the file: names "x", "t", "tmp" are /tmp/t/x; a record with
+    none (a memfd, an exec_failed) has ''; two records alike but for the path decode apart."""
+    probe = ProcessProbe(ProbeContext(host="h"))
+    relative = probe.decode(exec_record(b"./x", [b"./x"], exe_path=b"/tmp/t/x"))
+    none = probe.decode(exec_record(b"./x", [b"./x"]))
+    other = probe.decode(exec_record(b"./x", [b"./x"], exe_path=b"/home/u/x"))
+    utf8 = probe.decode(exec_record(b"x", [], exe_path="/srv/café/x".encode()))
+    assert (relative.filename, relative.exe_path, relative.argv) == ("./x", "/tmp/t/x", ["./x"])
+    assert (none.exe_path, other.exe_path, utf8.exe_path) == ("", "/home/u/x", "/srv/café/x")
+
+
 def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():
-    """Each kind's struct has its size (an exec's: its head, context and the command line it
-    declares); any other length is counted as a decode drop, and the rest of the batch decodes."""
+    """Each kind's struct has its size (an exec's: its head, context, and the command line and
+    path it declares); any other length is counted as a decode drop, and the rest of the batch
+    decodes."""
     probe = ProcessProbe(ProbeContext(host="h"))
     exec_ok = exec_record(b"/bin/echo", [b"echo", b"x"], pid=11)
     fork = HEAD.pack(10**9, 5 * 10**8, 10**8, 1, 0, EV_FORK, 12, 1, 0, 0, 0, 0, 12, b"sh")
     cred = HEAD.pack(10**9, 5 * 10**8, 10**8, 1, 0, EV_CRED_CHANGE, 13, 1, 0, 0, 0, 0, 13, b"")
     cred += CRED.pack(*(0,) * 8, 1)
+    with_path = exec_record(b"/bin/echo", [b"echo"], exe_path=b"/usr/bin/echo")
     misfits = [
         exec_ok + bytes(8),  # bytes after the command line it declares
+        with_path[:-1],  # a path cut short
+        with_path + bytes(1),  # bytes after the path it declares
         exec_ok[:-1],  # a command line cut short
         exec_ok[: HEAD.size + 4],  # not even its command line's size
         exec_record(b"/bin/x" * 500, []),  # a command line longer than the struct holds

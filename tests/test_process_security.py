@@ -128,6 +128,7 @@ def test_an_unlinked_executable_is_deleted_and_not_a_memfd(running_exporter, tmp
     assert not program.exists()
     exec_ = exec_with(running_exporter, child.pid, argv)
     assert (exec_.exe_deleted, exec_.exe_memfd) == (1, 0)
+    assert exec_.exe_path == os.path.realpath(program)  # the name it had
 
 
 @pytest.mark.causes_flags("exec_fileless")
@@ -137,6 +138,7 @@ def test_a_memfd_exec_is_a_memfd(running_exporter):
     assert child.wait() == 0
     exec_ = exec_with(running_exporter, child.pid, argv)
     assert (exec_.exe_deleted, exec_.exe_memfd) == (1, 1)  # a memfd never had a link
+    assert exec_.exe_path == ""  # nor a directory
 
 
 def test_a_set_login_uid_and_its_session_are_reported(running_exporter):

@@ -10,6 +10,7 @@
 #include "process.h"
 #include "task.h"
 #include "security.h"
+#include "exe_path.h"
 #include "ring.h"
 #include "netns.h"
 
@@ -195,6 +196,8 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
         at = 1;
     }
     e->cmdline_size = at;
+    e->exe_path_size = 0;
+    e->pad = 0;
     e->argc = 0;
     /* The executable is the new one only once exec succeeded. */
     u32 flags = kind == EV_EXEC ? exe : 0;
@@ -213,10 +216,17 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
     return e;
 }
 
-/* Sends only the part of the command line in use. */
+/* The new executable's path after the command line (sched_process_exec: exec succeeded). */
+static __always_inline void add_exe_path(struct exec_event *e)
+{
+    e->exe_path_size = read_exe_path((void *)bpf_get_current_task(), e->cmdline, e->cmdline_size);
+}
+
+/* Sends only the part of the command line (and executable's path) in use. */
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
     u32 size = __builtin_offsetof(struct exec_event, cmdline) + e->cmdline_size;
+    size += e->exe_path_size;
     if (size > sizeof(*e))  /* never: the bound the verifier asks for */
         return;
     output_event(e, size, kind);
@@ -234,8 +244,10 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     count(C_EXEC, comm);
     struct exec_event *e =
         exec_event(EV_EXEC, a, (char *)args + (args->data_loc_filename & 0xFFFF));
-    if (e)
+    if (e) {
+        add_exe_path(e);
         send_exec(e, EV_EXEC);
+    }
     if (a)
         exec_args_by_tid.delete(&old_tid);
     return 0;

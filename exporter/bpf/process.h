@@ -11,6 +11,9 @@
 #define COMM_LEN 16
 #define TTY_NAME_LEN 32      /* of the kernel's 64: "pts1048575" and "ttyUSB0" fit */
 #define STDIO_FDS 3          /* stdin, stdout, stderr */
+#define EXE_PATH_LEN 512     /* bytes of the executable's path: names, each ended by a NUL */
+#define EXE_PATH_STEPS 32    /* directories and mount points walked up from the executable */
+#define NAME_LEN 256         /* a path component's bytes, NUL included (the kernel's NAME_MAX + 1) */
 
 enum event_kind {
     EV_FORK = 1,
@@ -92,7 +95,13 @@ struct exec_event {
     struct exec_context sec;
     u32 argc;                /* arguments captured */
     u32 cmdline_size;        /* bytes of cmdline in use */
-    char cmdline[CMDLINE_LEN];
+    u32 exe_path_size;       /* bytes of the executable's path, right after them */
+    u32 pad;
+    /* The command line, then the executable's path as the kernel resolved it (symlinks and a
+     * relative name followed), from the process's root: its names from the file up, each
+     * ended by a NUL ("true\0bin\0usr\0" is /usr/bin/true). The last NAME_LEN bytes are room
+     * for a name read whole before its length is known, never sent. */
+    char cmdline[CMDLINE_LEN + EXE_PATH_LEN + NAME_LEN];
 };
 
 /* Real and effective ids of a task. */

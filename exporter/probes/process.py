@@ -17,7 +17,7 @@ from exporter.probes.base import TASK_OFFSETS, BpfProbe, ProbeContext
 from exporter.probes.process_abi import (
     CGROUP_PATH_LEN,
     CMDLINE_AT,
-    CMDLINE_SIZE,
+    CMDLINE_LEN,
     CMDLINE_SIZE_AT,
     CONTEXT,
     CRED,
@@ -29,7 +29,9 @@ from exporter.probes.process_abi import (
     EV_EXIT,
     EV_FORK,
     EV_OOM_KILL,
+    EXE_PATH_LEN,
     EXEC_RECORD_MAX,
+    EXEC_SIZES,
     F_ARGV_TRUNCATED,
     F_ARGV_UNKNOWN,
     F_CGROUP_V1,
@@ -54,9 +56,9 @@ EXEC_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
 STATUS_CACHE_MAX = 1024
 EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD
-# filename, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of events that
-# are neither an exec nor an exit (ProcessEvent's defaults).
-NOT_EXEC_OR_EXIT = ("", 0, -1, 0, 0, "", 0)
+# filename, exe_path, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of
+# events that are neither an exec nor an exit (ProcessEvent's defaults).
+NOT_EXEC_OR_EXIT = ("", "", 0, -1, 0, 0, "", 0)
 # euid, egid, auid, session_id, tty, stdin/stdout/stderr types, exe_deleted, exe_memfd of
 # events that carry no security context (ProcessEvent's defaults).
 NO_CONTEXT = (0, 0, UNSET_ID, UNSET_ID, "", "", "", "", 0, 0)
@@ -93,6 +95,20 @@ SECURITY_OFFSETS = {
     "SB_FLAGS": ("super_block", "s_flags"),
     "TASK_MM": ("task_struct", "mm"),
     "MM_EXE_FILE": ("mm_struct", "exe_file"),
+}
+
+
+# What bpf/exe_path.h reads: the executable's path up to the task's root, across mounts.
+EXE_PATH_OFFSETS = {
+    "TASK_FS": ("task_struct", "fs"),
+    "FS_ROOT_MNT": ("fs_struct", "root.mnt"),
+    "FS_ROOT_DENTRY": ("fs_struct", "root.dentry"),
+    "FILE_PATH_MNT": ("file", "f_path.mnt"),
+    "DENTRY_PARENT": ("dentry", "d_parent"),
+    "VFSMOUNT_ROOT": ("vfsmount", "mnt_root"),
+    "MOUNT_MNT": ("mount", "mnt"),
+    "MOUNT_PARENT": ("mount", "mnt_parent"),
+    "MOUNT_MOUNTPOINT": ("mount", "mnt_mountpoint"),
 }
 
 
@@ -140,11 +156,31 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
     return raw[at : end if end >= 0 else at + size].decode("utf-8", "replace")
 
 
-def exec_args(raw: bytes) -> tuple[str, list[str]]:
-    """(filename, argv) of an exec event, from its packed command line."""
-    end = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, CMDLINE_SIZE_AT)[0]
+def exec_args(raw: bytes) -> tuple[str, list[str], str]:
+    """(filename, argv, executable's path) of an exec event, from its packed command line and
+    path ('' where the record has none)."""
+    cmdline_size, path_size = EXEC_SIZES.unpack_from(raw, CMDLINE_SIZE_AT)
+    end = CMDLINE_AT + cmdline_size
     filename, *argv = raw[CMDLINE_AT:end].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
-    return filename, argv
+    return filename, argv, exe_path(raw[end : end + path_size])
+
+
+def exec_record_size(raw: bytes) -> int:
+    """The size an exec record declares (its command line and path after the fixed part), or
+    -1 where a part declares more than the struct holds."""
+    cmdline_size, path_size = EXEC_SIZES.unpack_from(raw, CMDLINE_SIZE_AT)
+    if cmdline_size > CMDLINE_LEN or path_size > EXE_PATH_LEN:
+        return -1
+    return CMDLINE_AT + cmdline_size + path_size
+
+
+def exe_path(names: bytes) -> str:
+    """The path whose names, from the file up, each ended by a NUL, are ``names``: b"true\0bin\0"
+    is /bin/true; '' for none."""
+    if not names:
+        return ""
+    parts = names.removesuffix(b"\0").decode("utf-8", "replace").split("\0")
+    return "/" + "/".join(reversed(parts))
 
 
 def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
@@ -183,7 +219,7 @@ def errno_name(err: int) -> str:
 class ProcessProbe(BpfProbe):
     name = "process"
     source = "process.c"
-    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS, **SECURITY_OFFSETS}
+    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS, **SECURITY_OFFSETS, **EXE_PATH_OFFSETS}
 
     def __init__(
         self,
@@ -204,7 +240,7 @@ class ProcessProbe(BpfProbe):
         # record's filename, argv and context by its tail; an exit's status by code and flag.
         self._comms: dict[bytes, str] = {}
         self._keys: dict[tuple[int, int], str] = {}
-        self._execs: dict[bytes, tuple[str, tuple[str, ...], tuple]] = {}
+        self._execs: dict[bytes, tuple[str, str, tuple[str, ...], tuple]] = {}
         self._statuses: dict[int, tuple[int, int, int, str]] = {}
 
     def defines(self) -> dict[str, int]:
@@ -286,7 +322,7 @@ class ProcessProbe(BpfProbe):
                  _tid, comm) = HEAD.unpack_from(raw)  # fmt: skip
                 size = fixed_size(kind)
                 if size is None and (kind == EV_EXEC or kind == EV_EXEC_FAILED):
-                    size = CMDLINE_AT + CMDLINE_SIZE.unpack_from(raw, CMDLINE_SIZE_AT)[0]
+                    size = exec_record_size(raw)
             except struct.error:  # shorter than the head (or an exec's context) it starts with
                 size = -1
             if size is not None and (len(raw) != size or size > EXEC_RECORD_MAX):
@@ -320,7 +356,7 @@ class ProcessProbe(BpfProbe):
             if ppid != last_ppid or pstart != last_pstart:  # else the last event's parent
                 last_ppid, last_pstart = ppid, pstart
                 parent_key = (keys.get((ppid, pstart)) or new_key(ppid, pstart)) if ppid else ""
-            filename, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
+            filename, path, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
             argv, context, prev_ids = [], NO_CONTEXT, NO_PREV_IDS
             if kind == EV_EXIT:
                 name = "exit"
@@ -335,7 +371,7 @@ class ProcessProbe(BpfProbe):
                 # Cached by the record's context and command line: in an exec storm (a crash
                 # loop, a fork bomb, a script's loop) they repeat.
                 tail = raw[head_size:]
-                filename, args, context = execs.get(tail) or new_exec(raw, tail)
+                filename, path, args, context = execs.get(tail) or new_exec(raw, tail)
                 argv = list(args)  # a list of its own for each event
                 if flags & EXE_FLAGS:
                     context = (*context[:-2], 1 if flags & F_EXE_DELETED else 0,
@@ -362,7 +398,7 @@ class ProcessProbe(BpfProbe):
                 f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
                 parent_key,
                 start + offset if start else 0,
-                uid, gid, comms.get(comm) or new_comm(comm), filename, argv, truncated,
+                uid, gid, comms.get(comm) or new_comm(comm), filename, path, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
                 container.pod_uid, "ebpf", *context, *prev_ids, container.workload,
             )))  # fmt: skip
@@ -397,11 +433,12 @@ class ProcessProbe(BpfProbe):
         found = self._statuses[code << 3 | oom] = exit_status(code, oom)
         return found
 
-    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, tuple[str, ...], tuple]:
-        """(filename, argv, security context without the executable's flags) of an exec
-        record, kept by its tail (everything after the head)."""
-        filename, argv = exec_args(raw)
-        found = self._execs[tail] = (filename, tuple(argv), exec_context(raw, 0, self.ttys))
+    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, str, tuple[str, ...], tuple]:
+        """(filename, executable's path, argv, security context without the executable's
+        flags) of an exec record, kept by its tail (everything after the head)."""
+        filename, argv, path = exec_args(raw)
+        context = exec_context(raw, 0, self.ttys)
+        found = self._execs[tail] = (filename, path, tuple(argv), context)
         return found
 
     def _comm(self, raw: bytes) -> str:

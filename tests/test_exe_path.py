@@ -1,0 +1,94 @@
+"""The executable's path (``exe_path``) against real execs: the file the kernel ran, whatever
+name execve() was given (a relative name, a symlink), across a mount point, and from the
+process's own root (a chroot, as a container's). Every path asserted is one this test made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from testservices.exporter import exporter_with_wrong_offset, selftest_ok
+
+pytestmark = [pytest.mark.ebpf, pytest.mark.causes_flags("exec_from_tmp")]
+
+
+def token() -> str:
+    return f"gt-exe-{uuid.uuid4().hex[:8]}"
+
+
+def exec_of(exporter, pid: int, argv: list[str]):
+    """The exec event of `pid` that ran `argv` (a shell or chroot may have exec'd before)."""
+    (found,) = exporter.wait_for(
+        lambda e: e.pid == pid and e.kind == "exec" and e.argv == argv, what=f"exec of {argv}"
+    )
+    return found
+
+
+def test_a_relative_name_and_a_symlink_resolve_to_the_file_run(running_exporter, tmp_path):
+    directory = Path(os.path.realpath(tmp_path))
+    program = directory / "gt-true"
+    shutil.copy("/bin/true", program)
+    elsewhere = directory / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "link").symlink_to(program)
+    relative, linked = token(), token()
+    by_name = subprocess.Popen(["./gt-true", relative], cwd=directory)
+    by_link = subprocess.Popen([str(elsewhere / "link"), linked])
+    assert by_name.wait() == 0 and by_link.wait() == 0
+    one = exec_of(running_exporter, by_name.pid, ["./gt-true", relative])
+    two = exec_of(running_exporter, by_link.pid, [str(elsewhere / "link"), linked])
+    assert (one.filename, one.exe_path) == ("./gt-true", str(program))
+    assert (two.filename, two.exe_path) == (str(elsewhere / "link"), str(program))
+
+
+def test_a_file_on_another_mount_is_named_through_its_mount_point(running_exporter, tmp_path):
+    """A tmpfs mounted (in a private mount namespace) on a directory: the walk goes from the
+    tmpfs's root on to the directory it is mounted on."""
+    mount_point = Path(os.path.realpath(tmp_path)) / "mounted"
+    mount_point.mkdir()
+    last = token()
+    script = f"mount -t tmpfs gt-test {mount_point} && cp /bin/true {mount_point}/x && "
+    script += f"exec {mount_point}/x {last}"
+    child = subprocess.Popen(["unshare", "--mount", "sh", "-c", script])
+    assert child.wait() == 0
+    ev = exec_of(running_exporter, child.pid, [f"{mount_point}/x", last])
+    assert ev.exe_path == f"{mount_point}/x"
+    assert not any(mount_point.iterdir())  # the tmpfs was the child's namespace's alone
+
+
+def test_a_chrooted_process_names_it_from_its_own_root(running_exporter, tmp_path):
+    """As a container's process does: /tmp/x, not the host's path to the container's root."""
+    root = Path(os.path.realpath(tmp_path)) / "root"
+    (root / "usr").mkdir(parents=True)
+    (root / "tmp").mkdir()
+    for name in ("bin", "lib", "lib64"):  # the libraries, through the bind-mounted /usr
+        (root / name).symlink_to(f"usr/{name}")
+    shutil.copy("/bin/true", root / "tmp" / "x")
+    last = token()
+    script = f"mount --bind /usr {root}/usr && exec chroot {root} /tmp/x {last}"
+    child = subprocess.Popen(["unshare", "--mount", "sh", "-c", script])
+    assert child.wait() == 0
+    ev = exec_of(running_exporter, child.pid, ["/tmp/x", last])
+    assert (ev.filename, ev.exe_path) == ("/tmp/x", "/tmp/x")
+
+
+def test_a_wrong_dentry_offset_fails_the_selftest_and_blanks_the_path(ebpf_problems):
+    """A wrong struct offset (as a kernel change could cause) must not become a wrong path."""
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    exp = exporter_with_wrong_offset("DENTRY_PARENT", ("dentry", "d_inode"))
+    try:
+        assert selftest_ok(exp) == 0
+        last = token()
+        child = subprocess.Popen(["/usr/bin/true", last])
+        assert child.wait() == 0
+        ev = exec_of(exp, child.pid, ["/usr/bin/true", last])
+        assert (ev.exe_path, ev.filename) == ("", "/usr/bin/true")  # the rest still flows
+    finally:
+        exp.stop()
