@@ -62,7 +62,8 @@ class Detector:
         self.events_seen = 0
         self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
         self._routes: dict[type, int | None] = {}
-        self._programs: dict[str, tuple[str, int]] = {}  # file name -> (program, name bits)
+        # file name, or (file name, executable's path) -> (program, name bits)
+        self._programs: dict[str | tuple[str, str], tuple[str, int]] = {}
         self._last_stored: dict[tuple, tuple] = {}  # repeat key -> (time, counted as)
         self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
         self._out: list[FlagEvent] = []
@@ -129,8 +130,12 @@ class Detector:
                 elif kind == "exec":
                     # The common exec (no rule looks at its name, nothing suspect in its
                     # context): the ancestry's update and the hooks, nothing else.
-                    filename = ev.filename
-                    program, bits = programs.get(filename) or self._program(filename, ev)
+                    # Kept by file name, and by the executable's path where that differs (a
+                    # relative name, a symlink): the program is named by the one, the rules
+                    # on where it lives read the other.
+                    filename, path = ev.filename, ev.exe_path
+                    name = filename if path == filename or not path else (filename, path)
+                    program, bits = programs.get(name) or self._program(name, ev)
                     key, parent_key = ev.process_key, ev.parent_key
                     own = procs.get(key)  # Ancestry.exec(), inlined
                     if own is None and len(procs) >= cap:
@@ -208,14 +213,15 @@ class Detector:
             total[rule, "repeat"] += n
         return total
 
-    def _program(self, filename: str, ev) -> tuple[str, int]:
-        """(program, name bits) of an exec, kept per file name."""
+    def _program(self, name: str | tuple[str, str], ev) -> tuple[str, int]:
+        """(program, name bits) of an exec, kept per file name (and executable's path)."""
         if len(self._programs) >= PROGRAMS_MAX:
             self._programs.clear()
+        filename = ev.filename
         program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
-        found = (program, self.exec_rules.name_bits(filename, program))
+        found = (program, self.exec_rules.name_bits(ev.exe_path or filename, program))
         if filename and not FD_PATH.match(filename):  # an fd's path names no one program
-            self._programs[filename] = found
+            self._programs[name] = found
         return found
 
     # -- raising ---------------------------------------------------------------------------

@@ -123,13 +123,14 @@ class ExecRules:
             self._class_of[program] = found
         return found
 
-    def name_bits(self, filename: str, program: str) -> int:
-        """What an exec's file name and program decide: FROM_TMP and the program's classes
-        (0 for almost every exec: no rule looks at it by name)."""
+    def name_bits(self, path: str, program: str) -> int:
+        """What an exec's path (where the executed file is: its exe_path, else the file name
+        it was given) and program decide: FROM_TMP and the program's classes (0 for almost
+        every exec: no rule looks at it by name)."""
         bits = self._class_of.get(program)
         if bits is None:
             bits = self.program_class(program)
-        if self.tmp_paths and filename.startswith(self.tmp_paths):
+        if self.tmp_paths and path.startswith(self.tmp_paths):
             bits |= FROM_TMP
         return bits
 
@@ -155,10 +156,13 @@ class ExecRules:
         them per file name); the detector calls this only when they are set or the exec is
         ``suspect``, so the common exec costs neither this call nor a read of its context."""
         emit, filename, cls = self.emit, ev.filename, ev.__class__
+        path = getattr(ev, "exe_path", "") or filename
         if bits is None:
-            bits = self.name_bits(filename, program)
+            bits = self.name_bits(path, program)
         if bits & FROM_TMP and not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
-            emit(EXEC_FROM_TMP, ev, program, f"{filename} executed (from a temporary directory)")
+            where = "" if path == filename else f", which is {path}"
+            emit(EXEC_FROM_TMP, ev, program,
+                 f"{filename} executed{where} (from a temporary directory)")  # fmt: skip
         suspect = self._suspects.get(cls) or self.suspect(cls)
         if suspect(ev):
             uid, euid, auid, _, _, _, deleted, memfd = self.reader(cls)(ev)
