@@ -100,10 +100,10 @@ def test_exec_from_tmp_is_flagged_and_stored(flagging_exporter):
 
 
 @pytest.mark.causes_flags("exec_from_tmp")
-def test_exec_from_tmp_sees_where_the_file_is_not_the_name_it_was_run_by(flagging_exporter):
-    """./x run in /tmp, and a symlink elsewhere to a file in /tmp, are flagged by the file's
-    path; a symlink in /tmp to a system binary is not (it runs /usr/bin/true). That last one's
-    absence is read once a later exec's flag is there: the detector follows events in order."""
+def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exporter):
+    """./x run in /tmp and a symlink elsewhere to a file in /tmp are flagged by where the file
+    is (exe_path); a script in /tmp run by its path, by that name (its exe_path is the
+    interpreter's)."""
     exp = flagging_exporter
     with (
         tempfile.TemporaryDirectory(dir="/tmp") as tmp,
@@ -111,26 +111,26 @@ def test_exec_from_tmp_sees_where_the_file_is_not_the_name_it_was_run_by(flaggin
     ):
         tmp = os.path.realpath(tmp)
         program = copy_program("/bin/true", Path(tmp), f"dropped-{secrets.token_hex(3)}")
-        system = Path(tmp, "system-true")
-        system.symlink_to("/usr/bin/true")
+        script = Path(tmp, "dropped.sh")
+        script.write_text("#!/bin/sh\nexit 0\n")
+        script.chmod(0o755)
         link = Path(elsewhere, "innocent-name")
         link.symlink_to(program)
-        runs = {}
-        for name, argv, cwd in (("system", [str(system)], None),
-                                ("relative", [f"./{program.name}"], tmp),
-                                ("link", [str(link)], None)):  # fmt: skip
+        keys, execs = {}, {}
+        for name, argv, cwd in (("relative", [f"./{program.name}"], tmp),
+                                ("link", [str(link)], None),
+                                ("script", [str(script)], None)):  # fmt: skip
             child = subprocess.Popen(argv, cwd=cwd)
             assert child.wait() == 0
-            runs[name] = key_of(exp, child.pid)
-    (by_name,) = flags_for(exp, "exec_from_tmp", runs["relative"])
-    (by_link,) = flags_for(exp, "exec_from_tmp", runs["link"])
-    assert (by_name.program, by_link.program) == (program.name, "innocent-name")
-    assert f"./{program.name} executed, which is {program}" in by_name.description
-    assert f"{link} executed, which is {program}" in by_link.description
-    assert not [
-        e for e in exp.sink.snapshot()
-        if isinstance(e, FlagEvent) and e.process_key == runs["system"]
-    ]  # fmt: skip
+            keys[name] = key_of(exp, child.pid)
+            execs[name] = exp.events_of(child.pid, ("exec",))["exec"][-1]
+    flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
+    assert {name: f.program for name, f in flags.items()} == {
+        "relative": program.name, "link": "innocent-name", "script": "dropped.sh",
+    }  # fmt: skip
+    assert f"./{program.name} executed, which is {program}" in flags["relative"].description
+    assert f"{link} executed, which is {program}" in flags["link"].description
+    assert execs["script"].exe_path == os.path.realpath("/bin/sh")  # the interpreter
 
 
 def test_sigsegv_is_a_crash(flagging_exporter):

@@ -111,7 +111,7 @@ def test_a_closed_fd_is_none(running_exporter):
     assert (exec_.stdin_type, exec_.stdout_type) == ("none", "pipe")
 
 
-@pytest.mark.causes_flags("exec_fileless")
+@pytest.mark.causes_flags("exec_fileless", "exec_from_tmp")  # a file in its tmp_path
 def test_an_unlinked_executable_is_deleted_and_not_a_memfd(running_exporter, tmp_path):
     """Named like a memfd, but an ordinary file unlinked before fexecve."""
     program = tmp_path / "memfd:not-one"
@@ -215,7 +215,7 @@ def test_a_setuid_root_binary_run_by_a_user_has_euid_0(running_exporter):
         shutil.rmtree(directory)
 
 
-@pytest.mark.causes_flags("exec_fileless")
+@pytest.mark.causes_flags("exec_fileless", "exec_from_tmp")  # a file in its tmp_path
 def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
     """Processes started before the exporter: the /proc scan fills what exec would have."""
     from tests.fixtures.ebpf import skip_or_fail_without_ebpf

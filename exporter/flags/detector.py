@@ -131,8 +131,8 @@ class Detector:
                     # The common exec (no rule looks at its name, nothing suspect in its
                     # context): the ancestry's update and the hooks, nothing else.
                     # Kept by file name, and by the executable's path where that differs (a
-                    # relative name, a symlink): the program is named by the one, the rules
-                    # on where it lives read the other.
+                    # relative name, a symlink, a script's interpreter): the program is named
+                    # by the one, exec_from_tmp reads both.
                     filename, path = ev.filename, ev.exe_path
                     name = filename if path == filename or not path else (filename, path)
                     program, bits = programs.get(name) or self._program(name, ev)
@@ -219,7 +219,7 @@ class Detector:
             self._programs.clear()
         filename = ev.filename
         program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
-        found = (program, self.exec_rules.name_bits(ev.exe_path or filename, program))
+        found = (program, self.exec_rules.name_bits(filename, program, ev.exe_path))
         if filename and not FD_PATH.match(filename):  # an fd's path names no one program
             self._programs[name] = found
         return found

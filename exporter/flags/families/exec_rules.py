@@ -123,14 +123,17 @@ class ExecRules:
             self._class_of[program] = found
         return found
 
-    def name_bits(self, path: str, program: str) -> int:
-        """What an exec's path (where the executed file is: its exe_path, else the file name
-        it was given) and program decide: FROM_TMP and the program's classes (0 for almost
-        every exec: no rule looks at it by name)."""
+    def name_bits(self, filename: str, program: str, path: str = "") -> int:
+        """What an exec's names and program decide: FROM_TMP and the program's classes (0 for
+        almost every exec: no rule looks at it by name). FROM_TMP: the file name it was given
+        or the executable's path (``exe_path``: a relative name or a symlink resolved) is
+        under a watched directory. Both: a script's exe_path is its interpreter's."""
         bits = self._class_of.get(program)
         if bits is None:
             bits = self.program_class(program)
-        if self.tmp_paths and path.startswith(self.tmp_paths):
+        if self.tmp_paths and (
+            filename.startswith(self.tmp_paths) or path.startswith(self.tmp_paths)
+        ):
             bits |= FROM_TMP
         return bits
 
@@ -156,11 +159,11 @@ class ExecRules:
         them per file name); the detector calls this only when they are set or the exec is
         ``suspect``, so the common exec costs neither this call nor a read of its context."""
         emit, filename, cls = self.emit, ev.filename, ev.__class__
-        path = getattr(ev, "exe_path", "") or filename
+        path = getattr(ev, "exe_path", "")
         if bits is None:
-            bits = self.name_bits(path, program)
+            bits = self.name_bits(filename, program, path)
         if bits & FROM_TMP and not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
-            where = "" if path == filename else f", which is {path}"
+            where = f", which is {path}" if path and path != filename else ""
             emit(EXEC_FROM_TMP, ev, program,
                  f"{filename} executed{where} (from a temporary directory)")  # fmt: skip
         suspect = self._suspects.get(cls) or self.suspect(cls)
