@@ -24,6 +24,7 @@ NODE_FIELDS = [
     ("highlighted", "boolean", "Highlighted"),
     ("detail__kind", "string", "Kind"),
     ("detail__argv", "string", "Command line"),
+    ("detail__exe", "string", "Executable"),
     ("detail__start", "string", "Started"),
     ("detail__end", "string", "Ended"),
     ("detail__exit", "string", "Exit"),
@@ -179,6 +180,7 @@ def process_node(p: dict, children: int = 0, connections: int = 0) -> dict:
         secondarystat=f"{connections} connections",
         color=COLORS[state],
         detail__argv=" ".join(argv) if argv else p.get("filename", ""),
+        detail__exe=p.get("exe_path", ""),  # where the file run is (argv may say ./x)
         detail__start=iso(p.get("start_ns") or p.get("first_ns") or 0),
         detail__end=iso(p.get("end_ns") or 0),
         detail__exit=exit_text(p),

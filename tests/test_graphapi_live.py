@@ -115,6 +115,11 @@ def test_shell_client_server_worker_graph_is_exact(exporter, chdb_dir):
     assert "client ipv4" in nodes[keys["client"]]["detail__argv"]
     assert nodes[keys["shell"]]["title"] == "sh"
     assert nodes[keys["client"]]["detail__exit"] == "exit 0"
+    # Where each program really is: /bin/sh and the venv's python are symlinks.
+    assert nodes[keys["shell"]]["detail__exe"] == os.path.realpath("/bin/sh")
+    assert nodes[keys["client"]]["detail__exe"] == os.path.realpath(PEER[0])
+    shell_facts = client.get(f"/api/processes/{keys['shell']}").get_json()["process"]
+    assert shell_facts["executable"] == os.path.realpath("/bin/sh")
 
     g = client.get("/api/graph", query_string={"focus": keys["server"], "host": HOST}).get_json()
     spawned = {(e["source"], e["target"]) for e in g["edges"] if e["detail__kind"] == "spawned"}

@@ -31,6 +31,7 @@ def _table_row(d: dict) -> dict:
         "parent_key": d["parent_key"],
         "program": d["program"],
         "command_line": " ".join(d["argv"] or []),
+        "executable": d["exe_path"],
         "start": iso(d["start_ns"] or d["first_ns"]),
         "end": iso(d["end_ns"]),
         "state": process_state(d),
