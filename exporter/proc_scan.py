@@ -67,6 +67,24 @@ def exe_state(base: Path) -> tuple[int, int]:
     return int(deleted), int(deleted and target.startswith("/memfd:"))
 
 
+def exe_path_of(base: Path, exe: str, deleted: int, memfd: int) -> str:
+    """A process's exe_path as the probe reads it at exec: its executable's path from the
+    process's own root ('' for a memfd, a kernel thread, a file outside that root). /proc names
+    it from this process's root (" (deleted)" after an unlinked file's name), so the process's
+    root, as seen from here, is taken off the front."""
+    if memfd or not exe.startswith("/"):
+        return ""
+    if deleted:
+        exe = exe.removesuffix(" (deleted)")
+    try:
+        root = os.readlink(base / "root")
+    except OSError:
+        return ""
+    if root == "/":
+        return exe
+    return exe[len(root) :] if exe.startswith(f"{root}/") else ""
+
+
 def cap_argv(args: list[str]) -> tuple[list[str], int]:
     """Arguments cut to the probe's limits, and whether anything was cut."""
     kept = [a[:MAX_ARG_CHARS] for a in args[:ARGV_MAX]]
@@ -104,10 +122,12 @@ class ProcScanner:
         except OSError:
             exe = ""  # kernel threads have none
         args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]]
+        context = self._context(base, euid, egid, tty_nr)
+        exe_path = exe_path_of(base, exe, context["exe_deleted"], context["exe_memfd"])
         exe = exec_path(base, exe, comm, args)
         return dict(
             comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup,
-            context=self._context(base, euid, egid, tty_nr),
+            exe_path=exe_path, context=context,
         )  # fmt: skip
 
     def _context(self, base: Path, euid: int, egid: int, tty_nr: int) -> dict:
@@ -162,6 +182,7 @@ class ProcScanner:
                     gid=p["gid"],
                     comm=p["comm"],
                     filename=p["exe"],
+                    exe_path=p["exe_path"],
                     argv=argv,
                     argv_truncated=truncated,
                     container_id=container.id,

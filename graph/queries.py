@@ -84,7 +84,7 @@ def process_details(where: str) -> str:
 SELECT process_key, any(host) AS p_host, argMax(pid, time_ns) AS p_pid,
        argMin(parent_key, time_ns) AS p_parent, argMax(comm, time_ns) AS program,
        argMaxIf(filename, time_ns, kind = 'exec') AS filename,
-       argMaxIf(exe_path, time_ns, kind = 'exec') AS exe_path,
+       argMaxIf(exe_path, time_ns, kind IN ('exec', 'scan')) AS exe_path,
        argMaxIf(argv, time_ns, kind = 'exec') AS argv, countIf(kind = 'exec') AS execs,
        argMax(uid, time_ns) AS uid, max(start_time_ns) AS start_ns,
        maxIf(time_ns, kind = 'exit') AS end_ns,

@@ -104,10 +104,10 @@ class ProcessEvent:
     )
     exe_path: str = col(
         "String",
-        "exec: the executed file's path as the kernel resolved it (a relative name and symlinks "
-        "followed), from the process's root directory (a container's own); '' where it has "
-        "none there (a memfd), is longer than 512 bytes or more than 32 steps up, and for other "
-        "kinds.",
+        "exec, scan: the executed file's path as the kernel resolved it (a relative name and "
+        "symlinks followed), from the process's root directory (a container's own); '' where "
+        "it has none there (a memfd), is longer than 512 bytes or more than 32 steps up, and "
+        "for other kinds.",
     )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
     argv_truncated: int = col(

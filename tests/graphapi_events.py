@@ -49,7 +49,18 @@ def spawn(host: str, pid: int, ppid: int, t: int, comm: str, argv: list, end=Non
     """fork, exec and (when ``end`` is given) exit of one process."""
     events = [
         proc("fork", host, pid, ppid, t, comm, start=t),
-        proc("exec", host, pid, ppid, t + 1000, comm, start=t, filename=argv[0], argv=argv),
+        proc(
+            "exec",
+            host,
+            pid,
+            ppid,
+            t + 1000,
+            comm,
+            start=t,
+            filename=argv[0],
+            argv=argv,
+            exe_path=f"/usr/bin/{comm}",
+        ),  # fmt: skip
     ]
     if end is not None:
         exit_kw.setdefault("exit_code", 0)
@@ -100,7 +111,8 @@ def events() -> list:
     ev += conn(A, 101, "outbound", (A_ADDR, 40002), (PUBLIC, 443), T0 + 4 * S, "a2", comm="curl")
     ev += conn(A, 130, "outbound", (A_ADDR, 40001), (B_ADDR, 80), T0 + 41 * S, "a3", comm="wget")
 
-    ev.append(proc("scan", B, 200, 1, T0 - 3600 * S, "nginx", start=T0 - 7200 * S, uid=0))
+    ev.append(proc("scan", B, 200, 1, T0 - 3600 * S, "nginx", start=T0 - 7200 * S, uid=0,
+                   exe_path="/usr/sbin/nginx"))  # fmt: skip
     ev.append(
         ListenEvent(
             event_id=f"l{next(_ids)}", kind="scan", time_ns=T0 - 3600 * S, host=B, pid=200,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -61,20 +62,52 @@ def test_a_file_on_another_mount_is_named_through_its_mount_point(running_export
     assert not any(mount_point.iterdir())  # the tmpfs was the child's namespace's alone
 
 
-def test_a_chrooted_process_names_it_from_its_own_root(running_exporter, tmp_path):
-    """As a container's process does: /tmp/x, not the host's path to the container's root."""
+def chrooted(tmp_path: Path, program: str, *args: str) -> subprocess.Popen:
+    """`program`, copied to /tmp/x of a root of its own under tmp_path, run chrooted there (in
+    a mount namespace of its own, with the host's /usr bind-mounted for its libraries)."""
     root = Path(os.path.realpath(tmp_path)) / "root"
     (root / "usr").mkdir(parents=True)
     (root / "tmp").mkdir()
-    for name in ("bin", "lib", "lib64"):  # the libraries, through the bind-mounted /usr
+    for name in ("bin", "lib", "lib64"):
         (root / name).symlink_to(f"usr/{name}")
-    shutil.copy("/bin/true", root / "tmp" / "x")
+    shutil.copy(program, root / "tmp" / "x")
+    script = f"mount --bind /usr {root}/usr && exec chroot {root} /tmp/x {' '.join(args)}"
+    return subprocess.Popen(["unshare", "--mount", "sh", "-c", script])
+
+
+def test_a_chrooted_process_names_it_from_its_own_root(running_exporter, tmp_path):
+    """As a container's process does: /tmp/x, not the host's path to the container's root."""
     last = token()
-    script = f"mount --bind /usr {root}/usr && exec chroot {root} /tmp/x {last}"
-    child = subprocess.Popen(["unshare", "--mount", "sh", "-c", script])
+    child = chrooted(tmp_path, "/bin/true", last)
     assert child.wait() == 0
     ev = exec_of(running_exporter, child.pid, ["/tmp/x", last])
     assert (ev.filename, ev.exe_path) == ("/tmp/x", "/tmp/x")
+
+
+def test_the_start_up_scan_names_it_as_exec_does(ebpf_problems, tmp_path):
+    """A process found running at start-up: its exe_path from its own root (a chroot here),
+    and a host process's, as exec would have recorded them."""
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+    from testservices.exporter import RunningExporter, exporter_config
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    inside = chrooted(tmp_path, "/bin/sleep", "30")
+    outside = subprocess.Popen(["/bin/sleep", "30"])
+    exp = None
+    try:
+        while not os.readlink(f"/proc/{inside.pid}/exe").endswith("/tmp/x"):
+            assert inside.poll() is None
+            time.sleep(0.01)
+        exp = RunningExporter(exporter_config(selftest=False)).start()
+        scanned = {e.pid: e for e in exp.sink.snapshot() if e.kind == "scan"}
+        assert scanned[inside.pid].exe_path == "/tmp/x"
+        assert scanned[outside.pid].exe_path == os.path.realpath("/bin/sleep")
+    finally:
+        for proc in (inside, outside):
+            proc.kill()
+            proc.wait()
+        if exp is not None:
+            exp.stop()
 
 
 def test_a_wrong_dentry_offset_fails_the_selftest_and_blanks_the_path(ebpf_problems):

@@ -50,8 +50,15 @@ def test_a_focused_graph_is_built_from_the_store_alone(store):
     g = graph_of(store, Focus(PROCESS, curl, host=E.A, pid=101))
     nodes = {n["id"]: n for n in g["nodes"]}
     assert nodes[curl]["detail__argv"] == "curl http://10.0.0.2/"
+    assert nodes[curl]["detail__exe"] == "/usr/bin/curl"
     assert (sh, curl) in {(e["source"], e["target"]) for e in g["edges"]}
     assert g["meta"]["seeds"] == [curl]
+
+
+def test_a_process_found_by_the_scan_names_its_executable(store):
+    nginx = E.key(E.B, 200)
+    g = graph_of(store, Focus(PROCESS, nginx, host=E.B, pid=200))
+    assert {n["id"]: n for n in g["nodes"]}[nginx]["detail__exe"] == "/usr/sbin/nginx"
 
 
 def test_the_limits_dataclass_is_what_the_builder_obeys(store):

@@ -256,8 +256,10 @@ def test_scanned_processes_carry_the_same_context(ebpf_problems, tmp_path):
         assert (term.stdin_type, term.stdout_type, term.stderr_type) == ("tty",) * 3
         assert term.auid == LOGIN_UID and term.session_id != UNSET_ID
         assert (term.exe_deleted, term.exe_memfd) == (1, 0)
+        assert term.exe_path == os.path.realpath(program)  # the name it had, as at exec
         assert (term.euid, term.egid) == (os.geteuid(), os.getegid())
         assert mem.tty == ""
+        assert mem.exe_path == ""
         assert (mem.stdin_type, mem.stdout_type, mem.stderr_type) == ("socket", "pipe", "none")
         assert (mem.exe_deleted, mem.exe_memfd) == (1, 1)
     finally:
