@@ -33,7 +33,8 @@ UNTRUSTED_FIELDS = {
     "auid": {"auid", "session_id"},
     "tty": {"tty"},
     "stdio": {"stdin_type", "stdout_type", "stderr_type"},
-    "exe": {"exe_deleted", "exe_memfd"},
+    "filename": {"filename"},
+    "exe": {"exe_deleted", "exe_memfd", "exe_script"},
     "exe_path": {"exe_path"},
 }
 # The canary's standard fds: one of each kind a probe could confuse.
@@ -84,7 +85,8 @@ def run_process_selftest(
         "auid": ((exec_ev.auid, exec_ev.session_id), own_login()),
         "tty": (exec_ev.tty, own_tty()),
         "stdio": ((exec_ev.stdin_type, exec_ev.stdout_type, exec_ev.stderr_type), CANARY_STDIO),
-        "exe": ((exec_ev.exe_deleted, exec_ev.exe_memfd), (0, 0)),
+        "filename": (exec_ev.filename, argv[0]),
+        "exe": ((exec_ev.exe_deleted, exec_ev.exe_memfd, exec_ev.exe_script), (0, 0, 0)),
         # Where the canary's shell really is (/bin/sh is a symlink on most systems).
         "exe_path": (exec_ev.exe_path, os.path.realpath(argv[0])),
     }

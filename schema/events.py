@@ -148,6 +148,11 @@ class ProcessEvent:
         "at the scan (so also a program replaced on disk since it started, as by an upgrade).",
     )
     exe_memfd: int = col("UInt8", "1 when the executed file is a memfd: a fileless exec.")
+    exe_script: int = col(
+        "UInt8",
+        "exec: 1 when the file run is a script (#!) or another format an interpreter runs "
+        "(binfmt_misc): filename is then the script's, exe_path the interpreter's. scan: 0.",
+    )
     # kind cred_change: a set*id call changed the real or effective uid or gid; uid, gid,
     # euid, egid are the ids after it, outcome is the call's name.
     prev_uid: int = col(

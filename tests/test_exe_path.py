@@ -43,8 +43,25 @@ def test_a_relative_name_and_a_symlink_resolve_to_the_file_run(running_exporter,
     assert by_name.wait() == 0 and by_link.wait() == 0
     one = exec_of(running_exporter, by_name.pid, ["./gt-true", relative])
     two = exec_of(running_exporter, by_link.pid, [str(elsewhere / "link"), linked])
-    assert (one.filename, one.exe_path) == ("./gt-true", str(program))
-    assert (two.filename, two.exe_path) == (str(elsewhere / "link"), str(program))
+    assert (one.filename, one.exe_path, one.exe_script) == ("./gt-true", str(program), 0)
+    assert (two.filename, two.exe_path, two.exe_script) == (
+        str(elsewhere / "link"),
+        str(program),
+        0,
+    )
+
+
+def test_a_script_names_itself_and_runs_its_interpreter(running_exporter, tmp_path):
+    script = Path(os.path.realpath(tmp_path)) / "gt-script.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    last = token()
+    child = subprocess.Popen([str(script), last])
+    assert child.wait() == 0
+    ev = exec_of(running_exporter, child.pid, [str(script), last])
+    assert (ev.filename, ev.exe_path, ev.exe_script) == (
+        str(script), os.path.realpath("/bin/sh"), 1,
+    )  # fmt: skip
 
 
 def test_a_file_on_another_mount_is_named_through_its_mount_point(running_exporter, tmp_path):
@@ -110,18 +127,29 @@ def test_the_start_up_scan_names_it_as_exec_does(ebpf_problems, tmp_path):
             exp.stop()
 
 
-def test_a_wrong_dentry_offset_fails_the_selftest_and_blanks_the_path(ebpf_problems):
-    """A wrong struct offset (as a kernel change could cause) must not become a wrong path."""
+@pytest.mark.parametrize(
+    "define,member,field,blank",
+    [
+        ("DENTRY_PARENT", ("dentry", "d_inode"), "exe_path", ""),
+        ("BPRM_INTERP", ("linux_binprm", "file"), "exe_script", 0),  # every exec a "script"
+        ("BPRM_FILENAME", ("linux_binprm", "file"), "filename", ""),
+    ],
+)
+def test_a_wrong_offset_fails_the_selftest_and_blanks_its_field(
+    ebpf_problems, define, member, field, blank
+):
+    """A wrong struct offset (as a kernel change could cause) must not become wrong data."""
     from tests.fixtures.ebpf import skip_or_fail_without_ebpf
 
     skip_or_fail_without_ebpf(ebpf_problems)
-    exp = exporter_with_wrong_offset("DENTRY_PARENT", ("dentry", "d_inode"))
+    exp = exporter_with_wrong_offset(define, member)
     try:
         assert selftest_ok(exp) == 0
         last = token()
         child = subprocess.Popen(["/usr/bin/true", last])
         assert child.wait() == 0
         ev = exec_of(exp, child.pid, ["/usr/bin/true", last])
-        assert (ev.exe_path, ev.filename) == ("", "/usr/bin/true")  # the rest still flows
+        assert getattr(ev, field) == blank
+        assert ev.uid == os.getuid()  # the rest still flows
     finally:
         exp.stop()

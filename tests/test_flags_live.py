@@ -103,7 +103,8 @@ def test_exec_from_tmp_is_flagged_and_stored(flagging_exporter):
 def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exporter):
     """./x run in /tmp and a symlink elsewhere to a file in /tmp are flagged by where the file
     is (exe_path); a script in /tmp run by its path, by that name (its exe_path is the
-    interpreter's)."""
+    interpreter's); a symlink in /tmp to a system binary is not flagged. That absence is read
+    once the later execs' flags are there: the detector follows events in order."""
     exp = flagging_exporter
     with (
         tempfile.TemporaryDirectory(dir="/tmp") as tmp,
@@ -116,14 +117,18 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
         script.chmod(0o755)
         link = Path(elsewhere, "innocent-name")
         link.symlink_to(program)
+        system = Path(tmp, "system-true")
+        system.symlink_to("/usr/bin/true")
         keys, execs = {}, {}
-        for name, argv, cwd in (("relative", [f"./{program.name}"], tmp),
+        for name, argv, cwd in (("system", [str(system)], None),
+                                ("relative", [f"./{program.name}"], tmp),
                                 ("link", [str(link)], None),
                                 ("script", [str(script)], None)):  # fmt: skip
             child = subprocess.Popen(argv, cwd=cwd)
             assert child.wait() == 0
             keys[name] = key_of(exp, child.pid)
             execs[name] = exp.events_of(child.pid, ("exec",))["exec"][-1]
+    system_key = keys.pop("system")
     flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
     assert {name: f.program for name, f in flags.items()} == {
         "relative": program.name, "link": "innocent-name", "script": "dropped.sh",
@@ -131,6 +136,10 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
     assert f"./{program.name} executed, which is {program}" in flags["relative"].description
     assert f"{link} executed, which is {program}" in flags["link"].description
     assert execs["script"].exe_path == os.path.realpath("/bin/sh")  # the interpreter
+    assert (execs["script"].exe_script, execs["system"].exe_script) == (1, 0)
+    assert not [
+        e for e in exp.sink.snapshot() if isinstance(e, FlagEvent) and e.process_key == system_key
+    ]
 
 
 def test_sigsegv_is_a_crash(flagging_exporter):

@@ -68,6 +68,9 @@ def test_the_security_context_decodes_from_its_raw_fields():
     )  # fmt: skip
     assert (two.exe_deleted, two.exe_memfd) == (1, 1)  # the same context, other flags: apart
     assert (three.exe_deleted, three.exe_memfd) == (1, 0)
+    four = probe.decode(exec_record(b"/tmp/x.sh", [b"x.sh"], context=reverse, flags=64))
+    assert (four.exe_deleted, four.exe_memfd, four.exe_script) == (0, 0, 1)
+    assert (one.exe_script, two.exe_script, three.exe_script) == (0, 0, 0)
 
 
 def test_a_cred_change_record_decodes_ids_before_and_after():

@@ -232,19 +232,26 @@ static __always_inline void send_exec(struct exec_event *e, u32 kind)
     output_event(e, size, kind);
 }
 
-TRACEPOINT_PROBE(sched, sched_process_exec)
+/* args: the task, its thread id before exec (a thread other than the leader may exec), and the
+ * exec's struct linux_binprm: raw, for the binprm, whose `interp` tells a script from a binary. */
+RAW_TRACEPOINT_PROBE(sched_process_exec)
 {
     if (!current_in_netns())  /* and so stored no arguments at syscall entry */
         return 0;
-    u32 old_tid = args->old_pid;
+    u32 old_tid = (u32)ctx->args[1];
+    void *bprm = (void *)ctx->args[2];
     struct exec_args *a = exec_args_by_tid.lookup(&old_tid);
     /* Counted before the event is queued: counted execs = delivered + dropped, exactly. */
     char comm[COMM_LEN];
     bpf_get_current_comm(&comm, sizeof(comm));
     count(C_EXEC, comm);
-    struct exec_event *e =
-        exec_event(EV_EXEC, a, (char *)args + (args->data_loc_filename & 0xFFFF));
+    const char *filename = task_read_ptr(bprm, BPRM_FILENAME);
+    struct exec_event *e = exec_event(EV_EXEC, a, filename);
     if (e) {
+        /* A script (#!) or a binfmt_misc format: the kernel ran an interpreter instead, whose
+         * name replaced `interp` (for a binary it stays the filename itself). */
+        if (task_read_ptr(bprm, BPRM_INTERP) != filename)
+            e->hdr.flags |= F_EXE_SCRIPT;
         add_exe_path(e);
         send_exec(e, EV_EXEC);
     }

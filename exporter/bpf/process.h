@@ -33,6 +33,7 @@ enum event_flags {
     F_CGROUP_V1 = 8,         /* cgroup_mkdir in the v1 memory hierarchy */
     F_EXE_DELETED = 16,      /* exec: the executable has no links left (unlinked, or a memfd) */
     F_EXE_MEMFD = 32,        /* exec: the executable is a memfd */
+    F_EXE_SCRIPT = 64,       /* exec: the file was run by an interpreter (#!, binfmt_misc) */
 };
 
 /* Which set*id syscall changed the credentials (cred_event.syscall). */

@@ -132,7 +132,8 @@ class Detector:
                     # context): the ancestry's update and the hooks, nothing else.
                     # Kept by file name, and by the executable's path where that differs (a
                     # relative name, a symlink, a script's interpreter): the program is named
-                    # by the one, exec_from_tmp reads both.
+                    # by the one, exec_from_tmp reads both (a file name and its exe_path are
+                    # a script's or not alike, exec after exec).
                     filename, path = ev.filename, ev.exe_path
                     name = filename if path == filename or not path else (filename, path)
                     program, bits = programs.get(name) or self._program(name, ev)
@@ -219,7 +220,7 @@ class Detector:
             self._programs.clear()
         filename = ev.filename
         program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
-        found = (program, self.exec_rules.name_bits(filename, program, ev.exe_path))
+        found = (program, self.exec_rules.name_bits(filename, program, ev.exe_path, ev.exe_script))
         if filename and not FD_PATH.match(filename):  # an fd's path names no one program
             self._programs[name] = found
         return found

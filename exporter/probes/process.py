@@ -37,6 +37,7 @@ from exporter.probes.process_abi import (
     F_CGROUP_V1,
     F_EXE_DELETED,
     F_EXE_MEMFD,
+    F_EXE_SCRIPT,
     F_OOM_KILLED,
     HEAD,
     KIND_NAMES,
@@ -55,13 +56,14 @@ COMM_CACHE_MAX = 4096
 EXEC_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
 STATUS_CACHE_MAX = 1024
-EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD
+EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT
 # filename, exe_path, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of
 # events that are neither an exec nor an exit (ProcessEvent's defaults).
 NOT_EXEC_OR_EXIT = ("", "", 0, -1, 0, 0, "", 0)
-# euid, egid, auid, session_id, tty, stdin/stdout/stderr types, exe_deleted, exe_memfd of
+# euid, egid, auid, session_id, tty, stdin/stdout/stderr types, exe_deleted, exe_memfd,
+# exe_script of
 # events that carry no security context (ProcessEvent's defaults).
-NO_CONTEXT = (0, 0, UNSET_ID, UNSET_ID, "", "", "", "", 0, 0)
+NO_CONTEXT = (0, 0, UNSET_ID, UNSET_ID, "", "", "", "", 0, 0, 0)
 NO_PREV_IDS = (0, 0, 0, 0)  # prev_uid, prev_gid, prev_euid, prev_egid
 
 # The path from a task to its v1 memory cgroup's id (task_v1_memcg_id in bpf/task.h).
@@ -109,6 +111,9 @@ EXE_PATH_OFFSETS = {
     "MOUNT_MNT": ("mount", "mnt"),
     "MOUNT_PARENT": ("mount", "mnt_parent"),
     "MOUNT_MOUNTPOINT": ("mount", "mnt_mountpoint"),
+    # and the exec's own names (bpf/process.c, sched_process_exec): given, and run
+    "BPRM_FILENAME": ("linux_binprm", "filename"),
+    "BPRM_INTERP": ("linux_binprm", "interp"),
 }
 
 
@@ -194,8 +199,17 @@ def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
     ]
     return (
         euid, egid, auid, session, kernel_tty_name(cstr(tty)), *types,
-        1 if flags & F_EXE_DELETED else 0, 1 if flags & F_EXE_MEMFD else 0,
+        *exe_flags(flags),
     )  # fmt: skip
+
+
+def exe_flags(flags: int) -> tuple[int, int, int]:
+    """exe_deleted, exe_memfd and exe_script from an exec's flags."""
+    return (
+        1 if flags & F_EXE_DELETED else 0,
+        1 if flags & F_EXE_MEMFD else 0,
+        1 if flags & F_EXE_SCRIPT else 0,
+    )
 
 
 def rare_kind_fields(kind: int, raw: bytes) -> tuple[str, tuple, tuple, str]:
@@ -374,8 +388,7 @@ class ProcessProbe(BpfProbe):
                 filename, path, args, context = execs.get(tail) or new_exec(raw, tail)
                 argv = list(args)  # a list of its own for each event
                 if flags & EXE_FLAGS:
-                    context = (*context[:-2], 1 if flags & F_EXE_DELETED else 0,
-                               1 if flags & F_EXE_MEMFD else 0)  # fmt: skip
+                    context = (*context[:-3], *exe_flags(flags))
                 if context[2] != UNSET_ID and container.workload == HOST_WORKLOAD:
                     # A login session (auid set): its workload, looked up once per session.
                     container = login_session(context[3], pid, ppid, key, container)

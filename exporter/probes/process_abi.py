@@ -61,7 +61,7 @@ RECORD_SIZES = {
 
 # enum event_flags
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
-F_EXE_DELETED, F_EXE_MEMFD = 16, 32
+F_EXE_DELETED, F_EXE_MEMFD, F_EXE_SCRIPT = 16, 32, 64
 
 # enum cred_syscall: a cred_change's outcome.
 CRED_SYSCALLS = {

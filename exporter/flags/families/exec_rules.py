@@ -123,17 +123,17 @@ class ExecRules:
             self._class_of[program] = found
         return found
 
-    def name_bits(self, filename: str, program: str, path: str = "") -> int:
+    def name_bits(self, filename: str, program: str, path: str = "", script: int = 0) -> int:
         """What an exec's names and program decide: FROM_TMP and the program's classes (0 for
-        almost every exec: no rule looks at it by name). FROM_TMP: the file name it was given
-        or the executable's path (``exe_path``: a relative name or a symlink resolved) is
-        under a watched directory. Both: a script's exe_path is its interpreter's."""
+        almost every exec: no rule looks at it by name). FROM_TMP: the file run is under a
+        watched directory: its ``exe_path`` (a relative name or a symlink resolved), or, for a
+        script (whose exe_path is its interpreter's) or where there is no exe_path, the file
+        name it was given."""
         bits = self._class_of.get(program)
         if bits is None:
             bits = self.program_class(program)
-        if self.tmp_paths and (
-            filename.startswith(self.tmp_paths) or path.startswith(self.tmp_paths)
-        ):
+        tmp = self.tmp_paths
+        if tmp and (path.startswith(tmp) or (filename.startswith(tmp) and (script or not path))):
             bits |= FROM_TMP
         return bits
 
@@ -161,7 +161,7 @@ class ExecRules:
         emit, filename, cls = self.emit, ev.filename, ev.__class__
         path = getattr(ev, "exe_path", "")
         if bits is None:
-            bits = self.name_bits(filename, program, path)
+            bits = self.name_bits(filename, program, path, getattr(ev, "exe_script", 0))
         if bits & FROM_TMP and not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
             where = f", which is {path}" if path and path != filename else ""
             emit(EXEC_FROM_TMP, ev, program,
