@@ -44,6 +44,7 @@ NODE_LIMITS = (50, 100, MAX_NODES_DRAWN)  # the dashboard's "Max nodes" choices
 NODE_DETAIL_NAMES = {
     "detail__kind": "Kind",
     "detail__argv": "Command line",
+    "detail__exe": "Executable",
     "detail__start": "Started",
     "detail__end": "Ended",
     "detail__exit": "Exit",

@@ -67,22 +67,35 @@ def exe_state(base: Path) -> tuple[int, int]:
     return int(deleted), int(deleted and target.startswith("/memfd:"))
 
 
-def exe_path_of(base: Path, exe: str, deleted: int, memfd: int) -> str:
-    """A process's exe_path as the probe reads it at exec: its executable's path from the
-    process's own root ('' for a memfd, a kernel thread, a file outside that root). /proc names
-    it from this process's root (" (deleted)" after an unlinked file's name), so the process's
-    root, as seen from here, is taken off the front."""
-    if memfd or not exe.startswith("/"):
-        return ""
-    if deleted:
-        exe = exe.removesuffix(" (deleted)")
+def path_from_root(base: Path, path: str) -> str:
+    """A path /proc gives from this process's root (``/proc/<pid>/exe``, ``cwd``) as the probe
+    reads it at exec, from the process's own root ('' outside it): that root, as seen from
+    here, taken off the front."""
     try:
         root = os.readlink(base / "root")
     except OSError:
         return ""
-    if root == "/":
-        return exe
-    return exe[len(root) :] if exe.startswith(f"{root}/") else ""
+    if root == "/" or not path.startswith("/"):
+        return path if path.startswith("/") else ""
+    if path == root:
+        return "/"
+    return path[len(root) :] if path.startswith(f"{root}/") else ""
+
+
+def exe_path_of(base: Path, exe: str, deleted: int, memfd: int) -> str:
+    """A process's exe_path ('' for a memfd or a kernel thread; an unlinked file's name without
+    the " (deleted)" /proc adds)."""
+    if memfd:
+        return ""
+    return path_from_root(base, exe.removesuffix(" (deleted)") if deleted else exe)
+
+
+def cwd_of(base: Path) -> str:
+    """A process's working directory, as its exec event has it."""
+    try:
+        return path_from_root(base, os.readlink(base / "cwd"))
+    except OSError:
+        return ""
 
 
 def cap_argv(args: list[str]) -> tuple[list[str], int]:
@@ -127,7 +140,7 @@ class ProcScanner:
         exe = exec_path(base, exe, comm, args)
         return dict(
             comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup,
-            exe_path=exe_path, context=context,
+            exe_path=exe_path, cwd=cwd_of(base), context=context,
         )  # fmt: skip
 
     def _context(self, base: Path, euid: int, egid: int, tty_nr: int) -> dict:
@@ -183,6 +196,7 @@ class ProcScanner:
                     comm=p["comm"],
                     filename=p["exe"],
                     exe_path=p["exe_path"],
+                    cwd=p["cwd"],
                     argv=argv,
                     argv_truncated=truncated,
                     container_id=container.id,

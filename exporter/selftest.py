@@ -36,6 +36,7 @@ UNTRUSTED_FIELDS = {
     "filename": {"filename"},
     "exe": {"exe_deleted", "exe_memfd", "exe_script"},
     "exe_path": {"exe_path"},
+    "cwd": {"cwd"},
 }
 # The canary's standard fds: one of each kind a probe could confuse.
 CANARY_STDIO = ("pipe", "file", "socket")
@@ -89,6 +90,7 @@ def run_process_selftest(
         "exe": ((exec_ev.exe_deleted, exec_ev.exe_memfd, exec_ev.exe_script), (0, 0, 0)),
         # Where the canary's shell really is (/bin/sh is a symlink on most systems).
         "exe_path": (exec_ev.exe_path, os.path.realpath(argv[0])),
+        "cwd": (exec_ev.cwd, os.path.realpath(os.getcwd())),  # the canary's is ours
     }
     for field, (got, want) in expected.items():
         if got != want:

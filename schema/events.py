@@ -109,6 +109,11 @@ class ProcessEvent:
         "it has none there (a memfd), is longer than 512 bytes or more than 32 steps up, and "
         "for other kinds.",
     )
+    cwd: str = col(
+        "String",
+        "exec, scan: the process's working directory, from its root directory (as exe_path); "
+        "'' where it has none there or it is longer than 512 bytes or more than 32 steps up.",
+    )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
     argv_truncated: int = col(
         "UInt8", "1 when an argument was cut or unreadable, or more than 20 were given."

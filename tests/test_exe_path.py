@@ -1,6 +1,7 @@
-"""The executable's path (``exe_path``) against real execs: the file the kernel ran, whatever
-name execve() was given (a relative name, a symlink), across a mount point, and from the
-process's own root (a chroot, as a container's). Every path asserted is one this test made."""
+"""The paths an exec records against real execs: the file the kernel ran (``exe_path``),
+whatever name execve() was given (a relative name, a symlink, a script's interpreter), across a
+mount point, from the process's own root (a chroot, as a container's); and the working
+directory (``cwd``). Every path asserted is one this test made."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def test_a_relative_name_and_a_symlink_resolve_to_the_file_run(running_exporter,
     one = exec_of(running_exporter, by_name.pid, ["./gt-true", relative])
     two = exec_of(running_exporter, by_link.pid, [str(elsewhere / "link"), linked])
     assert (one.filename, one.exe_path, one.exe_script) == ("./gt-true", str(program), 0)
+    assert (one.cwd, two.cwd) == (str(directory), os.path.realpath(os.getcwd()))
     assert (two.filename, two.exe_path, two.exe_script) == (
         str(elsewhere / "link"),
         str(program),
@@ -57,11 +59,14 @@ def test_a_script_names_itself_and_runs_its_interpreter(running_exporter, tmp_pa
     script.chmod(0o755)
     last = token()
     child = subprocess.Popen([str(script), last])
-    assert child.wait() == 0
+    relative = subprocess.Popen(["./gt-script.sh", last], cwd=script.parent)
+    assert child.wait() == 0 and relative.wait() == 0
     ev = exec_of(running_exporter, child.pid, [str(script), last])
     assert (ev.filename, ev.exe_path, ev.exe_script) == (
         str(script), os.path.realpath("/bin/sh"), 1,
     )  # fmt: skip
+    ev = exec_of(running_exporter, relative.pid, ["./gt-script.sh", last])
+    assert (ev.filename, ev.exe_script, ev.cwd) == ("./gt-script.sh", 1, str(script.parent))
 
 
 def test_a_file_on_another_mount_is_named_through_its_mount_point(running_exporter, tmp_path):
@@ -98,7 +103,7 @@ def test_a_chrooted_process_names_it_from_its_own_root(running_exporter, tmp_pat
     child = chrooted(tmp_path, "/bin/true", last)
     assert child.wait() == 0
     ev = exec_of(running_exporter, child.pid, ["/tmp/x", last])
-    assert (ev.filename, ev.exe_path) == ("/tmp/x", "/tmp/x")
+    assert (ev.filename, ev.exe_path, ev.cwd) == ("/tmp/x", "/tmp/x", "/")  # chroot's chdir
 
 
 def test_the_start_up_scan_names_it_as_exec_does(ebpf_problems, tmp_path):
@@ -117,8 +122,10 @@ def test_the_start_up_scan_names_it_as_exec_does(ebpf_problems, tmp_path):
             time.sleep(0.01)
         exp = RunningExporter(exporter_config(selftest=False)).start()
         scanned = {e.pid: e for e in exp.sink.snapshot() if e.kind == "scan"}
-        assert scanned[inside.pid].exe_path == "/tmp/x"
-        assert scanned[outside.pid].exe_path == os.path.realpath("/bin/sleep")
+        assert (scanned[inside.pid].exe_path, scanned[inside.pid].cwd) == ("/tmp/x", "/")
+        assert (scanned[outside.pid].exe_path, scanned[outside.pid].cwd) == (
+            os.path.realpath("/bin/sleep"), os.path.realpath(os.getcwd()),
+        )  # fmt: skip
     finally:
         for proc in (inside, outside):
             proc.kill()
@@ -133,6 +140,7 @@ def test_the_start_up_scan_names_it_as_exec_does(ebpf_problems, tmp_path):
         ("DENTRY_PARENT", ("dentry", "d_inode"), "exe_path", ""),
         ("BPRM_INTERP", ("linux_binprm", "file"), "exe_script", 0),  # every exec a "script"
         ("BPRM_FILENAME", ("linux_binprm", "file"), "filename", ""),
+        ("FS_PWD_DENTRY", ("fs_struct", "root.dentry"), "cwd", ""),  # every cwd the root
     ],
 )
 def test_a_wrong_offset_fails_the_selftest_and_blanks_its_field(

@@ -102,8 +102,9 @@ def test_exec_from_tmp_is_flagged_and_stored(flagging_exporter):
 @pytest.mark.causes_flags("exec_from_tmp")
 def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exporter):
     """./x run in /tmp and a symlink elsewhere to a file in /tmp are flagged by where the file
-    is (exe_path); a script in /tmp run by its path, by that name (its exe_path is the
-    interpreter's); a symlink in /tmp to a system binary is not flagged. That absence is read
+    is (exe_path); a script in /tmp run by its path, or by ./ from /tmp, by that name (joined
+    to the working directory: its exe_path is the interpreter's); a symlink in /tmp to a system
+    binary is not flagged. That absence is read
     once the later execs' flags are there: the detector follows events in order."""
     exp = flagging_exporter
     with (
@@ -112,9 +113,11 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
     ):
         tmp = os.path.realpath(tmp)
         program = copy_program("/bin/true", Path(tmp), f"dropped-{secrets.token_hex(3)}")
-        script = Path(tmp, "dropped.sh")
-        script.write_text("#!/bin/sh\nexit 0\n")
-        script.chmod(0o755)
+        # Two scripts: one program run twice under one parent would be a repeat of one flag.
+        script, other_script = Path(tmp, "dropped.sh"), Path(tmp, "relative.sh")
+        for path in (script, other_script):
+            path.write_text("#!/bin/sh\nexit 0\n")
+            path.chmod(0o755)
         link = Path(elsewhere, "innocent-name")
         link.symlink_to(program)
         system = Path(tmp, "system-true")
@@ -123,7 +126,8 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
         for name, argv, cwd in (("system", [str(system)], None),
                                 ("relative", [f"./{program.name}"], tmp),
                                 ("link", [str(link)], None),
-                                ("script", [str(script)], None)):  # fmt: skip
+                                ("script", [str(script)], None),
+                                ("relative script", ["./relative.sh"], tmp)):  # fmt: skip
             child = subprocess.Popen(argv, cwd=cwd)
             assert child.wait() == 0
             keys[name] = key_of(exp, child.pid)
@@ -132,7 +136,10 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
     flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
     assert {name: f.program for name, f in flags.items()} == {
         "relative": program.name, "link": "innocent-name", "script": "dropped.sh",
+        "relative script": "relative.sh",
     }  # fmt: skip
+    description = flags["relative script"].description
+    assert f"./relative.sh executed, which is {other_script}" in description
     assert f"./{program.name} executed, which is {program}" in flags["relative"].description
     assert f"{link} executed, which is {program}" in flags["link"].description
     assert execs["script"].exe_path == os.path.realpath("/bin/sh")  # the interpreter

@@ -36,15 +36,24 @@ def exec_record(
     context: bytes = NO_CONTEXT,
     flags: int = 0,
     exe_path: bytes = b"",
+    cwd: bytes = b"",
 ) -> bytes:
     head = HEAD.pack(
         10**9, 5 * 10**8, 10**8, cgroup_id, 0, EV_EXEC, pid, 1, 0, 0, 0, flags, pid, b"prog"
     )
     # As bpf/process.h packs them: the command line, then the path's names from the file up.
     cmdline = b"".join(s + b"\0" for s in [filename, *argv])
-    names = b"".join(s + b"\0" for s in reversed(exe_path.split(b"/")[1:])) if exe_path else b""
-    sizes = struct.pack("<IIII", len(argv), len(cmdline), len(names), 0)
-    return head + context + sizes + cmdline + names
+    exe, where = names(exe_path), names(cwd)
+    sizes = struct.pack("<IIII", len(argv), len(cmdline), len(exe), len(where))
+    return head + context + sizes + cmdline + exe + where
+
+
+def names(path: bytes) -> bytes:
+    """A path as bpf/path.h sends it: names from the leaf up, each ended by a NUL; the root
+    alone one NUL; none for b""."""
+    if path == b"/":
+        return b"\0"
+    return b"".join(s + b"\0" for s in reversed(path.split(b"/")[1:])) if path else b""
 
 
 def test_the_security_context_decodes_from_its_raw_fields():
@@ -145,16 +154,18 @@ def test_the_packed_command_line_decodes_to_filename_and_argv(filename, argv, ex
     assert (ev.filename, ev.argv) == (filename.decode(), expected_argv)
 
 
-def test_the_executables_path_decodes_from_its_names_in_reverse():
-    """The kernel walks up from the file: names "x", "t", "tmp" are /tmp/t/x; a record with
-    none (a memfd, an exec_failed) has ''; two records alike but for the path decode apart."""
+def test_the_paths_decode_from_their_names_in_reverse():
+    """The kernel walks up from the file (and the working directory): names "x", "t", "tmp"
+    are /tmp/t/x, one NUL the root; a record with none (a memfd, an exec_failed) has ''; two
+    records alike but for a path decode apart."""
     probe = ProcessProbe(ProbeContext(host="h"))
-    relative = probe.decode(exec_record(b"./x", [b"./x"], exe_path=b"/tmp/t/x"))
+    relative = probe.decode(exec_record(b"./x", [b"./x"], exe_path=b"/tmp/t/x", cwd=b"/tmp/t"))
     none = probe.decode(exec_record(b"./x", [b"./x"]))
-    other = probe.decode(exec_record(b"./x", [b"./x"], exe_path=b"/home/u/x"))
+    other = probe.decode(exec_record(b"./x", [b"./x"], exe_path=b"/home/u/x", cwd=b"/"))
     utf8 = probe.decode(exec_record(b"x", [], exe_path="/srv/café/x".encode()))
     assert (relative.filename, relative.exe_path, relative.argv) == ("./x", "/tmp/t/x", ["./x"])
     assert (none.exe_path, other.exe_path, utf8.exe_path) == ("", "/home/u/x", "/srv/café/x")
+    assert (relative.cwd, none.cwd, other.cwd, utf8.cwd) == ("/tmp/t", "", "/", "")
 
 
 def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():
@@ -171,6 +182,9 @@ def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():
         exec_ok + bytes(8),  # bytes after the command line it declares
         with_path[:-1],  # a path cut short
         with_path + bytes(1),  # bytes after the path it declares
+        exec_record(b"x", [], exe_path=b"/x" * 300),  # a path longer than the struct holds
+        exec_record(b"x", [], cwd=b"/x" * 300),
+        exec_record(b"x", [], cwd=b"/tmp")[:-1],  # a working directory cut short
         exec_ok[:-1],  # a command line cut short
         exec_ok[: HEAD.size + 4],  # not even its command line's size
         exec_record(b"/bin/x" * 500, []),  # a command line longer than the struct holds

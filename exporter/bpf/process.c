@@ -10,7 +10,7 @@
 #include "process.h"
 #include "task.h"
 #include "security.h"
-#include "exe_path.h"
+#include "path.h"
 #include "ring.h"
 #include "netns.h"
 
@@ -196,8 +196,7 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
         at = 1;
     }
     e->cmdline_size = at;
-    e->exe_path_size = 0;
-    e->pad = 0;
+    e->exe_path_size = e->cwd_size = 0;
     e->argc = 0;
     /* The executable is the new one only once exec succeeded. */
     u32 flags = kind == EV_EXEC ? exe : 0;
@@ -216,17 +215,26 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
     return e;
 }
 
-/* The new executable's path after the command line (sched_process_exec: exec succeeded). */
-static __always_inline void add_exe_path(struct exec_event *e)
+/* The new executable's path and the working directory's after the command line
+ * (sched_process_exec: exec succeeded). */
+static __always_inline void add_paths(struct exec_event *e)
 {
-    e->exe_path_size = read_exe_path((void *)bpf_get_current_task(), e->cmdline, e->cmdline_size);
+    void *task = (void *)bpf_get_current_task();
+    e->exe_path_size = read_exe_path(task, e->cmdline, e->cmdline_size);
+    /* Where the second path goes, read back from the map: the verifier then sees one state
+     * after the first walk, not one per place it can end (which it would walk the second
+     * from, each: over its limit). */
+    u32 at = *(volatile u32 *)&e->cmdline_size + *(volatile u32 *)&e->exe_path_size;
+    if (at > PATH_ROOM)  /* never: the bound the verifier asks for */
+        return;
+    e->cwd_size = read_cwd(task, e->cmdline, at);
 }
 
 /* Sends only the part of the command line (and executable's path) in use. */
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
     u32 size = __builtin_offsetof(struct exec_event, cmdline) + e->cmdline_size;
-    size += e->exe_path_size;
+    size += e->exe_path_size + e->cwd_size;
     if (size > sizeof(*e))  /* never: the bound the verifier asks for */
         return;
     output_event(e, size, kind);
@@ -252,7 +260,7 @@ RAW_TRACEPOINT_PROBE(sched_process_exec)
          * name replaced `interp` (for a binary it stays the filename itself). */
         if (task_read_ptr(bprm, BPRM_INTERP) != filename)
             e->hdr.flags |= F_EXE_SCRIPT;
-        add_exe_path(e);
+        add_paths(e);
         send_exec(e, EV_EXEC);
     }
     if (a)

@@ -11,8 +11,8 @@
 #define COMM_LEN 16
 #define TTY_NAME_LEN 32      /* of the kernel's 64: "pts1048575" and "ttyUSB0" fit */
 #define STDIO_FDS 3          /* stdin, stdout, stderr */
-#define EXE_PATH_LEN 512     /* bytes of the executable's path: names, each ended by a NUL */
-#define EXE_PATH_STEPS 32    /* directories and mount points walked up from the executable */
+#define PATH_LEN 512         /* bytes of a path read at exec (path.h): names, each ended by a NUL */
+#define PATH_STEPS 32        /* directories and mount points walked up for one */
 #define NAME_LEN 256         /* a path component's bytes, NUL included (the kernel's NAME_MAX + 1) */
 
 enum event_kind {
@@ -78,6 +78,7 @@ struct proc_event {
 /* The command line travels packed: the filename, then each argument, each ended by its NUL, so
  * a short command line makes a short record (more events fit in the ring, less to copy). */
 #define CMDLINE_LEN (FILENAME_LEN + ARGS_LEN)
+#define PATH_ROOM (CMDLINE_LEN + PATH_LEN)  /* where the last path read at exec may start */
 
 /* Security context of a process, read from its task at exec (hdr.flags has F_EXE_*). */
 struct exec_context {
@@ -97,12 +98,12 @@ struct exec_event {
     u32 argc;                /* arguments captured */
     u32 cmdline_size;        /* bytes of cmdline in use */
     u32 exe_path_size;       /* bytes of the executable's path, right after them */
-    u32 pad;
-    /* The command line, then the executable's path as the kernel resolved it (symlinks and a
-     * relative name followed), from the process's root: its names from the file up, each
-     * ended by a NUL ("true\0bin\0usr\0" is /usr/bin/true). The last NAME_LEN bytes are room
-     * for a name read whole before its length is known, never sent. */
-    char cmdline[CMDLINE_LEN + EXE_PATH_LEN + NAME_LEN];
+    u32 cwd_size;            /* bytes of the working directory's path, right after those */
+    /* The command line, then the executable's and the working directory's paths as the kernel
+     * resolved them, from the process's root: names from the leaf up, each ended by a NUL
+     * ("true\0bin\0usr\0" is /usr/bin/true; the root alone is one NUL). The last NAME_LEN
+     * bytes are room for a name read whole before its length is known, never sent. */
+    char cmdline[CMDLINE_LEN + 2 * PATH_LEN + NAME_LEN];
 };
 
 /* Real and effective ids of a task. */

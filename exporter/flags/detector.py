@@ -63,7 +63,7 @@ class Detector:
         self.cpu_ns = 0  # this detector's own CPU time (thread CPU clock, per batch)
         self._routes: dict[type, int | None] = {}
         # file name, or (file name, executable's path) -> (program, name bits)
-        self._programs: dict[str | tuple[str, str], tuple[str, int]] = {}
+        self._programs: dict[str | tuple[str, ...], tuple[str, int]] = {}
         self._last_stored: dict[tuple, tuple] = {}  # repeat key -> (time, counted as)
         self._budgets: dict[str, list[int]] = {}  # rule -> [window start, flags stored in it]
         self._out: list[FlagEvent] = []
@@ -132,10 +132,14 @@ class Detector:
                     # context): the ancestry's update and the hooks, nothing else.
                     # Kept by file name, and by the executable's path where that differs (a
                     # relative name, a symlink, a script's interpreter): the program is named
-                    # by the one, exec_from_tmp reads both (a file name and its exe_path are
-                    # a script's or not alike, exec after exec).
+                    # by the one, exec_from_tmp reads where the file is (run_from) from both.
+                    # (A relative name: a script's place depends on the working directory.)
                     filename, path = ev.filename, ev.exe_path
-                    name = filename if path == filename or not path else (filename, path)
+                    name = (
+                        filename if path == filename or not path
+                        else (filename, path) if filename[:1] == "/"
+                        else (filename, path, ev.cwd)
+                    )  # fmt: skip
                     program, bits = programs.get(name) or self._program(name, ev)
                     key, parent_key = ev.process_key, ev.parent_key
                     own = procs.get(key)  # Ancestry.exec(), inlined
@@ -214,13 +218,14 @@ class Detector:
             total[rule, "repeat"] += n
         return total
 
-    def _program(self, name: str | tuple[str, str], ev) -> tuple[str, int]:
-        """(program, name bits) of an exec, kept per file name (and executable's path)."""
+    def _program(self, name: str | tuple[str, ...], ev) -> tuple[str, int]:
+        """(program, name bits) of an exec, kept per file name (and executable's path, and
+        working directory for a relative name)."""
         if len(self._programs) >= PROGRAMS_MAX:
             self._programs.clear()
         filename = ev.filename
         program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
-        found = (program, self.exec_rules.name_bits(filename, program, ev.exe_path, ev.exe_script))
+        found = (program, self.exec_rules.name_bits(ev, program))
         if filename and not FD_PATH.match(filename):  # an fd's path names no one program
             self._programs[name] = found
         return found

@@ -29,7 +29,6 @@ from exporter.probes.process_abi import (
     EV_EXIT,
     EV_FORK,
     EV_OOM_KILL,
-    EXE_PATH_LEN,
     EXEC_RECORD_MAX,
     EXEC_SIZES,
     F_ARGV_TRUNCATED,
@@ -41,6 +40,7 @@ from exporter.probes.process_abi import (
     F_OOM_KILLED,
     HEAD,
     KIND_NAMES,
+    PATH_LEN,
     RECORD_SIZES,
 )
 from exporter.process_table import ProcessTable
@@ -57,9 +57,9 @@ EXEC_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
 STATUS_CACHE_MAX = 1024
 EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT
-# filename, exe_path, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns of
-# events that are neither an exec nor an exit (ProcessEvent's defaults).
-NOT_EXEC_OR_EXIT = ("", "", 0, -1, 0, 0, "", 0)
+# filename, exe_path, cwd, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns
+# of events that are neither an exec nor an exit (ProcessEvent's defaults).
+NOT_EXEC_OR_EXIT = ("", "", "", 0, -1, 0, 0, "", 0)
 # euid, egid, auid, session_id, tty, stdin/stdout/stderr types, exe_deleted, exe_memfd,
 # exe_script of
 # events that carry no security context (ProcessEvent's defaults).
@@ -100,11 +100,14 @@ SECURITY_OFFSETS = {
 }
 
 
-# What bpf/exe_path.h reads: the executable's path up to the task's root, across mounts.
-EXE_PATH_OFFSETS = {
+# What bpf/path.h reads: the executable's and the working directory's paths up to the task's
+# root, across mounts.
+PATH_OFFSETS = {
     "TASK_FS": ("task_struct", "fs"),
     "FS_ROOT_MNT": ("fs_struct", "root.mnt"),
     "FS_ROOT_DENTRY": ("fs_struct", "root.dentry"),
+    "FS_PWD_MNT": ("fs_struct", "pwd.mnt"),
+    "FS_PWD_DENTRY": ("fs_struct", "pwd.dentry"),
     "FILE_PATH_MNT": ("file", "f_path.mnt"),
     "DENTRY_PARENT": ("dentry", "d_parent"),
     "VFSMOUNT_ROOT": ("vfsmount", "mnt_root"),
@@ -161,27 +164,28 @@ def slot_text(raw: bytes, at: int, size: int) -> str:
     return raw[at : end if end >= 0 else at + size].decode("utf-8", "replace")
 
 
-def exec_args(raw: bytes) -> tuple[str, list[str], str]:
-    """(filename, argv, executable's path) of an exec event, from its packed command line and
-    path ('' where the record has none)."""
-    cmdline_size, path_size = EXEC_SIZES.unpack_from(raw, CMDLINE_SIZE_AT)
+def exec_args(raw: bytes) -> tuple[str, list[str], str, str]:
+    """(filename, argv, executable's path, working directory) of an exec event, from its packed
+    command line and paths ('' for a path the record has none of)."""
+    cmdline_size, exe_size, cwd_size = EXEC_SIZES.unpack_from(raw, CMDLINE_SIZE_AT)
     end = CMDLINE_AT + cmdline_size
     filename, *argv = raw[CMDLINE_AT:end].removesuffix(b"\0").decode("utf-8", "replace").split("\0")
-    return filename, argv, exe_path(raw[end : end + path_size])
+    exe_end = end + exe_size
+    return filename, argv, path_of(raw[end:exe_end]), path_of(raw[exe_end : exe_end + cwd_size])
 
 
 def exec_record_size(raw: bytes) -> int:
-    """The size an exec record declares (its command line and path after the fixed part), or
+    """The size an exec record declares (its command line and paths after the fixed part), or
     -1 where a part declares more than the struct holds."""
-    cmdline_size, path_size = EXEC_SIZES.unpack_from(raw, CMDLINE_SIZE_AT)
-    if cmdline_size > CMDLINE_LEN or path_size > EXE_PATH_LEN:
+    cmdline_size, exe_size, cwd_size = EXEC_SIZES.unpack_from(raw, CMDLINE_SIZE_AT)
+    if cmdline_size > CMDLINE_LEN or exe_size > PATH_LEN or cwd_size > PATH_LEN:
         return -1
-    return CMDLINE_AT + cmdline_size + path_size
+    return CMDLINE_AT + cmdline_size + exe_size + cwd_size
 
 
-def exe_path(names: bytes) -> str:
-    """The path whose names, from the file up, each ended by a NUL, are ``names``: b"true\0bin\0"
-    is /bin/true; '' for none."""
+def path_of(names: bytes) -> str:
+    """The path whose names, from the leaf up, each ended by a NUL, are ``names``: b"true\0bin\0"
+    is /bin/true, b"\0" the root; '' for none."""
     if not names:
         return ""
     parts = names.removesuffix(b"\0").decode("utf-8", "replace").split("\0")
@@ -233,7 +237,7 @@ def errno_name(err: int) -> str:
 class ProcessProbe(BpfProbe):
     name = "process"
     source = "process.c"
-    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS, **SECURITY_OFFSETS, **EXE_PATH_OFFSETS}
+    offsets = {**TASK_OFFSETS, **CGROUP_OFFSETS, **SECURITY_OFFSETS, **PATH_OFFSETS}
 
     def __init__(
         self,
@@ -254,7 +258,7 @@ class ProcessProbe(BpfProbe):
         # record's filename, argv and context by its tail; an exit's status by code and flag.
         self._comms: dict[bytes, str] = {}
         self._keys: dict[tuple[int, int], str] = {}
-        self._execs: dict[bytes, tuple[str, str, tuple[str, ...], tuple]] = {}
+        self._execs: dict[bytes, tuple[str, str, str, tuple[str, ...], tuple]] = {}
         self._statuses: dict[int, tuple[int, int, int, str]] = {}
 
     def defines(self) -> dict[str, int]:
@@ -370,7 +374,9 @@ class ProcessProbe(BpfProbe):
             if ppid != last_ppid or pstart != last_pstart:  # else the last event's parent
                 last_ppid, last_pstart = ppid, pstart
                 parent_key = (keys.get((ppid, pstart)) or new_key(ppid, pstart)) if ppid else ""
-            filename, path, truncated, exit_code, sig, core, outcome, lifetime = NOT_EXEC_OR_EXIT
+            filename, path, cwd, truncated, exit_code, sig, core, outcome, lifetime = (
+                NOT_EXEC_OR_EXIT
+            )
             argv, context, prev_ids = [], NO_CONTEXT, NO_PREV_IDS
             if kind == EV_EXIT:
                 name = "exit"
@@ -385,7 +391,7 @@ class ProcessProbe(BpfProbe):
                 # Cached by the record's context and command line: in an exec storm (a crash
                 # loop, a fork bomb, a script's loop) they repeat.
                 tail = raw[head_size:]
-                filename, path, args, context = execs.get(tail) or new_exec(raw, tail)
+                filename, path, cwd, args, context = execs.get(tail) or new_exec(raw, tail)
                 argv = list(args)  # a list of its own for each event
                 if flags & EXE_FLAGS:
                     context = (*context[:-3], *exe_flags(flags))
@@ -411,7 +417,7 @@ class ProcessProbe(BpfProbe):
                 f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
                 parent_key,
                 start + offset if start else 0,
-                uid, gid, comms.get(comm) or new_comm(comm), filename, path, argv, truncated,
+                uid, gid, comms.get(comm) or new_comm(comm), filename, path, cwd, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
                 container.pod_uid, "ebpf", *context, *prev_ids, container.workload,
             )))  # fmt: skip
@@ -446,12 +452,12 @@ class ProcessProbe(BpfProbe):
         found = self._statuses[code << 3 | oom] = exit_status(code, oom)
         return found
 
-    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, str, tuple[str, ...], tuple]:
-        """(filename, executable's path, argv, security context without the executable's
-        flags) of an exec record, kept by its tail (everything after the head)."""
-        filename, argv, path = exec_args(raw)
+    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, str, str, tuple[str, ...], tuple]:
+        """(filename, executable's path, working directory, argv, security context without the
+        executable's flags) of an exec record, kept by its tail (everything after the head)."""
+        filename, argv, path, cwd = exec_args(raw)
         context = exec_context(raw, 0, self.ttys)
-        found = self._execs[tail] = (filename, path, tuple(argv), context)
+        found = self._execs[tail] = (filename, path, cwd, tuple(argv), context)
         return found
 
     def _comm(self, raw: bytes) -> str:

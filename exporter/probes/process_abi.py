@@ -15,19 +15,20 @@ ARGV_MAX, ARG_LEN = 20, 128  # arguments captured per exec; bytes per argument, 
 ARGS_LEN = ARGV_MAX * ARG_LEN
 FILENAME_LEN, CGROUP_PATH_LEN, COMM_LEN, TTY_NAME_LEN = 256, 256, 16, 32
 CMDLINE_LEN = FILENAME_LEN + ARGS_LEN
-EXE_PATH_LEN, EXE_PATH_STEPS, NAME_LEN = 512, 32, 256  # the executable's path (bpf/exe_path.h)
+PATH_LEN, PATH_STEPS, NAME_LEN = 512, 32, 256  # a path read at exec (bpf/path.h)
 
 # struct proc_event: fork, exit, oom_kill, and the head of every other event.
 HEAD = struct.Struct("<5Q5IiII16s")
 # struct exec_context: euid, egid, auid, session_id, stdio_rdev[3], stdio_mode[3], pad, tty.
 CONTEXT = struct.Struct("<7I3HH32s")
 # struct exec_event: the head, the context, argc (u32), cmdline_size (u32), exe_path_size
-# (u32), padding (u32), then the command line (the filename and each argument, each ended by a
-# NUL) and the executable's path (its names from the file up, each ended by a NUL; none where
-# exe_path_size is 0); only the parts in use are sent.
+# (u32), cwd_size (u32), then the command line (the filename and each argument, each ended by a
+# NUL), the executable's path and the working directory's (each: names from the leaf up, each
+# ended by a NUL; the root alone is one NUL; none where its size is 0); only the parts in use
+# are sent.
 CONTEXT_END = HEAD.size + CONTEXT.size
 CMDLINE_SIZE_AT = CONTEXT_END + 4
-EXEC_SIZES = struct.Struct("<II")  # cmdline_size, exe_path_size, at CMDLINE_SIZE_AT
+EXEC_SIZES = struct.Struct("<III")  # cmdline_size, exe_path_size, cwd_size, at CMDLINE_SIZE_AT
 CMDLINE_AT = CONTEXT_END + 16
 # struct cred_event: the head, then the ids after and before (uid, gid, euid, egid), the call
 # and its padding.
@@ -50,7 +51,7 @@ KIND_NAMES = {
 # line and path bytes it declares (CMDLINE_AT + cmdline_size + exe_path_size), at most
 # EXEC_RECORD_MAX. A kind this decoder does not know (a newer probe's) needs only the head it
 # is decoded by.
-EXEC_RECORD_MAX = CMDLINE_AT + CMDLINE_LEN + EXE_PATH_LEN
+EXEC_RECORD_MAX = CMDLINE_AT + CMDLINE_LEN + 2 * PATH_LEN
 RECORD_SIZES = {
     EV_FORK: HEAD.size,
     EV_EXIT: HEAD.size,

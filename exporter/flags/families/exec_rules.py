@@ -9,6 +9,7 @@ exporter whose probe does not record them yet.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,20 @@ PROGRAM_CACHE_MAX = 4096
 SecurityReader = Callable[[Any], tuple]
 # Whether an exec's credentials or executable call for a look (fileless, privilege gain).
 SuspectTest = Callable[[Any], bool]
+
+
+def run_from(ev) -> str:
+    """Where the file an exec ran is: its ``exe_path`` (a relative name, a symlink, an fd
+    resolved by the kernel); for a script, whose exe_path is its interpreter's, and where there
+    is none (a memfd, a recording made before the field), the file name it was given, a
+    relative one joined to the working directory."""
+    path = getattr(ev, "exe_path", "")
+    if path and not getattr(ev, "exe_script", 0):
+        return path
+    filename, cwd = ev.filename, getattr(ev, "cwd", "")
+    if filename.startswith("/") or not cwd:
+        return filename
+    return posixpath.normpath(posixpath.join(cwd, filename))
 
 
 def _field_expressions(cls: type) -> dict[str, str]:
@@ -123,17 +138,14 @@ class ExecRules:
             self._class_of[program] = found
         return found
 
-    def name_bits(self, filename: str, program: str, path: str = "", script: int = 0) -> int:
-        """What an exec's names and program decide: FROM_TMP and the program's classes (0 for
-        almost every exec: no rule looks at it by name). FROM_TMP: the file run is under a
-        watched directory: its ``exe_path`` (a relative name or a symlink resolved), or, for a
-        script (whose exe_path is its interpreter's) or where there is no exe_path, the file
-        name it was given."""
+    def name_bits(self, ev, program: str) -> int:
+        """What an exec's names and program decide: FROM_TMP (the file run is under a watched
+        directory: ``run_from``) and the program's classes (0 for almost every exec: no rule
+        looks at it by name)."""
         bits = self._class_of.get(program)
         if bits is None:
             bits = self.program_class(program)
-        tmp = self.tmp_paths
-        if tmp and (path.startswith(tmp) or (filename.startswith(tmp) and (script or not path))):
+        if self.tmp_paths and run_from(ev).startswith(self.tmp_paths):
             bits |= FROM_TMP
         return bits
 
@@ -159,13 +171,13 @@ class ExecRules:
         them per file name); the detector calls this only when they are set or the exec is
         ``suspect``, so the common exec costs neither this call nor a read of its context."""
         emit, filename, cls = self.emit, ev.filename, ev.__class__
-        path = getattr(ev, "exe_path", "")
         if bits is None:
-            bits = self.name_bits(filename, program, path, getattr(ev, "exe_script", 0))
+            bits = self.name_bits(ev, program)
         if bits & FROM_TMP and not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
-            where = f", which is {path}" if path and path != filename else ""
+            where = run_from(ev)
+            which = f", which is {where}" if where != filename else ""
             emit(EXEC_FROM_TMP, ev, program,
-                 f"{filename} executed{where} (from a temporary directory)")  # fmt: skip
+                 f"{filename} executed{which} (from a temporary directory)")  # fmt: skip
         suspect = self._suspects.get(cls) or self.suspect(cls)
         if suspect(ev):
             uid, euid, auid, _, _, _, deleted, memfd = self.reader(cls)(ev)
