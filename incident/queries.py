@@ -93,7 +93,7 @@ WINDOW = "host = {host:String} AND time_ns >= {lo:UInt64} AND time_ns < {hi:UInt
 
 PROCESS_COLUMNS = (
     "time_ns, host, kind, pid, ppid, uid, comm, filename, argv, exit_code, signal, core_dumped,"
-    " outcome, lifetime_ns, container_id, process_key, parent_key"
+    " outcome, lifetime_ns, container_id, process_key, parent_key, exe_path, cwd"
 )
 CONNECTION_COLUMNS = (
     "time_ns, host, kind, pid, comm, container_id, process_key, direction, local_addr,"

@@ -156,11 +156,13 @@ def process_entries(rows: list[tuple], commands: dict[str, str]) -> list[Entry]:
     out = []
     for r in rows:
         (t, host, kind, pid, ppid, uid, comm, filename, argv, exit_code, sig, core) = r[:12]
-        outcome, lifetime_ns, container, key, parent_key = r[12:17]
+        outcome, lifetime_ns, container, key, parent_key, exe_path, cwd = r[12:19]
         fields = {"ppid": ppid, "uid": uid, "parent_key": parent_key}
         if kind == "exec":
             detail = command_line(argv, filename, comm)
-            fields.update(argv=list(argv), filename=filename)
+            if cwd and not filename.startswith("/"):  # a relative name: where it was run
+                detail += f" (in {cwd})"
+            fields.update(argv=list(argv), filename=filename, exe_path=exe_path, cwd=cwd)
         elif kind == "exec_failed":
             detail = f"exec failed ({outcome}): {command_line(argv, filename, comm)}"
             fields.update(argv=list(argv), filename=filename, error=outcome)

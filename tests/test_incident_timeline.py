@@ -74,6 +74,9 @@ def test_timeline_of_the_scenario_is_in_order_and_complete(
     killed_exit = only(pids["killed"], "exit")
     parent_exit = only(pids["parent"], "exit")
     assert parent_exec["argv"] == ["/bin/sh", script("parent.sh")]
+    assert (parent_exec["exe_path"], parent_exec["cwd"]) == (
+        os.path.realpath("/bin/sh"), os.path.dirname(os.path.realpath(script("parent.sh"))),
+    )  # fmt: skip
     assert child_exec["argv"] == ["/bin/sh", script("child.sh")]
     assert grandchild_exec["argv"] == ["/bin/sh", script("grandchild.sh"), MARKER]
     assert killed_exec["argv"] == ["/bin/sleep", "30"]
@@ -319,3 +322,16 @@ def test_the_timeline_marks_the_flag_right_after_the_event_that_raised_it(
     assert records.index(flag) > kill_at
     assert flag["detail"].startswith("FLAG ") and "oom_kill" in flag["detail"]
     assert flag["container"] == s.container[:12]
+
+
+def test_an_exec_by_a_relative_name_says_where_it_was_run():
+    """./x means nothing without the working directory; an absolute name needs none."""
+    from incident.timeline import process_entries
+
+    row = (1, "h", "exec", 7, 1, 0, "x", "./x", ["./x", "-v"], -1, 0, 0, "", 0, "", "h:7:1",
+           "h:1:1", "/tmp/t/x", "/tmp/t")  # fmt: skip
+    absolute = (*row[:7], "/usr/bin/x", ["/usr/bin/x"], *row[9:17], "/usr/bin/x", "/tmp/t")
+    relative, plain = process_entries([row, absolute], {})
+    assert relative.detail == "./x -v (in /tmp/t)"
+    assert (relative.fields["exe_path"], relative.fields["cwd"]) == ("/tmp/t/x", "/tmp/t")
+    assert plain.detail == "/usr/bin/x"
