@@ -1,5 +1,6 @@
-/* Process lifecycle: fork, exec (filename, argv, uid/gid, security context), exit (code or
- * signal), OOM kills, credential changes (set*id).
+/* Process lifecycle: fork, exec (filename, argv, uid/gid, security context, the executable's
+ * and the working directory's paths: path.h), exit (code or signal), OOM kills, credential
+ * changes (set*id).
  *
  * Tracepoints and raw tracepoints only (no kprobes on these kernels). Task fields are read at
  * offsets from the running kernel's BTF (task.h). Counters for metrics are kept here in maps
@@ -230,7 +231,7 @@ static __always_inline void add_paths(struct exec_event *e)
     e->cwd_size = read_cwd(task, e->cmdline, at);
 }
 
-/* Sends only the part of the command line (and executable's path) in use. */
+/* Sends only the parts of the command line and the paths in use. */
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
     u32 size = __builtin_offsetof(struct exec_event, cmdline) + e->cmdline_size;
