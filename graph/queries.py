@@ -85,6 +85,7 @@ SELECT process_key, any(host) AS p_host, argMax(pid, time_ns) AS p_pid,
        argMin(parent_key, time_ns) AS p_parent, argMax(comm, time_ns) AS program,
        argMaxIf(filename, time_ns, kind = 'exec') AS filename,
        argMaxIf(exe_path, time_ns, kind IN ('exec', 'scan')) AS exe_path,
+       argMaxIf(cwd, time_ns, kind IN ('exec', 'scan')) AS cwd,
        argMaxIf(argv, time_ns, kind = 'exec') AS argv, countIf(kind = 'exec') AS execs,
        argMax(uid, time_ns) AS uid, max(start_time_ns) AS start_ns,
        maxIf(time_ns, kind = 'exit') AS end_ns,
@@ -102,7 +103,7 @@ LIMIT {{details_max:UInt32}}"""
 
 
 DETAIL_COLUMNS = (
-    "process_key host pid parent_key program filename exe_path argv execs uid start_ns end_ns "
+    "process_key host pid parent_key program filename exe_path cwd argv execs uid start_ns end_ns "
     "exit_code signal outcome oom_killed exec_failed container_id first_ns exec_comms exec_times"
 ).split()
 

@@ -59,8 +59,9 @@ def spawn(host: str, pid: int, ppid: int, t: int, comm: str, argv: list, end=Non
             start=t,
             filename=argv[0],
             argv=argv,
-            exe_path=f"/usr/bin/{comm}",
-        ),  # fmt: skip
+            exe_path=argv[0] if argv[0].startswith("/") else f"/usr/bin/{comm}",
+            cwd="/srv/app",
+        ),
     ]
     if end is not None:
         exit_kw.setdefault("exit_code", 0)

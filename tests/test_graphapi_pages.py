@@ -182,6 +182,8 @@ def test_process_page_shows_ancestry_children_flags(client):
     assert [urllib.parse.unquote(k) for k in ancestry] == [E.key(E.A, 1), E.key(E.A, 100)]
     for pid in (101, 110, 120, 130, 140, 150):
         assert f">{pid}</a>" in body
+    assert "<dt>Executable</dt><dd><code>/bin/sh</code>" in body
+    assert "<dt>Working directory</dt><dd><code>/srv/app</code>" in body
     flagged = page(client, f"/process/{PAYLOAD}")
     assert "exec_from_tmp" in flagged and "exit 3" in flagged
 

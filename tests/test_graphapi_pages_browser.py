@@ -17,6 +17,7 @@ on recorded events: these show this machine).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -134,7 +135,9 @@ def chain(stack, up, tmp_path_factory):
     gen1 = tmp / "gen1.sh"
     gen1.write_text(f"{shlex.join(['/bin/sh', str(gen2), token])}\ntrue\n")
     since_ms = time.time_ns() // 10**6 - 1000
-    run = subprocess.run(["/bin/sh", str(gen1), token], capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        ["/bin/sh", str(gen1), token], capture_output=True, text=True, timeout=30, cwd=tmp
+    )
     assert run.returncode == 0, run.stderr
     said = dict(line.split(" ", 1) for line in run.stdout.splitlines() if line[:4] == "gen2")
     said |= dict(line.split(" ", 1) for line in run.stdout.splitlines() if line[:4] == "gen3")
@@ -211,6 +214,11 @@ def page(browser, stack):
     yield page, recorder
     page.close()
     recorder.check(stack)
+
+
+def detail(page, term: str) -> str:
+    """The process page's value of one of its terms (Executable, Working directory, ...)."""
+    return page.locator(f'dl.process dt:text-is("{term}") + dd').inner_text()
 
 
 def shot(page, tmp_path, name: str) -> None:
@@ -322,6 +330,9 @@ def test_process_page_and_host_timeline(page, stack, chain, tmp_path):
         len(ancestry) - 3, len(ancestry) - 2, len(ancestry) - 1,
     ]  # fmt: skip
     assert page.locator("dl.process code.argv").inner_text() == " ".join(chain["gen3"]["argv"])
+    echo = chain["gen3"]["argv"][0]  # a copy of echo, run in the chain's directory
+    assert detail(page, "Executable") == os.path.realpath(echo)
+    assert detail(page, "Working directory") == os.path.dirname(os.path.realpath(echo))
     assert "exec_from_tmp" in page.locator("ul.flags").inner_text()
     shot(page, tmp_path, "process")
 

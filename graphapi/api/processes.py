@@ -32,6 +32,7 @@ def _table_row(d: dict) -> dict:
         "program": d["program"],
         "command_line": " ".join(d["argv"] or []),
         "executable": d["exe_path"],
+        "cwd": d["cwd"],
         "start": iso(d["start_ns"] or d["first_ns"]),
         "end": iso(d["end_ns"]),
         "state": process_state(d),
