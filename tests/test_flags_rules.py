@@ -22,7 +22,7 @@ def test_shipped_rule_tests_pass(capsys):
     assert main(["flags", "test", str(RULE_TESTS)]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith("SUCCESS")
-    assert out.count("\nok   ") + out.startswith("ok   ") == 15
+    assert out.count("\nok   ") + out.startswith("ok   ") == 16
 
 
 def test_a_wrong_expectation_prints_a_diff(tmp_path, capsys):
