@@ -67,33 +67,39 @@ def exe_state(base: Path) -> tuple[int, int]:
     return int(deleted), int(deleted and target.startswith("/memfd:"))
 
 
-def path_from_root(base: Path, path: str) -> str:
-    """A path /proc gives from this process's root (``/proc/<pid>/exe``, ``cwd``) as the probe
-    reads it at exec, from the process's own root ('' outside it): that root, as seen from
-    here, taken off the front."""
+def process_root(base: Path) -> str:
+    """The process's root directory as /proc shows it from here ('' when it cannot be read)."""
     try:
-        root = os.readlink(base / "root")
+        return os.readlink(base / "root")
     except OSError:
         return ""
-    if root == "/" or not path.startswith("/"):
-        return path if path.startswith("/") else ""
+
+
+def path_from_root(root: str, path: str) -> str:
+    """A path /proc gives from this process's root (``/proc/<pid>/exe``, ``cwd``) as the probe
+    reads it at exec: from the process's own root, ``root`` as ``process_root`` gives it, taken
+    off the front ('' outside it, or where either is unknown)."""
+    if not path.startswith("/") or not root:
+        return ""
+    if root == "/":
+        return path
     if path == root:
         return "/"
     return path[len(root) :] if path.startswith(f"{root}/") else ""
 
 
-def exe_path_of(base: Path, exe: str, deleted: int, memfd: int) -> str:
+def exe_path_of(root: str, exe: str, deleted: int, memfd: int) -> str:
     """A process's exe_path ('' for a memfd or a kernel thread; an unlinked file's name without
     the " (deleted)" /proc adds)."""
     if memfd:
         return ""
-    return path_from_root(base, exe.removesuffix(" (deleted)") if deleted else exe)
+    return path_from_root(root, exe.removesuffix(" (deleted)") if deleted else exe)
 
 
-def cwd_of(base: Path) -> str:
+def cwd_of(base: Path, root: str) -> str:
     """A process's working directory, as its exec event has it."""
     try:
-        return path_from_root(base, os.readlink(base / "cwd"))
+        return path_from_root(root, os.readlink(base / "cwd"))
     except OSError:
         return ""
 
@@ -136,11 +142,12 @@ class ProcScanner:
             exe = ""  # kernel threads have none
         args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0")[:-1]]
         context = self._context(base, euid, egid, tty_nr)
-        exe_path = exe_path_of(base, exe, context["exe_deleted"], context["exe_memfd"])
+        root = process_root(base)  # read once: both paths are taken from it
+        exe_path = exe_path_of(root, exe, context["exe_deleted"], context["exe_memfd"])
         exe = exec_path(base, exe, comm, args)
         return dict(
             comm=comm, ppid=ppid, ticks=ticks, uid=uid, gid=gid, exe=exe, args=args, cgroup=cgroup,
-            exe_path=exe_path, cwd=cwd_of(base), context=context,
+            exe_path=exe_path, cwd=cwd_of(base, root), context=context,
         )  # fmt: skip
 
     def _context(self, base: Path, euid: int, egid: int, tty_nr: int) -> dict:
