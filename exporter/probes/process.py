@@ -61,8 +61,7 @@ EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT
 # of events that are neither an exec nor an exit (ProcessEvent's defaults).
 NOT_EXEC_OR_EXIT = ("", "", "", 0, -1, 0, 0, "", 0)
 # euid, egid, auid, session_id, tty, stdin/stdout/stderr types, exe_deleted, exe_memfd,
-# exe_script of
-# events that carry no security context (ProcessEvent's defaults).
+# exe_script of events that carry no security context (ProcessEvent's defaults).
 NO_CONTEXT = (0, 0, UNSET_ID, UNSET_ID, "", "", "", "", 0, 0, 0)
 NO_PREV_IDS = (0, 0, 0, 0)  # prev_uid, prev_gid, prev_euid, prev_egid
 

@@ -48,7 +48,7 @@ KIND_NAMES = {
     EV_CRED_CHANGE: "cred_change",
 }
 # The size of each kind's record: its struct's. An exec's is its head, context, and the command
-# line and path bytes it declares (CMDLINE_AT + cmdline_size + exe_path_size), at most
+# line and paths it declares (CMDLINE_AT + cmdline_size + exe_path_size + cwd_size), at most
 # EXEC_RECORD_MAX. A kind this decoder does not know (a newer probe's) needs only the head it
 # is decoded by.
 EXEC_RECORD_MAX = CMDLINE_AT + CMDLINE_LEN + 2 * PATH_LEN
