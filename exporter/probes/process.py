@@ -333,16 +333,16 @@ class ProcessProbe(BpfProbe):
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
         new_row, event_class = tuple.__new__, ProcessEvent
         for raw in records:
-            # A record that is not its kind's struct is counted, never guessed at.
+            # A record that is not its kind's struct is counted, never guessed at (an exec's
+            # size is checked where its tail is first seen: _exec).
             try:
                 (ts, start, pstart, cgroup_id, v1_id, kind, pid, ppid, uid, gid, code, flags,
                  _tid, comm) = HEAD.unpack_from(raw)  # fmt: skip
-                size = fixed_size(kind)
-                if size is None and (kind == EV_EXEC or kind == EV_EXEC_FAILED):
-                    size = exec_record_size(raw)
-            except struct.error:  # shorter than the head (or an exec's context) it starts with
-                size = -1
-            if size is not None and (len(raw) != size or size > EXEC_RECORD_MAX):
+            except struct.error:  # shorter than the head it starts with
+                misfits += 1
+                continue
+            size = fixed_size(kind)
+            if size is not None and len(raw) != size:
                 misfits += 1
                 continue
             if kind == EV_CGROUP_MKDIR:  # not an event of its own: feeds container attribution
@@ -390,7 +390,11 @@ class ProcessProbe(BpfProbe):
                 # Cached by the record's context and command line: in an exec storm (a crash
                 # loop, a fork bomb, a script's loop) they repeat.
                 tail = raw[head_size:]
-                filename, path, cwd, args, context = execs.get(tail) or new_exec(raw, tail)
+                found = execs.get(tail) or new_exec(raw, tail)
+                if found is None:  # not an exec record's size
+                    misfits += 1
+                    continue
+                filename, path, cwd, args, context = found
                 argv = list(args)  # a list of its own for each event
                 if flags & EXE_FLAGS:
                     context = (*context[:-3], *exe_flags(flags))
@@ -451,9 +455,17 @@ class ProcessProbe(BpfProbe):
         found = self._statuses[code << 3 | oom] = exit_status(code, oom)
         return found
 
-    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, str, str, tuple[str, ...], tuple]:
+    def _exec(self, raw: bytes, tail: bytes) -> tuple[str, str, str, tuple[str, ...], tuple] | None:
         """(filename, executable's path, working directory, argv, security context without the
-        executable's flags) of an exec record, kept by its tail (everything after the head)."""
+        executable's flags) of an exec record, kept by its tail (everything after the head); None
+        for a record whose size is not the one it declares (a record with a tail seen before
+        has the size that tail was checked for)."""
+        try:
+            size = exec_record_size(raw)
+        except struct.error:  # shorter than the context and sizes that follow the head
+            return None
+        if len(raw) != size or size > EXEC_RECORD_MAX:
+            return None
         filename, argv, path, cwd = exec_args(raw)
         context = exec_context(raw, 0, self.ttys)
         found = self._execs[tail] = (filename, path, cwd, tuple(argv), context)
