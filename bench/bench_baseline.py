@@ -83,7 +83,7 @@ def exporter_storm(storm: list[str], sink, policies: str) -> tuple[float, float]
     exporter = Exporter(config, sink)
     exporter.start(serve=False)
     try:
-        return measure_with(exporter.drain_once, storm)
+        return measure_with(exporter.poll, storm, last=exporter.drain_once)
     finally:
         exporter.shutdown()
 

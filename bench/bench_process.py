@@ -100,7 +100,7 @@ def exporter_through(
     exporter = Exporter(config, sink)
     exporter.start(serve=False)
     try:
-        secs, cpu = measure_with(exporter.drain_once, storm)
+        secs, cpu = measure_with(exporter.poll, storm, last=exporter.drain_once)
     finally:
         exporter.shutdown()
     if detector_cpu is not None:
@@ -108,22 +108,26 @@ def exporter_through(
     return secs, cpu, sum(exporter.process_probe.drops_by_kind().values())
 
 
-def drain_in_thread(drain, stop: threading.Event, interval: float = 0.05):
+def drain_in_thread(drain, stop: threading.Event, interval: float = 0.05, last=None):
+    """A thread calling ``drain`` every ``interval`` until ``stop``, then ``last`` (by default
+    ``drain`` again): an exporter's ``poll`` drains only when a batch is due, so its last call
+    is ``drain_once``, which takes everything left."""
+
     def loop():
         while not stop.wait(interval):
             drain()
-        drain()
+        (last or drain)()
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
     return t
 
 
-def measure_with(probe_drain, storm: list[str]) -> tuple[float, float]:
-    """(storm seconds, CPU seconds of this process) while a drain loop runs."""
+def measure_with(probe_drain, storm: list[str], last=None) -> tuple[float, float]:
+    """(storm seconds, CPU seconds of this process) while a drain loop runs (drain_in_thread)."""
     gc.collect()  # not the garbage of earlier rounds: each figure pays only for its own
     stop = threading.Event()
-    thread = drain_in_thread(probe_drain, stop)
+    thread = drain_in_thread(probe_drain, stop, last=last)
     cpu0 = time.process_time()
     seconds = storm_seconds(storm)
     stop.set()

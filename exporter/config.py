@@ -21,7 +21,12 @@ class ExporterConfig:
     sinks: list[str] = field(default_factory=list)
     container_label_cap: int = 200
     program_label_cap: int = 200
+    # The ring buffers are looked at every drain_interval_seconds and drained when one is
+    # drain_fill_fraction full or drain_max_delay_seconds have passed since the last drain
+    # (exporter.runner.Exporter.poll says why).
     drain_interval_seconds: float = 0.05
+    drain_fill_fraction: float = 0.0625
+    drain_max_delay_seconds: float = 0.25
     ringbuf_pages: int = 1024
     selftest: bool = True
     tcp: bool = True  # the TCP connection probe
@@ -60,6 +65,10 @@ class ExporterConfig:
             raise ConfigError(f"ringbuf_pages must be a power of two, not {self.ringbuf_pages}")
         if not 0.001 <= self.drain_interval_seconds <= 5:
             raise ConfigError("drain_interval_seconds must be between 0.001 and 5")
+        if not 0 < self.drain_fill_fraction <= 1:
+            raise ConfigError("drain_fill_fraction must be above 0 and at most 1")
+        if not 0 <= self.drain_max_delay_seconds <= 5:
+            raise ConfigError("drain_max_delay_seconds must be between 0 and 5")
         if self.flags:
             from exporter.flags.setup import flag_detector
 

@@ -272,3 +272,41 @@ def test_a_failed_selftest_blanks_the_untrusted_field(ebpf_problems):
         assert got["exec"][0].argv == ["/bin/sh", "-c", "exit 3"]  # the rest still flows
     finally:
         exp.stop()
+
+
+def test_a_drain_waits_for_a_batch_until_a_ring_buffer_fills_or_the_delay_passes(ebpf_problems):
+    # poll() drains when a ring buffer is drain_fill_fraction full, or drain_max_delay_seconds
+    # have passed since the last drain; until then the records wait in the kernel, none lost.
+    from exporter.runner import Exporter
+    from exporter.sinks.memory import MemorySink
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+    config = exporter_config(selftest=False, drain_fill_fraction=1.0, drain_max_delay_seconds=5)
+    sink = MemorySink()
+    exporter = Exporter(config, sink)
+    exporter.start(serve=False)
+    probe = exporter.process_probe
+
+    def exits_of(pid: int) -> list[int]:
+        return [e.exit_code for e in sink.snapshot() if e.pid == pid and e.kind == "exit"]
+
+    try:
+        exporter.drain_once()  # the last drain: now
+        # A process's exit is queued before its parent's wait returns.
+        waits = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
+        assert waits.wait() == 7
+        assert probe.ring_fill() > 0
+        assert not exporter.poll()  # far from full, and well within the delay
+        assert exits_of(waits.pid) == []
+        config.drain_fill_fraction = probe.ring_fill()  # as full as the ring is now: due
+        assert exporter.poll()
+        assert exits_of(waits.pid) == [7]
+
+        config.drain_fill_fraction, config.drain_max_delay_seconds = 1.0, 0.0
+        late = subprocess.Popen(["/bin/sh", "-c", "exit 8"])
+        assert late.wait() == 8
+        assert exporter.poll()  # the delay has passed
+        assert exits_of(late.pid) == [8]
+    finally:
+        exporter.shutdown()

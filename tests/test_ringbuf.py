@@ -105,6 +105,16 @@ def test_a_record_wrapping_around_the_end_reads_whole(ring):
     assert reader.read() == [sample, b"after the wrap"]
 
 
+def test_pending_bytes_are_what_the_kernel_queued_and_no_read_has_taken(ring):
+    kernel, reader = ring
+    assert reader.pending_bytes() == 0
+    kernel.submit(b"x" * 5)  # an 8-byte header and the sample, padded to 8 bytes: 16
+    kernel.submit(b"y" * 8)  # 16
+    assert reader.pending_bytes() == 32
+    reader.read()
+    assert reader.pending_bytes() == 0
+
+
 def test_a_size_that_is_not_a_power_of_two_is_refused():
     with pytest.raises(ValueError, match="power of two"):
         RingBufferReader(-1, 3 * PAGE)
