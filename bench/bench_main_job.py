@@ -37,7 +37,7 @@ from exporter.config import ExporterConfig
 from exporter.probes.base import ProbeContext
 from exporter.probes.process import ProcessProbe
 from exporter.probes.tcp import TcpProbe
-from exporter.runner import Exporter
+from exporter.runner import Exporter, drain_due
 from schema.column_batch import ColumnBatch
 from store.arrow_batch import arrow_stream
 from store.db import columnar, open_store
@@ -177,8 +177,12 @@ class Recorder:
         self.thread.start()
 
     def _drain(self) -> None:
-        while not self.stop_drain.wait(0.05):
-            self._read()
+        """Read in the batches the exporter would drain, by its default settings."""
+        config, last = ExporterConfig(), time.monotonic()
+        while not self.stop_drain.wait(config.drain_interval_seconds):
+            if drain_due(config, self.probes.values(), time.monotonic() - last):
+                self._read()
+                last = time.monotonic()
 
     def _read(self) -> None:
         for name, p in self.probes.items():
