@@ -9,6 +9,7 @@ import pytest
 
 from exporter.config import ConfigError, ExporterConfig
 from exporter.flags.detector import Detector
+from exporter.flags.families.exec_rules import script_operand
 from exporter.flags.rulebook import DEFAULT_RULES_PATH, RulebookError, load_rulebook
 from groundtruth.cli import main
 from mixin.config import load_config
@@ -22,7 +23,7 @@ def test_shipped_rule_tests_pass(capsys):
     assert main(["flags", "test", str(RULE_TESTS)]) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith("SUCCESS")
-    assert out.count("\nok   ") + out.startswith("ok   ") == 16
+    assert out.count("\nok   ") + out.startswith("ok   ") == 17
 
 
 def test_a_wrong_expectation_prints_a_diff(tmp_path, capsys):
@@ -107,6 +108,58 @@ def test_bad_rules_files_name_file_and_line(tmp_path, text, line, message):
         load_rulebook(path)
     assert str(e.value).startswith(f"{path}:{line}:")
     assert message in str(e.value)
+
+
+TMP_RULE = (
+    "rules:\n"
+    "  - id: exec_from_tmp\n"
+    "    class: security\n"
+    "    severity: high\n"
+    "    technique: T1204.002\n"
+    "    meaning: From /tmp.\n"
+    "    paths: [/tmp/]\n"
+)
+
+
+def test_exec_from_tmp_may_leave_out_its_interpreters_not_its_paths(tmp_path):
+    # A rules file written before the interpreters list still loads, and flags scripts run by
+    # their own path; without paths the rule has nothing to watch.
+    path = tmp_path / "rules.yaml"
+    path.write_text(TMP_RULE)
+    detector = Detector(load_rulebook(path), load_config().raw["thresholds"])
+    execs = [
+        ProcessEvent(kind="exec", pid=p, process_key=f"h:{p}:1", filename=name, argv=argv,
+                     time_ns=10**18 + p)
+        for p, name, argv in ((1, "/bin/sh", ["sh", "/tmp/x.sh"]), (2, "/tmp/y", ["y"]))
+    ]  # fmt: skip
+    assert [f.process_key for f in detector.observe(execs)] == ["h:2:1"]
+    path.write_text(TMP_RULE.replace("    paths: [/tmp/]\n", ""))
+    with pytest.raises(RulebookError, match=f"^{path}:2: rule exec_from_tmp lacks 'paths'"):
+        load_rulebook(path)
+
+
+@pytest.mark.parametrize(
+    "argv, script",
+    [
+        (["sh", "/tmp/x.sh"], "/tmp/x.sh"),
+        (["bash", "-x", "-o", "pipefail", "run.sh", "arg"], "run.sh"),
+        (["bash", "--norc", "--", "-odd-name.sh"], "-odd-name.sh"),
+        (["bash", "-e", "/tmp/x.sh"], "/tmp/x.sh"),  # a shell's -e: errexit, not inline code
+        (["sh", "-c", "/tmp/x.sh"], ""),  # inline: /tmp/x.sh is an exec of its own
+        (["bash", "-ec", "echo hi"], ""),  # options bundled with c
+        (["sh", "-"], ""),  # standard input
+        (["sh"], ""),
+        (["python3", "-u", "-W", "ignore", "x.py"], "x.py"),
+        (["python3", "-m", "http.server"], ""),
+        (["python3", "-O", "x.py"], "x.py"),  # python's -O takes no value (bash's does)
+        (["perl", "-e", "print 1"], ""),
+        (["perl", "-w", "x.pl"], "x.pl"),
+        (["node", "-r", "ts-node/register", "x.ts"], "x.ts"),
+        (["node", "--eval", "1"], ""),
+    ],
+)
+def test_the_script_given_to_an_interpreter(argv, script):
+    assert script_operand(argv[0], argv) == script
 
 
 def test_the_exporter_refuses_a_bad_rules_file(tmp_path):

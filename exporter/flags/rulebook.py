@@ -191,14 +191,14 @@ def _rule(r: _Reader, node, params_of: dict) -> Rule:
     for key, (knode, vnode) in fields_.items():
         if key in RULE_KEYS:
             continue
-        kind = declared.get(key)
-        if kind is None:
+        kind = declared.get(key, "").rstrip("?")
+        if not kind:
             known = ", ".join(sorted(RULE_KEYS | set(declared)))
             r.fail(knode, f"rule {rule_id}: unknown key {key!r} (known: {known})")
         what = f"rule {rule_id}: {key}"
         params[key] = tuple(r.ints(vnode, what) if kind == "ints" else r.texts(vnode, what))
-    for key in declared:
-        if key not in params:
+    for key, kind in declared.items():
+        if key not in params and not kind.endswith("?"):  # "texts?": may be left out
             r.fail(node, f"rule {rule_id} lacks {key!r}")
     technique = r.text(fields_["technique"][1], "technique")
     if not _TECHNIQUE.match(technique):

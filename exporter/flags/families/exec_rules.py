@@ -18,7 +18,7 @@ from exporter.flags.rulebook import glob_pattern
 
 SHELLS = {"shells": "texts"}
 PARAMS = {
-    "exec_from_tmp": {"paths": "texts"},
+    "exec_from_tmp": {"paths": "texts", "interpreters": "texts?"},
     "exec_fileless": {},
     "network_tool_in_container": {"programs": "texts"},
     "shell_from_server": {"shells": "texts", "interpreters": "texts", "local_only": "texts"},
@@ -35,6 +35,7 @@ SECURITY_DEFAULTS = (0, None, AUID_UNSET, "", "", "", 0, 0)
 # Program classes, cached per program name; FROM_TMP: the executed file is in a watched
 # directory. An exec's name bits (``name_bits``) are these, decided once per file name.
 SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL, FROM_TMP = 1, 2, 4, 8, 16
+SCRIPT_RUNNER = 32  # exec_from_tmp's interpreters: the script it is given is looked at
 EXEC_FROM_TMP = "exec_from_tmp"  # the rule FROM_TMP raises
 PROGRAM_CACHE_MAX = 4096
 # An event's security fields, in SECURITY_FIELDS order.
@@ -51,10 +52,51 @@ def run_from(ev) -> str:
     path = getattr(ev, "exe_path", "")
     if path and not getattr(ev, "exe_script", 0):
         return path
-    filename, cwd = ev.filename, getattr(ev, "cwd", "")
-    if filename.startswith("/") or not cwd:
-        return filename
-    return posixpath.normpath(posixpath.join(cwd, filename))
+    return in_cwd(ev.filename, getattr(ev, "cwd", ""))
+
+
+# An interpreter's options after which its code comes inline, not from a file (a file that code
+# runs is an exec of its own), and those that take the next argument as their value, by the
+# start of the interpreter's name; any other (a shell): -c, or options bundled with c (sh -ec).
+INTERPRETER_OPTIONS = {
+    "python": ({"-c", "-m"}, {"-W", "-X"}),
+    "perl": ({"-e", "-E"}, set()),
+    "ruby": ({"-e"}, {"-I", "-r"}),
+    "node": ({"-e", "--eval", "-p", "--print"}, {"-r", "--require", "--import", "--loader"}),
+    "php": ({"-r"}, {"-c", "-d", "-z"}),
+    "lua": ({"-e"}, {"-l"}),
+}
+SHELL_OPTIONS = ({"-c"}, {"-o", "+o", "-O", "+O"})
+
+
+def script_operand(interpreter: str, argv) -> str:
+    """The script file ``interpreter`` was given as an argument (``sh /tmp/x.sh``,
+    ``python3 -u x.py``): its first argument that is neither an option nor an option's value;
+    '' where there is none, or the code comes inline (``sh -c``, ``python3 -m``) or from
+    standard input (``-``)."""
+    inline, valued = next(
+        (o for start, o in INTERPRETER_OPTIONS.items() if interpreter.startswith(start)),
+        SHELL_OPTIONS,
+    )
+    shell = inline is SHELL_OPTIONS[0]
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--":
+            return next(args, "")
+        if arg[:1] not in ("-", "+") or arg in ("-", "+"):
+            return "" if arg == "-" else arg
+        if arg in inline or (shell and arg[1] != "-" and arg.endswith("c")):
+            return ""
+        if arg in valued:
+            next(args, None)
+    return ""
+
+
+def in_cwd(path: str, cwd: str) -> str:
+    """``path``, a relative one joined to the working directory (as given where there is none)."""
+    if path.startswith("/") or not cwd:
+        return path
+    return posixpath.normpath(posixpath.join(cwd, path))
 
 
 def _field_expressions(cls: type) -> dict[str, str]:
@@ -95,7 +137,7 @@ def suspect_test(cls: type, fileless: bool, privilege: bool) -> SuspectTest:
 def _matcher(rule, *keys) -> re.Pattern | None:
     if rule is None:
         return None
-    return glob_pattern([p for k in keys for p in rule.params[k]])
+    return glob_pattern([p for k in keys for p in rule.params.get(k, ())])
 
 
 class ExecRules:
@@ -110,6 +152,7 @@ class ExecRules:
             (NETWORK_TOOL, _matcher(rules.get("network_tool_in_container"), "programs")),
             (REVERSE_SHELL_PROGRAM, _matcher(rules.get("reverse_shell"), "shells")),
             (TERMINAL_SHELL, _matcher(rules.get("interactive_shell_in_container"), "shells")),
+            (SCRIPT_RUNNER, _matcher(tmp, "interpreters")),
         ]
         server = rules.get("shell_from_server")
         self._local_only = _matcher(server, "local_only")
@@ -190,6 +233,8 @@ class ExecRules:
                     f"{filename} runs as root (euid 0) for uid {uid}, login uid "
                     f"{_user(auid)}: setuid binary",
                 )  # fmt: skip
+        if bits & SCRIPT_RUNNER and not bits & FROM_TMP:
+            self._script_from_tmp(ev, program)
         kind = bits & ~FROM_TMP
         if not kind:
             return
@@ -225,6 +270,20 @@ class ExecRules:
                 program,
                 f"shell {program} on terminal {tty} in container {container[:12]}",
             )
+
+    def _script_from_tmp(self, ev, interpreter: str) -> None:
+        """exec_from_tmp for a script given to an interpreter (``sh /tmp/x.sh``), named by the
+        script as a script run by its own path is (its repeats are told apart by it)."""
+        operand = script_operand(interpreter, getattr(ev, "argv", ()))
+        if not operand:
+            return
+        script = in_cwd(operand, getattr(ev, "cwd", ""))
+        if not script.startswith(self.tmp_paths):
+            return
+        program = script.rpartition("/")[2] or operand
+        if not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
+            what = f"{interpreter} ran the script {script} (from a temporary directory)"
+            self.emit(EXEC_FROM_TMP, ev, program, what)
 
     def on_cred_change(self, ev, program: str) -> None:
         if not self.privilege:
