@@ -29,6 +29,10 @@ SERVICE_FIXTURES = {
     "prometheus_factory",
     "alertmanager_factory",
 }
+# Fixtures that cause flags while a test sets them up (scripts/flag_watch.py matches a flag to
+# the test running then): the scripted incident runs its scripts from pytest's tmp directory
+# with sh, which exec_from_tmp rightly flags, in whichever test asks for it first.
+FLAG_FIXTURES = {"incident_scenario": ("exec_from_tmp",)}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,6 +42,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.ebpf)
         if names & SERVICE_FIXTURES:
             item.add_marker(pytest.mark.services)
+        for fixture in names & FLAG_FIXTURES.keys():
+            item.add_marker(pytest.mark.causes_flags(*FLAG_FIXTURES[fixture]))
 
 
 def _children(pid: int) -> list[str]:

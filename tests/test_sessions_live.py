@@ -70,6 +70,7 @@ def exec_of(exp, token: str) -> ProcessEvent:
     return found
 
 
+@pytest.mark.causes_flags("exec_from_tmp")  # connect.py in its tmp_path, run by python3
 def test_a_login_session_is_its_first_programs_workload(flagging_exporter, tmp_path):
     exp = flagging_exporter
     tokens = [secrets.token_hex(4) for _ in range(5)]
