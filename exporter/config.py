@@ -13,30 +13,50 @@ class ConfigError(ValueError):
     pass
 
 
+def setting(default, doc: str, factory=None):
+    """A setting with its meaning (the README's settings table is made from these)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass
 class ExporterConfig:
-    listen: str = "127.0.0.1:9435"  # metrics endpoint, host:port
-    host: str = field(default_factory=socket.gethostname)  # names this host in every event
-    # Where raw events go: "jsonl:-" (stdout), "jsonl:PATH", "clickhouse://...", "chdb:DIR".
-    sinks: list[str] = field(default_factory=list)
-    container_label_cap: int = 200
-    program_label_cap: int = 200
-    # The ring buffers are looked at every drain_interval_seconds and drained when one is
-    # drain_fill_fraction full or drain_max_delay_seconds have passed since the last drain
-    # (exporter.runner.Exporter.poll says why).
-    drain_interval_seconds: float = 0.05
-    drain_fill_fraction: float = 0.0625
-    drain_max_delay_seconds: float = 0.25
-    ringbuf_pages: int = 1024
-    selftest: bool = True
-    tcp: bool = True  # the TCP connection probe
-    flags: bool = True  # the flag detector (exporter/flags/)
-    flag_rules: str = ""  # the rules file; '' is mixin/flag_rules.yaml
-    policies: str = ""  # a directory of baseline policies (docs/baselines.md); '' for none
-    # YAML merged over mixin/mixin.yaml, as `alerts build --config` takes it: the detector's
-    # flag_* thresholds; '' for the shipped numbers.
-    mixin_config: str = ""
-    netns: str = ""  # record only this network namespace (exporter/netns.py); '' for all
+    listen: str = setting("127.0.0.1:9435", "Metrics endpoint, HOST:PORT.")
+    host: str = setting(None, "Names this host in every event.", socket.gethostname)
+    sinks: list[str] = setting(
+        None,
+        "Where raw events go: jsonl:- (stdout), jsonl:PATH, clickhouse://..., chdb:DIR.",
+        list,
+    )
+    container_label_cap: int = setting(200, "Distinct container labels in metrics.")
+    program_label_cap: int = setting(200, "Distinct program labels in metrics.")
+    # (Exporter.poll says why the drain waits for a batch.)
+    drain_interval_seconds: float = setting(0.05, "How often the ring buffers are looked at.")
+    drain_fill_fraction: float = setting(
+        0.0625, "A ring buffer this full is drained at the next look (above 0, at most 1)."
+    )
+    drain_max_delay_seconds: float = setting(
+        0.25,
+        "Else they are drained this long after the last drain, so a lone event waits about "
+        "this at most (0: drain at every look).",
+    )
+    ringbuf_pages: int = setting(1024, "Pages (4 KiB) of each probe's ring buffer, a power of 2.")
+    selftest: bool = setting(True, "Self-test the probes at start-up with a canary process.")
+    tcp: bool = setting(True, "Load the TCP connection probe.")
+    flags: bool = setting(True, "Run the flag detector (docs/flags.md).")
+    flag_rules: str = setting("", "The flag rules file; '' for mixin/flag_rules.yaml.")
+    policies: str = setting(
+        "", "A directory of baseline policies (docs/baselines.md); '' for none."
+    )
+    mixin_config: str = setting(
+        "",
+        "YAML merged over mixin/mixin.yaml, as `alerts build --config` takes it: the flag "
+        "detector's flag_* thresholds; '' for the shipped numbers.",
+    )
+    netns: str = setting(
+        "", "Record only this network namespace (a path, e.g. /run/netns/NAME); '' for all."
+    )
 
     def netns_inode(self) -> int:
         """The inode of the --netns namespace, 0 for none; ConfigError when it is not one."""

@@ -17,7 +17,8 @@ RUN_HELP = """\
 Attach the eBPF probes (process lifecycle), scan /proc for processes already running,
 self-test the probes with a canary process, then serve Prometheus metrics on --listen and
 send every raw event to the sinks. Settings come from defaults, then --config (YAML with the
-same names as the flags, underscores for dashes), then GROUNDTRUTH_<NAME> variables, then flags.
+same names as the flags, underscores for dashes), then GROUNDTRUTH_<NAME> variables, then flags;
+the README's settings table lists every setting, those without a flag too (drain_*, ringbuf_pages).
 SIGTERM or Ctrl-C drains what the kernel holds, flushes the sinks and exits.
 """
 

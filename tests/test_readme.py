@@ -16,10 +16,11 @@ def readme_metrics() -> set[str]:
     return set(re.findall(r"^\| `(groundtruth_[a-z_]+)` \|", README.read_text(), re.M))
 
 
-def test_event_tables_are_current():
+def test_event_tables_and_settings_are_current():
+    # (A setting without its meaning fails here too: the table is made from the meanings.)
     text = README.read_text()
     assert text == with_tables(text), (
-        "README event tables are stale: python -m groundtruth.reference"
+        "README event tables or settings are stale: python -m groundtruth.reference"
     )
 
 
