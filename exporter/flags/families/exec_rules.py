@@ -274,7 +274,12 @@ class ExecRules:
     def _script_from_tmp(self, ev, interpreter: str) -> None:
         """exec_from_tmp for a script given to an interpreter (``sh /tmp/x.sh``), named by the
         script as a script run by its own path is (its repeats are told apart by it)."""
-        operand = script_operand(interpreter, getattr(ev, "argv", ()))
+        argv = getattr(ev, "argv", ())
+        if interpreter == "busybox":  # busybox sh /tmp/x: its applet's, if one of the list
+            if len(argv) < 2 or not self.program_class(argv[1]) & SCRIPT_RUNNER:
+                return
+            interpreter, argv = argv[1], argv[1:]
+        operand = script_operand(interpreter, argv)
         if not operand:
             return
         script = in_cwd(operand, getattr(ev, "cwd", ""))
