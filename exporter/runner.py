@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from operator import attrgetter
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from exporter.collectors.cgroups import ContainerResourcesCollector
 from exporter.collectors.errors import CollectorErrorsCollector
@@ -49,14 +49,18 @@ CLOCK_REFRESH_SECONDS = 60
 # groundtruth_events_total{type}: "<event type>_<kind>", e.g. process_exec, tcp_connection_close.
 EVENT_TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 KIND = attrgetter("kind")
+# groundtruth_ringbuf_fill_ratio's buckets: 1/16 is where a drain is due (drain_fill_fraction's
+# default), 1 a full ring.
+RING_FILL_BUCKETS = (1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0)
 
 
 def drain_due(config, probes, since_last_drain: float) -> bool:
     """Whether the probes' ring buffers are due a drain (``Exporter.poll``): one is
-    ``drain_fill_fraction`` full, or ``drain_max_delay_seconds`` have passed."""
-    return since_last_drain >= config.drain_max_delay_seconds or any(
-        probe.ring_fill() >= config.drain_fill_fraction for probe in probes
-    )
+    ``drain_fill_fraction`` full (or cannot tell), or ``drain_max_delay_seconds`` have passed."""
+    if since_last_drain >= config.drain_max_delay_seconds:
+        return True
+    fills = [probe.ring_fill() for probe in probes]
+    return any(fill is None or fill >= config.drain_fill_fraction for fill in fills)
 
 
 class Exporter:
@@ -98,6 +102,15 @@ class Exporter:
         self._stop = threading.Event()
         self._http = metrics
         self._last_drain = time.monotonic()  # (poll)
+        # How full each ring buffer was when drained: how close the exporter came to dropping
+        # (groundtruth_events_dropped_total{stage="kernel"}) under the load it had.
+        self.ring_fill = Histogram(
+            "groundtruth_ringbuf_fill_ratio",
+            "How full a probe's ring buffer was at each drain (1: full, events dropped).",
+            ["probe"],
+            buckets=RING_FILL_BUCKETS,
+            registry=None,  # registered with the others in _register_collectors
+        )
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, serve: bool = True) -> None:
@@ -182,6 +195,7 @@ class Exporter:
                 else []
             ),
             *self.extra_collectors,
+            self.ring_fill,
         ]
         # Each describes its metrics, so two that clash fail here, at start-up, not at scrape.
         for collector in self.collectors:
@@ -222,6 +236,9 @@ class Exporter:
 
     def drain_once(self) -> None:
         for probe in self.probes:
+            fill = probe.ring_fill()
+            if fill is not None:
+                self.ring_fill.labels(probe.name).observe(fill)
             self.deliver(*probe.drain_columns())
         self._last_drain = time.monotonic()
 

@@ -299,7 +299,7 @@ def test_a_drain_waits_for_a_batch_until_a_ring_buffer_fills_or_the_delay_passes
         assert probe.ring_fill() > 0
         assert not exporter.poll()  # far from full, and well within the delay
         assert exits_of(waits.pid) == []
-        config.drain_fill_fraction = probe.ring_fill()  # as full as the ring is now: due
+        fill = config.drain_fill_fraction = probe.ring_fill()  # as full as the ring is now: due
         assert exporter.poll()
         assert exits_of(waits.pid) == [7]
 
@@ -308,5 +308,9 @@ def test_a_drain_waits_for_a_batch_until_a_ring_buffer_fills_or_the_delay_passes
         assert late.wait() == 8
         assert exporter.poll()  # the delay has passed
         assert exits_of(late.pid) == [8]
+        # Each of the three drains observed how full the ring was, the second at least `fill`.
+        registry, labels = exporter.registry, {"probe": "process"}
+        assert registry.get_sample_value("groundtruth_ringbuf_fill_ratio_count", labels) == 3
+        assert registry.get_sample_value("groundtruth_ringbuf_fill_ratio_sum", labels) >= fill
     finally:
         exporter.shutdown()

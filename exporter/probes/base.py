@@ -162,11 +162,11 @@ class BpfProbe:
         batch, self._batch = self._batch, []
         return batch
 
-    def ring_fill(self) -> float:
+    def ring_fill(self) -> float | None:
         """How full the ring buffer is (0 to 1): what the kernel queued and no drain has taken
-        yet. 1 where bcc's consumer reads it, which cannot tell without consuming."""
+        yet. None where bcc's consumer reads it, which cannot tell without consuming."""
         reader = self._reader
-        return reader.pending_bytes() / (reader.mask + 1) if reader is not None else 1.0
+        return reader.pending_bytes() / (reader.mask + 1) if reader is not None else None
 
     def drain_columns(self) -> tuple[list, list]:
         """(events, ColumnBatches) of everything queued: a probe with a columnar hot path
