@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from exporter.flags.rulebook import glob_pattern
@@ -274,7 +274,7 @@ class ExecRules:
     def _script_from_tmp(self, ev, interpreter: str) -> None:
         """exec_from_tmp for a script given to an interpreter (``sh /tmp/x.sh``), named by the
         script as a script run by its own path is (its repeats are told apart by it)."""
-        argv = getattr(ev, "argv", ())
+        argv: Sequence[str] = getattr(ev, "argv", ())
         if interpreter == "busybox":  # busybox sh /tmp/x: its applet's, if one of the list
             if len(argv) < 2 or not self.program_class(argv[1]) & SCRIPT_RUNNER:
                 return
