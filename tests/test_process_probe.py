@@ -314,3 +314,39 @@ def test_a_drain_waits_for_a_batch_until_a_ring_buffer_fills_or_the_delay_passes
         assert registry.get_sample_value("groundtruth_ringbuf_fill_ratio_sum", labels) >= fill
     finally:
         exporter.shutdown()
+
+
+def test_where_bcc_consumes_the_ring_every_look_drains_and_no_fill_is_observed(ebpf_problems):
+    # bcc's per-event consumer (where the ring's memory map is not read directly) cannot tell
+    # how full the ring is: poll() then drains at every look, as before drain batching, and
+    # groundtruth_ringbuf_fill_ratio observes nothing rather than a made-up fill.
+    from exporter.probes.process import ProcessProbe
+    from exporter.runner import Exporter
+    from exporter.sinks.memory import MemorySink
+    from tests.fixtures.ebpf import skip_or_fail_without_ebpf
+
+    skip_or_fail_without_ebpf(ebpf_problems)
+
+    class ThroughBcc(ProcessProbe):
+        read_directly = False
+
+    config = exporter_config(selftest=False, drain_fill_fraction=1.0, drain_max_delay_seconds=5)
+    sink = MemorySink()
+    exporter = Exporter(config, sink)
+    exporter.process_probe.__class__ = ThroughBcc
+    exporter.start(serve=False)
+    try:
+        exporter.drain_once()
+        child = subprocess.Popen(["/bin/sh", "-c", "exit 5"])
+        assert child.wait() == 5
+        assert exporter.process_probe.ring_fill() is None
+        assert exporter.poll()  # well within the delay, yet drained
+        assert [
+            e.exit_code for e in sink.snapshot() if e.pid == child.pid and e.kind == "exit"
+        ] == [5]
+        count = exporter.registry.get_sample_value(
+            "groundtruth_ringbuf_fill_ratio_count", {"probe": "process"}
+        )
+        assert count is None  # no observation: no series
+    finally:
+        exporter.shutdown()
