@@ -105,14 +105,16 @@ class ProcessEvent:
     exe_path: str = col(
         "String",
         "exec, scan: the executed file's path as the kernel resolved it (a relative name and "
-        "symlinks followed), from the process's root directory (a container's own); '' where "
-        "it has none there (a memfd), is longer than 512 bytes or more than 32 steps up, and "
-        "for other kinds.",
+        "symlinks followed), from the process's root directory (a container's own). Longer than "
+        "512 bytes: its top, ending in /… (what is left out is below). '' where it has none "
+        "there (a memfd), is more than about 500 steps up (the exec's path walks share 33 calls "
+        "of 16 steps), and for other kinds.",
     )
     cwd: str = col(
         "String",
         "exec, scan: the process's working directory, from its root directory (as exe_path); "
-        "'' where it has none there or it is longer than 512 bytes or more than 32 steps up.",
+        "longer than 512 bytes, its top ending in /…; '' where it has none there or the "
+        "executable's walk left it no steps.",
     )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
     argv_truncated: int = col(

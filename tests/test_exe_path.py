@@ -53,6 +53,43 @@ def test_a_relative_name_and_a_symlink_resolve_to_the_file_run(running_exporter,
     )
 
 
+def test_a_deep_path_is_read_whole_and_a_long_one_keeps_its_top(running_exporter, tmp_path):
+    """40 levels down (more than one call of the walker: bpf/process.c's tail calls) the path
+    is whole; under three 200-byte names (over PATH_LEN) the top of it is kept, up to where the
+    names overflowed, and ends in /…: where it is (here: under the test's tmp_path) still shows.
+    Both run by a relative name from there, so their cwd is the same directory."""
+    directory = Path(os.path.realpath(tmp_path))
+    deep = directory.joinpath(*["d"] * 40)
+    long = directory / ("A" * 200) / ("B" * 200) / ("C" * 200)
+    runs = {}
+    for where in (deep, long):
+        where.mkdir(parents=True)
+        shutil.copy("/bin/true", where / "x")
+        argv = ["./x", token()]
+        child = subprocess.Popen(argv, cwd=where)
+        assert child.wait() == 0
+        runs[where] = exec_of(running_exporter, child.pid, argv)
+    assert (runs[deep].exe_path, runs[deep].cwd) == (str(deep / "x"), str(deep))
+    # x, C..., B... fill 404 of the 512 bytes; A... does not fit, so the names so far give way.
+    top = f"{directory / ('A' * 200)}/…"
+    assert (runs[long].exe_path, runs[long].cwd) == (top, top)
+
+
+def test_a_path_deeper_than_the_walk_reaches_is_empty_and_the_exec_still_arrives(
+    running_exporter, tmp_path
+):
+    """600 directories down: more steps than the walker's tail calls take (33 of 16 steps), so
+    both paths are '' (not a guess), and the exec is delivered as every other is."""
+    deep = Path(os.path.realpath(tmp_path)).joinpath(*["d"] * 600)
+    deep.mkdir(parents=True)
+    shutil.copy("/bin/true", deep / "x")
+    argv = ["./x", token()]
+    child = subprocess.Popen(argv, cwd=deep)
+    assert child.wait() == 0
+    ev = exec_of(running_exporter, child.pid, argv)
+    assert (ev.filename, ev.exe_path, ev.cwd) == ("./x", "", "")
+
+
 def test_a_script_names_itself_and_runs_its_interpreter(running_exporter, tmp_path):
     script = Path(os.path.realpath(tmp_path)) / "gt-script.sh"
     script.write_text("#!/bin/sh\nexit 0\n")

@@ -184,6 +184,29 @@ def test_exec_from_tmp_sees_a_script_given_to_an_interpreter(flagging_exporter):
     ]
 
 
+@pytest.mark.causes_flags("exec_from_tmp")
+def test_exec_from_tmp_sees_a_deep_or_long_path(flagging_exporter):
+    """./x run from 40 directories down in /tmp, and from under three 200-byte names (whose
+    path the kernel keeps only the top of): where they are is still read, so both are flagged
+    (before the walker's tail calls, both paths read '' and a relative name said nothing)."""
+    exp = flagging_exporter
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        tmp = os.path.realpath(tmp)
+        keys = {}
+        for name, where in (("deep", Path(tmp).joinpath(*["d"] * 40)),
+                            ("long", Path(tmp, "A" * 200, "B" * 200, "C" * 200))):  # fmt: skip
+            where.mkdir(parents=True)
+            copy_program("/bin/true", where, f"{name}-{secrets.token_hex(3)}")
+            child = subprocess.Popen([f"./{next(where.iterdir()).name}"], cwd=where)
+            assert child.wait() == 0
+            keys[name] = key_of(exp, child.pid)
+    flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
+    assert flags["deep"].description.endswith(
+        f"{'/d' * 40}/{flags['deep'].program} (from a temporary directory)"
+    )
+    assert f"which is {tmp}/{'A' * 200}/… (from a temporary directory)" in flags["long"].description
+
+
 def test_sigsegv_is_a_crash(flagging_exporter):
     exp = flagging_exporter
     child = subprocess.Popen(["/bin/sh", "-c", "kill -SEGV $$"])

@@ -20,6 +20,9 @@ from exporter.probes.process_abi import (
     EV_CRED_CHANGE,
     EV_EXEC,
     EV_FORK,
+    F_CWD_CUT,
+    F_EXE_PATH_CUT,
+    F_EXE_SCRIPT,
     HEAD,
 )
 from exporter.selftest import UNTRUSTED_FIELDS
@@ -166,6 +169,23 @@ def test_the_paths_decode_from_their_names_in_reverse():
     assert (relative.filename, relative.exe_path, relative.argv) == ("./x", "/tmp/t/x", ["./x"])
     assert (none.exe_path, other.exe_path, utf8.exe_path) == ("", "/home/u/x", "/srv/café/x")
     assert (relative.cwd, none.cwd, other.cwd, utf8.cwd) == ("/tmp/t", "", "/", "")
+
+
+def test_a_path_the_kernel_kept_the_top_of_ends_in_a_mark():
+    """F_EXE_PATH_CUT and F_CWD_CUT (bpf/path.h: names over PATH_LEN, the top kept) add /… to
+    that path alone, also to a record whose tail was decoded before without them (the flags are
+    in the head, the cache is by the tail); with F_EXE_SCRIPT too, each flag still counts."""
+    probe = ProcessProbe(ProbeContext(host="h"))
+    paths = {"exe_path": b"/tmp/" + b"A" * 200, "cwd": b"/tmp/" + b"A" * 200}
+    whole = probe.decode(exec_record(b"./x", [b"./x"], **paths))
+    exe_cut = probe.decode(exec_record(b"./x", [b"./x"], flags=F_EXE_PATH_CUT, **paths))
+    both = probe.decode(
+        exec_record(b"./x", [b"./x"], flags=F_EXE_PATH_CUT | F_CWD_CUT | F_EXE_SCRIPT, **paths)
+    )
+    top = "/tmp/" + "A" * 200
+    assert (whole.exe_path, whole.cwd) == (top, top)
+    assert (exe_cut.exe_path, exe_cut.cwd, exe_cut.exe_script) == (f"{top}/…", top, 0)
+    assert (both.exe_path, both.cwd, both.exe_script) == (f"{top}/…", f"{top}/…", 1)
 
 
 def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():

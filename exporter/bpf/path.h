@@ -1,5 +1,6 @@
 /* Paths as the kernel resolved them, from a task's root directory (a container's own root):
- * walked up from a (mount, dentry) pair across mount points, as d_path() does.
+ * walked up from a (mount, dentry) pair across mount points, as d_path() does, PATH_STEPS steps
+ * per call (process.c takes the calls as tail calls: a path may be deep).
  *
  * Read at exec for the executable (mm->exe_file: the file run, whatever name execve() was
  * given: a relative name, a symlink, a bind mount) and the working directory (fs->pwd). Every
@@ -11,27 +12,52 @@
 
 #include "task.h"
 
-/* Writes the names on the path of (mnt, dentry) into buf[at...], from the leaf up, each ended
- * by its NUL (the root alone: one NUL); returns their bytes, or 0 when the walk does not reach
- * the task's root (`fs`'s) within PATH_STEPS steps and PATH_LEN bytes: a file in no directory
- * (a memfd), one outside the task's root, or a path too deep or too long. `buf` has PATH_LEN +
- * NAME_LEN bytes of room at `at` (which is at most PATH_ROOM). */
-static __always_inline u32 read_path(void *fs, void *mnt, void *dentry, char *buf, u32 at)
+/* A walk up a path, kept between the calls that take its steps (walk_path). */
+struct path_walk {
+    void *mnt;               /* where the walk is */
+    void *dentry;
+    void *root_mnt;          /* the task's root: where it ends */
+    void *root_dentry;
+    u32 at;                  /* where the path's names go in the buffer */
+    u32 size;                /* their bytes so far */
+    u32 cut;                 /* 1: the names overflowed PATH_LEN and the top ones were kept */
+    u32 which;               /* the caller's: which path this is */
+};
+
+/* Starts a walk from (mnt, dentry) up to `fs`'s root, its names into buf[at...]. */
+static __always_inline void begin_walk(struct path_walk *w, void *fs, void *mnt, void *dentry,
+                                       u32 at)
 {
-    if (!fs || !mnt || !dentry || at > PATH_ROOM)
-        return 0;
-    void *root_mnt = task_read_ptr(fs, FS_ROOT_MNT);
-    void *root_dentry = task_read_ptr(fs, FS_ROOT_DENTRY);
-    u32 size = 0;
+    w->mnt = fs ? mnt : 0;
+    w->dentry = fs ? dentry : 0;
+    w->root_mnt = fs ? task_read_ptr(fs, FS_ROOT_MNT) : 0;
+    w->root_dentry = fs ? task_read_ptr(fs, FS_ROOT_DENTRY) : 0;
+    w->at = at;
+    w->size = 0;
+    w->cut = 0;
+}
+
+/* Takes up to PATH_STEPS steps of walk `w`, as d_path() walks: up d_parent, and across mount
+ * points through struct mount. Writes the names into buf[w->at...] from the leaf up, each
+ * ended by its NUL (the root alone: one NUL). Where they would overflow PATH_LEN, writing starts
+ * again at w->at (w->cut = 1): what is kept is the top of the path, which says where it is.
+ * Returns 1 when the walk is over, with w->size its bytes (0: no path, a file in no directory
+ * such as a memfd, or one outside the task's root), or 0 when it has steps left to take (the
+ * caller takes them in another call). `buf` has PATH_LEN + NAME_LEN bytes of room at w->at
+ * (which is at most PATH_ROOM). */
+static __always_inline int walk_path(struct path_walk *w, char *buf)
+{
+    void *mnt = w->mnt, *dentry = w->dentry;
+    u32 at = w->at, size = w->size;
+    if (!mnt || !dentry || at > PATH_ROOM || size > PATH_LEN)
+        goto none;
     for (int step = 0; step < PATH_STEPS; step++) {
-        if (dentry == root_dentry && mnt == root_mnt) {
-            if (size)
-                return size;
-            u32 root_at = at;  /* the root itself: one NUL */
-            asm volatile("" : "+r"(root_at));
-            if (root_at > PATH_ROOM)
-                return 0;
-            buf[root_at] = 0;
+        if (dentry == w->root_dentry && mnt == w->root_mnt) {
+            if (!size) {  /* the root itself: one NUL */
+                buf[at] = 0;
+                size = 1;
+            }
+            w->size = size;
             return 1;
         }
         if (dentry == task_read_ptr(mnt, VFSMOUNT_ROOT)) {
@@ -39,48 +65,64 @@ static __always_inline u32 read_path(void *fs, void *mnt, void *dentry, char *bu
             void *mount = (char *)mnt - MOUNT_MNT;
             void *above = task_read_ptr(mount, MOUNT_PARENT);
             if (!above || above == mount)
-                return 0;  /* the top of the mount tree, and not the task's root */
+                goto none;  /* the top of the mount tree, and not the task's root */
             dentry = task_read_ptr(mount, MOUNT_MOUNTPOINT);
             mnt = (char *)above + MOUNT_MNT;
             continue;
         }
         void *parent = task_read_ptr(dentry, DENTRY_PARENT);
         if (!parent || parent == dentry)
-            return 0;  /* in no directory: a memfd, an anonymous file */
+            goto none;  /* in no directory: a memfd, an anonymous file */
+        const char *name = task_read_ptr(dentry, DENTRY_NAME);
         u32 pos = at + size;
         asm volatile("" : "+r"(pos));  /* (the bound below is checked on this copy) */
         if (pos > PATH_ROOM + PATH_LEN)
-            return 0;
-        long n = bpf_probe_read_kernel_str(&buf[pos], NAME_LEN,
-                                           task_read_ptr(dentry, DENTRY_NAME));
+            goto none;
+        long n = bpf_probe_read_kernel_str(&buf[pos], NAME_LEN, name);
         if (n <= 0)
-            return 0;
+            goto none;
         size += n;
-        if (size > PATH_LEN)
-            return 0;
+        if (size > PATH_LEN) {
+            /* Out of room: the names so far give way to this one and those above it. */
+            u32 start = at;
+            asm volatile("" : "+r"(start));
+            if (start > PATH_ROOM)
+                goto none;
+            n = bpf_probe_read_kernel_str(&buf[start], NAME_LEN, name);
+            if (n <= 0)
+                goto none;
+            size = n;
+            w->cut = 1;
+        }
         dentry = parent;
     }
+    w->mnt = mnt;
+    w->dentry = dentry;
+    w->size = size;
     return 0;
+none:
+    w->size = 0;
+    w->cut = 0;
+    return 1;
 }
 
-/* The path of `task`'s executable into buf[at...] (read_path). */
-static __always_inline u32 read_exe_path(void *task, char *buf, u32 at)
+/* Begins the walk of `task`'s executable's path (mm->exe_file: the file run, whatever name
+ * execve() was given), its names into buf[at...]. */
+static __always_inline void begin_exe_walk(struct path_walk *w, void *task, u32 at)
 {
     void *mm = task_read_ptr(task, TASK_MM);
     void *file = mm ? task_read_ptr(mm, MM_EXE_FILE) : 0;
-    if (!file)
-        return 0;
-    return read_path(task_read_ptr(task, TASK_FS), task_read_ptr(file, FILE_PATH_MNT),
-                     task_read_ptr(file, FILE_PATH_DENTRY), buf, at);
+    void *fs = file ? task_read_ptr(task, TASK_FS) : 0;
+    begin_walk(w, fs, fs ? task_read_ptr(file, FILE_PATH_MNT) : 0,
+               fs ? task_read_ptr(file, FILE_PATH_DENTRY) : 0, at);
 }
 
-/* The path of `task`'s working directory into buf[at...] (read_path). */
-static __always_inline u32 read_cwd(void *task, char *buf, u32 at)
+/* Begins the walk of `task`'s working directory's path (fs->pwd). */
+static __always_inline void begin_cwd_walk(struct path_walk *w, void *task, u32 at)
 {
     void *fs = task_read_ptr(task, TASK_FS);
-    if (!fs)
-        return 0;
-    return read_path(fs, task_read_ptr(fs, FS_PWD_MNT), task_read_ptr(fs, FS_PWD_DENTRY), buf, at);
+    begin_walk(w, fs, fs ? task_read_ptr(fs, FS_PWD_MNT) : 0,
+               fs ? task_read_ptr(fs, FS_PWD_DENTRY) : 0, at);
 }
 
 #endif

@@ -24,6 +24,8 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(drops, u64, EV_KIND_MAX);          /* refused by the ring buffer, by kind */
 BPF_PERCPU_ARRAY(exec_scratch, struct exec_args, 1);
 BPF_PERCPU_ARRAY(exec_out, struct exec_event, 1);     /* an exec event being built */
+BPF_PERCPU_ARRAY(exec_walk, struct path_walk, 1);     /* its paths' walk, between tail calls */
+BPF_PROG_ARRAY(path_walker, 1);                        /* walk_exec_paths, set by the probe */
 BPF_HASH(exec_args_by_tid, u32, struct exec_args, 10240);
 BPF_HASH(oom_victims, u32, u8, 1024);
 BPF_HASH(cred_before, u32, struct cred_ids, 1024);   /* by thread, during a set*id call */
@@ -216,21 +218,6 @@ static __always_inline struct exec_event *exec_event(u32 kind, struct exec_args 
     return e;
 }
 
-/* The new executable's path and the working directory's after the command line
- * (sched_process_exec: exec succeeded). */
-static __always_inline void add_paths(struct exec_event *e)
-{
-    void *task = (void *)bpf_get_current_task();
-    e->exe_path_size = read_exe_path(task, e->cmdline, e->cmdline_size);
-    /* Where the second path goes, read back from the map: the verifier then sees one state
-     * after the first walk, not one per place it can end (which it would walk the second
-     * from, each: over its limit). */
-    u32 at = *(volatile u32 *)&e->cmdline_size + *(volatile u32 *)&e->exe_path_size;
-    if (at > PATH_ROOM)  /* never: the bound the verifier asks for */
-        return;
-    e->cwd_size = read_cwd(task, e->cmdline, at);
-}
-
 /* Sends only the parts of the command line and the paths in use. */
 static __always_inline void send_exec(struct exec_event *e, u32 kind)
 {
@@ -261,11 +248,55 @@ RAW_TRACEPOINT_PROBE(sched_process_exec)
          * name replaced `interp` (for a binary it stays the filename itself). */
         if (task_read_ptr(bprm, BPRM_INTERP) != filename)
             e->hdr.flags |= F_EXE_SCRIPT;
-        add_paths(e);
-        send_exec(e, EV_EXEC);
     }
     if (a)
         exec_args_by_tid.delete(&old_tid);
+    if (!e)
+        return 0;
+    /* The paths are walked by walk_exec_paths, which sends the event, in as many tail calls
+     * as they are deep (a path can be deeper than one program may walk). */
+    u32 zero = 0;
+    struct path_walk *w = exec_walk.lookup(&zero);
+    if (w) {
+        begin_exe_walk(w, (void *)bpf_get_current_task(), e->cmdline_size);
+        w->which = 0;
+        path_walker.call(ctx, 0);
+    }
+    send_exec(e, EV_EXEC);  /* without the walker (not set yet): the event without its paths */
+    return 0;
+}
+
+/* The exec's paths, PATH_STEPS steps per call, going on with a tail call of itself: the
+ * executable's, then the working directory's; then the event is sent (sched_process_exec
+ * built it in exec_out). Out of tail calls (the kernel's limit, 33), a path is too deep: ''. */
+int walk_exec_paths(struct bpf_raw_tracepoint_args *ctx)
+{
+    u32 zero = 0;
+    struct path_walk *w = exec_walk.lookup(&zero);
+    struct exec_event *e = exec_out.lookup(&zero);
+    if (!w || !e)
+        return 0;
+    if (!walk_path(w, e->cmdline)) {
+        path_walker.call(ctx, 0);  /* on up the same path */
+        w->size = w->cut = 0;      /* out of tail calls: too deep */
+    }
+    if (w->which == 0) {
+        e->exe_path_size = w->size;
+        if (w->cut)
+            e->hdr.flags |= F_EXE_PATH_CUT;
+        /* The working directory's names go after the executable's. */
+        u32 at = e->cmdline_size + w->size;
+        if (at <= PATH_ROOM) {  /* always: the bound the verifier asks for */
+            begin_cwd_walk(w, (void *)bpf_get_current_task(), at);
+            w->which = 1;
+            path_walker.call(ctx, 0);
+        }
+        w->size = w->cut = 0;  /* out of tail calls: no steps left for it */
+    }
+    e->cwd_size = w->size;
+    if (w->cut)
+        e->hdr.flags |= F_CWD_CUT;
+    send_exec(e, EV_EXEC);
     return 0;
 }
 

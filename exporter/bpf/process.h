@@ -12,7 +12,7 @@
 #define TTY_NAME_LEN 32      /* of the kernel's 64: "pts1048575" and "ttyUSB0" fit */
 #define STDIO_FDS 3          /* stdin, stdout, stderr */
 #define PATH_LEN 512         /* bytes of a path read at exec (path.h): names, each ended by a NUL */
-#define PATH_STEPS 32        /* directories and mount points walked up for one */
+#define PATH_STEPS 16        /* directories and mount points walked up per call (path.h) */
 #define NAME_LEN 256         /* a path component's bytes, NUL included (the kernel's NAME_MAX + 1) */
 
 enum event_kind {
@@ -34,6 +34,8 @@ enum event_flags {
     F_EXE_DELETED = 16,      /* exec: the executable has no links left (unlinked, or a memfd) */
     F_EXE_MEMFD = 32,        /* exec: the executable is a memfd */
     F_EXE_SCRIPT = 64,       /* exec: the file was run by an interpreter (#!, binfmt_misc) */
+    F_EXE_PATH_CUT = 128,    /* exec: exe_path longer than PATH_LEN: its top is kept (path.h) */
+    F_CWD_CUT = 256,         /* exec: the working directory's, likewise */
 };
 
 /* Which set*id syscall changed the credentials (cred_event.syscall). */

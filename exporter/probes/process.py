@@ -6,6 +6,7 @@ derived here from what the kernel sent; counting for metrics happens in the BPF 
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import struct
@@ -34,8 +35,10 @@ from exporter.probes.process_abi import (
     F_ARGV_TRUNCATED,
     F_ARGV_UNKNOWN,
     F_CGROUP_V1,
+    F_CWD_CUT,
     F_EXE_DELETED,
     F_EXE_MEMFD,
+    F_EXE_PATH_CUT,
     F_EXE_SCRIPT,
     F_OOM_KILLED,
     HEAD,
@@ -56,7 +59,9 @@ COMM_CACHE_MAX = 4096
 EXEC_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
 STATUS_CACHE_MAX = 1024
-EXE_FLAGS = F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT
+# An exec's own flags (what it ran, how its paths were read), applied after its cached parts.
+EXEC_FLAGS = F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT | F_EXE_PATH_CUT | F_CWD_CUT
+CUT_MARK = "/…"  # ends a path longer than PATH_LEN, of which the top was kept
 # filename, exe_path, cwd, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns
 # of events that are neither an exec nor an exit (ProcessEvent's defaults).
 NOT_EXEC_OR_EXIT = ("", "", "", 0, -1, 0, 0, "", 0)
@@ -191,6 +196,17 @@ def path_of(names: bytes) -> str:
     return "/" + "/".join(reversed(parts))
 
 
+def with_exec_flags(flags: int, context: tuple, path: str, cwd: str) -> tuple[tuple, str, str]:
+    """(security context, executable's path, working directory) of an exec as its flags say:
+    the context's last three fields are exe_flags(); a path the kernel kept only the top of
+    (bpf/path.h: longer than PATH_LEN) ends in CUT_MARK, what was left out being below it."""
+    return (
+        (*context[:-3], *exe_flags(flags)),
+        path + CUT_MARK if flags & F_EXE_PATH_CUT and path else path,
+        cwd + CUT_MARK if flags & F_CWD_CUT and cwd else cwd,
+    )
+
+
 def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
     """An exec event's security context, in ProcessEvent's order (NO_CONTEXT's fields)."""
     fields = CONTEXT.unpack_from(raw, HEAD.size)
@@ -270,6 +286,17 @@ class ProcessProbe(BpfProbe):
             defines["MEMCG_V1"] = 1
             defines["MEMORY_CGRP_ID"] = enum_value("cgroup_subsys_id", "memory_cgrp_id")
         return defines
+
+    def load(self) -> None:
+        """Loads and attaches (BpfProbe.load), then sets the exec paths' walker, a tail call of
+        sched_process_exec's (bpf/process.c): until it is set, execs have no paths."""
+        from bcc import BPF
+
+        super().load()
+        bpf = self.bpf
+        assert bpf is not None  # (load() made it)
+        walker = bpf.load_func(b"walk_exec_paths", BPF.RAW_TRACEPOINT)
+        bpf[b"path_walker"][ctypes.c_int(0)] = ctypes.c_int(walker.fd)
 
     def next_event_id(self) -> str:
         """Unique per event: this run's random id and a sequence (decode() inlines it)."""
@@ -396,8 +423,8 @@ class ProcessProbe(BpfProbe):
                     continue
                 filename, path, cwd, args, context = found
                 argv = list(args)  # a list of its own for each event
-                if flags & EXE_FLAGS:
-                    context = (*context[:-3], *exe_flags(flags))
+                if flags & EXEC_FLAGS:  # a script, a fileless exec, a path cut: rare
+                    context, path, cwd = with_exec_flags(flags, context, path, cwd)
                 if context[2] != UNSET_ID and container.workload == HOST_WORKLOAD:
                     # A login session (auid set): its workload, looked up once per session.
                     container = login_session(context[3], pid, ppid, key, container)

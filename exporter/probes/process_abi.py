@@ -15,7 +15,7 @@ ARGV_MAX, ARG_LEN = 20, 128  # arguments captured per exec; bytes per argument, 
 ARGS_LEN = ARGV_MAX * ARG_LEN
 FILENAME_LEN, CGROUP_PATH_LEN, COMM_LEN, TTY_NAME_LEN = 256, 256, 16, 32
 CMDLINE_LEN = FILENAME_LEN + ARGS_LEN
-PATH_LEN, PATH_STEPS, NAME_LEN = 512, 32, 256  # a path read at exec (bpf/path.h)
+PATH_LEN, PATH_STEPS, NAME_LEN = 512, 16, 256  # a path read at exec (bpf/path.h), steps per call
 
 # struct proc_event: fork, exit, oom_kill, and the head of every other event.
 HEAD = struct.Struct("<5Q5IiII16s")
@@ -63,6 +63,7 @@ RECORD_SIZES = {
 # enum event_flags
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
 F_EXE_DELETED, F_EXE_MEMFD, F_EXE_SCRIPT = 16, 32, 64
+F_EXE_PATH_CUT, F_CWD_CUT = 128, 256  # a path longer than PATH_LEN: its top was kept
 
 # enum cred_syscall: a cred_change's outcome.
 CRED_SYSCALLS = {
