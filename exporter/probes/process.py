@@ -207,8 +207,10 @@ def with_exec_flags(flags: int, context: tuple, path: str, cwd: str) -> tuple[tu
     )
 
 
-def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
-    """An exec event's security context, in ProcessEvent's order (NO_CONTEXT's fields)."""
+def exec_context(raw: bytes, ttys: TtyDrivers) -> tuple:
+    """An exec event's security context, in ProcessEvent's order (NO_CONTEXT's fields), with
+    the executable's flags at 0: they are in the record's head, which the exec cache is not
+    keyed by, so decode_batch sets them per event (with_exec_flags)."""
     fields = CONTEXT.unpack_from(raw, HEAD.size)
     euid, egid, auid, session = fields[:4]
     rdevs, modes, tty = fields[4:7], fields[7:10], fields[11]  # (fields[10] is padding)
@@ -217,8 +219,7 @@ def exec_context(raw: bytes, flags: int, ttys: TtyDrivers) -> tuple:
         for mode, rdev in zip(modes, rdevs, strict=True)
     ]
     return (
-        euid, egid, auid, session, kernel_tty_name(cstr(tty)), *types,
-        *exe_flags(flags),
+        euid, egid, auid, session, kernel_tty_name(cstr(tty)), *types, *exe_flags(0),
     )  # fmt: skip
 
 
@@ -494,7 +495,7 @@ class ProcessProbe(BpfProbe):
         if len(raw) != size or size > EXEC_RECORD_MAX:
             return None
         filename, argv, path, cwd = exec_args(raw)
-        context = exec_context(raw, 0, self.ttys)
+        context = exec_context(raw, self.ttys)
         found = self._execs[tail] = (filename, path, cwd, tuple(argv), context)
         return found
 
