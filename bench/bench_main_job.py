@@ -214,7 +214,7 @@ class StoreInserts:
         self.kept: list[tuple[str, dict]] = []
 
     def write(self, events: list) -> None:
-        while events and type(events[-1]) is ColumnBatch:  # after the objects, as delivered
+        while events and isinstance(events[-1], ColumnBatch):  # after the objects, as delivered
             self.columns.append(events[-1])
             self.rows += len(events[-1])
             events = events[:-1]

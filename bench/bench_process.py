@@ -25,6 +25,7 @@ from exporter.probes.process import ProcessProbe
 from exporter.probes.process_abi import EV_FORK, HEAD
 from exporter.runner import Exporter
 from exporter.sinks.memory import MemorySink
+from schema.column_batch import ColumnBatch
 from schema.events import FlagEvent
 
 STORM_EXECS = 3000
@@ -50,13 +51,16 @@ CountingOnlyProbe = counting_only(ProcessProbe)
 
 class CountingSink:
     """Counts what it is given and lets it go, as the store writer does once a batch is in
-    (a sink that kept every event would make the benchmark measure the garbage collector)."""
+    (a sink that kept every event would make the benchmark measure the garbage collector).
+    It takes the process probe's rows as the store writer does: as a batch (RowBatch)."""
+
+    takes_columns = True
 
     def __init__(self):
         self.events = 0
 
     def write(self, events: list) -> None:
-        self.events += len(events)
+        self.events += sum(len(e) if isinstance(e, ColumnBatch) else 1 for e in events)
 
     def close(self) -> None:
         pass
@@ -65,6 +69,8 @@ class CountingSink:
 class StormExecsSink(CountingSink):
     """Also counts the storm's own execs, and keeps the batches (without the flags the
     detector added): for the delivery check and the detector's replay, not the CPU figure."""
+
+    takes_columns = False  # event objects: it reads them
 
     def __init__(self, binary: str):
         super().__init__()

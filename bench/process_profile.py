@@ -74,19 +74,20 @@ def exporter_for(policies: str) -> Exporter:
 
 
 def replay(exporter: Exporter, records: list[list[bytes]]) -> tuple[float, float, int]:
-    """(decode CPU s, delivery CPU s, events): each batch decoded, then delivered."""
-    decode, deliver = exporter.process_probe.decode_batch, exporter.deliver
+    """(decode CPU s, delivery CPU s, events): each batch decoded, then delivered, as the
+    exporter's drain does."""
+    decode, deliver = exporter.process_probe.decode_columns, exporter.deliver
     decode_s = deliver_s = 0.0
     events = 0
     clock = time.process_time
     for raw in records:
         t0 = clock()
-        batch = decode(raw)
+        objects, batches = decode(raw)
         t1 = clock()
-        deliver(batch)
+        deliver(objects, batches)
         deliver_s += clock() - t1
         decode_s += t1 - t0
-        events += len(batch)
+        events += len(objects) + sum(map(len, batches))
     return decode_s, deliver_s, events
 
 

@@ -1,4 +1,5 @@
 """Which rows of a ConnectionEvent ColumnBatch the flag detector reads (``exporter.flags``).
+(Of a process RowBatch it reads every row, as the plain tuple it is.)
 
 The detector takes event objects; making one per connection would undo the columnar hot path,
 and it reads few of them. This filter follows what ``FlagDetector.observe`` does with a
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schema.column_batch import Coded, ColumnBatch
+from schema.column_batch import Coded, ColumnBatch, RowBatch
 from schema.events import ConnectionEvent
 
 
@@ -30,6 +31,8 @@ def _rows_where(column, test) -> np.ndarray:
 
 def detector_rows(detector, batch: ColumnBatch) -> list:
     """The event objects of the batch's rows the detector reads (most batches: none)."""
+    if isinstance(batch, RowBatch):  # process rows: the detector reads every one, as they are
+        return batch.tuples
     if batch.cls is not ConnectionEvent:
         return batch.events()
     policies = getattr(getattr(detector, "policy_family", None), "policies", None) or {}

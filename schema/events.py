@@ -82,6 +82,17 @@ def row_class(spec):
     return type(spec.__name__, (row,), namespace)
 
 
+def field_indexes(cls: type, *names: str) -> tuple[int, ...]:
+    """Where these fields are in the tuples of row class ``cls``."""
+    order = [f.name for f in dataclasses.fields(cls)]
+    return tuple(order.index(name) for name in names)
+
+
+def from_row(cls: type, row: tuple):
+    """The event object of a row class's plain tuple (its fields in order), in one C call."""
+    return tuple.__new__(cls, row)
+
+
 @row_class
 @dataclass
 class ProcessEvent:

@@ -113,7 +113,7 @@ class StoreWriter:
     # --- the Sink interface ---------------------------------------------------------------
     def write(self, events: list) -> None:
         columns = []
-        while events and type(events[-1]) is ColumnBatch:  # delivered after the objects
+        while events and isinstance(events[-1], ColumnBatch):  # delivered after the objects
             columns.append(events[-1])
             events = events[:-1]
         if not events and not columns:
@@ -216,9 +216,9 @@ class StoreWriter:
 
     def _write_batch(self, received: float, batch: list) -> None:
         """Converts a batch while the previous insert runs, then inserts it (or spools it)."""
-        columns = [b for b in batch if type(b) is ColumnBatch]
+        columns = [b for b in batch if isinstance(b, ColumnBatch)]
         if columns:
-            batch = [e for e in batch if type(e) is not ColumnBatch]
+            batch = [e for e in batch if not isinstance(e, ColumnBatch)]
         known = [e for e in batch if type(e) in TABLE_OF_CLASS]
         known_columns = [b for b in columns if b.cls in TABLE_OF_CLASS]
         if len(known) < len(batch) or len(known_columns) < len(columns):

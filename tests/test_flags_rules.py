@@ -3,13 +3,16 @@ bounds: on constructed events (the eBPF scenarios are in test_flags_live.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.config import ConfigError, ExporterConfig
 from exporter.flags.detector import Detector
 from exporter.flags.families.exec_rules import script_operand
+from exporter.flags.rule_tests import _events, _LineLoader
 from exporter.flags.rulebook import DEFAULT_RULES_PATH, RulebookError, load_rulebook
 from groundtruth.cli import main
 from mixin.config import load_config
@@ -24,6 +27,28 @@ def test_shipped_rule_tests_pass(capsys):
     out = capsys.readouterr().out
     assert out.rstrip().endswith("SUCCESS")
     assert out.count("\nok   ") + out.startswith("ok   ") == 17
+
+
+def test_process_rows_raise_what_their_event_objects_raise():
+    # The exporter hands the detector the process probe's events as plain tuples in
+    # ProcessEvent's field order (schema.column_batch.RowBatch): each shipped rule test
+    # raises the same flags from those as from event objects.
+    doc = yaml.load(RULE_TESTS.read_text(), Loader=_LineLoader)
+    thresholds = {**load_config().raw["thresholds"], **doc["thresholds"]}
+    rulebook = load_rulebook()
+
+    def raised(events: list) -> list[str]:
+        flags = Detector(rulebook, thresholds).observe(events)
+        return sorted(repr(dataclasses.replace(f, event_id="", time_ns=0)) for f in flags)
+
+    rows = flags = 0
+    for test in doc["tests"]:
+        events = _events(test, RULE_TESTS.parent, str(RULE_TESTS))
+        as_rows = [tuple(e) if type(e) is ProcessEvent else e for e in events]
+        assert raised(as_rows) == raised(events), test["name"]
+        rows += sum(type(e) is tuple for e in as_rows)
+        flags += len(raised(events))
+    assert rows > 50 and flags > 30  # (the file's tests are still mostly process events)
 
 
 def test_a_wrong_expectation_prints_a_diff(tmp_path, capsys):

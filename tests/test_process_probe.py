@@ -174,11 +174,11 @@ def test_a_batch_that_fails_to_decode_is_counted_and_the_exporter_goes_on(ebpf_p
     failed: list[int] = []  # the sizes of the batches that raised
 
     class FailsOnce(ProcessProbe):
-        def decode_batch(self, records):
+        def decode_rows(self, records):  # what the exporter's drain decodes with
             if records and len(failed) < 2:
                 failed.append(len(records))
                 raise RuntimeError("an injected decoding fault")
-            return super().decode_batch(records)
+            return super().decode_rows(records)
 
     exp = RunningExporter(exporter_config(selftest=False))
     exp.exporter.process_probe.__class__ = FailsOnce

@@ -15,6 +15,8 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from schema.column_batch import RowBatch
+from schema.events import ProcessEvent
 from schema.pipeline_stats import PipelineStats
 from store.buffer import MemoryBuffer
 from store.db import columnar, open_store
@@ -147,12 +149,20 @@ def test_a_spool_smaller_than_the_outage_drops_exactly_what_it_counts(target, tm
     assert generated[first : first + len(missing)] == missing
 
 
-def test_every_field_arrives_exactly(target, tmp_path):
+@pytest.mark.parametrize("form", ["objects", "rows"])
+def test_every_field_arrives_exactly(target, tmp_path, form):
+    # rows: as the exporter delivers process events, plain tuples in a RowBatch (here split
+    # across two deliveries and the writer's batches).
     events = make_events(1234)
     writer = StoreWriter(
         target["open"](), tmp_path / "spool", PipelineStats(), WriterSettings(**FAST)
     )
-    writer.write(events)
+    if form == "rows":
+        batch = RowBatch(ProcessEvent, [tuple(e) for e in events])
+        writer.write([batch[:700]])
+        writer.write([batch[700:]])
+    else:
+        writer.write(events)
     writer.close()
     names = list(columnar(events[:1])["process_events"])
     rows = target["reader"].query(f"SELECT {', '.join(names)} FROM process_events ORDER BY time_ns")

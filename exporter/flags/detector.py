@@ -33,11 +33,32 @@ from exporter.flags.families.exec_rules import EXEC_FROM_TMP, FROM_TMP, ExecRule
 from exporter.flags.families.exit_rules import ExitRules
 from exporter.flags.flag_about import flag_about
 from exporter.flags.rulebook import Rulebook
-from schema.events import ConnectionEvent, FlagEvent, ListenEvent, ProcessEvent
+from schema.events import (
+    ConnectionEvent,
+    FlagEvent,
+    ListenEvent,
+    ProcessEvent,
+    field_indexes,
+    from_row,
+)
 
 REPEATS_MAX = 16384
 PROGRAMS_MAX = 4096
 PROCESS, CONNECTION, LISTEN = 1, 2, 3
+
+# A process event is read by field index: the exporter hands the process probe's events over as
+# plain tuples in ProcessEvent's field order (schema.column_batch.RowBatch), and a ProcessEvent
+# is a tuple in the same order, so the hot path reads either alike.
+KIND, TIME, KEY, PARENT_KEY, FILENAME, EXE_PATH, CWD, OUTCOME, CONTAINER = field_indexes(
+    ProcessEvent, "kind", "time_ns", "process_key", "parent_key", "filename", "exe_path", "cwd",
+    "outcome", "container_id",
+)  # fmt: skip
+
+
+def process_event(row) -> ProcessEvent:
+    """The event object of a process row (itself if it is one): for the rules and the
+    families, which read events by name, on the few rows they look at."""
+    return row if row.__class__ is not tuple else from_row(ProcessEvent, row)
 
 
 class Detector:
@@ -96,7 +117,9 @@ class Detector:
 
     def _route(self, cls) -> int | None:
         found = self._routes.get(cls, 0)
-        if found == 0:
+        if found == 0 and cls is tuple:  # a process row (a RowBatch's)
+            found = self._routes[cls] = PROCESS
+        elif found == 0:
             found = self._routes[cls] = next(
                 (r for base, r in ((ProcessEvent, PROCESS), (ConnectionEvent, CONNECTION),
                                    (ListenEvent, LISTEN)) if issubclass(cls, base)),
@@ -105,13 +128,14 @@ class Detector:
         return found
 
     def observe(self, events: list) -> list[FlagEvent]:
-        """The flags this batch raises (most batches: none)."""
+        """The flags this batch raises (most batches: none). ``events``: event objects, and
+        process rows (plain tuples in ProcessEvent's field order)."""
         cpu0 = time.thread_time_ns()
         out = self._out = []
         anc, routes, programs = self.ancestry, self._routes, self._programs
         procs, cap = anc.procs, anc.max_processes
         exec_rules, exit_rules = self.exec_rules, self.exit_rules
-        tracks_servers, suspects = exec_rules.tracks_servers, exec_rules._suspects
+        tracks_servers, suspect_test = exec_rules.tracks_servers, exec_rules.suspect(ProcessEvent)
         exec_hooks, listen_hooks = self._exec_hooks, self._listen_hooks
         connection_hooks = self._connection_hooks
         last_stored, repeat_ns, repeats = self._last_stored, self.repeat_ns, self.repeats
@@ -119,14 +143,14 @@ class Detector:
             cls = ev.__class__
             route = routes.get(cls) or self._route(cls)
             if route == PROCESS:
-                kind = ev.kind
+                kind = ev[KIND]
                 if kind == "fork":
                     # Ancestry.fork(), inlined: a call less for every process on the host.
-                    parent_key = ev.parent_key
+                    parent_key = ev[PARENT_KEY]
                     parent = procs.get(parent_key, NOT_KNOWN)
                     if len(procs) >= cap:
-                        anc.make_room(ev.process_key)
-                    procs[ev.process_key] = (parent_key, parent[PROGRAM], parent[SERVER])
+                        anc.make_room(ev[KEY])
+                    procs[ev[KEY]] = (parent_key, parent[PROGRAM], parent[SERVER])
                 elif kind == "exec":
                     # The common exec (no rule looks at its name, nothing suspect in its
                     # context): the ancestry's update and the hooks, nothing else.
@@ -134,42 +158,41 @@ class Detector:
                     # relative name, a symlink, a script's interpreter): the program is named
                     # by the one, exec_from_tmp reads where the file is (run_from) from both.
                     # (A relative name: a script's place depends on the working directory.)
-                    filename, path = ev.filename, ev.exe_path
+                    filename, path = ev[FILENAME], ev[EXE_PATH]
                     name = (
                         filename if path == filename or not path
                         else (filename, path) if filename[:1] == "/"
-                        else (filename, path, ev.cwd)
+                        else (filename, path, ev[CWD])
                     )  # fmt: skip
-                    program, bits = programs.get(name) or self._program(name, ev)
-                    key, parent_key = ev.process_key, ev.parent_key
+                    program, bits = programs.get(name) or self._program(name, process_event(ev))
+                    key, parent_key = ev[KEY], ev[PARENT_KEY]
                     own = procs.get(key)  # Ancestry.exec(), inlined
                     if own is None and len(procs) >= cap:
                         anc.make_room(key)
                     # A new image: it serves again only once it listens or accepts itself.
                     procs[key] = (parent_key, program, False)
-                    suspect = (suspects.get(cls) or exec_rules.suspect(cls))(ev)
+                    suspect = suspect_test(ev)
                     if bits == FROM_TMP and not suspect:
                         # Only exec_from_tmp can match: a loop running a program from /tmp
                         # repeats it, counted here without a call (emit's first step, inlined).
-                        last = last_stored.get(
-                            (EXEC_FROM_TMP, parent_key, program, ev.container_id)
-                        )
-                        if last is not None and 0 <= ev.time_ns - last[0] < repeat_ns:
+                        last = last_stored.get((EXEC_FROM_TMP, parent_key, program, ev[CONTAINER]))
+                        if last is not None and 0 <= ev[TIME] - last[0] < repeat_ns:
                             repeats[last[1]] += 1
                             bits = 0
                     if bits or suspect:
                         serving = (own is not None and own[SERVER]) or procs.get(
                             parent_key, NOT_KNOWN
                         )[SERVER]
-                        exec_rules.on_exec(ev, program, serving, bits)
+                        exec_rules.on_exec(process_event(ev), program, serving, bits)
                     for hook in exec_hooks:
-                        hook(ev, program)
+                        hook(process_event(ev), program)
                 elif kind == "exit":
-                    entry = procs.pop(ev.process_key, None)  # Ancestry.exit(), inlined
-                    if ev.outcome != "ok":
+                    entry = procs.pop(ev[KEY], None)  # Ancestry.exit(), inlined
+                    if ev[OUTCOME] != "ok":
+                        ev = process_event(ev)
                         exit_rules.on_failed_exit(ev, entry[PROGRAM] if entry else ev.comm)
                 else:
-                    self._rare_process_event(ev, kind)
+                    self._rare_process_event(process_event(ev), kind)
             elif route == CONNECTION:
                 for hook in connection_hooks:
                     hook(ev)

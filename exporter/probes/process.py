@@ -50,7 +50,8 @@ from exporter.process_table import ProcessTable
 from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
 from exporter.sessions import SESSION_PREFIX, SessionWorkloads
 from exporter.workloads import HOST_WORKLOAD
-from schema.events import UNSET_ID, ProcessEvent
+from schema.column_batch import RowBatch
+from schema.events import UNSET_ID, ProcessEvent, from_row
 
 KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
 
@@ -336,13 +337,27 @@ class ProcessProbe(BpfProbe):
         return parent
 
     def decode_batch(self, records: list[bytes]) -> list[ProcessEvent]:
+        """The events as event objects (``drain()``: bcc's consumer, the self-test, tests)."""
+        return [from_row(ProcessEvent, row) for row in self.decode_rows(records)]
+
+    def decode_columns(self, records: list[bytes]) -> tuple[list, list]:
+        """The exporter's hot path: the events as one RowBatch (``schema.column_batch``)."""
+        rows = self.decode_rows(records)
+        return [], [RowBatch(ProcessEvent, rows)] if rows else []
+
+    def drain_columns(self) -> tuple[list, list]:
+        if self._reader is None:  # bcc's consumer decoded them already, as event objects
+            return self.drain(), []
+        return self.decoded(self.decode_columns, self._reader.read(), ([], []))
+
+    def decode_rows(self, records: list[bytes]) -> list[tuple]:
+        """The events of a batch of records as plain tuples in ProcessEvent's field order."""
         # The hot path. What does not change within a batch (attributes, bound methods, the
         # clock offset, containers already resolved) is looked up once per batch; the caches are
         # bounded once per batch (_make_room) so the loop only reads and fills them; the common
         # steps (process keys, the process table, an exec's arguments and context, an exit's
-        # status) are inlined rather than called; each event is built in one constructor call
-        # (field order of ProcessEvent), as a row: ProcessEvent is a tuple (schema.events
-        # row_class), made in one C call.
+        # status) are inlined rather than called; each event is one plain tuple in
+        # ProcessEvent's field order (a RowBatch's row: schema.column_batch says why).
         self._make_room(len(records))
         host, keys, comms, execs = self.ctx.host, self._keys, self._comms, self._execs
         statuses, by_pid = self._statuses, self.table.by_pid
@@ -359,7 +374,6 @@ class ProcessProbe(BpfProbe):
         # (cgroup id, v1 id), or the cgroup id alone where there is no v1 id -> container.
         containers: dict[object, Container] = {}
         events, misfits, fixed_size = [], 0, RECORD_SIZES.get
-        new_row, event_class = tuple.__new__, ProcessEvent
         for raw in records:
             # A record that is not its kind's struct is counted, never guessed at (an exec's
             # size is checked where its tail is first seen: _exec).
@@ -444,20 +458,21 @@ class ProcessProbe(BpfProbe):
                 by_pid[pid] = (key, container)
             else:  # a cred change, an OOM kill, or a kind a newer probe sends
                 name, context, prev_ids, outcome = rare_kind_fields(kind, raw)
-            events.append(new_row(event_class, (  # type: ignore[type-var]  # a row: row_class
+            events.append((
                 f"{id_prefix}{seq}", name, ts + offset, host, pid, ppid, key,
                 parent_key,
                 start + offset if start else 0,
                 uid, gid, comms.get(comm) or new_comm(comm), filename, path, cwd, argv, truncated,
                 exit_code, sig, core, outcome, lifetime, cgroup_id, container.id,
                 container.pod_uid, "ebpf", *context, *prev_ids, container.workload,
-            )))  # fmt: skip
+            ))  # fmt: skip
             seq += 1
         self._next_seq = seq
         if misfits:
             self.count_misfits(misfits)
-        if self.untrusted:
-            events = self.blank_untrusted(events)
+        if self.untrusted:  # a failed self-test: rare, so done on event objects
+            blanked = self.blank_untrusted([from_row(ProcessEvent, e) for e in events])
+            return list(map(tuple, blanked))
         return events
 
     def _make_room(self, records: int) -> None:

@@ -101,11 +101,14 @@ def in_cwd(path: str, cwd: str) -> str:
 
 def _field_expressions(cls: type) -> dict[str, str]:
     """Each security field as an expression on ``ev``: the attribute, or the default's repr
-    where the class lacks it."""
+    where the class lacks it. A row class's (ProcessEvent: a named tuple) by index, which reads
+    its plain tuples too (the detector's process rows)."""
+    fields = getattr(cls, "_fields", ())
     return {
-        name: f"ev.{name}" if hasattr(cls, name) else repr(default)
+        name: f"ev[{fields.index(name)}]" if name in fields
+        else f"ev.{name}" if hasattr(cls, name) else repr(default)
         for name, default in zip(SECURITY_FIELDS, SECURITY_DEFAULTS, strict=True)
-    }
+    }  # fmt: skip
 
 
 def security_reader(cls: type) -> SecurityReader:
