@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, fields
+from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -158,6 +159,10 @@ def concat(batches: list[ColumnBatch]) -> dict:
     """The columns of several batches of one class, one after the other."""
     if len(batches) == 1:
         return batches[0].columns
+    row_batches = [b for b in batches if isinstance(b, RowBatch)]
+    if len(row_batches) == len(batches):  # their rows transposed at once, in C
+        rows = list(chain.from_iterable(b.tuples for b in row_batches))
+        return RowBatch(batches[0].cls, rows).columns
     out: dict = {}
     for name, first in batches[0].columns.items():
         parts = [b.columns[name] for b in batches]
@@ -169,7 +174,7 @@ def concat(batches: list[ColumnBatch]) -> dict:
                 at += len(part.values)
             out[name] = Coded(np.concatenate(codes), values)
         elif isinstance(first, list):
-            out[name] = [v for part in parts for v in part]
+            out[name] = list(chain.from_iterable(parts))
         else:
             out[name] = np.concatenate(parts)
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from exporter.sinks import for_sink
-from schema.column_batch import RowBatch, expand
+from schema.column_batch import RowBatch, concat, expand
 from schema.events import ProcessEvent
 from store.db import columnar
 
@@ -27,6 +27,7 @@ def test_a_row_batch_is_its_events_to_every_consumer():
     assert batch.columns == columnar(events)["process_events"]  # what the writer inserts
     assert batch.plain() == batch.columns
     assert batch[2:5].events() == events[2:5] and len(batch[2:5]) == 3
+    assert concat([batch[:3], batch[3:5], batch[5:]]) == batch.columns  # the writer's batches
     assert batch.rows([0, 6]) == [events[0], events[6]]
     assert batch.kind_counts() == Counter(e.kind for e in events)
     # A sink that takes no columns gets the objects, in order, with what came before them.
