@@ -5,7 +5,9 @@ runs; CPU per request of everything involved (wrk, the server, the kernel work d
 behalf, the probe's consumer) is the steadier measure of the same cost. Also: every connection
 accounted for, and consumer CPU per event against a counting-only floor. And the same load with
 a minimal exporter (one event per connection end, decoded, nothing else): how much of the cost
-any exporter that decodes every connection in Python cannot avoid."""
+any exporter that decodes every connection in Python cannot avoid. The kernel side alone: the
+probe with a consumer that only counts the records it reads from the ring buffer's memory, and
+the probe's hooks attached with programs that do nothing (what attaching them costs)."""
 
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.floor import counting_only
+from bench.floor import counting_directly, counting_only
 from bench.result import Result
 from exporter import ringbuf
-from exporter.probes.base import ProbeContext
+from exporter.probes.base import BPF_DIR, ProbeContext
 from exporter.probes.tcp import TcpProbe
 
 ROUNDS = 5
@@ -32,6 +34,7 @@ SERVER = [sys.executable, str(Path(__file__).with_name("tiny_http.py"))]
 MINIMAL_SOURCE = Path(__file__).with_name("minimal_close.c")
 
 CountingOnlyProbe = counting_only(TcpProbe)
+CountingDirectlyProbe = counting_directly(TcpProbe)
 
 
 @dataclass
@@ -142,6 +145,38 @@ def with_floor() -> tuple[Run, int]:
         floor.close()
 
 
+def with_direct_floor() -> Run:
+    """The load with the probe and a consumer that reads the ring buffer as the exporter does and
+    only counts: the kernel side's cost, with the least user-side work any consumer does."""
+    probe = CountingDirectlyProbe(ProbeContext(host="bench"))
+    probe.load()
+    try:
+        run = serve_and_load(probe.drain)
+    finally:
+        probe.close()
+    if probe.seen < 2 * run.accepted:  # a close event of each end, at least
+        raise RuntimeError(f"the direct floor counted {probe.seen} records for {run.accepted}")
+    return run
+
+
+def hooks_only_source() -> str:
+    """The TCP probe's hooks (the probe macros of exporter/bpf/tcp.c), each with a program that
+    returns at once: what attaching them costs before any work of ours."""
+    text = (BPF_DIR / "tcp.c").read_text()
+    hooks = re.findall(r"^((?:RAW_)?TRACEPOINT_PROBE\([^)]*\))", text, re.MULTILINE)
+    return "".join(f"{hook} {{ return 0; }}\n" for hook in hooks)
+
+
+def with_hooks_only() -> Run:
+    from bcc import BPF
+
+    bpf = BPF(text=hooks_only_source().encode())
+    try:
+        return serve_and_load()
+    finally:
+        bpf.cleanup()
+
+
 def with_minimal_exporter() -> tuple[Run, int]:
     """The same load with the least a per-connection exporter does (bench/minimal_close.c: one
     event per connection end, nothing else in the kernel), each event read and decoded by the
@@ -203,7 +238,7 @@ def median(runs: list[Run], figure) -> float:
 
 def run() -> list[Result]:
     serve_and_load()  # warm up
-    base, full, floor, minimal = [], [], [], []
+    base, full, floor, minimal, direct, hooks = [], [], [], [], [], []
     events = floor_events = accounted = unpaired = minimal_events = 0
     drops = Counter()
     # Interleaved rounds: the machine is shared, so each figure sees the same background load.
@@ -220,9 +255,13 @@ def run() -> list[Result]:
         r, decoded = with_minimal_exporter()
         minimal.append(r)
         minimal_events += decoded
+        direct.append(with_direct_floor())
+        hooks.append(with_hooks_only())
     rate, base_rate = median(full, lambda r: r.rate), median(base, lambda r: r.rate)
     cpu, base_cpu = (median(runs, lambda r: r.cpu_per_request_us) for runs in (full, base))
     floor_cpu = median(floor, lambda r: r.cpu_per_request_us)
+    direct_cpu = median(direct, lambda r: r.cpu_per_request_us)
+    hooks_cpu = median(hooks, lambda r: r.cpu_per_request_us)
     minimal_rate = median(minimal, lambda r: r.rate)
     minimal_cpu = median(minimal, lambda r: r.cpu_per_request_us)
     minimal_per_event = sum(r.consumer_cpu for r in minimal) / minimal_events * 1e6
@@ -243,8 +282,19 @@ def run() -> list[Result]:
             cpu <= base_cpu / 0.95, rounds,
         ),
         Result(
-            "CPU per request with a counting-only consumer (the kernel side's share)",
+            "CPU per request with a counting-only consumer (bcc's callback per event)",
             floor_cpu, "us", "without the probe", base_cpu, note=rounds,
+        ),
+        Result(
+            "CPU per request with a consumer that counts what it reads from the ring buffer's "
+            "memory: the kernel side, with the least user-side work",
+            direct_cpu, "us", "without the probe", base_cpu, "<= 1.05x",
+            direct_cpu <= 1.05 * base_cpu, rounds,
+        ),
+        Result(
+            "CPU per request with the probe's hooks attached, their programs empty: what "
+            "attaching them costs",
+            hooks_cpu, "us", "without the probe", base_cpu, note=rounds,
         ),
         Result(
             "the TCP probe's BPF programs, their own run time per request (the kernel's bpf_stats, "
