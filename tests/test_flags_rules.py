@@ -181,6 +181,16 @@ def test_exec_from_tmp_may_leave_out_its_interpreters_not_its_paths(tmp_path):
         (["perl", "-w", "x.pl"], "x.pl"),
         (["node", "-r", "ts-node/register", "x.ts"], "x.ts"),
         (["node", "--eval", "1"], ""),
+        # A value-taking option's value is not the script (each once hid the script after it).
+        (["bash", "--rcfile", "/etc/profile", "/tmp/x.sh"], "/tmp/x.sh"),
+        (["bash", "--init-file", "/etc/profile", "/tmp/x.sh"], "/tmp/x.sh"),
+        (["python3", "--check-hash-based-pycs", "never", "/tmp/x.py"], "/tmp/x.py"),
+        (["ruby", "-C", "/srv", "-E", "UTF-8", "x.rb"], "x.rb"),
+        (["node", "--conditions", "dev", "--title", "t", "/dev/shm/x.js"], "/dev/shm/x.js"),
+        (["node", "--conditions=dev", "/dev/shm/x.js"], "/dev/shm/x.js"),  # value attached
+        (["php", "-t", "/srv", "-S", "0:80", "/tmp/router.php"], "/tmp/router.php"),
+        (["php", "-B", "$n = 0;", "-F", "/tmp/x.php"], "/tmp/x.php"),
+        (["php", "-R", "echo $argn;"], ""),
     ],
 )
 def test_the_script_given_to_an_interpreter(argv, script):

@@ -58,15 +58,23 @@ def run_from(ev) -> str:
 # An interpreter's options after which its code comes inline, not from a file (a file that code
 # runs is an exec of its own), and those that take the next argument as their value, by the
 # start of the interpreter's name; any other (a shell): -c, or options bundled with c (sh -ec).
+# A value-taking option missing here hides the script: its value is read as the script in its
+# place (`bash --rcfile /etc/profile /tmp/x.sh`), so each list is the interpreter's manual's.
 INTERPRETER_OPTIONS = {
-    "python": ({"-c", "-m"}, {"-W", "-X"}),
-    "perl": ({"-e", "-E"}, set()),
-    "ruby": ({"-e"}, {"-I", "-r"}),
-    "node": ({"-e", "--eval", "-p", "--print"}, {"-r", "--require", "--import", "--loader"}),
-    "php": ({"-r"}, {"-c", "-d", "-z"}),
+    "python": ({"-c", "-m"}, {"-W", "-X", "--check-hash-based-pycs"}),
+    "perl": ({"-e", "-E"}, set()),  # (its other options take their values attached)
+    "ruby": ({"-e"}, {"-I", "-r", "-C", "-E", "--encoding", "--external-encoding",
+                      "--internal-encoding", "--enable", "--disable"}),
+    "node": ({"-e", "--eval", "-p", "--print"},
+             {"-r", "--require", "--import", "--loader", "--experimental-loader", "-C",
+              "--conditions", "--env-file", "--input-type", "--inspect-port", "--title",
+              "--redirect-warnings", "--icu-data-dir", "--openssl-config", "--report-dir",
+              "--diagnostic-dir", "--unhandled-rejections", "--dns-result-order"}),
+    # -B, -R and -E take code run around each input line, not instead of a script (-F FILE).
+    "php": ({"-r"}, {"-c", "-d", "-z", "-t", "-S", "-B", "-R", "-E"}),
     "lua": ({"-e"}, {"-l"}),
-}
-SHELL_OPTIONS = ({"-c"}, {"-o", "+o", "-O", "+O"})
+}  # fmt: skip
+SHELL_OPTIONS = ({"-c"}, {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 
 
 def script_operand(interpreter: str, argv) -> str:
