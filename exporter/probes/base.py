@@ -169,9 +169,12 @@ class BpfProbe:
         return reader.pending_bytes() / (reader.mask + 1) if reader is not None else None
 
     def drain_columns(self) -> tuple[list, list]:
-        """(events, ColumnBatches) of everything queued: a probe with a columnar hot path
-        returns most of its rows as columns (``schema.column_batch``); by default, none."""
-        return self.drain(), []
+        """(events, ColumnBatches) of everything queued, as ``decode_columns`` gives them: a
+        probe with a columnar hot path returns most of its rows as columns
+        (``schema.column_batch``); by default, none."""
+        if self._reader is None:  # bcc's consumer decoded them already, as event objects
+            return self.drain(), []
+        return self.decoded(self.decode_columns, self._reader.read(), ([], []))
 
     def decode_columns(self, records: list[bytes]) -> tuple[list, list]:
         """(events, ColumnBatches) of a batch of records; by default all as events."""

@@ -345,11 +345,6 @@ class ProcessProbe(BpfProbe):
         rows = self.decode_rows(records)
         return [], [RowBatch(ProcessEvent, rows)] if rows else []
 
-    def drain_columns(self) -> tuple[list, list]:
-        if self._reader is None:  # bcc's consumer decoded them already, as event objects
-            return self.drain(), []
-        return self.decoded(self.decode_columns, self._reader.read(), ([], []))
-
     def decode_rows(self, records: list[bytes]) -> list[tuple]:
         """The events of a batch of records as plain tuples in ProcessEvent's field order."""
         # The hot path. What does not change within a batch (attributes, bound methods, the

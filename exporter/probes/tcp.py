@@ -367,9 +367,9 @@ class TcpProbe(BpfProbe):
     def drain_columns(self) -> tuple[list, list]:
         """The hot path's drain: close and connect-failed records as one ColumnBatch
         (``tcp_columns``), the rest as events."""
-        if self._reader is None:
-            return super().drain_columns()
-        events, columns = self.decoded(self.decode_columns, self._reader.read(), ([], []))
+        events, columns = super().drain_columns()
+        if self._reader is None:  # drain() swept already
+            return events, columns
         return events + self._sweep_due(), columns
 
     def decode_columns(self, records: list[bytes]) -> tuple[list, list]:
