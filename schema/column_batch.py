@@ -24,7 +24,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from schema.events import field_indexes, from_row
+from schema.events import field_indexes, from_row, row_columns
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,7 @@ class RowBatch(ColumnBatch):
     @property
     def columns(self) -> dict:  # type: ignore[override]  # made when first asked
         if self._columns is None:
-            names = [f.name for f in fields(self.cls)]
-            transposed = zip(*self.tuples, strict=True) if self.tuples else ([] for _ in names)
-            self._columns = dict(zip(names, map(list, transposed), strict=True))
+            self._columns = row_columns([f.name for f in fields(self.cls)], self.tuples)
         return self._columns
 
     def __len__(self) -> int:
@@ -148,7 +146,8 @@ class RowBatch(ColumnBatch):
         return self._events
 
     def rows(self, indexes) -> list:
-        return [self.events()[i] for i in np.asarray(indexes).tolist()]
+        events = self.events()
+        return [events[i] for i in np.asarray(indexes).tolist()]
 
     def kind_counts(self) -> Counter:
         (kind,) = field_indexes(self.cls, "kind")

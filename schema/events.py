@@ -88,6 +88,14 @@ def field_indexes(cls: type, *names: str) -> tuple[int, ...]:
     return tuple(order.index(name) for name in names)
 
 
+def row_columns(names: list[str], rows: list) -> dict[str, list]:
+    """{name: [values...]} of rows of a row class (plain tuples or its objects, ``names`` its
+    fields in order), transposed in C."""
+    if not rows:
+        return {name: [] for name in names}
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+
+
 def from_row(cls: type, row: tuple):
     """The event object of a row class's plain tuple (its fields in order), in one C call."""
     return tuple.__new__(cls, row)
