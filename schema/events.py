@@ -229,7 +229,11 @@ class ConnectionEvent:
     time_ns: int = col("UInt64", "When it happened, ns since the epoch.")
     host: str = col("String", "Host name the exporter runs on.")
     connection_id: str = col("String", "Same for every event of one connection on this host.")
-    pid: int = col("UInt32", "Owning process: connecting, accepting or first to read/write it.")
+    pid: int = col(
+        "UInt32",
+        "Owning process: connecting; inbound: first to read/write it, or to close it unread "
+        "(until then its listener's).",
+    )
     process_key: str = col("String", "host:pid:start_ticks of the owning process.")
     comm: str = col("String", "Kernel command name of the owning process.")
     cgroup_id: int = col("UInt64", "cgroup v2 id (inode) of the owning process.")

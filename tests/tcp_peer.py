@@ -53,7 +53,7 @@ def serve_one(conn: socket.socket, send: int, recv: int, closes_first: bool = Fa
 
 
 def prefork(listener: socket.socket, workers: int) -> None:
-    """Workers that each accept one connection and close it unused: only accept() names them."""
+    """Workers that each accept one connection and close it unused: their close() names them."""
     pids = []
     for _ in range(workers):
         pid = os.fork()

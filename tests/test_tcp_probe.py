@@ -275,7 +275,7 @@ def test_forked_worker_owns_each_accepted_connection(tcp):
 
 
 def test_preforked_worker_that_accepted_owns_the_connection(tcp):
-    # No byte is read or written: accept() alone names the worker, not the listener's owner.
+    # No byte is read or written: the worker's close() names it, not the listener's owner.
     server = Peer("server", "ipv4", 0, 0, 2, "prefork")
     port = int(server.line())
     client = Peer("client", "ipv4", port, 0, 0, 2)
@@ -559,6 +559,41 @@ def test_open_connections_gauge_follows_a_held_connection(tcp):
             (("container", cid[:12]), ("direction", direction)),
         )
         assert (while_open[key], after[key]) == (1, 0)
+
+
+def test_a_connection_waiting_to_be_accepted_is_open_under_its_listener(tcp):
+    # Established by the kernel and waiting in the listener's queue: open, and counted under the
+    # listener's container, before any process accepts it (the client is on the host).
+    cid = fake_container_id()
+    container = ("container", cid[:12])
+    with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
+        with tcp.lock:
+            tcp.probe.containers.rescan()
+        server = Peer("server", "ipv4", 0, 0, 0, cgroups=[cgroup])  # listens, never accepts
+        port = int(server.line())
+        server.until_done()
+        client = Peer("client", "ipv4", port, 0, 0, 1, "hold")
+        client_port = int(client.line())
+        open_inbound = ("groundtruth_tcp_open_connections", (container, ("direction", "inbound")))
+        deadline = time.monotonic() + 5  # the server's end is established on the client's ACK
+        while (queued := scrape(TcpCountsCollector(tcp.probe))).get(open_inbound) != 1:
+            assert time.monotonic() < deadline, "the queued connection was never counted open"
+            time.sleep(0.05)
+        client.proc.stdin.write("\n")
+        client.proc.stdin.flush()
+        client.until_done()
+        client.finish()
+        server.finish()  # the listener closes, and the connection in its queue with it
+        (end,) = tcp.wait(
+            lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (port, client_port)
+        )
+        after = scrape(TcpCountsCollector(tcp.probe))
+    opened = (
+        "groundtruth_tcp_connections_total",
+        (container, ("direction", "inbound"), ("outcome", "ok"), ("remote", str(port))),
+    )
+    assert (queued[opened], after[opened], after[open_inbound]) == (1, 1, 0)
+    assert (end.direction, end.pid) == ("inbound", server.pid)
 
 
 def test_selftest_canary_passes(tcp):

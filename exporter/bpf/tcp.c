@@ -2,10 +2,14 @@
  * resets; listening sockets opened and closed.
  *
  * Tracepoints only (no kprobes on these kernels). Attribution is always taken in process
- * context: outbound at CLOSE->SYN_SENT (runs in connect()), inbound at accept() and then at the
- * first read or write (a worker forked per connection takes it over). The handshake and reset
- * state changes run in softirq with whatever task happened to be running, so they never set an
- * owner; they are joined to the socket's state in `conns` by the struct sock address.
+ * context: outbound at CLOSE->SYN_SENT (runs in connect()), inbound at the first read or write
+ * (a worker forked per connection takes it over), or, for a connection closed unread, at the
+ * close step that runs in close() or shutdown() (to FIN_WAIT1 or LAST_ACK). Until then an
+ * inbound connection belongs to its listener's owner. No syscall tracepoint is used: enabling
+ * any (accept's, say) sends every syscall of every task through the slow path, which cost 3% of
+ * a connection storm here. The handshake and reset state changes run in softirq with whatever
+ * task happened to be running, so they never set an owner; they are joined to the socket's
+ * state in `conns` by the struct sock address.
  * Byte counts come from sock_send_length / sock_recv_length, which run in the caller's context.
  *
  * The tracked connections are not in a hash map but in a table of slots (arrays, open
@@ -304,6 +308,14 @@ static __always_inline void count_opened(struct conn *c)
     count_add(c->counted_cgroup, C_OPENED, label_port(c), c->flags & F_INBOUND, O_OK, 1);
 }
 
+/* The current process takes over an inbound connection; count it if it is new. */
+static __always_inline void adopt(struct conn *c, u32 how)
+{
+    owner_from_current(&c->owner);
+    c->flags |= how;
+    count_opened(c);
+}
+
 static __always_inline void track(u64 sk, struct conn *c)
 {
     u32 zero = 0;
@@ -377,7 +389,9 @@ static __always_inline int on_established(u64 sk)
     /* Read again: an outbound socket's local port is chosen after SYN_SENT is set, and a child
      * socket's remote end may be filled in after its SYN_RECV (kernels differ). */
     read_addrs(sk, &c->addrs);
-    if (!(c->flags & F_INBOUND))
+    /* Inbound: counted now, in the accept queue, under the listener's owner, if it is known;
+     * else under the first process to read, write or close it (adopt). */
+    if (!(c->flags & F_INBOUND) || c->owner.pid)
         count_opened(c);
     return 0;
 }
@@ -426,6 +440,17 @@ static __always_inline int on_close(u64 sk, int old)
     return 0;
 }
 
+/* An inbound connection that no process has read or written is closed by one: it is that
+ * process's. To FIN_WAIT1 (this end closes first) and to LAST_ACK (after the peer did) are set
+ * only by close() and shutdown(), so they run in the closing process. */
+static __always_inline int on_closing(u64 sk)
+{
+    struct conn *c = conn_find(sk);
+    if (c && (c->flags & F_INBOUND) && !(c->flags & (F_OWNER_IO | F_OWNER_CLOSE)))
+        adopt(c, F_OWNER_CLOSE);
+    return 0;
+}
+
 /* args: the socket, its old state, its new state. Only TCP sockets are in `conns`, so the
  * protocol is checked where a socket is first seen. */
 RAW_TRACEPOINT_PROBE(inet_sock_set_state)
@@ -436,7 +461,9 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
         return on_established(sk);
     if (new == TCP_CLOSE && old != TCP_LISTEN)
         return on_close(sk, old);
-    /* The other steps of an orderly close (FIN_WAIT2, LAST_ACK, ...) need nothing. */
+    if (new == TCP_FIN_WAIT1 || new == TCP_LAST_ACK)
+        return on_closing(sk);
+    /* The other steps of an orderly close (FIN_WAIT2, CLOSE_WAIT, ...) need nothing. */
     if (new != TCP_LISTEN && new != TCP_SYN_SENT && new != TCP_SYN_RECV && new != TCP_CLOSE)
         return 0;
     if (!sock_in_netns(sk))
@@ -456,48 +483,7 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
     return 0;
 }
 
-/* ---- attribution of inbound connections: accept(), then the first read or write ---- */
-
-/* The struct sock behind a file descriptor of the current process (BTF offsets). */
-static __always_inline u64 sk_of_fd(int fd)
-{
-    void *task = (void *)bpf_get_current_task();
-    void *files = task_read_ptr(task, TASK_FILES);
-    void *fdt = task_read_ptr(files, FILES_FDT);
-    char *fd_array = task_read_ptr(fdt, FDTABLE_FD);
-    void *file = task_read_ptr(fd_array, fd * sizeof(void *));
-    void *sock = task_read_ptr(file, FILE_PRIVATE_DATA);
-    return (u64)task_read_ptr(sock, SOCKET_SK);
-}
-
-/* The current process takes over an inbound connection; count it if it is new. */
-static __always_inline void adopt(struct conn *c, u32 how)
-{
-    owner_from_current(&c->owner);
-    c->flags |= how;
-    count_opened(c);
-}
-
-static __always_inline int accepted(long fd)
-{
-    if (fd < 0)
-        return 0;
-    u64 sk = sk_of_fd(fd);
-    struct conn *c = conn_find(sk);
-    if (c && (c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO))
-        adopt(c, F_OWNER_ACCEPT);
-    return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_accept4)
-{
-    return accepted(args->ret);
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_accept)
-{
-    return accepted(args->ret);
-}
+/* ---- bytes, and attribution of inbound connections at the first read or write ---- */
 
 /* Bytes moved by a process on a TCP socket: counted per connection and per cgroup. */
 static __always_inline int transferred(u64 sk, int ret, u32 kind)
@@ -511,13 +497,8 @@ static __always_inline int transferred(u64 sk, int ret, u32 kind)
             count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
         return 0;
     }
-    if ((c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO)) {
-        u32 pid = bpf_get_current_pid_tgid() >> 32;
-        if (pid != c->owner.pid || !(c->flags & F_OWNER_ACCEPT))
-            adopt(c, F_OWNER_IO);
-        else
-            c->flags |= F_OWNER_IO;
-    }
+    if ((c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO))
+        adopt(c, F_OWNER_IO);
     if (kind == C_BYTES_SENT)
         __sync_fetch_and_add(&c->bytes_sent, ret);
     else

@@ -41,7 +41,7 @@ enum event_kind {
 
 enum conn_flags {
     F_INBOUND = 1,
-    F_OWNER_ACCEPT = 2,       /* owner is the process that accepted it */
+    F_OWNER_CLOSE = 2,        /* owner is the process that closed it, unread */
     F_OWNER_IO = 4,           /* owner is the first process that read or wrote it */
     F_COUNTED = 8,            /* counted as opened (metrics) */
     F_RESET_SENT = 16,

@@ -106,7 +106,7 @@ class TcpCountsCollector(Collector):
         counters = [
             CounterMetricFamily(
                 "groundtruth_tcp_connections",
-                "TCP connections opened (outbound attempts, inbound accepted), by outcome.",
+                "TCP connections opened (outbound attempts, inbound established), by outcome.",
                 labels=["direction", "outcome", "container", "remote"],
             ),
             CounterMetricFamily(

@@ -42,7 +42,7 @@ KIND_NAMES = {
     EV_LISTEN: "listen",
     EV_LISTEN_CLOSE: "listen_close",
 }
-F_INBOUND, F_OWNER_ACCEPT, F_OWNER_IO, F_COUNTED = 1, 2, 4, 8
+F_INBOUND, F_OWNER_CLOSE, F_OWNER_IO, F_COUNTED = 1, 2, 4, 8
 F_RESET_SENT, F_RESET_RECEIVED, F_CLOSED_LOCAL, F_CLOSED_REMOTE, F_UNTRACKED = 16, 32, 64, 128, 256
 
 # count_kind and outcome: the keys of the `counts` map (read by collectors/tcp_counts.py).
@@ -69,11 +69,6 @@ WELL_KNOWN_PORTS = frozenset(
 # Kernel struct members read by tcp.c (offsets from the running kernel's BTF).
 TCP_OFFSETS = {
     **TASK_OFFSETS,
-    "TASK_FILES": ("task_struct", "files"),
-    "FILES_FDT": ("files_struct", "fdt"),
-    "FDTABLE_FD": ("fdtable", "fd"),
-    "FILE_PRIVATE_DATA": ("file", "private_data"),
-    "SOCKET_SK": ("socket", "sk"),
     "SOCK_SK_ERR": ("sock", "sk_err"),
     "SK_PROTOCOL": ("sock", "sk_protocol"),
     "SK_FAMILY": ("sock", "__sk_common.skc_family"),
@@ -252,7 +247,8 @@ class TcpProbe(BpfProbe):
 
     def adopt_scanned(self, events: list) -> None:
         """Take in the start-up scan (``TcpScanner.scan``): its connections name the owner
-        when they close; its listeners own new connections until a process accepts them."""
+        when they close; its listeners own new connections until a process reads, writes or
+        closes them."""
         listeners = []
         tracked = self._tracked_tuples()
         for ev in events:
@@ -267,8 +263,8 @@ class TcpProbe(BpfProbe):
 
     def _seed_listeners(self, listeners: list[ListenEvent]) -> None:
         """Listeners opened before the probe: their owner is who inbound connections belong to
-        until accepted (the BPF side learns later ones from listen()). They are the scanned
-        namespace's: the --netns one, or this process's."""
+        until a process takes them over (the BPF side learns later ones from listen()). They
+        are the scanned namespace's: the --netns one, or this process's."""
         table = self.bpf[b"listeners"]
         netns = self.ctx.netns_inum or own_netns_inode()
         for ev in listeners:
