@@ -8,11 +8,12 @@ server FAMILY SEND RECV CONNS [MODE] [PORT]
                                        pid> <peer port>" for each; `prefork`: workers accept;
                                        `full`: a backlog of one; `closes-first`: closes
                                        without waiting for the peer; `-`: none of these.
-client FAMILY PORT SEND RECV CONNS [hold] [one-syn-retry] [waits-for-eof]
+client FAMILY PORT SEND RECV CONNS [hold] [hold-after] [one-syn-retry] [waits-for-eof]
                                        per connection: writes SEND, reads RECV, closes, and
                                        prints its local port ("refused" if refused). With
                                        `hold`: connects once, prints the port and keeps the
-                                       connection open until stdin closes. With
+                                       connection open until stdin closes (`hold-after`:
+                                       the same once its bytes are written and read). With
                                        `one-syn-retry`: resends its SYN once, then gives up
                                        ("timeout"). With `waits-for-eof`: closes after the
                                        server has.
@@ -121,6 +122,9 @@ def client(family: str, port: int, send: int, recv: int, conns: int, *flags: str
         if send:
             sock.sendall(b"c" * send)
         read_exactly(sock, recv)
+        if "hold-after" in flags:
+            say(local_port)
+            sys.stdin.readline()
         if "waits-for-eof" in flags:  # the server closes first
             assert sock.recv(1) == b""
         sock.close()

@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -529,36 +531,53 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
         assert value("groundtruth_tcp_open_connections", direction=direction) == 0
 
 
-def test_open_connections_gauge_follows_a_held_connection(tcp):
+def test_a_held_connection_is_open_and_its_bytes_counted_once(tcp):
+    # The gauge follows the connection; its bytes, which the kernel counts for its cgroup when it
+    # closes, are read from its slot while it is open. Both ends are in the container.
     cid = fake_container_id()
     with cgroup_dirs(docker_scope_v2(cid)) as (cgroup,):
         with tcp.lock:
             tcp.probe.containers.rescan()
-        server = Peer("server", "ipv4", 1, 1, 1, cgroups=[cgroup])
+        server = Peer("server", "ipv4", 7, 300, 1, cgroups=[cgroup])
         port = int(server.line())
-        client = Peer("client", "ipv4", port, 1, 1, 1, "hold", cgroups=[cgroup])
-        client_port = int(client.line())
+        client = Peer("client", "ipv4", port, 300, 7, 1, "hold-after", cgroups=[cgroup])
+        client_port = int(client.line())  # said once it has read the server's 7 bytes
         assert server.line() == f"accepted {client_port}"
-        while_open = scrape(TcpCountsCollector(tcp.probe))
+        collector = TcpCountsCollector(tcp.probe)  # its counters' last values are its own
+        while_open = scrape(collector)
         client.proc.stdin.write("\n")
         client.proc.stdin.flush()
         client.until_done()
         server.until_done()
         server.finish()
         client.finish()
-        tcp.wait(
-            lambda e: e.kind == "close" and e.local_port == port and e.remote_port == client_port
-        )
-        tcp.wait(
-            lambda e: e.kind == "close" and e.local_port == client_port and e.remote_port == port
-        )
-        after = scrape(TcpCountsCollector(tcp.probe))
+        for ends in ((port, client_port), (client_port, port)):
+            tcp.wait(
+                lambda e, ends=ends: e.kind == "close" and (e.local_port, e.remote_port) == ends
+            )
+        after = scrape(collector)
+        from_the_kernel_alone = scrape(TcpCountsCollector(tcp.probe))
+    container = ("container", cid[:12])
     for direction in ("outbound", "inbound"):
-        key = (
-            "groundtruth_tcp_open_connections",
-            (("container", cid[:12]), ("direction", direction)),
-        )
+        key = ("groundtruth_tcp_open_connections", (container, ("direction", direction)))
         assert (while_open[key], after[key]) == (1, 0)
+    for direction in ("sent", "received"):
+        key = ("groundtruth_tcp_bytes_total", (container, ("direction", direction)))
+        assert (while_open[key], after[key], from_the_kernel_alone[key]) == (307, 307, 307)
+
+
+def test_byte_counters_never_go_down_between_scrapes():
+    # A connection that closes between a scrape's read of the closed ones and of the open ones
+    # is in neither, for that scrape: the counter holds its last value instead of going down.
+    collector = TcpCountsCollector(SimpleNamespace(conn_table=None))
+    first = Counter({("sent", ""): 500, ("received", ""): 40})
+    collector.add_open_bytes(first)
+    missed = Counter({("sent", ""): 300})
+    collector.add_open_bytes(missed)
+    assert missed == Counter({("sent", ""): 500, ("received", ""): 40})
+    later = Counter({("sent", ""): 650, ("received", ""): 41})
+    collector.add_open_bytes(later)
+    assert later == Counter({("sent", ""): 650, ("received", ""): 41})
 
 
 def test_a_connection_waiting_to_be_accepted_is_open_under_its_listener(tcp):

@@ -11,6 +11,10 @@
  * task happened to be running, so they never set an owner; they are joined to the socket's
  * state in `conns` by the struct sock address.
  * Byte counts come from sock_send_length / sock_recv_length, which run in the caller's context.
+ * A tracked connection's bytes are added up in its slot only (`conn_bytes`), and counted for its
+ * cgroup once, when it closes: the per-cgroup counter is those of closed connections plus those
+ * of open ones, which user space reads from the slots at scrape time. A map update per read and
+ * write would cost more than the rest of that program.
  *
  * The tracked connections are not in a hash map but in a table of slots (arrays, open
  * addressing): see `conn_socks` below.
@@ -43,13 +47,14 @@ BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connectio
  * verifier inlines array lookups. Measured with bpf_stats on the connection benchmark, the
  * probe's programs took 3.1 us per request instead of 4.1. CONN_SLOTS (a power of two) is twice
  * the connections to track.
- * User space finds long-lived connections from two small mmapable arrays, read from memory
- * with no system call per slot: the sockets, and `conn_since`, the time each slot's connection
- * was established (0: not yet). It looks up a connection itself only to announce it
+ * User space finds long-lived connections from small mmapable arrays, read from memory
+ * with no system call per slot: the sockets, `conn_since`, the time each slot's connection
+ * was established (0: not yet), and `conn_bytes`, its bytes so far. It looks up a connection itself only to announce it
  * (exporter/probes/conn_table.py); `conns` is not mapped, as a mapping counts whole in the
  * exporter's resident memory. */
 BPF_F_TABLE("array", u32, u64, conn_socks, CONN_SLOTS, BPF_F_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, conn_since, CONN_SLOTS, BPF_F_MMAPABLE);
+BPF_F_TABLE("array", u32, struct conn_bytes, conn_bytes, CONN_SLOTS, BPF_F_MMAPABLE);
 BPF_ARRAY(conns, struct conn, CONN_SLOTS);
 BPF_HASH(listeners, struct listen_key, struct owner, 4096);
 /* Per-CPU counters: every connection updates the same few keys, and shared ones would bounce
@@ -101,6 +106,23 @@ static __always_inline void set_since(int slot, u64 established_ns)
         *since = established_ns;
 }
 
+static __always_inline struct conn_bytes *bytes_at(int slot)
+{
+    u32 key = slot;
+    return slot < 0 ? 0 : conn_bytes.lookup(&key);
+}
+
+/* A slot's connection is new: no bytes yet, counted under its owner's cgroup. */
+static __always_inline void bytes_reset(int slot, u64 cgroup_id)
+{
+    struct conn_bytes *b = bytes_at(slot);
+    if (b) {
+        b->sent = 0;
+        b->received = 0;
+        b->cgroup_id = cgroup_id;
+    }
+}
+
 /* Tracks a socket (again, if its memory was a socket not seen closing); -1 if no slot is free. */
 static __always_inline int conn_insert(u64 sk, struct conn *c)
 {
@@ -109,6 +131,7 @@ static __always_inline int conn_insert(u64 sk, struct conn *c)
     if (entry) {
         __builtin_memcpy(entry, c, sizeof(*c));
         set_since(found, c->established_ns);
+        bytes_reset(found, c->owner.cgroup_id);
         return 0;
     }
 #pragma unroll
@@ -119,6 +142,7 @@ static __always_inline int conn_insert(u64 sk, struct conn *c)
         if (owner && entry && *owner == 0 && __sync_val_compare_and_swap(owner, 0, sk) == 0) {
             __builtin_memcpy(entry, c, sizeof(*c));
             set_since(slot, c->established_ns);
+            bytes_reset(slot, c->owner.cgroup_id);
             return 0;
         }
     }
@@ -260,17 +284,33 @@ static __always_inline u16 duration_bucket(u64 ns)
     return DURATION_BUCKETS;
 }
 
-/* One end of an established connection closed after `duration` ns. */
-static __always_inline void count_close(u64 cgroup_id, u8 inbound, u64 duration)
+/* One end of an established connection closed after `duration` ns, its bytes with it: in the
+ * same update where they count under the cgroup its opening was counted under (nearly always),
+ * else in `counts`. */
+static __always_inline void count_close(u64 cgroup_id, u8 inbound, u64 duration,
+                                        struct conn_bytes *b)
 {
     struct close_key key = {
         .cgroup_id = cgroup_id, .bucket = duration_bucket(duration), .inbound = inbound};
     struct close_counts zero = {};
+    u8 same_cgroup = b && b->cgroup_id == cgroup_id;
+    if (b && !same_cgroup) {
+        count_add(b->cgroup_id, C_BYTES_SENT, 0, inbound, O_OK, b->sent);
+        count_add(b->cgroup_id, C_BYTES_RECEIVED, 0, inbound, O_OK, b->received);
+    }
     struct close_counts *v = closes.lookup_or_try_init(&key, &zero);
     if (v) {
         v->closed++;
         v->duration_sum_us += duration / 1000;
+        if (same_cgroup) {
+            v->bytes_sent += b->sent;
+            v->bytes_received += b->received;
+        }
     } else {
+        if (same_cgroup) {
+            count_add(cgroup_id, C_BYTES_SENT, 0, inbound, O_OK, b->sent);
+            count_add(cgroup_id, C_BYTES_RECEIVED, 0, inbound, O_OK, b->received);
+        }
         u32 kind = C_DURATION;
         u64 *o = counts_overflow.lookup(&kind);
         if (o)
@@ -278,7 +318,7 @@ static __always_inline void count_close(u64 cgroup_id, u8 inbound, u64 duration)
     }
 }
 
-static __always_inline void emit(u32 kind, struct conn *c, int error)
+static __always_inline void emit(u32 kind, struct conn *c, struct conn_bytes *b, int error)
 {
     struct tcp_event *e = reserve_event(sizeof(*e), kind);
     if (!e)
@@ -289,8 +329,8 @@ static __always_inline void emit(u32 kind, struct conn *c, int error)
     e->error = error;
     e->open_ns = c->open_ns;
     e->established_ns = c->established_ns;
-    e->bytes_sent = c->bytes_sent;
-    e->bytes_received = c->bytes_received;
+    e->bytes_sent = b ? b->sent : 0;
+    e->bytes_received = b ? b->received : 0;
     e->retransmits = c->retransmits;
     e->flags = c->flags;
     __builtin_memcpy(&e->owner, &c->owner, sizeof(e->owner));
@@ -308,12 +348,16 @@ static __always_inline void count_opened(struct conn *c)
     count_add(c->counted_cgroup, C_OPENED, label_port(c), c->flags & F_INBOUND, O_OK, 1);
 }
 
-/* The current process takes over an inbound connection; count it if it is new. */
-static __always_inline void adopt(struct conn *c, u32 how)
+/* The current process takes over the inbound connection in a slot, and its bytes from now on
+ * (none before); count it if it is new. */
+static __always_inline void adopt(int slot, struct conn *c, u32 how)
 {
     owner_from_current(&c->owner);
     c->flags |= how;
     count_opened(c);
+    struct conn_bytes *b = bytes_at(slot);
+    if (b)
+        b->cgroup_id = c->owner.cgroup_id;
 }
 
 static __always_inline void track(u64 sk, struct conn *c)
@@ -348,7 +392,7 @@ static __always_inline int on_listen(u64 sk, struct addrs *a, u32 kind)
         listeners.update(&key, &c.owner);
     else
         listeners.delete(&key);
-    emit(kind, &c, 0);
+    emit(kind, &c, 0, 0);
     return 0;
 }
 
@@ -419,7 +463,7 @@ static __always_inline int on_close(u64 sk, int old)
         struct conn u = {.flags = F_UNTRACKED};
         read_addrs(sk, &u.addrs);
         if (is_tcp(sk, u.addrs.family))
-            emit(EV_CLOSE, &u, sock_error(sk));
+            emit(EV_CLOSE, &u, 0, sock_error(sk));
         return 0;
     }
     if (old == TCP_SYN_SENT)
@@ -429,12 +473,13 @@ static __always_inline int on_close(u64 sk, int old)
     u8 inbound = c->flags & F_INBOUND;
     if (old == TCP_SYN_SENT) {
         count_add(c->owner.cgroup_id, C_OPENED, label_port(c), 0, connect_outcome(err), 1);
-        emit(EV_CONNECT_FAILED, c, err);
+        emit(EV_CONNECT_FAILED, c, 0, err);
     } else if (c->established_ns) {
         count_opened(c);  /* an inbound connection nobody accepted or read */
         u64 duration = bpf_ktime_get_boot_ns() - c->established_ns;
-        count_close(c->counted_cgroup, inbound, duration);
-        emit(EV_CLOSE, c, err);
+        struct conn_bytes *b = bytes_at(slot);
+        count_close(c->counted_cgroup, inbound, duration, b);
+        emit(EV_CLOSE, c, b, err);
     }
     conn_remove(slot);
     return 0;
@@ -445,9 +490,10 @@ static __always_inline int on_close(u64 sk, int old)
  * only by close() and shutdown(), so they run in the closing process. */
 static __always_inline int on_closing(u64 sk)
 {
-    struct conn *c = conn_find(sk);
+    int slot = find_slot(sk);
+    struct conn *c = conn_at(slot);
     if (c && (c->flags & F_INBOUND) && !(c->flags & (F_OWNER_IO | F_OWNER_CLOSE)))
-        adopt(c, F_OWNER_CLOSE);
+        adopt(slot, c, F_OWNER_CLOSE);
     return 0;
 }
 
@@ -485,25 +531,27 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
 
 /* ---- bytes, and attribution of inbound connections at the first read or write ---- */
 
-/* Bytes moved by a process on a TCP socket: counted per connection and per cgroup. */
+/* Bytes moved by a process on a TCP socket: added up in its connection's slot (counted for its
+ * cgroup when it closes), or, for a socket not tracked, counted for the cgroup now. */
 static __always_inline int transferred(u64 sk, int ret, u32 kind)
 {
     if (ret <= 0)
         return 0;
-    struct conn *c = conn_find(sk);
-    if (!c) {
+    int slot = find_slot(sk);
+    struct conn *c = conn_at(slot);
+    struct conn_bytes *b = bytes_at(slot);
+    if (!c || !b) {
         /* Opened before the probe (or not TCP): a TCP socket's bytes are still its cgroup's. */
         if (is_tcp(sk, sock_u16(sk, SK_FAMILY)) && sock_in_netns(sk))
             count_add(bpf_get_current_cgroup_id(), kind, 0, 0, O_OK, ret);
         return 0;
     }
     if ((c->flags & F_INBOUND) && !(c->flags & F_OWNER_IO))
-        adopt(c, F_OWNER_IO);
+        adopt(slot, c, F_OWNER_IO);
     if (kind == C_BYTES_SENT)
-        __sync_fetch_and_add(&c->bytes_sent, ret);
+        __sync_fetch_and_add(&b->sent, ret);
     else
-        __sync_fetch_and_add(&c->bytes_received, ret);
-    count_add(c->owner.cgroup_id, kind, 0, c->flags & F_INBOUND, O_OK, ret);
+        __sync_fetch_and_add(&b->received, ret);
     return 0;
 }
 

@@ -90,13 +90,19 @@ struct addrs {
     u16 pad;
 };
 
+/* Bytes a tracked connection's processes have moved so far, and the cgroup they count under
+ * (its owner's), in the slot of its connection (`conn_bytes`). */
+struct conn_bytes {
+    u64 sent;                 /* from sock_send_length: what processes wrote */
+    u64 received;
+    u64 cgroup_id;
+};
+
 /* Per-socket state, keyed by the struct sock address, deleted when the socket closes. */
 struct conn {
     u64 id;                   /* (cpu << 48) | per-CPU sequence: names the connection outside */
     u64 open_ns;              /* SYN sent (outbound) or received (inbound), boot clock */
     u64 established_ns;
-    u64 bytes_sent;           /* from sock_send_length: what processes wrote */
-    u64 bytes_received;
     u64 counted_cgroup;       /* the cgroup the opening was counted under */
     struct owner owner;
     struct addrs addrs;
@@ -119,9 +125,9 @@ struct tcp_event {
     s32 error;                /* sk_err at close or failure (errno), 0 if none */
 };
 
-/* Established connections that ended, by duration bucket (`closes`): the count and the sum of
- * the durations in one update per connection end. The count over all buckets is the closed
- * connections' count. */
+/* Established connections that ended, by duration bucket (`closes`): the count, the sum of
+ * the durations and their bytes in one update per connection end. The count over all buckets
+ * is the closed connections' count. */
 struct close_key {
     u64 cgroup_id;
     u16 bucket;               /* 0..DURATION_BUCKETS (the last one is +Inf) */
@@ -132,6 +138,8 @@ struct close_key {
 struct close_counts {
     u64 closed;
     u64 duration_sum_us;
+    u64 bytes_sent;           /* of the connections closed, where their owner's cgroup is the key's */
+    u64 bytes_received;
 };
 
 struct count_key {

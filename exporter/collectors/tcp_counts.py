@@ -5,6 +5,12 @@ ids into bounded container labels and ports into the bounded ``remote`` label at
 the listening port for inbound connections; for outbound ones the remote port when it is in the
 probe's list of well-known ports, else ``ephemeral``. Connections found open by the start-up
 scan are added to the open-connections gauge until the probe sees them close.
+
+Bytes: the kernel counts a tracked connection's bytes for its cgroup when it closes (in
+``closes``), and keeps those of open ones in their slots of the connection table. A scrape reads
+the closed ones first, then the open ones: a connection that closes in between is in neither,
+for that scrape only, so the byte counters are kept from going down (a Prometheus counter that
+goes down reads as a reset).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class TcpCountsCollector(Collector):
         self.containers = BoundedLabels(container_cap)
         self.remotes = BoundedLabels(remote_cap)
         self.errors = CollectorErrors("tcp_counts")
+        self._bytes_reported: Counter = Counter()  # the byte counters' last values
 
     def _container_label(self, cgroup_id: int) -> str:
         found = self.probe.containers.by_cgroup_id(cgroup_id)
@@ -84,7 +91,27 @@ class TcpCountsCollector(Collector):
             c["buckets"][(way, container, key.bucket)] += closed
             c["closed"][(way, container)] += closed
             c["sum"][(way, container)] += sum(v.duration_sum_us for v in per_cpu) / 1e6
+            c["bytes"][("sent", container)] += sum(v.bytes_sent for v in per_cpu)
+            c["bytes"][("received", container)] += sum(v.bytes_received for v in per_cpu)
+        self.add_open_bytes(c["bytes"])
         return c
+
+    def add_open_bytes(self, by_labels: Counter) -> None:
+        """Add the bytes so far of connections still open (read after `closes`), then keep
+        every byte counter at least at its last value."""
+        table = self.probe.conn_table
+        if table is not None:
+            found = table.open_bytes()
+            for cgroup_id, sent, received in zip(
+                found["cgroup_id"].tolist(), found["sent"].tolist(), found["received"].tolist(),
+                strict=True,
+            ):  # fmt: skip
+                container = self._container_label(cgroup_id)
+                by_labels[("sent", container)] += sent
+                by_labels[("received", container)] += received
+        for labels in set(by_labels) | set(self._bytes_reported):
+            by_labels[labels] = max(by_labels[labels], self._bytes_reported[labels])
+        self._bytes_reported = Counter(by_labels)
 
     def open_connections(self, c: dict[str, Counter]) -> Counter:
         """Established minus closed, per direction and container, plus the scan's still open."""

@@ -1,10 +1,12 @@
-"""The TCP probe's table of tracked connections (bpf/tcp.c `conn_socks`, `conn_since`, `conns`).
+"""The TCP probe's table of tracked connections (bpf/tcp.c `conn_socks`, `conn_since`,
+`conn_bytes`, `conns`).
 
 The kernel side keeps it as arrays of slots: the socket of each slot (0: free), the time its
-connection was established (0: not yet), and the connection. The first two are mapped into
-this process and read with no system call per slot (1 MiB each at the default size); a
-connection itself is looked up only when it is needed (to announce it). `conns` is not mapped:
-a mapping of a BPF array counts whole in resident memory (18 MiB at the default size).
+connection was established (0: not yet), its bytes so far and their cgroup, and the connection.
+The first three are mapped into this process and read with no system call per slot (1, 1 and
+3 MiB at the default size; pages count in resident memory once read); a connection itself is
+looked up only when it is needed (to announce it). `conns` is not mapped: a mapping of a BPF
+array counts whole in resident memory (18 MiB at the default size).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ def slots_for(connections: int) -> int:
     return 1 << max(2 * connections - 1, 1).bit_length()
 
 
-def _mapped(table: Any, slots: int) -> mmap.mmap:
-    length = -(-slots * 8 // mmap.PAGESIZE) * mmap.PAGESIZE
+# struct conn_bytes (tcp.h): a slot's bytes so far and the cgroup they count under.
+CONN_BYTES = np.dtype([("sent", "<u8"), ("received", "<u8"), ("cgroup_id", "<u8")])
+
+
+def _mapped(table: Any, slots: int, size: int = 8) -> mmap.mmap:
+    length = -(-slots * size // mmap.PAGESIZE) * mmap.PAGESIZE
     return mmap.mmap(table.map_fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
 
 
@@ -33,6 +39,7 @@ class ConnTable:
         self._conns = bpf[b"conns"]
         self._socks = _mapped(bpf[b"conn_socks"], slots)
         self._since = _mapped(bpf[b"conn_since"], slots)
+        self._bytes = _mapped(bpf[b"conn_bytes"], slots, CONN_BYTES.itemsize)
 
     def taken(self) -> list[tuple[int, int, int]]:
         """(slot, socket, established boot ns or 0) of every taken slot. A slot taken or freed
@@ -42,9 +49,25 @@ class ConnTable:
         # first: a time then belongs to the slot's socket as read or to one before it, never to
         # a later one, and a caller that looks the connection up can tell (its established_ns).
         since = np.frombuffer(self._since[: self.slots * 8], dtype=np.uint64)
-        socks = np.frombuffer(self._socks[: self.slots * 8], dtype=np.uint64)
+        socks = self._socks_now()
         slots = np.flatnonzero(socks)
         return list(zip(slots.tolist(), socks[slots].tolist(), since[slots].tolist(), strict=True))
+
+    def _socks_now(self) -> np.ndarray:
+        return np.frombuffer(self._socks[: self.slots * 8], dtype=np.uint64)
+
+    def bytes_of(self, slot: int) -> tuple[int, int]:
+        """(sent, received) so far by the connection in a slot."""
+        entry = np.frombuffer(self._bytes, CONN_BYTES, count=1, offset=slot * CONN_BYTES.itemsize)
+        return int(entry["sent"][0]), int(entry["received"][0])
+
+    def open_bytes(self) -> np.ndarray:
+        """The bytes so far of every taken slot's connection, with their cgroup (CONN_BYTES
+        records, copied). A connection that closes meanwhile may be read here or not: its bytes
+        are then in the kernel's `closes` either way, so read that first, then this."""
+        taken = np.flatnonzero(self._socks_now())
+        table = np.frombuffer(self._bytes, CONN_BYTES, count=self.slots)
+        return table[taken]
 
     def connection(self, slot: int):
         """The connection in a slot (one lookup in the kernel's array)."""
@@ -57,3 +80,4 @@ class ConnTable:
     def close(self) -> None:
         self._socks.close()
         self._since.close()
+        self._bytes.close()

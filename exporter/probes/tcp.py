@@ -406,8 +406,9 @@ class TcpProbe(BpfProbe):
                 continue
             # Laid out as the kernel's own events are, so one decoder serves both.
             o, a = c.owner, c.addrs
+            sent, received = table.bytes_of(slot)
             records.append(EVENT.pack(
-                now, c.id, c.open_ns, c.established_ns, c.bytes_sent, c.bytes_received,
+                now, c.id, c.open_ns, c.established_ns, sent, received,
                 o.start_ns, o.cgroup_id, o.pid, 0, bytes(o.comm), bytes(a.saddr),
                 bytes(a.daddr), a.sport, a.dport, a.family, 0, EV_OPEN, c.flags,
                 c.retransmits, 0,
