@@ -531,6 +531,34 @@ def test_metrics_count_exactly_what_the_test_did(tcp):
         assert value("groundtruth_tcp_open_connections", direction=direction) == 0
 
 
+def test_an_outbound_connection_to_a_well_known_port_is_counted_under_its_number(ebpf_problems):
+    # Outbound ports are `ephemeral` in metrics unless configured as well-known (bounded labels).
+    skip_or_fail_without_ebpf(ebpf_problems)
+    port = closed_port()  # free now: the server below listens on it
+    own = Probe(TcpProbe(ProbeContext(host=HOST), well_known_ports={port}))
+    try:
+        server = Peer("server", "ipv4", 1, 1, 1, "-", port)
+        assert server.line() == str(port)
+        client = Peer("client", "ipv4", port, 1, 1, 1)
+        (client_port,) = map(int, client.until_done())
+        server.until_done()
+        server.finish()
+        client.finish()
+        own.wait(
+            lambda e: e.kind == "close" and (e.local_port, e.remote_port) == (client_port, port)
+        )
+        got = scrape(TcpCountsCollector(own.probe))
+    finally:
+        own.close()
+    labels = (
+        ("container", ""),
+        ("direction", "outbound"),
+        ("outcome", "ok"),
+        ("remote", str(port)),
+    )
+    assert got[("groundtruth_tcp_connections_total", labels)] == 1
+
+
 def test_a_held_connection_is_open_and_its_bytes_counted_once(tcp):
     # The gauge follows the connection; its bytes, which the kernel counts for its cgroup when it
     # closes, are read from its slot while it is open. Both ends are in the container.
