@@ -101,6 +101,11 @@ def from_row(cls: type, row: tuple):
     return tuple.__new__(cls, row)
 
 
+# exe_path or cwd of an exec whose path is deeper than the kernel's walk reaches (bpf/path.h):
+# not a path, and no path's prefix.
+DEEP_PATH = "…"
+
+
 @row_class
 @dataclass
 class ProcessEvent:
@@ -125,15 +130,16 @@ class ProcessEvent:
         "String",
         "exec, scan: the executed file's path as the kernel resolved it (a relative name and "
         "symlinks followed), from the process's root directory (a container's own). Longer than "
-        "512 bytes: its top, ending in /… (what is left out is below). '' where it has none "
-        "there (a memfd), is more than about 500 steps up (the exec's path walks share 33 calls "
-        "of 16 steps), and for other kinds.",
+        "512 bytes: its top, ending in /… (what is left out is below). … alone: more than "
+        "about 500 directories deep, too deep for the kernel's walk (the exec's two path walks "
+        "share 33 calls of 16 steps). '' where it has none there (a memfd), and for other "
+        "kinds.",
     )
     cwd: str = col(
         "String",
         "exec, scan: the process's working directory, from its root directory (as exe_path); "
-        "longer than 512 bytes, its top ending in /…; '' where it has none there or the "
-        "executable's walk left it no steps.",
+        "longer than 512 bytes, its top ending in /…; … alone: too deep (or the executable's "
+        "walk left it no steps); '' where it has none there.",
     )
     argv: list = col("Array(String)", "Arguments: the first 20, each cut at 127 bytes.")
     argv_truncated: int = col(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from schema.events import DEEP_PATH
 from testservices.exporter import exporter_with_wrong_offset, selftest_ok
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.causes_flags("exec_from_tmp")]
@@ -75,11 +76,13 @@ def test_a_deep_path_is_read_whole_and_a_long_one_keeps_its_top(running_exporter
     assert (runs[long].exe_path, runs[long].cwd) == (top, top)
 
 
-def test_a_path_deeper_than_the_walk_reaches_is_empty_and_the_exec_still_arrives(
+@pytest.mark.causes_flags("exec_from_deep_path")  # under a watching detector (flag-watch)
+def test_a_path_deeper_than_the_walk_reaches_is_marked_and_the_exec_still_arrives(
     running_exporter, tmp_path
 ):
     """600 directories down: more steps than the walker's tail calls take (33 of 16 steps), so
-    both paths are '' (not a guess), and the exec is delivered as every other is."""
+    both paths are DEEP_PATH (not a guess, and not '', which says there is none), and the exec
+    is delivered as every other is."""
     deep = Path(os.path.realpath(tmp_path)).joinpath(*["d"] * 600)
     deep.mkdir(parents=True)
     shutil.copy("/bin/true", deep / "x")
@@ -87,7 +90,7 @@ def test_a_path_deeper_than_the_walk_reaches_is_empty_and_the_exec_still_arrives
     child = subprocess.Popen(argv, cwd=deep)
     assert child.wait() == 0
     ev = exec_of(running_exporter, child.pid, argv)
-    assert (ev.filename, ev.exe_path, ev.cwd) == ("./x", "", "")
+    assert (ev.filename, ev.exe_path, ev.cwd) == ("./x", DEEP_PATH, DEEP_PATH)
 
 
 def test_a_script_names_itself_and_runs_its_interpreter(running_exporter, tmp_path):

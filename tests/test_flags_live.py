@@ -18,7 +18,7 @@ import pytest
 
 from exporter.proc_scan import start_ticks
 from mixin.config import load_config
-from schema.events import FlagEvent, ListenEvent, process_key
+from schema.events import DEEP_PATH, FlagEvent, ListenEvent, process_key
 from tests.cgroups import (
     cgroup_dirs,
     docker_scope_v2,
@@ -58,6 +58,18 @@ def flags_total(exp, rule: str) -> float:
         for (name, labels), v in exp.scrape().items()
         if name == "groundtruth_flags_total" and ("rule", rule) in labels
     )
+
+
+def run_each(exp, runs) -> tuple[dict, dict]:
+    """Runs each (name, argv, cwd) to a clean end, in order: ({name: its process key}, {name: its
+    exec event})."""
+    keys, execs = {}, {}
+    for name, argv, cwd in runs:
+        child = subprocess.Popen(argv, cwd=cwd)
+        assert child.wait() == 0
+        keys[name] = key_of(exp, child.pid)
+        execs[name] = exp.events_of(child.pid, ("exec",))["exec"][-1]
+    return keys, execs
 
 
 def copy_program(source: str, directory: Path, name: str) -> Path:
@@ -122,16 +134,11 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
         link.symlink_to(program)
         system = Path(tmp, "system-true")
         system.symlink_to("/usr/bin/true")
-        keys, execs = {}, {}
-        for name, argv, cwd in (("system", [str(system)], None),
-                                ("relative", [f"./{program.name}"], tmp),
-                                ("link", [str(link)], None),
-                                ("script", [str(script)], None),
-                                ("relative script", ["./relative.sh"], tmp)):  # fmt: skip
-            child = subprocess.Popen(argv, cwd=cwd)
-            assert child.wait() == 0
-            keys[name] = key_of(exp, child.pid)
-            execs[name] = exp.events_of(child.pid, ("exec",))["exec"][-1]
+        keys, execs = run_each(exp, (("system", [str(system)], None),
+                                     ("relative", [f"./{program.name}"], tmp),
+                                     ("link", [str(link)], None),
+                                     ("script", [str(script)], None),
+                                     ("relative script", ["./relative.sh"], tmp)))  # fmt: skip
     system_key = keys.pop("system")
     flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
     assert {name: f.program for name, f in flags.items()} == {
@@ -160,18 +167,10 @@ def test_exec_from_tmp_sees_a_script_given_to_an_interpreter(flagging_exporter):
         shell_script, python_script = Path(tmp, "given.sh"), Path(tmp, "given.py")
         shell_script.write_text("exit 0\n")  # not executable: the interpreter reads it
         python_script.write_text("pass\n")
-        keys, runs = (
-            {},
-            (
-                ("inline", ["/bin/sh", "-c", "exit 0"], tmp),
+        runs = (("inline", ["/bin/sh", "-c", "exit 0"], tmp),
                 ("shell", ["/bin/sh", str(shell_script)], None),
-                ("python", ["/usr/bin/python3", "-u", "given.py"], tmp),
-            ),
-        )
-        for name, argv, cwd in runs:
-            child = subprocess.Popen(argv, cwd=cwd)
-            assert child.wait() == 0
-            keys[name] = key_of(exp, child.pid)
+                ("python", ["/usr/bin/python3", "-u", "given.py"], tmp))  # fmt: skip
+        keys, _ = run_each(exp, runs)
     inline_key = keys.pop("inline")
     flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
     assert {name: (f.program, f.description) for name, f in flags.items()} == {
@@ -205,6 +204,37 @@ def test_exec_from_tmp_sees_a_deep_or_long_path(flagging_exporter):
         f"{'/d' * 40}/{flags['deep'].program} (from a temporary directory)"
     )
     assert f"which is {tmp}/{'A' * 200}/… (from a temporary directory)" in flags["long"].description
+
+
+@pytest.mark.causes_flags("exec_from_deep_path")
+def test_a_program_too_deep_for_the_path_walk_is_flagged(flagging_exporter):
+    """./payload run 600 directories down under /tmp, past what the kernel's walk of an exec's
+    paths reaches: its exe_path and cwd are DEEP_PATH, so exec_from_tmp cannot see it is in
+    /tmp, and exec_from_deep_path flags it; so is `sh ./stage.sh` run there. /bin/true run
+    there is not flagged, read once the others' flags are there."""
+    exp = flagging_exporter
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        deep = Path(os.path.realpath(tmp)).joinpath(*["d"] * 600)
+        deep.mkdir(parents=True)
+        payload = copy_program("/bin/true", deep, f"payload-{secrets.token_hex(3)}")
+        Path(deep, "stage.sh").write_text("exit 0\n")  # read by sh: not executable
+        keys, execs = run_each(exp, (("system", ["/bin/true"], deep),
+                                     ("payload", [f"./{payload.name}"], deep),
+                                     ("script", ["/bin/sh", "./stage.sh"], deep)))  # fmt: skip
+    system_key = keys.pop("system")
+    flags = {name: flags_for(exp, "exec_from_deep_path", key)[0] for name, key in keys.items()}
+    where = "a directory too deep for the kernel's path walk (over about 500 levels)"
+    assert {name: (f.program, f.description) for name, f in flags.items()} == {
+        "payload": (payload.name, f"./{payload.name} executed from {where}"),
+        "script": ("stage.sh", f"sh ran the script ./stage.sh from {where}"),
+    }
+    assert (execs["payload"].exe_path, execs["payload"].cwd) == (DEEP_PATH, DEEP_PATH)
+    assert (execs["system"].exe_path, execs["system"].cwd) == (
+        os.path.realpath("/bin/true"), DEEP_PATH,
+    )  # fmt: skip
+    assert not [
+        e for e in exp.sink.snapshot() if isinstance(e, FlagEvent) and e.process_key == system_key
+    ]
 
 
 def test_sigsegv_is_a_crash(flagging_exporter):

@@ -21,12 +21,14 @@ from exporter.probes.process_abi import (
     EV_EXEC,
     EV_FORK,
     F_CWD_CUT,
+    F_CWD_DEEP,
     F_EXE_PATH_CUT,
+    F_EXE_PATH_DEEP,
     F_EXE_SCRIPT,
     HEAD,
 )
 from exporter.selftest import UNTRUSTED_FIELDS
-from schema.events import UNSET_ID, ProcessEvent
+from schema.events import DEEP_PATH, UNSET_ID, ProcessEvent
 
 NO_CONTEXT = CONTEXT.pack(0, 0, 2**32 - 1, 2**32 - 1, 0, 0, 0, 0, 0, 0, 0, b"")
 
@@ -186,6 +188,19 @@ def test_a_path_the_kernel_kept_the_top_of_ends_in_a_mark():
     assert (whole.exe_path, whole.cwd) == (top, top)
     assert (exe_cut.exe_path, exe_cut.cwd, exe_cut.exe_script) == (f"{top}/…", top, 0)
     assert (both.exe_path, both.cwd, both.exe_script) == (f"{top}/…", f"{top}/…", 1)
+
+
+def test_a_path_too_deep_for_the_kernels_walk_is_the_deep_mark():
+    """F_EXE_PATH_DEEP and F_CWD_DEEP (process.c: the walk ran out of tail calls) make that path
+    DEEP_PATH, each on its own, also for a record whose tail was decoded before without them."""
+    probe = ProcessProbe(ProbeContext(host="h"))
+    paths = {"exe_path": b"", "cwd": b"/srv"}
+    before = probe.decode(exec_record(b"./x", [b"./x"], **paths))
+    exe_deep = probe.decode(exec_record(b"./x", [b"./x"], flags=F_EXE_PATH_DEEP, **paths))
+    both = probe.decode(exec_record(b"./x", [b"./x"], flags=F_EXE_PATH_DEEP | F_CWD_DEEP, **paths))
+    assert (before.exe_path, before.cwd) == ("", "/srv")
+    assert (exe_deep.exe_path, exe_deep.cwd) == (DEEP_PATH, "/srv")
+    assert (both.exe_path, both.cwd) == (DEEP_PATH, DEEP_PATH) == ("…", "…")
 
 
 def test_a_record_that_is_not_its_events_size_is_a_counted_decode_error():

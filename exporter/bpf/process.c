@@ -268,7 +268,9 @@ RAW_TRACEPOINT_PROBE(sched_process_exec)
 
 /* The exec's paths, PATH_STEPS steps per call, going on with a tail call of itself: the
  * executable's, then the working directory's; then the event is sent (sched_process_exec
- * built it in exec_out). Out of tail calls (the kernel's limit, 33), a path is too deep: ''. */
+ * built it in exec_out). Out of tail calls (the kernel's limit, 33: about 500 directories
+ * for both paths), a path is too deep to know: '' and a flag that says so (no installed
+ * program is that deep; a payload hidden from path rules can be). */
 int walk_exec_paths(struct bpf_raw_tracepoint_args *ctx)
 {
     u32 zero = 0;
@@ -276,14 +278,18 @@ int walk_exec_paths(struct bpf_raw_tracepoint_args *ctx)
     struct exec_event *e = exec_out.lookup(&zero);
     if (!w || !e)
         return 0;
+    u32 deep = 0;
     if (!walk_path(w, e->cmdline)) {
         path_walker.call(ctx, 0);  /* on up the same path */
         w->size = w->cut = 0;      /* out of tail calls: too deep */
+        deep = 1;
     }
     if (w->which == 0) {
         e->exe_path_size = w->size;
         if (w->cut)
             e->hdr.flags |= F_EXE_PATH_CUT;
+        if (deep)
+            e->hdr.flags |= F_EXE_PATH_DEEP;
         /* The working directory's names go after the executable's. */
         u32 at = e->cmdline_size + w->size;
         if (at <= PATH_ROOM) {  /* always: the bound the verifier asks for */
@@ -292,10 +298,13 @@ int walk_exec_paths(struct bpf_raw_tracepoint_args *ctx)
             path_walker.call(ctx, 0);
         }
         w->size = w->cut = 0;  /* out of tail calls: no steps left for it */
+        deep = 1;
     }
     e->cwd_size = w->size;
     if (w->cut)
         e->hdr.flags |= F_CWD_CUT;
+    if (deep)
+        e->hdr.flags |= F_CWD_DEEP;
     send_exec(e, EV_EXEC);
     return 0;
 }

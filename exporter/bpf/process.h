@@ -36,6 +36,8 @@ enum event_flags {
     F_EXE_SCRIPT = 64,       /* exec: the file was run by an interpreter (#!, binfmt_misc) */
     F_EXE_PATH_CUT = 128,    /* exec: exe_path longer than PATH_LEN: its top is kept (path.h) */
     F_CWD_CUT = 256,         /* exec: the working directory's, likewise */
+    F_EXE_PATH_DEEP = 512,   /* exec: exe_path deeper than the walk's tail calls reach: unknown */
+    F_CWD_DEEP = 1024,       /* exec: the working directory's, likewise */
 };
 
 /* Which set*id syscall changed the credentials (cred_event.syscall). */

@@ -36,9 +36,11 @@ from exporter.probes.process_abi import (
     F_ARGV_UNKNOWN,
     F_CGROUP_V1,
     F_CWD_CUT,
+    F_CWD_DEEP,
     F_EXE_DELETED,
     F_EXE_MEMFD,
     F_EXE_PATH_CUT,
+    F_EXE_PATH_DEEP,
     F_EXE_SCRIPT,
     F_OOM_KILLED,
     HEAD,
@@ -51,7 +53,7 @@ from exporter.security_context import TtyDrivers, fd_type, kernel_tty_name
 from exporter.sessions import SESSION_PREFIX, SessionWorkloads
 from exporter.workloads import HOST_WORKLOAD
 from schema.column_batch import RowBatch
-from schema.events import UNSET_ID, ProcessEvent, from_row
+from schema.events import DEEP_PATH, UNSET_ID, ProcessEvent, from_row
 
 KDEV_MINOR_BITS = 20  # the kernel's dev_t: major << 20 | minor
 
@@ -61,7 +63,10 @@ EXEC_CACHE_MAX = 1024
 KEY_CACHE_MAX = 16384
 STATUS_CACHE_MAX = 1024
 # An exec's own flags (what it ran, how its paths were read), applied after its cached parts.
-EXEC_FLAGS = F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT | F_EXE_PATH_CUT | F_CWD_CUT
+EXEC_FLAGS = (
+    F_EXE_DELETED | F_EXE_MEMFD | F_EXE_SCRIPT | F_EXE_PATH_CUT | F_CWD_CUT | F_EXE_PATH_DEEP
+    | F_CWD_DEEP
+)  # fmt: skip
 CUT_MARK = "/…"  # ends a path longer than PATH_LEN, of which the top was kept
 # filename, exe_path, cwd, argv_truncated, exit_code, signal, core_dumped, outcome, lifetime_ns
 # of events that are neither an exec nor an exit (ProcessEvent's defaults).
@@ -200,12 +205,19 @@ def path_of(names: bytes) -> str:
 def with_exec_flags(flags: int, context: tuple, path: str, cwd: str) -> tuple[tuple, str, str]:
     """(security context, executable's path, working directory) of an exec as its flags say:
     the context's last three fields are exe_flags(); a path the kernel kept only the top of
-    (bpf/path.h: longer than PATH_LEN) ends in CUT_MARK, what was left out being below it."""
+    (bpf/path.h: longer than PATH_LEN) ends in CUT_MARK, what was left out being below it; one
+    too deep for its walk is DEEP_PATH."""
     return (
         (*context[:-3], *exe_flags(flags)),
-        path + CUT_MARK if flags & F_EXE_PATH_CUT and path else path,
-        cwd + CUT_MARK if flags & F_CWD_CUT and cwd else cwd,
+        shown_path(path, flags & F_EXE_PATH_CUT, flags & F_EXE_PATH_DEEP),
+        shown_path(cwd, flags & F_CWD_CUT, flags & F_CWD_DEEP),
     )
+
+
+def shown_path(path: str, cut: int, deep: int) -> str:
+    if deep:
+        return DEEP_PATH
+    return path + CUT_MARK if cut and path else path
 
 
 def exec_context(raw: bytes, ttys: TtyDrivers) -> tuple:

@@ -64,6 +64,7 @@ RECORD_SIZES = {
 F_ARGV_TRUNCATED, F_ARGV_UNKNOWN, F_OOM_KILLED, F_CGROUP_V1 = 1, 2, 4, 8
 F_EXE_DELETED, F_EXE_MEMFD, F_EXE_SCRIPT = 16, 32, 64
 F_EXE_PATH_CUT, F_CWD_CUT = 128, 256  # a path longer than PATH_LEN: its top was kept
+F_EXE_PATH_DEEP, F_CWD_DEEP = 512, 1024  # a path deeper than the kernel's walk: not known
 
 # enum cred_syscall: a cred_change's outcome.
 CRED_SYSCALLS = {

@@ -15,10 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from exporter.flags.rulebook import glob_pattern
+from schema.events import DEEP_PATH
 
 SHELLS = {"shells": "texts"}
 PARAMS = {
     "exec_from_tmp": {"paths": "texts", "interpreters": "texts?"},
+    "exec_from_deep_path": {},
     "exec_fileless": {},
     "network_tool_in_container": {"programs": "texts"},
     "shell_from_server": {"shells": "texts", "interpreters": "texts", "local_only": "texts"},
@@ -36,7 +38,10 @@ SECURITY_DEFAULTS = (0, None, AUID_UNSET, "", "", "", 0, 0)
 # directory. An exec's name bits (``name_bits``) are these, decided once per file name.
 SERVER_SHELL, NETWORK_TOOL, REVERSE_SHELL_PROGRAM, TERMINAL_SHELL, FROM_TMP = 1, 2, 4, 8, 16
 SCRIPT_RUNNER = 32  # exec_from_tmp's interpreters: the script it is given is looked at
+FROM_DEEP = 64  # the executed file is deeper than the kernel's path walk: where is not known
 EXEC_FROM_TMP = "exec_from_tmp"  # the rule FROM_TMP raises
+EXEC_FROM_DEEP_PATH = "exec_from_deep_path"  # and FROM_DEEP
+WHERE = FROM_TMP | FROM_DEEP  # the bits that say where the file is, not what the program is
 PROGRAM_CACHE_MAX = 4096
 # An event's security fields, in SECURITY_FIELDS order.
 SecurityReader = Callable[[Any], tuple]
@@ -100,6 +105,15 @@ def script_operand(interpreter: str, argv) -> str:
     return ""
 
 
+DEEP_WHERE = "a directory too deep for the kernel's path walk (over about 500 levels)"
+
+
+def too_deep(path: str) -> bool:
+    """Whether a path (``run_from``'s, ``in_cwd``'s) is in a directory too deep for the
+    kernel's walk: DEEP_PATH, or a relative name joined to it."""
+    return path == DEEP_PATH or path.startswith(DEEP_PATH + "/")
+
+
 def in_cwd(path: str, cwd: str) -> str:
     """``path``, a relative one joined to the working directory (as given where there is none)."""
     if path.startswith("/") or not cwd:
@@ -157,6 +171,7 @@ class ExecRules:
         tmp = rules.get("exec_from_tmp")
         self.tmp_paths = tuple(tmp.params["paths"]) if tmp else ()
         self.fileless = "exec_fileless" in rules
+        self.deep = EXEC_FROM_DEEP_PATH in rules
         self.privilege = "privilege_gain" in rules
         self._classes = [
             (SERVER_SHELL, _matcher(rules.get("shell_from_server"), "shells", "interpreters")),
@@ -194,13 +209,16 @@ class ExecRules:
 
     def name_bits(self, ev, program: str) -> int:
         """What an exec's names and program decide: FROM_TMP (the file run is under a watched
-        directory: ``run_from``) and the program's classes (0 for almost every exec: no rule
-        looks at it by name)."""
+        directory: ``run_from``), FROM_DEEP (it is too deep to tell) and the program's classes
+        (0 for almost every exec: no rule looks at it by name)."""
         bits = self._class_of.get(program)
         if bits is None:
             bits = self.program_class(program)
-        if self.tmp_paths and run_from(ev).startswith(self.tmp_paths):
+        where = run_from(ev)
+        if self.tmp_paths and where.startswith(self.tmp_paths):
             bits |= FROM_TMP
+        elif self.deep and too_deep(where):
+            bits |= FROM_DEEP
         return bits
 
     def suspect(self, cls: type) -> SuspectTest:
@@ -232,6 +250,8 @@ class ExecRules:
             which = f", which is {where}" if where != filename else ""
             emit(EXEC_FROM_TMP, ev, program,
                  f"{filename} executed{which} (from a temporary directory)")  # fmt: skip
+        if bits & FROM_DEEP and not self.repeat(EXEC_FROM_DEEP_PATH, ev, program, ev.parent_key):
+            emit(EXEC_FROM_DEEP_PATH, ev, program, f"{filename} executed from {DEEP_WHERE}")
         suspect = self._suspects.get(cls) or self.suspect(cls)
         if suspect(ev):
             uid, euid, auid, _, _, _, deleted, memfd = self.reader(cls)(ev)
@@ -244,9 +264,9 @@ class ExecRules:
                     f"{filename} runs as root (euid 0) for uid {uid}, login uid "
                     f"{_user(auid)}: setuid binary",
                 )  # fmt: skip
-        if bits & SCRIPT_RUNNER and not bits & FROM_TMP:
-            self._script_from_tmp(ev, program)
-        kind = bits & ~FROM_TMP
+        if bits & SCRIPT_RUNNER and not bits & WHERE:
+            self._script_place(ev, program)
+        kind = bits & ~WHERE
         if not kind:
             return
         stdin, stdout, tty = "", "", ""
@@ -282,9 +302,10 @@ class ExecRules:
                 f"shell {program} on terminal {tty} in container {container[:12]}",
             )
 
-    def _script_from_tmp(self, ev, interpreter: str) -> None:
-        """exec_from_tmp for a script given to an interpreter (``sh /tmp/x.sh``), named by the
-        script as a script run by its own path is (its repeats are told apart by it)."""
+    def _script_place(self, ev, interpreter: str) -> None:
+        """exec_from_tmp (or exec_from_deep_path) for a script given to an interpreter
+        (``sh /tmp/x.sh``; ``sh ./x.sh`` in a directory too deep to read), named by the script
+        as a script run by its own path is (its repeats are told apart by it)."""
         argv: Sequence[str] = getattr(ev, "argv", ())
         if interpreter == "busybox":  # busybox sh /tmp/x: its applet's, if one of the list
             if len(argv) < 2 or not self.program_class(argv[1]) & SCRIPT_RUNNER:
@@ -294,12 +315,15 @@ class ExecRules:
         if not operand:
             return
         script = in_cwd(operand, getattr(ev, "cwd", ""))
-        if not script.startswith(self.tmp_paths):
+        if script.startswith(self.tmp_paths):
+            rule, what = EXEC_FROM_TMP, f"the script {script} (from a temporary directory)"
+        elif self.deep and too_deep(script):
+            rule, what = EXEC_FROM_DEEP_PATH, f"the script {operand} from {DEEP_WHERE}"
+        else:
             return
         program = script.rpartition("/")[2] or operand
-        if not self.repeat(EXEC_FROM_TMP, ev, program, ev.parent_key):
-            what = f"{interpreter} ran the script {script} (from a temporary directory)"
-            self.emit(EXEC_FROM_TMP, ev, program, what)
+        if not self.repeat(rule, ev, program, ev.parent_key):
+            self.emit(rule, ev, program, f"{interpreter} ran {what}")
 
     def on_cred_change(self, ev, program: str) -> None:
         if not self.privilege:
