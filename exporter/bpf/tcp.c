@@ -52,9 +52,8 @@ BPF_PERCPU_ARRAY(conn_seq, u64, 1);                 /* per-CPU part of connectio
  * User space finds long-lived connections from small mmapable arrays, read from memory
  * with no system call per slot: the sockets, `conn_since`, the time each slot's connection
  * was established (0: not yet), and `conn_bytes`, its bytes so far. It looks up a connection
- * itself only to announce it
- * (exporter/probes/conn_table.py); `conns` is not mapped, as a mapping counts whole in the
- * exporter's resident memory. */
+ * itself only to announce it (exporter/probes/conn_table.py); `conns` is not mapped, as a
+ * mapping counts whole in the exporter's resident memory. */
 BPF_F_TABLE("array", u32, u64, conn_socks, CONN_SLOTS, BPF_F_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, conn_since, CONN_SLOTS, BPF_F_MMAPABLE);
 BPF_F_TABLE("array", u32, struct conn_bytes, conn_bytes, CONN_SLOTS, BPF_F_MMAPABLE);
