@@ -7,7 +7,8 @@ accounted for, and consumer CPU per event against a counting-only floor. And the
 a minimal exporter (one event per connection end, decoded, nothing else): how much of the cost
 any exporter that decodes every connection in Python cannot avoid. The kernel side alone: the
 probe with a consumer that only counts the records it reads from the ring buffer's memory, and
-the probe's hooks attached with programs that do nothing (what attaching them costs)."""
+the probe's hooks attached with programs that do nothing (what attaching them costs); and where
+its state-change program's time goes, by step, clocked inside a copy of it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -232,6 +234,64 @@ def programs_ns_per_request() -> tuple[float, str]:
     )
 
 
+# TCP states (exporter/bpf/tcp.h), to name the state changes.
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+}  # fmt: skip
+STATE_PROGRAM = """RAW_TRACEPOINT_PROBE(inet_sock_set_state)
+{
+    u64 sk = ctx->args[0];
+    int old = ctx->args[1], new = ctx->args[2];"""
+TIMED_STATE_PROGRAM = """BPF_PERCPU_ARRAY(step_ns, u64, 256);
+BPF_PERCPU_ARRAY(step_runs, u64, 256);
+static __always_inline int state_change(u64 sk, int old, int new);
+RAW_TRACEPOINT_PROBE(inet_sock_set_state)
+{
+    u64 started = bpf_ktime_get_ns();
+    int old = ctx->args[1], new = ctx->args[2];
+    state_change(ctx->args[0], old, new);
+    u64 ns = bpf_ktime_get_ns() - started;
+    u32 step = ((u32)new & 15) * 16 + ((u32)old & 15);
+    u64 *total = step_ns.lookup(&step), *runs = step_runs.lookup(&step);
+    if (total && runs) {
+        *total += ns;
+        *runs += 1;
+    }
+    return 0;
+}
+static __always_inline int state_change(u64 sk, int old, int new)
+{"""
+
+
+def state_changes_ns_per_request(workdir: Path) -> tuple[float, str]:
+    """(ns per request of the state-change program, its costliest steps), from a copy of tcp.c
+    whose state-change program reads the clock around its work and adds it up by step (old ->
+    new state). Each figure includes one clock read: a step that only returns shows its size."""
+    text = (BPF_DIR / "tcp.c").read_text()
+    if STATE_PROGRAM not in text:
+        raise RuntimeError("tcp.c's state-change program no longer begins as this bench expects")
+    timed = workdir / "tcp_timed.c"  # its headers come from BPF_DIR (-I)
+    timed.write_text(text.replace(STATE_PROGRAM, TIMED_STATE_PROGRAM))
+    probe = CountingDirectlyProbe(ProbeContext(host="bench"))
+    probe.source = str(timed)  # an absolute path: BPF_DIR / it is itself
+    probe.load()
+    try:
+        run = serve_and_load(probe.drain)
+        ns, runs = probe.bpf[b"step_ns"], probe.bpf[b"step_runs"]
+        steps = {step: (sum(ns[ns.Key(step)]), sum(runs[runs.Key(step)])) for step in range(256)}
+    finally:
+        probe.close()
+    per_request = {s: total / run.accepted for s, (total, n) in steps.items() if n}
+    costliest = sorted(per_request, key=per_request.__getitem__, reverse=True)[:6]
+    named = [
+        f"{TCP_STATES.get(s % 16, s % 16)} -> {TCP_STATES.get(s // 16, s // 16)} "
+        f"{per_request[s]:.0f} ns ({steps[s][1] / run.accepted:.1f} runs)"
+        for s in costliest
+    ]
+    return sum(per_request.values()), "; ".join(named) + " per request"
+
+
 def median(runs: list[Run], figure) -> float:
     return statistics.median(figure(r) for r in runs)
 
@@ -270,6 +330,8 @@ def run() -> list[Result]:
     floor_per_event = sum(r.consumer_cpu for r in floor) / floor_events * 1e6
     rounds = f"median of {ROUNDS} x {SECONDS} s wrk runs"
     programs_ns, largest = programs_ns_per_request()
+    with tempfile.TemporaryDirectory(prefix="gt-bench-tcp-") as workdir:
+        steps_ns, costliest = state_changes_ns_per_request(Path(workdir))
     return [
         Result(
             "loopback HTTP, new connection per request, with the TCP probe",
@@ -300,6 +362,11 @@ def run() -> list[Result]:
             "the TCP probe's BPF programs, their own run time per request (the kernel's bpf_stats, "
             "one run with a counting-only consumer)",
             programs_ns, "ns", note=largest,
+        ),
+        Result(
+            "the state-change program by step (old -> new state), clocked inside a copy of the "
+            "probe (one clock read in each figure)",
+            steps_ns, "ns", note=costliest,
         ),
         Result(
             "loopback HTTP with a minimal exporter (one event per connection end, decoded in "
