@@ -298,28 +298,25 @@ static __always_inline void count_close(u64 cgroup_id, u8 inbound, u64 duration,
     struct close_key key = {
         .cgroup_id = cgroup_id, .bucket = duration_bucket(duration), .inbound = inbound};
     struct close_counts zero = {};
-    u8 same_cgroup = b && b->cgroup_id == cgroup_id;
-    if (b && !same_cgroup) {
-        count_add(b->cgroup_id, C_BYTES_SENT, 0, inbound, O_OK, b->sent);
-        count_add(b->cgroup_id, C_BYTES_RECEIVED, 0, inbound, O_OK, b->received);
-    }
     struct close_counts *v = closes.lookup_or_try_init(&key, &zero);
+    u8 bytes_counted = 0;
     if (v) {
         v->closed++;
         v->duration_sum_us += duration / 1000;
-        if (same_cgroup) {
+        if (b && b->cgroup_id == cgroup_id) {
             v->bytes_sent += b->sent;
             v->bytes_received += b->received;
+            bytes_counted = 1;
         }
     } else {
-        if (same_cgroup) {
-            count_add(cgroup_id, C_BYTES_SENT, 0, inbound, O_OK, b->sent);
-            count_add(cgroup_id, C_BYTES_RECEIVED, 0, inbound, O_OK, b->received);
-        }
         u32 kind = C_DURATION;
         u64 *o = counts_overflow.lookup(&kind);
         if (o)
             (*o)++;
+    }
+    if (b && !bytes_counted) {
+        count_add(b->cgroup_id, C_BYTES_SENT, 0, inbound, O_OK, b->sent);
+        count_add(b->cgroup_id, C_BYTES_RECEIVED, 0, inbound, O_OK, b->received);
     }
 }
 
