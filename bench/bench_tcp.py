@@ -234,11 +234,6 @@ def programs_ns_per_request() -> tuple[float, str]:
     )
 
 
-# TCP states (exporter/bpf/tcp.h), to name the state changes.
-TCP_STATES = {
-    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
-}  # fmt: skip
 STATE_PROGRAM = """RAW_TRACEPOINT_PROBE(inet_sock_set_state)
 {
     u64 sk = ctx->args[0];
@@ -282,10 +277,14 @@ def state_changes_ns_per_request(workdir: Path) -> tuple[float, str]:
         steps = {step: (sum(ns[ns.Key(step)]), sum(runs[runs.Key(step)])) for step in range(256)}
     finally:
         probe.close()
+    states = {  # TCP_ESTABLISHED 1, ... in tcp.h, by number
+        int(n): name
+        for name, n in re.findall(r"#define TCP_(\w+) (\d+)", (BPF_DIR / "tcp.h").read_text())
+    }
     per_request = {s: total / run.accepted for s, (total, n) in steps.items() if n}
     costliest = sorted(per_request, key=per_request.__getitem__, reverse=True)[:6]
     named = [
-        f"{TCP_STATES.get(s % 16, s % 16)} -> {TCP_STATES.get(s // 16, s // 16)} "
+        f"{states.get(s % 16, s % 16)} -> {states.get(s // 16, s // 16)} "
         f"{per_request[s]:.0f} ns ({steps[s][1] / run.accepted:.1f} runs)"
         for s in costliest
     ]
