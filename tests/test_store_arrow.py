@@ -4,9 +4,12 @@ arrives exactly, and a batch Arrow cannot carry goes as JSON, judged by the stor
 from __future__ import annotations
 
 import dataclasses
+import time
 
+import numpy as np
 import pytest
 
+from schema.column_batch import Coded, ColumnBatch, concat
 from schema.events import UNSET_ID, ConnectionEvent
 from store.arrow_batch import arrow_stream
 from store.db import columnar
@@ -52,6 +55,46 @@ def test_every_event_type_fits_arrow_and_arrives_exactly(chdb_store):
         stored = {name: [row[i] for row in rows] for i, name in enumerate(names)}
         order = sorted(range(len(cols["event_id"])), key=lambda i: cols["event_id"][i])
         assert stored == {name: [values[i] for i in order] for name, values in cols.items()}
+
+
+def test_coded_text_arrives_exactly_though_its_values_repeat(chdb_store):
+    """Coded columns go as Arrow dictionaries, which ClickHouse refuses with a repeated value;
+    a Coded column's values repeat within a batch (two owners, one comm) and across batches
+    joined into one insert. Each row reads back as its own text, in a LowCardinality column
+    (comm) and in a String one (local_addr)."""
+    now = time.time_ns()  # (the store's TTL drops old rows on insert)
+    conns = [
+        ConnectionEvent(event_id=f"c-{i}", kind="close", time_ns=now, host="host-a", pid=i)
+        for i in range(6)
+    ]
+    cols = columnar(conns)["tcp_connection_events"]
+    comms = ["nginx", "curl", "nginx", "café ☕"]  # "nginx" twice: two processes, one name
+    addrs = ["10.0.0.1", "::1", "10.0.0.1"]
+    first = ColumnBatch(
+        ConnectionEvent,
+        {
+            **{n: v[:3] for n, v in cols.items()},
+            "comm": Coded(np.array([0, 2, 3]), comms),
+            "local_addr": Coded(np.array([2, 1, 0]), addrs),
+        },
+    )
+    second = ColumnBatch(ConnectionEvent, {
+        **{n: v[3:] for n, v in cols.items()},
+        "comm": Coded(np.array([1, 0, 2]), comms),
+        "local_addr": Coded(np.array([0, 0, 1]), addrs),
+    })  # fmt: skip
+    joined = concat([first, second])
+    assert arrow_stream("tcp_connection_events", joined) is not None
+    chdb_store.insert("tcp_connection_events", joined)
+    rows = chdb_store.query("SELECT pid, comm, local_addr FROM tcp_connection_events ORDER BY pid")
+    assert rows == [
+        (0, "nginx", "10.0.0.1"),
+        (1, "nginx", "::1"),
+        (2, "café ☕", "10.0.0.1"),
+        (3, "curl", "10.0.0.1"),
+        (4, "nginx", "10.0.0.1"),
+        (5, "nginx", "::1"),
+    ]
 
 
 def test_a_batch_arrow_cannot_carry_is_judged_by_the_store_as_before(chdb_store):
