@@ -24,7 +24,7 @@ from exporter.proc_scan import start_ticks
 from graph.traces import TraceAssembler
 from schema.events import FlagEvent, process_key
 from tests.cgroups import cgroup_dirs, docker_scope_v2, fake_container_id
-from tests.test_flags_live import flags_for, run_dir  # noqa: F401 (a fixture)
+from tests.test_flags_live import flags_for
 from tests.test_traces_live import PYTHON, SCORING, stored_flags
 
 pytestmark = pytest.mark.ebpf
@@ -103,7 +103,7 @@ def test_a_memfd_exec_is_fileless_and_critical(flagging_exporter):
 
 
 @pytest.mark.causes_flags("exec_fileless")
-def test_an_exec_of_a_deleted_file_is_fileless(flagging_exporter, run_dir):  # noqa: F811
+def test_an_exec_of_a_deleted_file_is_fileless(flagging_exporter, run_dir):
     exp, since, auid = flagging_exporter, time.time_ns(), 4502
     # Not in a temporary directory; a name the kernel's command name holds whole (15 bytes).
     program = run_dir / f"gt-del-{secrets.token_hex(3)}"
@@ -128,7 +128,7 @@ USER_RUNS = (
 
 
 @pytest.mark.causes_flags("privilege_gain")
-def test_a_setuid_root_binary_run_by_a_user_is_a_privilege_gain(flagging_exporter, run_dir):  # noqa: F811
+def test_a_setuid_root_binary_run_by_a_user_is_a_privilege_gain(flagging_exporter, run_dir):
     exp, since, auid = flagging_exporter, time.time_ns(), 4503
     run_dir.chmod(0o755)  # nobody must reach the program; /run is not mounted nosuid
     program = run_dir / f"gt-suid-{secrets.token_hex(3)}"

@@ -31,15 +31,6 @@ pytestmark = pytest.mark.ebpf
 THRESHOLDS = load_config().raw["thresholds"]
 
 
-@pytest.fixture
-def run_dir():
-    """A directory outside the temporary directories the rules watch (for programs the test
-    copies that must not be flagged for where they are)."""
-    path = Path(tempfile.mkdtemp(prefix="gt-flags-", dir="/run"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def flags_for(exp, rule: str, key: str, timeout: float = 15.0) -> list[FlagEvent]:
     return exp.wait_for(
         lambda e: isinstance(e, FlagEvent) and e.rule_id == rule and e.process_key == key,
