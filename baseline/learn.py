@@ -14,6 +14,7 @@ from baseline import queries as Q
 from exporter.flags.ancestry import Ancestry, program_of
 from graph.queries import Where
 from policy.model import Seen
+from schema.events import in_cwd
 
 KEYS_PER_QUERY = 1000
 NOUNS = {"exec": "exec", "parent": "exec", "user": "exec", "listen": "listen"}
@@ -57,7 +58,7 @@ def _processes(reader, params: dict, activity: Activity, workload: str | None) -
     anc = Ancestry(max_processes=len(rows) + 1)
     programs_before = _programs_before(reader, params["from_ns"], rows)
     add = activity.add
-    for kind, key, parent_key, filename, comm, uid, wl, t in rows:
+    for kind, key, parent_key, filename, cwd, comm, uid, wl, t in rows:
         if kind == "fork":
             if parent_key not in anc.procs and parent_key in programs_before:
                 anc.known(parent_key, "", programs_before[parent_key])
@@ -71,10 +72,11 @@ def _processes(reader, params: dict, activity: Activity, workload: str | None) -
             anc.known(key, parent_key, program)
         if not wl or not filename or (workload is not None and wl != workload):
             continue
-        add(wl, ("exec", filename), t, t)
+        path = in_cwd(filename, cwd)  # as the live detector names it (exporter/flags/policies.py)
+        add(wl, ("exec", path), t, t)
         if parent:
-            add(wl, ("parent", filename, parent), t, t)
-        add(wl, ("user", filename, uid), t, t)
+            add(wl, ("parent", path, parent), t, t)
+        add(wl, ("user", path, uid), t, t)
 
 
 def _programs_before(reader, start_ns: int, rows) -> dict[str, str]:

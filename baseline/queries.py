@@ -8,7 +8,7 @@ from graph.queries import WINDOW, in_set
 # Fork, exec and scan events of every workload in time order: the ancestry (which program
 # started which) is replayed from them, as the exporter's detector follows it live.
 PROCESSES = f"""
-SELECT kind, process_key, parent_key, filename, comm, uid, workload, time_ns
+SELECT kind, process_key, parent_key, filename, cwd, comm, uid, workload, time_ns
 FROM process_events
 WHERE {WINDOW} AND kind IN ('fork', 'exec', 'scan') AND process_key != ''
 ORDER BY time_ns"""

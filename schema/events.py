@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import posixpath
 from dataclasses import dataclass, field
 
 
@@ -104,6 +105,14 @@ def from_row(cls: type, row: tuple):
 # exe_path or cwd of an exec whose path is deeper than the kernel's walk reaches (bpf/path.h):
 # not a path, and no path's prefix.
 DEEP_PATH = "…"
+
+
+def in_cwd(path: str, cwd: str) -> str:
+    """An exec's file name as a path: a relative one joined to the working directory it ran in
+    (as given where that is not known)."""
+    if path.startswith("/") or not cwd:
+        return path
+    return posixpath.normpath(posixpath.join(cwd, path))
 
 
 @row_class

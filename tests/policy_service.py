@@ -2,6 +2,7 @@
 
 Prints its listening port, then per command line one answer line:
   exec PATH [ARG...]  runs the program (a child of the service), prints "done"
+  exec_in DIR PATH [ARG...]  the same, in working directory DIR (PATH may be relative to it)
   connect PORT        connects to 127.0.0.1:PORT, sends a byte, reads one, closes; "done"
   hold PORT           connects to 127.0.0.1:PORT and keeps the connection open; "done"
   release             sends a byte on each held connection, reads one, closes it; "done"
@@ -32,6 +33,8 @@ def main() -> None:
         answer = "done"
         if command == "exec":
             subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        elif command == "exec_in":
+            subprocess.run(args[1:], check=True, stdout=subprocess.DEVNULL, cwd=args[0])
         elif command == "connect":
             with socket.create_connection(("127.0.0.1", int(args[0]))) as conn:
                 conn.sendall(b"x")

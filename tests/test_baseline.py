@@ -182,7 +182,7 @@ POLICY_TESTS = Path(__file__).parent / "baseline" / "policy_test.yaml"
 def test_policy_tests_pass_on_recorded_events(capsys):
     assert main(["baseline", "test", str(POLICY_TESTS)]) == 0
     out = capsys.readouterr().out
-    assert out.count("ok   ") == 3 and out.rstrip().endswith("SUCCESS")
+    assert out.count("ok   ") == 4 and out.rstrip().endswith("SUCCESS")
 
 
 def test_a_failing_policy_test_prints_a_diff(tmp_path, capsys):

@@ -27,9 +27,10 @@ from exporter.probes.tcp import TcpProbe
 from exporter.proc_scan import start_ticks
 from policy.files import file_name, render
 from policy.model import KINDS
-from schema.events import ConnectionEvent, FlagEvent, process_key
+from schema.events import ConnectionEvent, FlagEvent, ProcessEvent, process_key
 from tests.cgroups import cgroup_dirs, random_service_unit, service_v2
 from tests.test_baseline_live import PYTHON, SERVICE, Peer, Service, stored
+from tests.test_flags_live import copy_program
 from testservices.alert_stack import poll
 
 HOST = "test-host"  # exporter_config's
@@ -297,3 +298,56 @@ def test_a_loop_is_flagged_once_and_counted_every_time(policy_exporter, service)
         assert exp.scrape()[raised] - flagged_before == LOOP + 1  # every one, stored or repeat
     finally:
         new.close()
+
+
+def test_a_program_run_by_a_relative_name_is_known_by_its_directory(
+    policy_exporter, service, run_dir
+):
+    """The service runs ./tool in its own directory: its policy allows that directory's tool,
+    named by its full path. The same ./tool run from another directory is a new program, flagged
+    with where it ran from: a policy that knew it as ./tool would allow a file of that name
+    anywhere, /tmp included."""
+    exp, s = policy_exporter, service
+    home, elsewhere = run_dir / "app", run_dir / "elsewhere"
+    for directory in (home, elsewhere):
+        directory.mkdir()
+        copy_program("/bin/true", directory, "tool")
+
+    start_ns = time.time_ns()
+    assert s.ask(f"exec_in {home} ./tool") == "done"
+    wait_execs_stored(exp.reader, s.workload, ("./tool",), 1)
+    learn_and_load(exp, s, start_ns)
+    entries = exp.exporter.detector.policy_family.policies[s.workload].entries
+    assert ("exec", f"{home}/tool") in entries
+    assert not any(key[1].startswith("./") for key in entries if key[0] == "exec")
+
+    assert s.ask(f"exec_in {elsewhere} ./tool") == "done"
+    assert s.ask(f"exec_in {home} ./tool") == "done"  # as learned: nothing
+    poll(
+        "./tool run once from the other directory and twice from the service's, in the sink",
+        lambda: len(execs_in(exp, elsewhere)) == 1 and len(execs_in(exp, home)) == 2,
+        WAIT_SECONDS,
+    )
+    (away,) = execs_in(exp, elsewhere)
+    exp.caught_up()
+
+    assert flags_of(exp, s.workload) == [("policy_exec", away.process_key)]
+    (flag,) = [
+        f
+        for f in exp.sink.snapshot()
+        if isinstance(f, FlagEvent) and f.workload == s.workload and f.rule_id == "policy_exec"
+    ]
+    assert f"new executable {elsewhere}/tool" in flag.description
+    assert deviation_counts(exp, s.workload)["exec"] == 1
+
+
+def execs_in(exp, directory) -> list[ProcessEvent]:
+    """The execs of ./tool run in directory, in the sink."""
+    return [
+        e
+        for e in exp.sink.snapshot()
+        if isinstance(e, ProcessEvent)
+        and e.kind == "exec"
+        and e.filename == "./tool"
+        and e.cwd == str(directory)
+    ]

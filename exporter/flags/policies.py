@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from exporter.flags.ancestry import NOT_KNOWN, PROGRAM
 from exporter.flags.flag_about import flag_about
 from policy.model import KINDS, Policy, describe
+from schema.events import in_cwd
 
 FLAGGED_MAX = 65536  # (process, deviation) pairs remembered; past it, forgotten all at once
 ALLOWED_MAX = 4096  # execs remembered as allowed, per workload; past it, forgotten all at once
@@ -61,10 +62,13 @@ class PolicyFamily:
             allowed = self._allowed.get(ev.workload)
             if allowed is None:
                 allowed = self._allowed[ev.workload] = set()
-            seen = (ev.filename, parent, ev.uid)
+            # ./tool is the tool of the directory it ran in: by its name alone, a policy would
+            # allow a file of that name run from anywhere.
+            path = in_cwd(ev.filename, ev.cwd)
+            seen = (path, parent, ev.uid)
             if seen in allowed:
                 return
-            found = policy.exec_deviation(ev.filename, parent, ev.uid)
+            found = policy.exec_deviation(path, parent, ev.uid)
             if found is not None:
                 self._deviation(policy, found, ev, program, ev.parent_key)
             else:

@@ -9,13 +9,12 @@ exporter whose probe does not record them yet.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from exporter.flags.rulebook import glob_pattern
-from schema.events import DEEP_PATH
+from schema.events import DEEP_PATH, in_cwd
 
 SHELLS = {"shells": "texts"}
 PARAMS = {
@@ -112,13 +111,6 @@ def too_deep(path: str) -> bool:
     """Whether a path (``run_from``'s, ``in_cwd``'s) is in a directory too deep for the
     kernel's walk: DEEP_PATH, or a relative name joined to it."""
     return path == DEEP_PATH or path.startswith(DEEP_PATH + "/")
-
-
-def in_cwd(path: str, cwd: str) -> str:
-    """``path``, a relative one joined to the working directory (as given where there is none)."""
-    if path.startswith("/") or not cwd:
-        return path
-    return posixpath.normpath(posixpath.join(cwd, path))
 
 
 def _field_expressions(cls: type) -> dict[str, str]:
