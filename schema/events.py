@@ -109,9 +109,13 @@ DEEP_PATH = "…"
 
 def in_cwd(path: str, cwd: str) -> str:
     """An exec's file name as a path: a relative one joined to the working directory it ran in
-    (as given where that is not known)."""
+    (as given where that is not known). Joined to DEEP_PATH it stays under it: '..' cannot
+    climb out of a directory whose path is not known (``../x`` normalized against it would
+    read as the plain name ``x``)."""
     if path.startswith("/") or not cwd:
         return path
+    if cwd == DEEP_PATH:
+        return f"{DEEP_PATH}/{path}"
     return posixpath.normpath(posixpath.join(cwd, path))
 
 

@@ -201,23 +201,27 @@ def test_exec_from_tmp_sees_a_deep_or_long_path(flagging_exporter):
 def test_a_program_too_deep_for_the_path_walk_is_flagged(flagging_exporter):
     """./payload run 600 directories down under /tmp, past what the kernel's walk of an exec's
     paths reaches: its exe_path and cwd are DEEP_PATH, so exec_from_tmp cannot see it is in
-    /tmp, and exec_from_deep_path flags it; so is `sh ./stage.sh` run there. /bin/true run
-    there is not flagged, read once the others' flags are there."""
+    /tmp, and exec_from_deep_path flags it; so are `sh ./stage.sh` run there and `sh ../up.sh`
+    (one directory up is as far from known). /bin/true run there is not flagged, read once the
+    others' flags are there."""
     exp = flagging_exporter
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         deep = Path(os.path.realpath(tmp)).joinpath(*["d"] * 600)
         deep.mkdir(parents=True)
         payload = copy_program("/bin/true", deep, f"payload-{secrets.token_hex(3)}")
         Path(deep, "stage.sh").write_text("exit 0\n")  # read by sh: not executable
+        Path(deep.parent, "up.sh").write_text("exit 0\n")
         keys, execs = run_each(exp, (("system", ["/bin/true"], deep),
                                      ("payload", [f"./{payload.name}"], deep),
-                                     ("script", ["/bin/sh", "./stage.sh"], deep)))  # fmt: skip
+                                     ("script", ["/bin/sh", "./stage.sh"], deep),
+                                     ("up", ["/bin/sh", "../up.sh"], deep)))  # fmt: skip
     system_key = keys.pop("system")
     flags = {name: flags_for(exp, "exec_from_deep_path", key)[0] for name, key in keys.items()}
     where = "a directory too deep for the kernel's path walk (over about 500 levels)"
     assert {name: (f.program, f.description) for name, f in flags.items()} == {
         "payload": (payload.name, f"./{payload.name} executed from {where}"),
         "script": ("stage.sh", f"sh ran the script ./stage.sh from {where}"),
+        "up": ("up.sh", f"sh ran the script ../up.sh from {where}"),
     }
     assert (execs["payload"].exe_path, execs["payload"].cwd) == (DEEP_PATH, DEEP_PATH)
     assert (execs["system"].exe_path, execs["system"].cwd) == (
