@@ -175,6 +175,24 @@ def test_exec_from_tmp_sees_a_script_given_to_an_interpreter(flagging_exporter):
 
 
 @pytest.mark.causes_flags("exec_from_tmp")
+def test_exec_from_the_lock_directory_every_user_may_write_is_flagged(flagging_exporter):
+    """/run/lock is writable by every user, as /tmp is: a program dropped there and run is
+    flagged, by where the file is."""
+    exp = flagging_exporter
+    lock = Path("/run/lock")
+    lock.mkdir(mode=0o1777, exist_ok=True)  # Debian's; a bare machine may not have it
+    program = copy_program("/bin/true", lock, f"gt-dropped-{secrets.token_hex(3)}")
+    try:
+        child = subprocess.Popen([str(program)])
+        assert child.wait() == 0
+    finally:
+        program.unlink()
+    (flag,) = flags_for(exp, "exec_from_tmp", key_of(exp, child.pid))
+    assert (flag.pid, flag.program) == (child.pid, program.name)
+    assert str(program) in flag.description
+
+
+@pytest.mark.causes_flags("exec_from_tmp")
 def test_exec_from_tmp_sees_a_deep_or_long_path(flagging_exporter):
     """./x run from 40 directories down in /tmp, and from under three 200-byte names (whose
     path the kernel keeps only the top of): where they are is still read, so both are flagged
