@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 
@@ -109,14 +110,28 @@ DEEP_PATH = "…"
 
 def in_cwd(path: str, cwd: str) -> str:
     """An exec's file name as a path: a relative one joined to the working directory it ran in
-    (as given where that is not known). Joined to DEEP_PATH it stays under it: '..' cannot
-    climb out of a directory whose path is not known (``../x`` normalized against it would
-    read as the plain name ``x``)."""
-    if path.startswith("/") or not cwd:
+    (as given where that is not known), and one that names the same file in another way
+    normalized (``//tmp/x``, ``/usr/../tmp/x``, ``/proc/self/cwd/x``): a rule that reads where
+    a file is by its path's start must not be told another start.
+
+    Joined to DEEP_PATH it stays under it: '..' cannot climb out of a directory whose path is
+    not known (``../x`` normalized against it would read as the plain name ``x``)."""
+    if path.startswith("/"):
+        own_cwd = PROC_SELF_CWD.match(path)
+        if own_cwd and cwd and cwd != DEEP_PATH:
+            path = cwd + path[own_cwd.end() :]
+        if "//" in path or "/." in path:
+            path = "/" + posixpath.normpath(path).lstrip("/")  # (normpath keeps a leading //)
+        return path
+    if not cwd:
         return path
     if cwd == DEEP_PATH:
         return f"{DEEP_PATH}/{path}"
     return posixpath.normpath(posixpath.join(cwd, path))
+
+
+# The process's own working directory, as /proc names it.
+PROC_SELF_CWD = re.compile(r"/proc/(?:self|thread-self)/cwd(?=/|\Z)")
 
 
 @row_class

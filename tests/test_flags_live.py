@@ -174,6 +174,24 @@ def test_exec_from_tmp_sees_a_script_given_to_an_interpreter(flagging_exporter):
     ]
 
 
+@pytest.mark.causes_flags("reverse_shell")
+def test_a_shell_run_by_another_name_with_a_socket_is_a_reverse_shell(flagging_exporter, run_dir):
+    """bash run through a link named like a kernel thread, its standard input and output a
+    socket: the rules judge the file the kernel ran, not the name its runner chose."""
+    exp = flagging_exporter
+    link = run_dir / f"kworker-{secrets.token_hex(3)}"
+    link.symlink_to("/bin/bash")
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        child = subprocess.Popen([str(link), "-c", "exit 3"], stdin=theirs, stdout=theirs)
+        assert child.wait() == 3
+    (exec_,) = exp.events_of(child.pid, ("exec",))["exec"]
+    assert (exec_.filename, exec_.exe_path) == (str(link), os.path.realpath("/bin/bash"))
+    (flag,) = flags_for(exp, "reverse_shell", exec_.process_key)
+    assert (flag.pid, flag.program) == (child.pid, link.name)
+    assert "socket" in flag.description
+
+
 @pytest.mark.causes_flags("exec_from_tmp")
 def test_exec_from_the_lock_directory_every_user_may_write_is_flagged(flagging_exporter):
     """/run/lock is writable by every user, as /tmp is: a program dropped there and run is

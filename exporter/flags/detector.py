@@ -29,7 +29,13 @@ from collections import Counter, defaultdict
 
 from exporter.flags.ancestry import FD_PATH, NOT_KNOWN, PROGRAM, SERVER, Ancestry, program_of
 from exporter.flags.families.connect_rules import ConnectRules
-from exporter.flags.families.exec_rules import EXEC_FROM_TMP, FROM_TMP, ExecRules
+from exporter.flags.families.exec_rules import (
+    EXEC_FROM_TMP,
+    FROM_TMP,
+    ExecRules,
+    chosen_by_argv,
+    exe_name,
+)
 from exporter.flags.families.exit_rules import ExitRules
 from exporter.flags.flag_about import flag_about
 from exporter.flags.rulebook import Rulebook
@@ -249,7 +255,12 @@ class Detector:
         filename = ev.filename
         program = program_of(filename, ev.comm, getattr(ev, "argv", ()))
         found = (program, self.exec_rules.name_bits(ev, program))
-        if filename and not FD_PATH.match(filename):  # an fd's path names no one program
+        # An fd's path names no one program; busybox's or ld.so's argv says which it runs.
+        if (
+            filename
+            and not FD_PATH.match(filename)
+            and not chosen_by_argv(ev, exe_name(ev), program)
+        ):
             self._programs[name] = found
         return found
 

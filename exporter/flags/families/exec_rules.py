@@ -54,9 +54,60 @@ def run_from(ev) -> str:
     is none (a memfd, a recording made before the field), the file name it was given, a
     relative one joined to the working directory."""
     path = getattr(ev, "exe_path", "")
-    if path and not getattr(ev, "exe_script", 0):
+    if path and not getattr(ev, "exe_script", False):
         return path
     return in_cwd(ev.filename, getattr(ev, "cwd", ""))
+
+
+# One file that is many programs, chosen by the name it is run by: its path says nothing of which.
+MULTI_CALL = {"busybox", "toybox"}
+
+
+def exe_name(ev) -> str:
+    """The base name of the file the kernel ran, where it says which program runs: '' for a
+    script (its exe_path is its interpreter's; the script is what runs), a multi-call binary,
+    or a path not read."""
+    path = getattr(ev, "exe_path", "")
+    if not path or getattr(ev, "exe_script", False):
+        return ""
+    name = path.rpartition("/")[2]
+    return "" if name in MULTI_CALL or name == DEEP_PATH else name
+
+
+def is_multi_call(ev) -> bool:
+    """Whether the exec is of a multi-call binary (by the file the kernel ran, else by name)."""
+    path = getattr(ev, "exe_path", "") or ev.filename
+    return path.rpartition("/")[2] in MULTI_CALL
+
+
+def applet_of(argv) -> tuple[str, Sequence[str]]:
+    """(the program a multi-call binary runs, its argv): busybox picks it by argv[0]'s base name
+    (``exec -a nc /bin/busybox``, a link /bin/sh), or by argv[1] where argv[0] names busybox
+    itself (``busybox nc``)."""
+    name = argv[0].rpartition("/")[2] if argv else ""
+    if name in MULTI_CALL:
+        argv = argv[1:]
+        name = argv[0].rpartition("/")[2] if argv else ""
+    return name, argv
+
+
+LOADER_OPTIONS = {"--library-path", "--inhibit-rpath", "--audit", "--preload", "--argv0",
+                  "--glibc-hwcaps-prefix", "--glibc-hwcaps-mask"}  # fmt: skip
+LOADERS = ("ld-linux", "ld.so")
+
+
+def loaded_program(ev, name: str) -> str:
+    """The program the dynamic loader runs (``ld.so /bin/bash -i``), where the exec (named
+    ``name``) is of the loader; else ''."""
+    if not name.startswith(LOADERS):
+        return ""
+    return script_operand(name, getattr(ev, "argv", ())).rpartition("/")[2]
+
+
+def chosen_by_argv(ev, exe: str, program: str) -> bool:
+    """Whether the program an exec runs is chosen by its argv (busybox's applet, ld.so's
+    program): its classes are then not kept per file name."""
+    return is_multi_call(ev) or (exe or program).startswith(LOADERS)
 
 
 # An interpreter's options after which its code comes inline, not from a file (a file that code
@@ -66,6 +117,7 @@ def run_from(ev) -> str:
 # place (`bash --rcfile /etc/profile /tmp/x.sh`), so each list is the interpreter's manual's.
 INTERPRETER_OPTIONS = {
     "python": ({"-c", "-m"}, {"-W", "-X", "--check-hash-based-pycs"}),
+    "pypy": ({"-c", "-m"}, {"-W", "-X", "--jit"}),
     "perl": ({"-e", "-E"}, set()),  # (its other options take their values attached)
     "ruby": ({"-e"}, {"-I", "-r", "-C", "-E", "--encoding", "--external-encoding",
                       "--internal-encoding", "--enable", "--disable"}),
@@ -73,10 +125,15 @@ INTERPRETER_OPTIONS = {
              {"-r", "--require", "--import", "--loader", "--experimental-loader", "-C",
               "--conditions", "--env-file", "--input-type", "--inspect-port", "--title",
               "--redirect-warnings", "--icu-data-dir", "--openssl-config", "--report-dir",
-              "--diagnostic-dir", "--unhandled-rejections", "--dns-result-order"}),
+              "--diagnostic-dir", "--unhandled-rejections", "--dns-result-order",
+              "--disable-warning"}),
     # -B, -R and -E take code run around each input line, not instead of a script (-F FILE).
     "php": ({"-r"}, {"-c", "-d", "-z", "-t", "-S", "-B", "-R", "-E"}),
     "lua": ({"-e"}, {"-l"}),
+    "tclsh": (set(), {"-encoding"}),
+    # The dynamic loader (ld.so PROGRAM): its program is what it runs (ld.so(8)).
+    "ld-linux": (set(), LOADER_OPTIONS),
+    "ld.so": (set(), LOADER_OPTIONS),
 }  # fmt: skip
 SHELL_OPTIONS = ({"-c"}, {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 
@@ -97,10 +154,33 @@ def script_operand(interpreter: str, argv) -> str:
             return next(args, "")
         if arg[:1] not in ("-", "+") or arg in ("-", "+"):
             return "" if arg == "-" else arg
-        if arg in inline or (shell and arg[1] != "-" and arg.endswith("c")):
+        if arg in inline:
             return ""
         if arg in valued:
             next(args, None)
+        elif arg[1] != "-" and len(arg) > 2:  # a bundle of short options
+            found = _bundle(arg, inline, valued, shell)
+            if found == INLINE:
+                return ""
+            if found == VALUE:
+                next(args, None)
+    return ""
+
+
+INLINE, VALUE = "inline", "value"
+
+
+def _bundle(arg: str, inline: set, valued: set, shell: bool) -> str:
+    """What a bundle of short options does (``sh -ec``, ``bash -xo pipefail``, ``python3 -uW
+    ignore``): INLINE (one of them makes the code come inline: for a shell, c anywhere), VALUE
+    (its last one takes the next argument as its value), or ''. As getopt reads a bundle, the
+    letters after an option that takes a value are that value (``-Wignore``)."""
+    for at, letter in enumerate(arg[1:], 1):
+        option = arg[0] + letter
+        if option in inline or (shell and letter == "c"):
+            return INLINE
+        if option in valued:
+            return VALUE if at == len(arg) - 1 else ""
     return ""
 
 
@@ -202,10 +282,20 @@ class ExecRules:
     def name_bits(self, ev, program: str) -> int:
         """What an exec's names and program decide: FROM_TMP (the file run is under a watched
         directory: ``run_from``), FROM_DEEP (it is too deep to tell) and the program's classes
-        (0 for almost every exec: no rule looks at it by name)."""
+        (0 for almost every exec: no rule looks at it by name). The classes of the file the
+        kernel ran count too: a name is the runner's to choose (a symlink /tmp/x to bash, an
+        fd, argv[0] of an fd), the file is not."""
         bits = self._class_of.get(program)
         if bits is None:
             bits = self.program_class(program)
+        exe = exe_name(ev)
+        if exe and exe != program:
+            bits |= self.program_class(exe)
+        elif not exe and is_multi_call(ev):  # (not kept per name by the detector: see there)
+            bits |= self.program_class(applet_of(getattr(ev, "argv", ()))[0])
+        loaded = loaded_program(ev, exe or program)
+        if loaded:
+            bits |= self.program_class(loaded) & ~SCRIPT_RUNNER  # its place: _script_place
         where = run_from(ev)
         if self.tmp_paths and where.startswith(self.tmp_paths):
             bits |= FROM_TMP
@@ -257,7 +347,8 @@ class ExecRules:
                     f"{_user(auid)}: setuid binary",
                 )  # fmt: skip
         if bits & SCRIPT_RUNNER and not bits & WHERE:
-            self._script_place(ev, program)
+            runner = program if self.program_class(program) & SCRIPT_RUNNER else exe_name(ev)
+            self._script_place(ev, runner or program)
         kind = bits & ~WHERE
         if not kind:
             return
@@ -299,10 +390,10 @@ class ExecRules:
         (``sh /tmp/x.sh``; ``sh ./x.sh`` in a directory too deep to read), named by the script
         as a script run by its own path is (its repeats are told apart by it)."""
         argv: Sequence[str] = getattr(ev, "argv", ())
-        if interpreter == "busybox":  # busybox sh /tmp/x: its applet's, if one of the list
-            if len(argv) < 2 or not self.program_class(argv[1]) & SCRIPT_RUNNER:
+        if is_multi_call(ev):  # busybox sh /tmp/x: its applet's, if one of the list
+            interpreter, argv = applet_of(argv)
+            if not self.program_class(interpreter) & SCRIPT_RUNNER:
                 return
-            interpreter, argv = argv[1], argv[1:]
         operand = script_operand(interpreter, argv)
         if not operand:
             return
