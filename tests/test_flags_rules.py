@@ -192,6 +192,14 @@ def test_exec_from_tmp_may_leave_out_its_interpreters_not_its_paths(tmp_path):
         (["php", "-t", "/srv", "-S", "0:80", "/tmp/router.php"], "/tmp/router.php"),
         (["php", "-B", "$n = 0;", "-F", "/tmp/x.php"], "/tmp/x.php"),
         (["php", "-R", "echo $argn;"], ""),
+        # Bundles, read as getopt reads them: a value-taking option last takes the next
+        # argument; one with letters after it has them as its value.
+        (["bash", "-xo", "pipefail", "/tmp/x.sh"], "/tmp/x.sh"),
+        (["python3", "-uW", "ignore", "/tmp/x.py"], "/tmp/x.py"),
+        (["python3", "-uWignore", "/tmp/x.py"], "/tmp/x.py"),
+        (["bash", "-ce", "echo hi"], ""),  # c anywhere in a shell's bundle
+        (["python3", "-uc", "pass"], ""),
+        (["ld-linux-x86-64.so.2", "--library-path", "/lib", "/tmp/x"], "/tmp/x"),
     ],
 )
 def test_the_script_given_to_an_interpreter(argv, script):
