@@ -163,11 +163,12 @@ class Detector:
                     # Kept by file name, and by the executable's path where that differs (a
                     # relative name, a symlink, a script's interpreter): the program is named
                     # by the one, exec_from_tmp reads where the file is (run_from) from both.
-                    # (A relative name: a script's place depends on the working directory.)
+                    # (A relative name: a script's place depends on the working directory; so
+                    # does /proc/self/cwd/x's.)
                     filename, path = ev[FILENAME], ev[EXE_PATH]
                     name = (
                         filename if path == filename or not path
-                        else (filename, path) if filename[:1] == "/"
+                        else (filename, path) if filename[:1] == "/" and filename[:6] != "/proc/"
                         else (filename, path, ev[CWD])
                     )  # fmt: skip
                     program, bits = programs.get(name) or self._program(name, process_event(ev))
