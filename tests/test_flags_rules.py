@@ -11,7 +11,7 @@ import yaml
 
 from exporter.config import ConfigError, ExporterConfig
 from exporter.flags.detector import Detector
-from exporter.flags.families.exec_rules import script_operand
+from exporter.flags.families.exec_rules import read_arguments, script_operand
 from exporter.flags.rule_tests import _events, _LineLoader
 from exporter.flags.rulebook import DEFAULT_RULES_PATH, RulebookError, load_rulebook
 from groundtruth.cli import main
@@ -204,6 +204,23 @@ def test_exec_from_tmp_may_leave_out_its_interpreters_not_its_paths(tmp_path):
 )
 def test_the_script_given_to_an_interpreter(argv, script):
     assert script_operand(argv[0], argv) == script
+
+
+@pytest.mark.parametrize(
+    "argv, loaded",
+    [
+        (["bash", "--rcfile", "/tmp/x.sh", "-i"], ["/tmp/x.sh"]),
+        (["bash", "--init-file", "./rc", "/srv/x.sh"], ["./rc"]),
+        (["node", "-r", "/tmp/a.js", "--require=../b.js", "--import", "./c.mjs", "x.js"],
+         ["/tmp/a.js", "../b.js", "./c.mjs"]),
+        (["node", "-r", "ts-node/register", "x.ts"], []),  # a module name: not a path
+        (["ruby", "-r/tmp/x.rb", "-e0"], ["/tmp/x.rb"]),
+        (["ruby", "-rjson", "x.rb"], []),
+        (["python3", "-r", "/tmp/x"], []),  # python has no such option
+    ],
+)  # fmt: skip
+def test_the_files_an_interpreter_s_options_load(argv, loaded):
+    assert read_arguments(argv[0], argv)[1] == loaded
 
 
 def test_the_exporter_refuses_a_bad_rules_file(tmp_path):

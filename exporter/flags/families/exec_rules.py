@@ -136,6 +136,16 @@ INTERPRETER_OPTIONS = {
     "ld.so": (set(), LOADER_OPTIONS),
 }  # fmt: skip
 SHELL_OPTIONS = ({"-c"}, {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
+# Options whose value is a file the interpreter runs besides its script (bash --rcfile F, node
+# -r F, ruby -rF), by the start of its name as above (a shell's: SHELL_LOADS). A value that is
+# not a path (node -r ts-node/register, ruby -rjson: a module found on the load path) is not
+# read as one: only one starting with /, ./ or ../.
+LOADS = {
+    "node": {"-r", "--require", "--import", "--loader", "--experimental-loader"},
+    "ruby": {"-r"},
+}
+SHELL_LOADS = {"--rcfile", "--init-file"}
+PATH_STARTS = ("/", "./", "../")
 
 
 def script_operand(interpreter: str, argv) -> str:
@@ -143,28 +153,47 @@ def script_operand(interpreter: str, argv) -> str:
     ``python3 -u x.py``): its first argument that is neither an option nor an option's value;
     '' where there is none, or the code comes inline (``sh -c``, ``python3 -m``) or from
     standard input (``-``)."""
+    return read_arguments(interpreter, argv)[0]
+
+
+def read_arguments(interpreter: str, argv) -> tuple[str, list[str]]:
+    """(``script_operand``, the files its options load to run besides it: ``LOADS``)."""
     inline, valued = next(
         (o for start, o in INTERPRETER_OPTIONS.items() if interpreter.startswith(start)),
         SHELL_OPTIONS,
     )
     shell = inline is SHELL_OPTIONS[0]
+    loads = SHELL_LOADS if shell else _loads_of(interpreter)
+    loaded: list[str] = []
     args = iter(argv[1:])
     for arg in args:
         if arg == "--":
-            return next(args, "")
+            return next(args, ""), loaded
         if arg[:1] not in ("-", "+") or arg in ("-", "+"):
-            return "" if arg == "-" else arg
+            return ("" if arg == "-" else arg), loaded
         if arg in inline:
-            return ""
-        if arg in valued:
-            next(args, None)
+            return "", loaded
+        if arg in valued or arg in loads:
+            value = next(args, "")
+            if arg in loads and value.startswith(PATH_STARTS):
+                loaded.append(value)
+        elif (at := arg.find("=")) > 0 and arg[:at] in loads:  # --require=F
+            if arg[at + 1 :].startswith(PATH_STARTS):
+                loaded.append(arg[at + 1 :])
         elif arg[1] != "-" and len(arg) > 2:  # a bundle of short options
+            if arg[:2] in loads and arg[2:].startswith(PATH_STARTS):  # ruby -r/tmp/x.rb
+                loaded.append(arg[2:])
+                continue
             found = _bundle(arg, inline, valued, shell)
             if found == INLINE:
-                return ""
+                return "", loaded
             if found == VALUE:
                 next(args, None)
-    return ""
+    return "", loaded
+
+
+def _loads_of(interpreter: str) -> set:
+    return next((o for start, o in LOADS.items() if interpreter.startswith(start)), set())
 
 
 INLINE, VALUE = "inline", "value"
@@ -394,19 +423,22 @@ class ExecRules:
             interpreter, argv = applet_of(argv)
             if not self.program_class(interpreter) & SCRIPT_RUNNER:
                 return
-        operand = script_operand(interpreter, argv)
-        if not operand:
+        operand, loaded = read_arguments(interpreter, argv)
+        cwd = getattr(ev, "cwd", "")
+        for name, verb in [(f, "loaded") for f in loaded] + [(operand, "ran the script")]:
+            if not name:
+                continue
+            script = in_cwd(name, cwd)
+            if script.startswith(self.tmp_paths):
+                rule, what = EXEC_FROM_TMP, f"{script} (from a temporary directory)"
+            elif self.deep and too_deep(script):
+                rule, what = EXEC_FROM_DEEP_PATH, f"{name} from {DEEP_WHERE}"
+            else:
+                continue
+            program = script.rpartition("/")[2] or name
+            if not self.repeat(rule, ev, program, ev.parent_key):
+                self.emit(rule, ev, program, f"{interpreter} {verb} {what}")
             return
-        script = in_cwd(operand, getattr(ev, "cwd", ""))
-        if script.startswith(self.tmp_paths):
-            rule, what = EXEC_FROM_TMP, f"the script {script} (from a temporary directory)"
-        elif self.deep and too_deep(script):
-            rule, what = EXEC_FROM_DEEP_PATH, f"the script {operand} from {DEEP_WHERE}"
-        else:
-            return
-        program = script.rpartition("/")[2] or operand
-        if not self.repeat(rule, ev, program, ev.parent_key):
-            self.emit(rule, ev, program, f"{interpreter} ran {what}")
 
     def on_cred_change(self, ev, program: str) -> None:
         if not self.privilege:
