@@ -217,6 +217,13 @@ def test_the_script_given_to_an_interpreter(argv, script):
         (["ruby", "-r/tmp/x.rb", "-e0"], ["/tmp/x.rb"]),
         (["ruby", "-rjson", "x.rb"], []),
         (["python3", "-r", "/tmp/x"], []),  # python has no such option
+        # A shell's inline code sourcing a file by its path (`. x` alone searches PATH).
+        (["sh", "-c", ". /tmp/x.sh"], ["/tmp/x.sh"]),
+        (["bash", "-ec", "cd /; source '/tmp/y.sh' && echo"], ["/tmp/y.sh"]),
+        (["sh", "-c", "a; . ./rel/x.sh"], ["./rel/x.sh"]),
+        (["sh", "-c", "echo . /tmp/z"], []),  # an argument, not a command
+        (["sh", "-c", ". lib.sh"], []),
+        (["python3", "-c", ". /tmp/x"], []),  # not a shell
     ],
 )  # fmt: skip
 def test_the_files_an_interpreter_s_options_load(argv, loaded):

@@ -146,6 +146,10 @@ LOADS = {
 }
 SHELL_LOADS = {"--rcfile", "--init-file"}
 PATH_STARTS = ("/", "./", "../")
+# A shell's inline code that sources a file (sh -c '. /tmp/x', 'cd /; source /tmp/x'): the
+# file runs in that shell, no exec of its own. Only a name with a slash is a path (. x searches
+# PATH).
+SOURCED = re.compile(r"(?:^|[;&|(\n])\s*(?:\.|source)\s+['\"]?([^\s;&|'\")]*/[^\s;&|'\")]*)")
 
 
 def script_operand(interpreter: str, argv) -> str:
@@ -172,7 +176,7 @@ def read_arguments(interpreter: str, argv) -> tuple[str, list[str]]:
         if arg[:1] not in ("-", "+") or arg in ("-", "+"):
             return ("" if arg == "-" else arg), loaded
         if arg in inline:
-            return "", loaded
+            return "", _sourced(shell, next(args, ""), loaded)
         if arg in valued or arg in loads:
             value = next(args, "")
             if arg in loads and value.startswith(PATH_STARTS):
@@ -186,10 +190,15 @@ def read_arguments(interpreter: str, argv) -> tuple[str, list[str]]:
                 continue
             found = _bundle(arg, inline, valued, shell)
             if found == INLINE:
-                return "", loaded
+                return "", _sourced(shell, next(args, ""), loaded)
             if found == VALUE:
                 next(args, None)
     return "", loaded
+
+
+def _sourced(shell: bool, code: str, loaded: list[str]) -> list[str]:
+    """``loaded`` and, for a shell, the files its inline code sources."""
+    return loaded + SOURCED.findall(code) if shell else loaded
 
 
 def _loads_of(interpreter: str) -> set:
