@@ -149,18 +149,21 @@ def test_exec_from_tmp_sees_the_file_run_and_the_name_it_was_run_by(flagging_exp
 
 @pytest.mark.causes_flags("exec_from_tmp")
 def test_exec_from_tmp_sees_a_script_given_to_an_interpreter(flagging_exporter):
-    """sh /tmp/.../given.sh, and python3 -u given.py run in /tmp: flagged by the script, named
-    by it; sh -c run in /tmp (inline code, no script) is not flagged, read once the later
-    execs' flags are there."""
+    """sh /tmp/.../given.sh, python3 -u given.py run in /tmp, and sh -c '. /tmp/.../sourced.sh':
+    flagged by the script, named by it; sh -c run in /tmp (inline code, no script) is not
+    flagged, read once the later execs' flags are there."""
     exp = flagging_exporter
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         tmp = os.path.realpath(tmp)
         shell_script, python_script = Path(tmp, "given.sh"), Path(tmp, "given.py")
-        shell_script.write_text("exit 0\n")  # not executable: the interpreter reads it
+        sourced = Path(tmp, "sourced.sh")
+        for script in (shell_script, sourced):
+            script.write_text("exit 0\n")  # not executable: the interpreter reads it
         python_script.write_text("pass\n")
         runs = (("inline", ["/bin/sh", "-c", "exit 0"], tmp),
                 ("shell", ["/bin/sh", str(shell_script)], None),
-                ("python", ["/usr/bin/python3", "-u", "given.py"], tmp))  # fmt: skip
+                ("python", ["/usr/bin/python3", "-u", "given.py"], tmp),
+                ("sourced", ["/bin/sh", "-c", f". {sourced}"], None))  # fmt: skip
         keys, _ = run_each(exp, runs)
     inline_key = keys.pop("inline")
     flags = {name: flags_for(exp, "exec_from_tmp", key)[0] for name, key in keys.items()}
@@ -168,6 +171,7 @@ def test_exec_from_tmp_sees_a_script_given_to_an_interpreter(flagging_exporter):
         "shell": ("given.sh", f"sh ran the script {shell_script} (from a temporary directory)"),
         "python": ("given.py",
                    f"python3 ran the script {python_script} (from a temporary directory)"),
+        "sourced": ("sourced.sh", f"sh loaded {sourced} (from a temporary directory)"),
     }  # fmt: skip
     assert not [
         e for e in exp.sink.snapshot() if isinstance(e, FlagEvent) and e.process_key == inline_key
