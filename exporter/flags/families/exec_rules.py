@@ -331,9 +331,9 @@ class ExecRules:
             bits |= self.program_class(exe)
         elif not exe and is_multi_call(ev):  # (not kept per name by the detector: see there)
             bits |= self.program_class(applet_of(getattr(ev, "argv", ()))[0])
-        loaded = loaded_program(ev, exe or program)
-        if loaded:
-            bits |= self.program_class(loaded) & ~SCRIPT_RUNNER  # its place: _script_place
+        by_loader = loaded_program(ev, exe or program)
+        if by_loader:
+            bits |= self.program_class(by_loader) & ~SCRIPT_RUNNER  # its place: _script_place
         where = run_from(ev)
         if self.tmp_paths and where.startswith(self.tmp_paths):
             bits |= FROM_TMP
