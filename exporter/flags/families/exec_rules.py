@@ -334,12 +334,16 @@ class ExecRules:
         by_loader = loaded_program(ev, exe or program)
         if by_loader:
             bits |= self.program_class(by_loader) & ~SCRIPT_RUNNER  # its place: _script_place
-        where = run_from(ev)
-        if self.tmp_paths and where.startswith(self.tmp_paths):
-            bits |= FROM_TMP
-        elif self.deep and too_deep(where):
-            bits |= FROM_DEEP
-        return bits
+        return bits | self.place(run_from(ev))
+
+    def place(self, path: str) -> int:
+        """Where a file is, as the rules judge it: FROM_TMP (under a watched directory),
+        FROM_DEEP (too deep to tell), or 0."""
+        if self.tmp_paths and path.startswith(self.tmp_paths):
+            return FROM_TMP
+        if self.deep and too_deep(path):
+            return FROM_DEEP
+        return 0
 
     def suspect(self, cls: type) -> SuspectTest:
         found = self._suspects.get(cls)
@@ -438,9 +442,10 @@ class ExecRules:
             if not name:
                 continue
             script = in_cwd(name, cwd)
-            if script.startswith(self.tmp_paths):
+            where = self.place(script)
+            if where == FROM_TMP:
                 rule, what = EXEC_FROM_TMP, f"{script} (from a temporary directory)"
-            elif self.deep and too_deep(script):
+            elif where == FROM_DEEP:
                 rule, what = EXEC_FROM_DEEP_PATH, f"{name} from {DEEP_WHERE}"
             else:
                 continue
